@@ -1,0 +1,33 @@
+//! Generated protobuf and gRPC code for every BAC contract (`proto/bac/**`), plus the
+//! encoded descriptor set that servers hand to gRPC reflection so `grpcurl` works.
+#![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+/// Encoded `FileDescriptorSet` of all BAC protos, for tonic-reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bac_descriptor.bin"));
+
+pub use pbjson_types as wkt;
+
+pub mod common {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.common.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/bac.common.v1.serde.rs"));
+    }
+}
+pub mod integration {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.integration.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/bac.integration.v1.serde.rs"));
+    }
+}
+pub mod events {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.events.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/bac.events.v1.serde.rs"));
+    }
+}
+pub mod odoo {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.odoo.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/bac.odoo.v1.serde.rs"));
+    }
+}

@@ -1,0 +1,268 @@
+//! Configuration from `BAC_*` environment variables with working local defaults, validated
+//! before anything binds so a typo fails at start with a clear message.
+use std::{net::SocketAddr, time::Duration};
+
+use secrecy::SecretString;
+
+/// Which binary is starting; decides default ports, schema and names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    Gateway,
+    GoogleWorkspace,
+    Odoo,
+    Zoho,
+    Tally,
+    Messaging,
+}
+
+impl ServiceKind {
+    pub const ALL: [ServiceKind; 6] = [
+        ServiceKind::Gateway,
+        ServiceKind::GoogleWorkspace,
+        ServiceKind::Odoo,
+        ServiceKind::Zoho,
+        ServiceKind::Tally,
+        ServiceKind::Messaging,
+    ];
+
+    /// Integration key as it appears in REST paths and connection records.
+    pub fn key(self) -> &'static str {
+        match self {
+            ServiceKind::Gateway => "gateway",
+            ServiceKind::GoogleWorkspace => "google-workspace",
+            ServiceKind::Odoo => "odoo",
+            ServiceKind::Zoho => "zoho",
+            ServiceKind::Tally => "tally",
+            ServiceKind::Messaging => "messaging",
+        }
+    }
+
+    /// Postgres schema and Kafka topic segment (no dashes).
+    pub fn schema(self) -> &'static str {
+        match self {
+            ServiceKind::GoogleWorkspace => "google_workspace",
+            other => other.key(),
+        }
+    }
+
+    pub fn binary(self) -> &'static str {
+        match self {
+            ServiceKind::Gateway => "bac-gateway",
+            ServiceKind::GoogleWorkspace => "bac-google-workspace",
+            ServiceKind::Odoo => "bac-odoo",
+            ServiceKind::Zoho => "bac-zoho",
+            ServiceKind::Tally => "bac-tally",
+            ServiceKind::Messaging => "bac-messaging",
+        }
+    }
+
+    /// Offset of this service's ports: gRPC 50050 + n, metrics/health 9100 + n.
+    pub fn port_offset(self) -> u16 {
+        match self {
+            ServiceKind::Gateway => 0,
+            ServiceKind::GoogleWorkspace => 1,
+            ServiceKind::Odoo => 2,
+            ServiceKind::Zoho => 3,
+            ServiceKind::Tally => 4,
+            ServiceKind::Messaging => 5,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.key() == s || k.schema() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    pub addr: String,
+    /// Token auth (dev). Ignored when AppRole credentials are set.
+    pub token: Option<SecretString>,
+    pub role_id: Option<String>,
+    pub secret_id: Option<SecretString>,
+    /// KV v2 mount; credentials live at `<mount>/bac/<tenant>/<integration>/<connection>`.
+    pub mount: String,
+    /// How long a read secret is reused before Vault is asked again.
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic_partitions: i32,
+    pub topic_replication: i32,
+    /// librdkafka `message.timeout.ms`: how long one publish attempt may wait for a broker.
+    pub message_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub service: ServiceKind,
+    pub database_url: String,
+    pub database_pool_size: usize,
+    pub kafka: KafkaConfig,
+    pub vault: VaultConfig,
+    pub grpc_addr: SocketAddr,
+    /// Metrics and health (`/metrics`, `/healthz`, `/readyz`).
+    pub http_addr: SocketAddr,
+    /// Public REST API; only the gateway uses it.
+    pub api_addr: SocketAddr,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub otlp_endpoint: Option<String>,
+    pub shutdown_grace: Duration,
+    /// Deadline of one upstream HTTP call including retries.
+    pub upstream_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Config {
+    pub fn from_env(service: ServiceKind) -> Result<Self, ConfigError> {
+        Self::from_lookup(service, |k| std::env::var(k).ok())
+    }
+
+    /// Same as [`Config::from_env`] with an explicit variable source (tests).
+    pub fn from_lookup(
+        service: ServiceKind,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let off = service.port_offset();
+        let log_format = match get("BAC_LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => return Err(err("BAC_LOG_FORMAT", other, "expected json or pretty")),
+        };
+        Ok(Config {
+            service,
+            database_url: get("BAC_DATABASE_URL")
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/bac".into()),
+            database_pool_size: parse(&get, "BAC_DATABASE_POOL_SIZE", 16)?,
+            kafka: KafkaConfig {
+                brokers: get("BAC_KAFKA_BROKERS").unwrap_or_else(|| "127.0.0.1:9092".into()),
+                topic_partitions: parse(&get, "BAC_KAFKA_TOPIC_PARTITIONS", 3)?,
+                topic_replication: parse(&get, "BAC_KAFKA_TOPIC_REPLICATION", 1)?,
+                message_timeout: Duration::from_millis(parse(
+                    &get,
+                    "BAC_KAFKA_MESSAGE_TIMEOUT_MS",
+                    60_000,
+                )?),
+            },
+            vault: VaultConfig {
+                addr: get("BAC_VAULT_ADDR").unwrap_or_else(|| "http://127.0.0.1:8200".into()),
+                token: get("BAC_VAULT_TOKEN").map(SecretString::from),
+                role_id: get("BAC_VAULT_ROLE_ID"),
+                secret_id: get("BAC_VAULT_SECRET_ID").map(SecretString::from),
+                mount: get("BAC_VAULT_MOUNT").unwrap_or_else(|| "secret".into()),
+                cache_ttl: Duration::from_secs(parse(&get, "BAC_VAULT_CACHE_TTL_SECS", 30)?),
+            },
+            grpc_addr: addr(&get, "BAC_GRPC_ADDR", 50050 + off)?,
+            http_addr: addr(&get, "BAC_HTTP_ADDR", 9100 + off)?,
+            api_addr: addr(&get, "BAC_API_ADDR", 8080)?,
+            log_format,
+            log_filter: get("BAC_LOG").unwrap_or_else(|| "info".into()),
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            shutdown_grace: Duration::from_secs(parse(&get, "BAC_SHUTDOWN_GRACE_SECS", 20)?),
+            upstream_timeout: Duration::from_millis(parse(
+                &get,
+                "BAC_UPSTREAM_TIMEOUT_MS",
+                15_000,
+            )?),
+        })
+    }
+
+    /// Every variable [`Config::from_lookup`] reads; deployment manifests are checked against it.
+    pub const VARIABLES: &'static [&'static str] = &[
+        "BAC_DATABASE_URL",
+        "BAC_DATABASE_POOL_SIZE",
+        "BAC_KAFKA_BROKERS",
+        "BAC_KAFKA_TOPIC_PARTITIONS",
+        "BAC_KAFKA_TOPIC_REPLICATION",
+        "BAC_KAFKA_MESSAGE_TIMEOUT_MS",
+        "BAC_VAULT_ADDR",
+        "BAC_VAULT_TOKEN",
+        "BAC_VAULT_ROLE_ID",
+        "BAC_VAULT_SECRET_ID",
+        "BAC_VAULT_MOUNT",
+        "BAC_VAULT_CACHE_TTL_SECS",
+        "BAC_GRPC_ADDR",
+        "BAC_HTTP_ADDR",
+        "BAC_API_ADDR",
+        "BAC_LOG",
+        "BAC_LOG_FORMAT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "BAC_SHUTDOWN_GRACE_SECS",
+        "BAC_UPSTREAM_TIMEOUT_MS",
+    ];
+}
+
+fn err(var: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError {
+        var: var.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| err(var, &v, "not a valid number")),
+    }
+}
+
+fn addr(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default_port: u16,
+) -> Result<SocketAddr, ConfigError> {
+    match get(var) {
+        None => Ok(SocketAddr::from(([0, 0, 0, 0], default_port))),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| err(var, &v, "expected host:port, e.g. 0.0.0.0:8080")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_port_plan() {
+        let c = Config::from_lookup(ServiceKind::Odoo, |_| None).unwrap();
+        assert_eq!(c.grpc_addr.port(), 50052);
+        assert_eq!(c.http_addr.port(), 9102);
+        assert_eq!(c.kafka.topic_partitions, 3);
+    }
+
+    #[test]
+    fn bad_number_names_the_variable() {
+        let e = Config::from_lookup(ServiceKind::Zoho, |k| {
+            (k == "BAC_DATABASE_POOL_SIZE").then(|| "many".to_string())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("BAC_DATABASE_POOL_SIZE"));
+    }
+}

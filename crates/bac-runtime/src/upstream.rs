@@ -1,0 +1,277 @@
+//! The one HTTP client every integration uses to reach its upstream: a per-connection quota
+//! (governor), retries with exponential backoff and jitter (backon) on 429/5xx/timeouts that
+//! honour `Retry-After`, an overall deadline per call, and metrics per call. A request that is
+//! not idempotent is retried only when it certainly never reached the upstream.
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http::{HeaderMap, Method, StatusCode};
+use std::time::Instant;
+
+/// A request described as a value; adapters build these, [`UpstreamClient::send`] does the I/O.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// Safe to send twice (reads, or writes the upstream dedupes).
+    pub idempotent: bool,
+    /// Short name for metrics and logs, e.g. `crm.lead/create`.
+    pub operation: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not connect to {upstream}: {reason}")]
+    Connect { upstream: String, reason: String },
+    #[error("{upstream} did not answer within {after:?}")]
+    Timeout { upstream: String, after: Duration },
+    #[error("{upstream} is rate limiting (retry after {retry_after:?})")]
+    RateLimited {
+        upstream: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{upstream} answered HTTP {status}")]
+    Status { upstream: String, status: u16 },
+    #[error("building the request failed: {0}")]
+    Request(String),
+}
+
+/// Retry and deadline policy of one client.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// Whole call, retries included.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            deadline: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    policy: RetryPolicy,
+    /// Provider name for metrics (`odoo`, `zoho`...).
+    upstream: String,
+}
+
+impl UpstreamClient {
+    /// `per_second`: the provider's documented quota for one connection (None: unlimited).
+    pub fn new(upstream: &str, per_second: Option<u32>, policy: RetryPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        let limiter = per_second
+            .and_then(NonZeroU32::new)
+            .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        UpstreamClient {
+            http,
+            limiter,
+            policy,
+            upstream: upstream.to_string(),
+        }
+    }
+
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Sends `req`, retrying what may be retried, within the policy's deadline.
+    pub async fn send(&self, req: &UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        let deadline = self.policy.deadline;
+        match tokio::time::timeout(deadline, self.send_with_retries(req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.record(req, "timeout", Duration::ZERO);
+                Err(UpstreamError::Timeout {
+                    upstream: self.upstream.clone(),
+                    after: deadline,
+                })
+            }
+        }
+    }
+
+    async fn send_with_retries(
+        &self,
+        req: &UpstreamRequest,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let mut delays = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.policy.min_delay)
+            .with_max_delay(self.policy.max_delay)
+            .with_max_times(self.policy.max_retries)
+            .build();
+        loop {
+            if let Some(l) = &self.limiter {
+                l.until_ready().await;
+            }
+            let started = Instant::now();
+            let outcome = self.send_once(req).await;
+            let (retryable, wait_hint) = match &outcome {
+                Ok(resp) => {
+                    self.record(req, resp.status.as_str(), started.elapsed());
+                    self.record_quota(&resp.headers);
+                    let s = resp.status;
+                    if s == StatusCode::TOO_MANY_REQUESTS {
+                        (true, retry_after(&resp.headers))
+                    } else if s.is_server_error() && req.idempotent {
+                        (
+                            matches!(s.as_u16(), 502..=504) || s == 500,
+                            retry_after(&resp.headers),
+                        )
+                    } else {
+                        return outcome;
+                    }
+                }
+                Err(UpstreamError::Connect { .. }) => {
+                    self.record(req, "connect_error", started.elapsed());
+                    (true, None)
+                }
+                Err(UpstreamError::Timeout { .. }) => {
+                    self.record(req, "timeout", started.elapsed());
+                    (req.idempotent, None)
+                }
+                Err(_) => return outcome,
+            };
+            let next = if retryable { delays.next() } else { None };
+            match next {
+                Some(d) => {
+                    let wait = wait_hint.map_or(d, |ra| ra.max(d));
+                    tracing::debug!(upstream = %self.upstream, operation = %req.operation, wait_ms = wait.as_millis() as u64, "retrying upstream call");
+                    tokio::time::sleep(wait).await;
+                }
+                None => {
+                    return match outcome {
+                        Ok(resp) if resp.status == StatusCode::TOO_MANY_REQUESTS => {
+                            Err(UpstreamError::RateLimited {
+                                upstream: self.upstream.clone(),
+                                retry_after: retry_after(&resp.headers),
+                            })
+                        }
+                        other => other,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_once(&self, req: &UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        let mut builder = self
+            .http
+            .request(req.method.clone(), &req.url)
+            .timeout(self.policy.deadline);
+        for (k, v) in &req.headers {
+            builder = builder.header(k, v);
+        }
+        if let Some(b) = &req.body {
+            builder = builder.body(b.clone());
+        }
+        let resp = builder.send().await.map_err(|e| self.classify(e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| self.classify(e))?;
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn classify(&self, e: reqwest::Error) -> UpstreamError {
+        if e.is_timeout() {
+            UpstreamError::Timeout {
+                upstream: self.upstream.clone(),
+                after: self.policy.deadline,
+            }
+        } else if e.is_connect() {
+            UpstreamError::Connect {
+                upstream: self.upstream.clone(),
+                reason: e.without_url().to_string(),
+            }
+        } else if e.is_builder() {
+            UpstreamError::Request(e.without_url().to_string())
+        } else {
+            // Body or protocol errors after the request went out: the upstream may have acted.
+            UpstreamError::Timeout {
+                upstream: self.upstream.clone(),
+                after: self.policy.deadline,
+            }
+        }
+    }
+
+    fn record(&self, req: &UpstreamRequest, status: &str, took: Duration) {
+        let labels = [
+            ("upstream", self.upstream.clone()),
+            ("operation", req.operation.clone()),
+            ("status", status.to_string()),
+        ];
+        metrics::counter!("bac_upstream_requests_total", &labels).increment(1);
+        metrics::histogram!("bac_upstream_request_duration_seconds", &labels[..2])
+            .record(took.as_secs_f64());
+    }
+
+    /// Providers that publish `X-RateLimit-Remaining`/`-Limit` feed the quota gauge.
+    fn record_quota(&self, headers: &HeaderMap) {
+        let num = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        if let (Some(rem), Some(limit)) = (num("x-ratelimit-remaining"), num("x-ratelimit-limit")) {
+            if limit > 0.0 {
+                metrics::gauge!("bac_upstream_quota_remaining_ratio", "upstream" => self.upstream.clone())
+                    .set(rem / limit);
+            }
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+}

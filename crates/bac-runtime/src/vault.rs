@@ -1,0 +1,280 @@
+//! Vault (or OpenBao) KV v2: connection secrets at `<mount>/bac/<tenant>/<integration>/<id>`,
+//! written with check-and-set so concurrent replicas refreshing one token never overwrite each
+//! other, read through a short cache. Token auth for dev, AppRole for deployments.
+//!
+//! The KV v2 and AppRole surface we use is four HTTP calls, so this speaks the Vault HTTP API
+//! directly over the same reqwest stack as the upstream client, with every secret kept in a
+//! `SecretString` (nothing here ever formats a secret value).
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Map, Value};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::config::VaultConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("vault unreachable at {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("vault denied access (check BAC_VAULT_TOKEN or the AppRole policy)")]
+    Forbidden,
+    #[error("vault check-and-set conflict at {path}: the secret changed concurrently")]
+    CasConflict { path: String },
+    #[error("vault returned HTTP {status} for {path}")]
+    Status { status: u16, path: String },
+    #[error("vault answered with an unexpected body for {path}")]
+    Body { path: String },
+    #[error("vault is not configured: set BAC_VAULT_TOKEN or BAC_VAULT_ROLE_ID/BAC_VAULT_SECRET_ID")]
+    NoAuth,
+}
+
+/// A secret read from KV v2 with its version (for check-and-set).
+#[derive(Clone)]
+pub struct Secret {
+    pub data: HashMap<String, SecretString>,
+    pub version: u64,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("fields", &self.data.keys().collect::<Vec<_>>())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    cfg: VaultConfig,
+    token: RwLock<Option<SecretString>>,
+    cache: Mutex<HashMap<String, (Instant, Secret)>>,
+}
+
+impl Vault {
+    pub fn new(cfg: VaultConfig) -> Result<Self, VaultError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| VaultError::Unreachable {
+                addr: cfg.addr.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Vault {
+            inner: Arc::new(Inner {
+                http,
+                token: RwLock::new(cfg.token.clone()),
+                cfg,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The KV path of one connection's credentials.
+    pub fn connection_path(tenant: &str, integration: &str, connection: &str) -> String {
+        format!("bac/{tenant}/{integration}/{connection}")
+    }
+
+    fn url(&self, api: &str) -> String {
+        format!("{}/v1/{api}", self.inner.cfg.addr.trim_end_matches('/'))
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> VaultError {
+        VaultError::Unreachable {
+            addr: self.inner.cfg.addr.clone(),
+            reason: e.without_url().to_string(),
+        }
+    }
+
+    async fn token(&self) -> Result<SecretString, VaultError> {
+        if let Some(t) = self.inner.token.read().await.clone() {
+            return Ok(t);
+        }
+        self.login().await
+    }
+
+    /// AppRole login (`auth/approle/login`); the token is kept for later calls.
+    async fn login(&self) -> Result<SecretString, VaultError> {
+        let cfg = &self.inner.cfg;
+        let (Some(role), Some(secret)) = (&cfg.role_id, &cfg.secret_id) else {
+            return cfg.token.clone().ok_or(VaultError::NoAuth);
+        };
+        let resp = self
+            .inner
+            .http
+            .post(self.url("auth/approle/login"))
+            .json(&json!({"role_id": role, "secret_id": secret.expose_secret()}))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            return Err(VaultError::Forbidden);
+        }
+        let body: Value = resp.json().await.map_err(|e| self.unreachable(e))?;
+        let token = body["auth"]["client_token"]
+            .as_str()
+            .ok_or(VaultError::Body {
+                path: "auth/approle/login".into(),
+            })?;
+        let token = SecretString::from(token.to_string());
+        *self.inner.token.write().await = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        api: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, VaultError> {
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), self.url(api))
+                .header("X-Vault-Token", token.expose_secret());
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+            // An expired AppRole token: log in again once.
+            if resp.status() == reqwest::StatusCode::FORBIDDEN
+                && attempt == 0
+                && self.inner.cfg.role_id.is_some()
+            {
+                *self.inner.token.write().await = None;
+                continue;
+            }
+            return Ok(resp);
+        }
+        Err(VaultError::Forbidden)
+    }
+
+    /// Reads a KV v2 secret; `None` when it does not exist.
+    pub async fn read(&self, path: &str) -> Result<Option<Secret>, VaultError> {
+        let api = format!("{}/data/{path}", self.inner.cfg.mount);
+        let resp = self.call(reqwest::Method::GET, &api, None).await?;
+        match resp.status().as_u16() {
+            404 => return Ok(None),
+            403 => return Err(VaultError::Forbidden),
+            s if !(200..300).contains(&s) => {
+                return Err(VaultError::Status {
+                    status: s,
+                    path: path.into(),
+                })
+            }
+            _ => {}
+        }
+        let body: Value = resp.json().await.map_err(|e| self.unreachable(e))?;
+        let bad = || VaultError::Body { path: path.into() };
+        let version = body["data"]["metadata"]["version"]
+            .as_u64()
+            .ok_or_else(bad)?;
+        let data = body["data"]["data"]
+            .as_object()
+            .ok_or_else(bad)?
+            .iter()
+            .map(|(k, v)| {
+                let s = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+                (k.clone(), SecretString::from(s))
+            })
+            .collect();
+        Ok(Some(Secret { data, version }))
+    }
+
+    /// Like [`Vault::read`], reusing a value read within the configured TTL.
+    pub async fn read_cached(&self, path: &str) -> Result<Option<Secret>, VaultError> {
+        let ttl = self.inner.cfg.cache_ttl;
+        if let Some((at, s)) = self.inner.cache.lock().await.get(path) {
+            if at.elapsed() < ttl {
+                return Ok(Some(s.clone()));
+            }
+        }
+        let fresh = self.read(path).await?;
+        if let Some(s) = &fresh {
+            self.inner
+                .cache
+                .lock()
+                .await
+                .insert(path.to_string(), (Instant::now(), s.clone()));
+        }
+        Ok(fresh)
+    }
+
+    /// Writes a secret. `cas: Some(0)` creates only if absent; `Some(v)` updates only version v.
+    pub async fn write(
+        &self,
+        path: &str,
+        data: &HashMap<String, SecretString>,
+        cas: Option<u64>,
+    ) -> Result<u64, VaultError> {
+        let api = format!("{}/data/{path}", self.inner.cfg.mount);
+        let fields: Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.expose_secret().to_string())))
+            .collect();
+        let mut body = json!({ "data": fields });
+        if let Some(v) = cas {
+            body["options"] = json!({ "cas": v });
+        }
+        let resp = self.call(reqwest::Method::POST, &api, Some(&body)).await?;
+        self.inner.cache.lock().await.remove(path);
+        match resp.status().as_u16() {
+            200..=299 => {}
+            403 => return Err(VaultError::Forbidden),
+            400 if cas.is_some() => return Err(VaultError::CasConflict { path: path.into() }),
+            s => {
+                return Err(VaultError::Status {
+                    status: s,
+                    path: path.into(),
+                })
+            }
+        }
+        let body: Value = resp.json().await.map_err(|e| self.unreachable(e))?;
+        body["data"]["version"]
+            .as_u64()
+            .ok_or(VaultError::Body { path: path.into() })
+    }
+
+    /// Deletes every version and the metadata of a secret.
+    pub async fn delete(&self, path: &str) -> Result<(), VaultError> {
+        let api = format!("{}/metadata/{path}", self.inner.cfg.mount);
+        let resp = self.call(reqwest::Method::DELETE, &api, None).await?;
+        self.inner.cache.lock().await.remove(path);
+        match resp.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            403 => Err(VaultError::Forbidden),
+            s => Err(VaultError::Status {
+                status: s,
+                path: path.into(),
+            }),
+        }
+    }
+
+    /// `sys/health`: initialized, unsealed and active (or a standby) answers OK.
+    pub async fn ping(&self) -> Result<(), String> {
+        let resp = self
+            .inner
+            .http
+            .get(self.url("sys/health?standbyok=true"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e).to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("vault health answered HTTP {}", resp.status().as_u16()))
+        }
+    }
+}
