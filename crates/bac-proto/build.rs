@@ -19,10 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor)
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_protos(&files, &[root.clone()])?;
+        .compile_protos(&files, std::slice::from_ref(&root))?;
     let set = std::fs::read(&descriptor)?;
     pbjson_build::Builder::new()
         .register_descriptors(&set)?
+        // Event payloads keep the proto field names (snake_case, like the REST API) and
+        // carry every field, so consumers never guess at omitted defaults.
+        .preserve_proto_field_names()
+        .emit_fields()
         .build(&[".bac"])?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())

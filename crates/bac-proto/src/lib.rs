@@ -1,9 +1,16 @@
 //! Generated protobuf and gRPC code for every BAC contract (`proto/bac/**`), plus the
 //! encoded descriptor set that servers hand to gRPC reflection so `grpcurl` works.
-#![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::all,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs
+)]
 
 /// Encoded `FileDescriptorSet` of all BAC protos, for tonic-reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bac_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/bac_descriptor.bin"));
 
 pub use pbjson_types as wkt;
 

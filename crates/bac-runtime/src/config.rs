@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use secrecy::SecretString;
 
 /// Which binary is starting; decides default ports, schema and names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceKind {
     Gateway,
     GoogleWorkspace,
@@ -69,7 +69,9 @@ impl ServiceKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.key() == s || k.schema() == s)
+        Self::ALL
+            .into_iter()
+            .find(|k| k.key() == s || k.schema() == s)
     }
 }
 

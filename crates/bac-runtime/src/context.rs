@@ -36,8 +36,7 @@ impl RequestContext {
         Ok(RequestContext {
             tenant_id,
             principal: get(PRINCIPAL_HEADER).unwrap_or_else(|| "anonymous".into()),
-            request_id: get(REQUEST_ID_HEADER)
-                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            request_id: get(REQUEST_ID_HEADER).unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             traceparent: get(TRACEPARENT_HEADER),
         })
     }

@@ -1,11 +1,12 @@
 //! PostgreSQL: one pool per process, one schema per service (set as the connections'
 //! `search_path`), and migrations embedded in the binary, applied under an advisory lock so
 //! three replicas starting together apply each migration exactly once.
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use sha2::{Digest, Sha256};
 use tokio_postgres::NoTls;
 
-pub use deadpool_postgres::{Client, Transaction};
+pub use deadpool_postgres::{Client, Pool, Transaction};
+pub use tokio_postgres::types::ToSql;
 
 /// One embedded SQL migration. Applied in list order; identified by `name`.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +45,7 @@ pub fn pg_config(url: &str, schema: &str) -> Result<tokio_postgres::Config, DbEr
         DbError::Url(e.to_string())
     })?;
     cfg.options(format!("-c search_path={schema},public"));
-    cfg.application_name(&format!("bac-{schema}"));
+    cfg.application_name(format!("bac-{schema}"));
     cfg.connect_timeout(std::time::Duration::from_secs(5));
     Ok(cfg)
 }
@@ -91,7 +92,9 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
         {
             Ok(()) => {}
             // Another replica won the race.
-            Err(e) if e.code().is_some_and(|c| c.code() == "42P04" || c.code() == "23505") => {}
+            Err(e)
+                if e.code()
+                    .is_some_and(|c| c.code() == "42P04" || c.code() == "23505") => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -58,9 +58,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => Code::PermissionDenied,
             ErrorCode::NotConnected | ErrorCode::InvalidCredentials => Code::FailedPrecondition,
             ErrorCode::ConnectionTimeout => Code::DeadlineExceeded,
-            ErrorCode::UpstreamUnavailable | ErrorCode::SecretStoreUnavailable => {
-                Code::Unavailable
-            }
+            ErrorCode::UpstreamUnavailable | ErrorCode::SecretStoreUnavailable => Code::Unavailable,
             ErrorCode::UpstreamRateLimited => Code::ResourceExhausted,
             ErrorCode::NotImplemented => Code::Unimplemented,
             ErrorCode::Internal => Code::Internal,
@@ -145,9 +143,13 @@ mod tests {
 
     #[test]
     fn error_info_round_trips_through_a_status() {
-        let s = ServiceError::new("odoo", ErrorCode::InvalidCredentials, "Odoo refused the login")
-            .suggest("Update the connection's password")
-            .into_status();
+        let s = ServiceError::new(
+            "odoo",
+            ErrorCode::InvalidCredentials,
+            "Odoo refused the login",
+        )
+        .suggest("Update the connection's password")
+        .into_status();
         assert_eq!(s.code(), Code::FailedPrecondition);
         let info = status_info(&s);
         assert_eq!(info.error_code.as_deref(), Some("INVALID_CREDENTIALS"));

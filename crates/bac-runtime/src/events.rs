@@ -57,6 +57,13 @@ pub fn topic(integration_schema: &str, entity: &str) -> String {
     format!("bac.{integration_schema}.{entity}.v1")
 }
 
+/// Stable hash of a record's content, to tell a real change from a repeat.
+pub fn content_hash(v: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    // serde_json keeps object keys sorted (no preserve_order), so equal records hash equally.
+    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

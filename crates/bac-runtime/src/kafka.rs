@@ -18,7 +18,10 @@ pub enum KafkaError {
     #[error("kafka client: {0}")]
     Client(#[from] rdkafka::error::KafkaError),
     #[error("creating topic {topic}: {code}")]
-    CreateTopic { topic: String, code: RDKafkaErrorCode },
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
     #[error("kafka metadata: {0}")]
     Metadata(String),
 }
@@ -31,7 +34,10 @@ pub fn producer(cfg: &KafkaConfig, client_id: &str) -> Result<FutureProducer, Ka
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", cfg.message_timeout.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            cfg.message_timeout.as_millis().to_string(),
+        )
         // A topic that vanished (a broker that restarted empty) fails fast, so the relay
         // re-creates it instead of waiting out the default 30 s.
         .set("topic.metadata.propagation.max.ms", "3000")

@@ -10,13 +10,17 @@
 //!   publishes to Kafka with an idempotent producer; topics are declared, never auto-created.
 //! - [`vault`]: KV v2 secrets with check-and-set, token or AppRole auth.
 //! - [`upstream`]: the HTTP client for provider APIs (quota, retries, deadline, metrics).
+//! - [`connections`]: connection settings in Postgres, their secrets in Vault.
+//! - [`not_built`]: the shared stand-in gRPC service of integrations not built yet.
 //! - [`error`]: `error_code`s and their gRPC form.
 pub mod config;
+pub mod connections;
 pub mod context;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod kafka;
+pub mod not_built;
 pub mod observe;
 pub mod outbox;
 pub mod server;

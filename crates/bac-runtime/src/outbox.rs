@@ -25,7 +25,10 @@ use crate::{
 };
 
 /// Adds `event` to the outbox inside the caller's transaction.
-pub async fn enqueue(tx: &Transaction<'_>, event: &CloudEvent) -> Result<(), tokio_postgres::Error> {
+pub async fn enqueue(
+    tx: &Transaction<'_>,
+    event: &CloudEvent,
+) -> Result<(), tokio_postgres::Error> {
     let headers = serde_json::to_value(event.headers()).unwrap_or_default();
     tx.execute(
         "INSERT INTO outbox (event_id, tenant_id, topic, key, headers, payload)

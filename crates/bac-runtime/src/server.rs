@@ -140,7 +140,11 @@ impl Runtime {
         })
     }
 
-    async fn serve(self, routes: Routes, public: Option<(TcpListener, Router)>) -> anyhow::Result<()> {
+    async fn serve(
+        self,
+        routes: Routes,
+        public: Option<(TcpListener, Router)>,
+    ) -> anyhow::Result<()> {
         let (mut reporter, health) = tonic_health::server::health_reporter();
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(bac_proto::FILE_DESCRIPTOR_SET)
@@ -208,7 +212,13 @@ impl Runtime {
             }
         };
 
-        let all = async { tokio::try_join!(async { grpc.await.map_err(anyhow::Error::from) }, async { admin.await.map_err(anyhow::Error::from) }, async { api.await.map_err(anyhow::Error::from) }) };
+        let all = async {
+            tokio::try_join!(
+                async { grpc.await.map_err(anyhow::Error::from) },
+                async { admin.await.map_err(anyhow::Error::from) },
+                async { api.await.map_err(anyhow::Error::from) }
+            )
+        };
         tokio::pin!(all);
         let result = tokio::select! {
             r = &mut all => r.map(|_| ()),
@@ -289,7 +299,10 @@ impl Readiness {
 
 fn admin_router(readiness: Arc<Readiness>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { metrics_handle().render() }))
         .with_state(readiness)
@@ -342,7 +355,10 @@ where
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{}: cannot start the async runtime: {e}", kind.binary());

@@ -3,11 +3,7 @@
 //! context propagation so a REST call, its gRPC hops and its Kafka event share one trace.
 use std::collections::HashMap;
 
-use opentelemetry::{
-    propagation::Extractor,
-    trace::TracerProvider as _,
-    KeyValue,
-};
+use opentelemetry::{propagation::Extractor, trace::TracerProvider as _, KeyValue};
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::TracerProvider, Resource};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};

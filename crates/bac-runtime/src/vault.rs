@@ -29,7 +29,9 @@ pub enum VaultError {
     Status { status: u16, path: String },
     #[error("vault answered with an unexpected body for {path}")]
     Body { path: String },
-    #[error("vault is not configured: set BAC_VAULT_TOKEN or BAC_VAULT_ROLE_ID/BAC_VAULT_SECRET_ID")]
+    #[error(
+        "vault is not configured: set BAC_VAULT_TOKEN or BAC_VAULT_ROLE_ID/BAC_VAULT_SECRET_ID"
+    )]
     NoAuth,
 }
 
@@ -186,7 +188,10 @@ impl Vault {
             .ok_or_else(bad)?
             .iter()
             .map(|(k, v)| {
-                let s = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+                let s = v
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string());
                 (k.clone(), SecretString::from(s))
             })
             .collect();
@@ -274,7 +279,10 @@ impl Vault {
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(format!("vault health answered HTTP {}", resp.status().as_u16()))
+            Err(format!(
+                "vault health answered HTTP {}",
+                resp.status().as_u16()
+            ))
         }
     }
 }

@@ -1,0 +1,446 @@
+//! Test support for black-box tests of the fleet: real Postgres (a fresh database per test),
+//! a real Kafka protocol broker (a Tansu process per test, so outage tests can stop it), a real
+//! Vault API (OpenBao), the real Odoo sandbox, and the services' own `run` functions on random
+//! ports. Nothing here is used by the binaries.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+pub mod kafka;
+pub mod logs;
+
+use std::{
+    collections::HashMap,
+    net::{SocketAddr, TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use bac_runtime::{Config, Running, ServiceKind};
+
+/// A free TCP port on loopback (bound and released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn which(name: &str, env: &str) -> String {
+    if let Ok(p) = std::env::var(env) {
+        return p;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for dir in [root.join(".venv/bin"), dirs_home().join(".cargo/bin")] {
+        let p = dir.join(name);
+        if p.exists() {
+            return p.display().to_string();
+        }
+    }
+    name.to_string()
+}
+
+fn dirs_home() -> std::path::PathBuf {
+    std::env::var("HOME")
+        .map(Into::into)
+        .unwrap_or_else(|_| "/root".into())
+}
+
+/// A Tansu broker of this test's own (memory storage), killed on drop.
+pub struct Tansu {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Tansu {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(which("tansu", "TANSU_BIN"))
+            .args([
+                "broker",
+                "--storage-engine",
+                "memory://tansu/",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu not found: run scripts/install-deps (or set TANSU_BIN)");
+        assert!(
+            wait_port(port, Duration::from_secs(15)),
+            "tansu did not listen on {port}"
+        );
+        Tansu {
+            port,
+            child: Some(child),
+        }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill {sig} failed");
+        }
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Kills the broker and starts an empty one on the same port.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let fresh = Tansu::start_on(self.port);
+        *self = fresh;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill();
+    }
+}
+
+/// OpenBao: the one from `BAC_TEST_VAULT_ADDR`/`BAC_TEST_VAULT_TOKEN` (scripts/test starts it),
+/// or a dev server of this test's own.
+pub struct Vault {
+    pub addr: String,
+    pub token: String,
+    child: Option<Child>,
+}
+
+impl Vault {
+    pub fn get() -> Vault {
+        if let (Ok(addr), Ok(token)) = (
+            std::env::var("BAC_TEST_VAULT_ADDR"),
+            std::env::var("BAC_TEST_VAULT_TOKEN"),
+        ) {
+            return Vault {
+                addr,
+                token,
+                child: None,
+            };
+        }
+        let port = free_port();
+        let token = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let child = Command::new(which("bao", "BAO_BIN"))
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={token}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bao not found: run scripts/install-deps (or set BAO_BIN)");
+        let addr = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(true) = http_ok(&format!("{addr}/v1/sys/health")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bao dev server did not become healthy"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Vault {
+            addr,
+            token,
+            child: Some(child),
+        }
+    }
+
+    /// Reads a KV v2 secret's data as JSON (None when absent).
+    pub async fn read(&self, path: &str) -> Option<serde_json::Value> {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/v1/secret/data/{path}", self.addr))
+            .header("X-Vault-Token", &self.token)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 404 {
+            return None;
+        }
+        let body: serde_json::Value = resp.json().await.unwrap();
+        Some(body["data"]["data"].clone())
+    }
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// True when a plain GET answers 200 (blocking, for start-up polling).
+fn http_ok(url: &str) -> std::io::Result<bool> {
+    use std::io::{Read, Write};
+    let url = url.strip_prefix("http://").unwrap_or(url);
+    let (host, path) = url.split_once('/').unwrap_or((url, ""));
+    let mut s = TcpStream::connect(host)?;
+    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf)?;
+    Ok(buf.ends_with(b"200"))
+}
+
+/// A Postgres database of this test's own.
+pub async fn fresh_database() -> String {
+    let base = std::env::var("BAC_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("bac_test_{}", uuid::Uuid::new_v4().simple());
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("postgres not reachable: set BAC_TEST_DATABASE_URL or run scripts/test");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Where a test's services find their infrastructure.
+#[derive(Clone)]
+pub struct InfraEnv {
+    pub database_url: String,
+    pub brokers: String,
+    pub vault_addr: String,
+    pub vault_token: String,
+}
+
+impl InfraEnv {
+    /// A service config on random loopback ports.
+    pub fn config(&self, kind: ServiceKind) -> Config {
+        let mut vars: HashMap<&str, String> = HashMap::new();
+        vars.insert("BAC_DATABASE_URL", self.database_url.clone());
+        vars.insert("BAC_DATABASE_POOL_SIZE", "4".into());
+        vars.insert("BAC_KAFKA_BROKERS", self.brokers.clone());
+        vars.insert("BAC_VAULT_ADDR", self.vault_addr.clone());
+        vars.insert("BAC_VAULT_TOKEN", self.vault_token.clone());
+        vars.insert("BAC_GRPC_ADDR", "127.0.0.1:0".into());
+        vars.insert("BAC_HTTP_ADDR", "127.0.0.1:0".into());
+        vars.insert("BAC_API_ADDR", "127.0.0.1:0".into());
+        vars.insert("BAC_UPSTREAM_TIMEOUT_MS", "3000".into());
+        vars.insert("BAC_SHUTDOWN_GRACE_SECS", "2".into());
+        Config::from_lookup(kind, |k| vars.get(k).cloned()).unwrap()
+    }
+}
+
+/// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
+pub struct Fleet {
+    pub infra: InfraEnv,
+    pub kafka: Tansu,
+    pub vault: Vault,
+    pub sandbox_url: String,
+    pub odoo: Option<Running>,
+    pub gateway: Running,
+    pub api: String,
+    pub key: String,
+    pub tenant: String,
+    pub http: reqwest::Client,
+}
+
+impl Fleet {
+    pub async fn start() -> Fleet {
+        let kafka = Tansu::start();
+        let vault = Vault::get();
+        let infra = InfraEnv {
+            database_url: fresh_database().await,
+            brokers: kafka.brokers(),
+            vault_addr: vault.addr.clone(),
+            vault_token: vault.token.clone(),
+        };
+        let (sandbox, _) = bac_sandbox::spawn_odoo(
+            bac_sandbox::OdooSandboxConfig::default(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let odoo = bac_odoo::run(infra.config(ServiceKind::Odoo))
+            .await
+            .unwrap();
+        let mut urls = bac_gateway::ServiceUrls::from_lookup(|_| None);
+        urls.0
+            .insert(ServiceKind::Odoo, format!("http://{}", odoo.grpc_addr));
+        let gateway = bac_gateway::run_with(infra.config(ServiceKind::Gateway), urls)
+            .await
+            .unwrap();
+        let tenant = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let pool = bac_runtime::db::pool(&infra.database_url, "gateway", 2).unwrap();
+        let key = bac_gateway::admin::bootstrap(
+            &pool,
+            &bac_gateway::admin::Bootstrap {
+                tenant: tenant.clone(),
+                tenant_name: "Test tenant".into(),
+                email: "admin@test.local".into(),
+                role: bac_gateway::auth::Role::SuperAdmin,
+            },
+        )
+        .await
+        .unwrap();
+        Fleet {
+            api: format!("http://{}", gateway.api_addr.unwrap()),
+            infra,
+            kafka,
+            vault,
+            sandbox_url: format!("http://{sandbox}"),
+            odoo: Some(odoo),
+            gateway,
+            key,
+            tenant,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `(status, body)` of an authenticated JSON call.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"));
+        (status, json)
+    }
+
+    /// Creates an Odoo connection to the sandbox (or `url`) with `password`.
+    pub async fn connect_odoo(
+        &self,
+        url: Option<&str>,
+        password: &str,
+    ) -> (u16, serde_json::Value) {
+        let url = url.unwrap_or(&self.sandbox_url);
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/integrations/connections",
+            Some(serde_json::json!({
+                "integration": "odoo",
+                "name": "Odoo sandbox",
+                "config": {"url": url, "database": "demo", "username": "admin"},
+                "credentials": {"password": password},
+            })),
+        )
+        .await
+    }
+
+    pub async fn create_lead(
+        &self,
+        name: &str,
+        connection: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let path = match connection {
+            Some(c) => format!("/api/v1/odoo/crm/leads?connection_id={c}"),
+            None => "/api/v1/odoo/crm/leads".to_string(),
+        };
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            Some(serde_json::json!({
+                "name": name,
+                "partner_name": "Acme Corp",
+                "email": "contact@acmecorp.com",
+                "phone": "+1-555-0123",
+                "expected_revenue": 50000,
+                "priority": "high",
+            })),
+        )
+        .await
+    }
+
+    /// Waits until the odoo outbox has no unpublished rows.
+    pub async fn wait_outbox_drained(&self, within: Duration) -> bool {
+        let db = connect(&self.infra.database_url).await;
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let row = db
+                .query_one(
+                    "SELECT count(*) FROM odoo.outbox WHERE published_at IS NULL",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+/// The bound address of a running service's admin HTTP server.
+pub fn admin_url(r: &Running, path: &str) -> String {
+    let a: SocketAddr = r.http_addr;
+    format!("http://{a}{path}")
+}

@@ -1,0 +1,15 @@
+//! Black-box tests of the fleet against real Postgres, Kafka (Tansu), Vault (OpenBao) and the
+//! Odoo sandbox. Run with `scripts/test` (or `cargo nextest run -p bac-e2e` with the tools
+//! installed by `scripts/install-deps`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+mod bad_input;
+mod fleet_health;
+mod lead_path;
+mod outage;
+mod secrets;

@@ -1,0 +1,106 @@
+//! Edge middleware: request ids (accepted from `X-Request-Id` or generated, returned, logged
+//! and passed on to the services), a span and metrics per request, and a safety net that puts
+//! any non-JSON error (405, 413, timeouts) into the one error shape.
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request},
+    http::{header::CONTENT_TYPE, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tracing::Instrument;
+
+use crate::error::{too_large, ApiError, REQUEST_ID};
+
+fn usable_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?.trim();
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+pub async fn request_context(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(usable_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format!("{method} {route}"),
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        tenant = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let rid = request_id.clone();
+    let mut resp = REQUEST_ID
+        .scope(rid, async move { normalize_error(next.run(req).await) })
+        .instrument(span.clone())
+        .await;
+    let status = resp.status().as_u16();
+    let took = started.elapsed();
+    span.in_scope(|| {
+        tracing::info!(status, elapsed_ms = took.as_millis() as u64, "request");
+    });
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("bac_http_requests_total", &labels).increment(1);
+    metrics::histogram!("bac_http_request_duration_seconds", &labels[..2])
+        .record(took.as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Errors produced below our handlers (axum, tower-http) become the one error shape.
+fn normalize_error(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return resp;
+    }
+    let e = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "invalid_request",
+            "METHOD_NOT_ALLOWED",
+            "this route does not accept that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "REQUEST_TIMEOUT",
+            "the request took too long",
+        ),
+        StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
+        s if s.is_client_error() => {
+            ApiError::new(s, "invalid_request", "INVALID_REQUEST", "invalid request")
+        }
+        _ => ApiError::internal(format!("unshaped {status} response")),
+    };
+    let mut out = e.into_response();
+    // Keep headers such as Allow or Retry-After.
+    for (k, v) in resp.headers() {
+        if k != CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}

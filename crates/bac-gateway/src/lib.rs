@@ -1,0 +1,174 @@
+//! `bac-gateway` is the fleet's only public edge: the REST/JSON API under `/api/v1`, API-key
+//! authentication and tenant context, and routing to the integration services over gRPC.
+//!
+//! - [`routes`]: the REST handlers, one module per area (`connections`, `odoo`).
+//! - [`auth`]: API keys and the authenticated [`auth::Principal`].
+//! - [`error`]: the one error shape, and gRPC status -> HTTP mapping.
+//! - [`http`]: request ids, per-request span and metrics, error-shape safety net.
+//! - [`services`]: gRPC channels to the services.
+//! - [`admin`]: `bac-gateway bootstrap` (first tenant and key).
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod http;
+pub mod routes;
+pub mod services;
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use axum::{extract::DefaultBodyLimit, middleware, Router};
+use bac_runtime::{db::Migration, db::Pool, Config, Running, Runtime, ServiceKind, ServiceSpec};
+use tokio::net::TcpListener;
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
+
+pub use services::ServiceUrls;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "gateway_0001_tenants_keys",
+    sql: include_str!("../migrations/0001_tenants_keys.sql"),
+}];
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+pub struct AppState {
+    pub db: Pool,
+    pub services: services::Services,
+}
+
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        kind: ServiceKind::Gateway,
+        migrations: MIGRATIONS,
+        topics: Vec::new(),
+        grpc_services: vec![],
+    }
+}
+
+/// The public router with its middleware.
+pub fn app(state: Arc<AppState>) -> Router {
+    routes::router()
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(35),
+        ))
+        .layer(middleware::from_fn(http::request_context))
+}
+
+/// Starts the gateway with service addresses from the environment.
+pub async fn run(config: Config) -> anyhow::Result<Running> {
+    let urls = ServiceUrls::from_lookup(|k| std::env::var(k).ok());
+    run_with(config, urls).await
+}
+
+/// Starts the gateway (listeners from `config`, port 0 allowed) and serves until shut down.
+pub async fn run_with(config: Config, urls: ServiceUrls) -> anyhow::Result<Running> {
+    let api = TcpListener::bind(config.api_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (BAC_API_ADDR): {e}", config.api_addr))?;
+    let rt = Runtime::start(config, spec()).await?;
+    let state = Arc::new(AppState {
+        db: rt.db.clone(),
+        services: services::Services::new(&urls)?,
+    });
+    tracing::info!(api = %api.local_addr()?, "gateway API listening");
+    rt.launch(tonic::service::Routes::default(), Some((api, app(state))))
+        .await
+}
+
+const USAGE: &str = "usage: bac-gateway                      serve (configuration from BAC_* variables)
+       bac-gateway bootstrap --tenant ID [--tenant-name NAME] --email EMAIL [--role super_admin|admin|user]
+                                         create the tenant and user if missing and print a new API key";
+
+/// `main` of the gateway binary: serve, or run an operator command.
+pub fn cli_main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => bac_runtime::run_main(ServiceKind::Gateway, run),
+        Some("bootstrap") => bootstrap_cli(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            eprintln!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("bac-gateway: unknown command {other:?}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn bootstrap_cli(args: &[String]) -> ExitCode {
+    let mut b = admin::Bootstrap {
+        tenant: String::new(),
+        tenant_name: String::new(),
+        email: String::new(),
+        role: auth::Role::SuperAdmin,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let Some(value) = it.next() else {
+            eprintln!("bac-gateway bootstrap: {flag} needs a value\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        match flag.as_str() {
+            "--tenant" => b.tenant = value.clone(),
+            "--tenant-name" => b.tenant_name = value.clone(),
+            "--email" => b.email = value.clone(),
+            "--role" => match auth::Role::parse(value) {
+                Some(r) => b.role = r,
+                None => {
+                    eprintln!("bac-gateway bootstrap: unknown role {value:?}");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => {
+                eprintln!("bac-gateway bootstrap: unknown flag {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if b.tenant.is_empty() || b.email.is_empty() {
+        eprintln!("bac-gateway bootstrap: --tenant and --email are required\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    if b.tenant_name.is_empty() {
+        b.tenant_name = b.tenant.clone();
+    }
+    let config = match Config::from_env(ServiceKind::Gateway) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bac-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                bac_runtime::db::ensure_database(&config.database_url).await?;
+                let pool = bac_runtime::db::pool(&config.database_url, "gateway", 2)?;
+                bac_runtime::db::migrate(&pool, "gateway", MIGRATIONS).await?;
+                admin::bootstrap(&pool, &b).await
+            })
+        });
+    match result {
+        Ok(key) => {
+            // The key is the command's output, shown once.
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{key}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bac-gateway bootstrap: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

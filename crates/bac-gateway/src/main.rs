@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    bac_gateway::cli_main()
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    bac_runtime::run_main(bac_runtime::ServiceKind::Messaging, bac_messaging::run)
+}

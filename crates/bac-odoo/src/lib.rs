@@ -1,0 +1,48 @@
+//! `bac-odoo` connects tenants to their Odoo ERP through Odoo's external JSON-RPC API.
+//!
+//! - [`api`]: the gRPC services (`OdooService`, `IntegrationService`).
+//! - [`client`]: the JSON-RPC calls; `client::transformers` holds Odoo's wire types and the
+//!   mapping to the platform's `Lead`.
+//! - [`mirror`]: where an Odoo change becomes a `bac.odoo.crm_lead.*` event (mirror row and
+//!   outbox row in one transaction).
+pub mod api;
+pub mod client;
+pub mod mirror;
+
+use bac_proto::{
+    integration::v1::integration_service_server::IntegrationServiceServer,
+    odoo::v1::odoo_service_server::OdooServiceServer,
+};
+use bac_runtime::{connections, db::Migration, Config, Running, Runtime, ServiceKind, ServiceSpec};
+use tonic::service::Routes;
+
+pub const MIGRATIONS: &[Migration] = &[
+    connections::MIGRATION,
+    Migration {
+        name: "odoo_0001_records",
+        sql: include_str!("../migrations/0001_records.sql"),
+    },
+];
+
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        kind: ServiceKind::Odoo,
+        migrations: MIGRATIONS,
+        topics: mirror::topics(),
+        grpc_services: vec![
+            "bac.odoo.v1.OdooService",
+            "bac.integration.v1.IntegrationService",
+        ],
+    }
+}
+
+/// Starts bac-odoo (listeners from `config`, port 0 allowed) and serves until shut down.
+pub async fn run(config: Config) -> anyhow::Result<Running> {
+    let deadline = config.upstream_timeout;
+    let rt = Runtime::start(config, spec()).await?;
+    let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "odoo");
+    let api = api::OdooApi::new(rt.db.clone(), store, deadline);
+    let routes = Routes::new(OdooServiceServer::new(api.clone()))
+        .add_service(IntegrationServiceServer::new(api));
+    rt.launch(routes, None).await
+}

@@ -1,0 +1,109 @@
+//! The record mirror and where an Odoo change becomes an event: the mirror row and the outbox
+//! row commit in one transaction, so a change the API reported has its event in Kafka
+//! eventually, even across crashes and broker outages.
+use bac_proto::{events::v1::RecordChanged, odoo::v1::Lead};
+use bac_runtime::db::Pool;
+use bac_runtime::{
+    db::ToSql,
+    events::{self, CloudEvent},
+    outbox, RequestContext, ServiceError,
+};
+use chrono::{DateTime, Utc};
+
+pub const LEAD_ENTITY: &str = "crm_lead";
+pub const LEAD_MODEL: &str = "crm.lead";
+
+/// Every topic bac-odoo publishes to (declared at start).
+pub fn topics() -> Vec<String> {
+    vec![events::topic("odoo", LEAD_ENTITY)]
+}
+
+/// "created" | "updated" | "deleted", as the event type's last segment.
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    Created,
+    Updated,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Created => "created",
+            Op::Updated => "updated",
+        }
+    }
+}
+
+/// Stores the lead in the mirror and its `bac.odoo.crm_lead.<op>` event in the outbox.
+pub async fn record_lead(
+    db: &Pool,
+    ctx: &RequestContext,
+    lead: &Lead,
+    op: Op,
+    origin: &str,
+) -> Result<(), ServiceError> {
+    let internal =
+        |e: &dyn std::fmt::Display| ServiceError::internal("odoo", format!("mirror: {e}"));
+    let after = serde_json::to_value(lead).map_err(|e| internal(&e))?;
+    let write_date: Option<DateTime<Utc>> = lead
+        .write_date
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32));
+    let payload = RecordChanged {
+        op: op.as_str().into(),
+        integration: "odoo".into(),
+        entity: LEAD_ENTITY.into(),
+        record_id: lead.id.to_string(),
+        tenant_id: ctx.tenant_id.clone(),
+        connection_id: lead.connection_id.clone(),
+        before: None,
+        after: serde_json::from_value(after.clone()).ok(),
+        remote_time: lead.write_date,
+        origin: origin.into(),
+        sync_run_id: String::new(),
+    };
+    let event = CloudEvent {
+        id: uuid::Uuid::now_v7(),
+        source: "/bac/odoo".into(),
+        ty: format!("bac.odoo.{LEAD_ENTITY}.{}", op.as_str()),
+        subject: Some(format!("{LEAD_ENTITY}/{}", lead.id)),
+        time: Utc::now(),
+        tenant_id: ctx.tenant_id.clone(),
+        connection_id: Some(lead.connection_id.clone()),
+        traceparent: ctx
+            .traceparent
+            .clone()
+            .or_else(bac_runtime::telemetry::current_traceparent),
+        data: serde_json::to_vec(&payload).map_err(|e| internal(&e))?,
+        topic: events::topic("odoo", LEAD_ENTITY),
+        key: format!("{}/{LEAD_ENTITY}/{}", ctx.tenant_id, lead.id),
+    };
+    let mut client = db.get().await.map_err(|e| internal(&e))?;
+    let tx = client.transaction().await.map_err(|e| internal(&e))?;
+    let hash = events::content_hash(&after);
+    let params: [&(dyn ToSql + Sync); 8] = [
+        &ctx.tenant_id,
+        &lead.connection_id,
+        &LEAD_MODEL,
+        &lead.id,
+        &after,
+        &hash,
+        &write_date,
+        &origin,
+    ];
+    tx.execute(
+        "INSERT INTO records (tenant_id, connection_id, model, remote_id, data, content_hash, write_date, origin)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (tenant_id, connection_id, model, remote_id) DO UPDATE
+         SET data = EXCLUDED.data, content_hash = EXCLUDED.content_hash,
+             write_date = EXCLUDED.write_date, origin = EXCLUDED.origin, updated_at = now()",
+        &params,
+    )
+    .await
+    .map_err(|e| internal(&e))?;
+    outbox::enqueue(&tx, &event)
+        .await
+        .map_err(|e| internal(&e))?;
+    tx.commit().await.map_err(|e| internal(&e))?;
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Connections of an integration service: settings in the service's `connections` table,
+//! secrets in Vault, every query scoped by tenant. Each integration validates its own settings
+//! and shares this storage.
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::{
+    db::Migration,
+    error::{ErrorCode, ServiceError},
+    vault::{Secret, Vault, VaultError},
+};
+
+/// Add to a service's migrations to get the `connections` table.
+pub const MIGRATION: Migration = Migration {
+    name: "runtime_connections",
+    sql: include_str!("../migrations/connections.sql"),
+};
+
+#[derive(Debug, Clone)]
+pub struct ConnectionRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub config: Value,
+    pub secret_fields: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ConnectionRecord {
+    /// A string setting (validated at create, so absent only for old rows).
+    pub fn setting(&self, key: &str) -> &str {
+        self.config.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+
+    pub fn to_proto(&self, integration: &str) -> bac_proto::integration::v1::Connection {
+        bac_proto::integration::v1::Connection {
+            id: self.id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            integration: integration.to_string(),
+            name: self.name.clone(),
+            config: serde_json::from_value(self.config.clone()).ok(),
+            secret_fields: self.secret_fields.clone(),
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
+        }
+    }
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// Connection ids come from the gateway (`con_...`); they end up in Vault paths.
+pub fn valid_connection_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[derive(Clone)]
+pub struct ConnectionStore {
+    db: Pool,
+    vault: Vault,
+    integration: &'static str,
+}
+
+impl ConnectionStore {
+    pub fn new(db: Pool, vault: Vault, integration: &'static str) -> Self {
+        ConnectionStore {
+            db,
+            vault,
+            integration,
+        }
+    }
+
+    fn err(&self, code: ErrorCode, msg: impl Into<String>) -> ServiceError {
+        ServiceError::new(self.integration, code, msg)
+    }
+
+    fn db_err(&self, e: impl std::fmt::Display) -> ServiceError {
+        ServiceError::internal(self.integration, format!("postgres: {e}"))
+    }
+
+    pub fn vault_err(&self, e: VaultError) -> ServiceError {
+        tracing::warn!(error = %e, "vault call failed");
+        match e {
+            VaultError::CasConflict { .. } => self.err(
+                ErrorCode::AlreadyExists,
+                "the connection's credentials changed concurrently; retry",
+            ),
+            _ => self
+                .err(
+                    ErrorCode::SecretStoreUnavailable,
+                    "the secret store is unavailable",
+                )
+                .suggest("Retry shortly; if it persists, check Vault's health"),
+        }
+    }
+
+    /// Stores a new connection; repeating the same create (same id, same tenant) is harmless.
+    pub async fn create(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: &str,
+        config: Value,
+        secrets: HashMap<String, SecretString>,
+    ) -> Result<ConnectionRecord, ServiceError> {
+        if !valid_connection_id(id) {
+            return Err(self.err(ErrorCode::InvalidRequest, "invalid connection id"));
+        }
+        let client = self.db.get().await.map_err(|e| self.db_err(e))?;
+        if let Some(row) = client
+            .query_opt("SELECT tenant_id FROM connections WHERE id = $1", &[&id])
+            .await
+            .map_err(|e| self.db_err(e))?
+        {
+            let owner: String = row.get(0);
+            if owner != tenant {
+                return Err(self.err(ErrorCode::AlreadyExists, "connection id already in use"));
+            }
+        }
+        let path = Vault::connection_path(tenant, self.integration, id);
+        self.vault
+            .write(&path, &secrets, None)
+            .await
+            .map_err(|e| self.vault_err(e))?;
+        let mut fields: Vec<String> = secrets.keys().cloned().collect();
+        fields.sort();
+        let row = client
+            .query_one(
+                "INSERT INTO connections (id, tenant_id, name, config, secret_fields)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, config = EXCLUDED.config,
+                     secret_fields = EXCLUDED.secret_fields, updated_at = now()
+                 WHERE connections.tenant_id = EXCLUDED.tenant_id
+                 RETURNING id, tenant_id, name, config, secret_fields, created_at, updated_at",
+                &[&id, &tenant, &name, &config, &fields],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(record(&row))
+    }
+
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<ConnectionRecord, ServiceError> {
+        let client = self.db.get().await.map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_opt(
+                "SELECT id, tenant_id, name, config, secret_fields, created_at, updated_at
+                 FROM connections WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        row.map(|r| record(&r)).ok_or_else(|| {
+            self.err(
+                ErrorCode::NotFound,
+                format!("no {} connection {id}", self.integration),
+            )
+        })
+    }
+
+    pub async fn list(&self, tenant: &str) -> Result<Vec<ConnectionRecord>, ServiceError> {
+        let client = self.db.get().await.map_err(|e| self.db_err(e))?;
+        let rows = client
+            .query(
+                "SELECT id, tenant_id, name, config, secret_fields, created_at, updated_at
+                 FROM connections WHERE tenant_id = $1 ORDER BY created_at, id",
+                &[&tenant],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows.iter().map(record).collect())
+    }
+
+    /// The named connection, or the tenant's only one when `id` is empty.
+    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<ConnectionRecord, ServiceError> {
+        if !id.is_empty() {
+            return self.get(tenant, id).await;
+        }
+        let mut all = self.list(tenant).await?;
+        match all.len() {
+            0 => Err(self
+                .err(
+                    ErrorCode::NotConnected,
+                    format!("no {} connection for this tenant", self.integration),
+                )
+                .suggest(format!(
+                    "Create one with POST /api/v1/integrations/connections (\"integration\": \"{}\")",
+                    self.integration
+                ))),
+            1 => Ok(all.remove(0)),
+            n => Err(self
+                .err(
+                    ErrorCode::InvalidRequest,
+                    format!("the tenant has {n} {} connections", self.integration),
+                )
+                .suggest("Name one with the connection_id query parameter")),
+        }
+    }
+
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), ServiceError> {
+        let rec = self.get(tenant, id).await?;
+        let path = Vault::connection_path(tenant, self.integration, &rec.id);
+        self.vault
+            .delete(&path)
+            .await
+            .map_err(|e| self.vault_err(e))?;
+        let client = self.db.get().await.map_err(|e| self.db_err(e))?;
+        client
+            .execute(
+                "DELETE FROM connections WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// The connection's secret fields (through the short Vault cache).
+    pub async fn secret(&self, rec: &ConnectionRecord) -> Result<Secret, ServiceError> {
+        let path = Vault::connection_path(&rec.tenant_id, self.integration, &rec.id);
+        self.vault
+            .read_cached(&path)
+            .await
+            .map_err(|e| self.vault_err(e))?
+            .ok_or_else(|| {
+                self.err(
+                    ErrorCode::InvalidCredentials,
+                    "the connection's credentials are missing from the secret store",
+                )
+                .suggest("Create the connection again with its credentials")
+            })
+    }
+}
+
+fn record(row: &tokio_postgres::Row) -> ConnectionRecord {
+    ConnectionRecord {
+        id: row.get(0),
+        tenant_id: row.get(1),
+        name: row.get(2),
+        config: row.get(3),
+        secret_fields: row.get(4),
+        created_at: row.get(5),
+        updated_at: row.get(6),
+    }
+}

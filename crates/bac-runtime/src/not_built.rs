@@ -1,0 +1,89 @@
+//! For services whose domain is not built yet: a real process (health, readiness, metrics,
+//! migrations) whose `IntegrationService` answers every call with `UNIMPLEMENTED` and says so.
+use bac_proto::integration::v1::{
+    integration_service_server::{IntegrationService, IntegrationServiceServer},
+    Conflict, Connection, CreateConnectionRequest, DeleteConnectionRequest,
+    DeleteConnectionResponse, GetConnectionRequest, GetStatusRequest, IntegrationStatus,
+    ListConflictsRequest, ListConflictsResponse, ListConnectionsRequest, ListConnectionsResponse,
+    ListSyncRunsRequest, ListSyncRunsResponse, ResolveConflictRequest, TestConnectionRequest,
+    TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse,
+};
+use tonic::{service::Routes, Request, Response, Status};
+
+use crate::{
+    connections, error::ErrorCode, Config, Running, Runtime, ServiceError, ServiceKind, ServiceSpec,
+};
+
+#[derive(Clone, Copy)]
+pub struct NotBuilt(pub ServiceKind);
+
+impl NotBuilt {
+    fn status(&self) -> Status {
+        ServiceError::new(
+            self.0.key(),
+            ErrorCode::NotImplemented,
+            format!("the {} integration is not built yet", self.0.key()),
+        )
+        .suggest("See the status table in the README for what each service does today")
+        .into_status()
+    }
+}
+
+/// Starts a service of this kind that serves only health and `UNIMPLEMENTED`.
+pub async fn run(kind: ServiceKind, config: Config) -> anyhow::Result<Running> {
+    static MIGRATIONS: &[crate::db::Migration] = &[connections::MIGRATION];
+    let spec = ServiceSpec {
+        kind,
+        migrations: MIGRATIONS,
+        topics: Vec::new(),
+        grpc_services: vec!["bac.integration.v1.IntegrationService"],
+    };
+    let rt = Runtime::start(config, spec).await?;
+    let routes = Routes::new(IntegrationServiceServer::new(NotBuilt(kind)));
+    rt.launch(routes, None).await
+}
+
+type R<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl IntegrationService for NotBuilt {
+    async fn create_connection(&self, _: Request<CreateConnectionRequest>) -> R<Connection> {
+        Err(self.status())
+    }
+    async fn get_connection(&self, _: Request<GetConnectionRequest>) -> R<Connection> {
+        Err(self.status())
+    }
+    async fn list_connections(
+        &self,
+        _: Request<ListConnectionsRequest>,
+    ) -> R<ListConnectionsResponse> {
+        Err(self.status())
+    }
+    async fn delete_connection(
+        &self,
+        _: Request<DeleteConnectionRequest>,
+    ) -> R<DeleteConnectionResponse> {
+        Err(self.status())
+    }
+    async fn test_connection(
+        &self,
+        _: Request<TestConnectionRequest>,
+    ) -> R<TestConnectionResponse> {
+        Err(self.status())
+    }
+    async fn trigger_sync(&self, _: Request<TriggerSyncRequest>) -> R<TriggerSyncResponse> {
+        Err(self.status())
+    }
+    async fn get_status(&self, _: Request<GetStatusRequest>) -> R<IntegrationStatus> {
+        Err(self.status())
+    }
+    async fn list_sync_runs(&self, _: Request<ListSyncRunsRequest>) -> R<ListSyncRunsResponse> {
+        Err(self.status())
+    }
+    async fn list_conflicts(&self, _: Request<ListConflictsRequest>) -> R<ListConflictsResponse> {
+        Err(self.status())
+    }
+    async fn resolve_conflict(&self, _: Request<ResolveConflictRequest>) -> R<Conflict> {
+        Err(self.status())
+    }
+}
