@@ -88,6 +88,8 @@ pub struct VaultConfig {
     pub token: Option<SecretString>,
     pub role_id: Option<String>,
     pub secret_id: Option<SecretString>,
+    /// Where the AppRole auth method is mounted (`auth/<mount>/login`).
+    pub approle_mount: String,
     /// KV v2 mount; credentials live at `<mount>/bac/<tenant>/<integration>/<connection>`.
     pub mount: String,
     /// How long a read secret is reused before Vault is asked again.
@@ -168,6 +170,7 @@ impl Config {
                 token: get("BAC_VAULT_TOKEN").map(SecretString::from),
                 role_id: get("BAC_VAULT_ROLE_ID"),
                 secret_id: get("BAC_VAULT_SECRET_ID").map(SecretString::from),
+                approle_mount: get("BAC_VAULT_APPROLE_MOUNT").unwrap_or_else(|| "approle".into()),
                 mount: get("BAC_VAULT_MOUNT").unwrap_or_else(|| "secret".into()),
                 cache_ttl: Duration::from_secs(parse(&get, "BAC_VAULT_CACHE_TTL_SECS", 30)?),
             },
@@ -198,6 +201,7 @@ impl Config {
         "BAC_VAULT_TOKEN",
         "BAC_VAULT_ROLE_ID",
         "BAC_VAULT_SECRET_ID",
+        "BAC_VAULT_APPROLE_MOUNT",
         "BAC_VAULT_MOUNT",
         "BAC_VAULT_CACHE_TTL_SECS",
         "BAC_GRPC_ADDR",

@@ -114,7 +114,7 @@ impl Vault {
         let resp = self
             .inner
             .http
-            .post(self.url("auth/approle/login"))
+            .post(self.url(&format!("auth/{}/login", cfg.approle_mount)))
             .json(&json!({"role_id": role, "secret_id": secret.expose_secret()}))
             .send()
             .await

@@ -12,4 +12,5 @@ mod bad_input;
 mod fleet_health;
 mod lead_path;
 mod outage;
+mod runtime;
 mod secrets;

@@ -1,0 +1,151 @@
+//! The upstream client against a real local HTTP server that answers 429/5xx on demand.
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::any, Router};
+use bac_runtime::upstream::{RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest};
+
+/// Serves `script` in order (status, Retry-After), then 200 forever; counts hits.
+async fn server(script: Vec<(u16, Option<&'static str>)>) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let state = (Arc::new(script), hits.clone());
+    let app = Router::new()
+        .route(
+            "/*path",
+            any(
+                |State((script, hits)): State<(
+                    Arc<Vec<(u16, Option<&'static str>)>>,
+                    Arc<AtomicUsize>,
+                )>| async move {
+                    let n = hits.fetch_add(1, Ordering::SeqCst);
+                    match script.get(n) {
+                        Some((code, retry_after)) => {
+                            let mut resp =
+                                (StatusCode::from_u16(*code).unwrap(), "scripted").into_response();
+                            if let Some(ra) = retry_after {
+                                resp.headers_mut()
+                                    .insert("retry-after", ra.parse().unwrap());
+                            }
+                            resp
+                        }
+                        None => (StatusCode::OK, "ok").into_response(),
+                    }
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), hits)
+}
+
+fn req(url: &str, idempotent: bool) -> UpstreamRequest {
+    UpstreamRequest {
+        method: http::Method::POST,
+        url: format!("{url}/call"),
+        headers: vec![],
+        body: Some(b"{}".to_vec()),
+        idempotent,
+        operation: "test/call".into(),
+    }
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        deadline: Duration::from_secs(10),
+    }
+}
+
+#[tokio::test]
+async fn retries_429_honouring_retry_after() {
+    let (url, hits) = server(vec![(429, Some("1")), (503, None)]).await;
+    let client = UpstreamClient::new("test", None, policy());
+    let started = Instant::now();
+    let resp = client.send(&req(&url, true)).await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+}
+
+#[tokio::test]
+async fn a_non_idempotent_call_is_not_retried_after_a_5xx() {
+    let (url, hits) = server(vec![(500, None)]).await;
+    let client = UpstreamClient::new("test", None, policy());
+    let resp = client.send(&req(&url, false)).await.unwrap();
+    assert_eq!(resp.status, 500);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "a create must not be sent twice"
+    );
+}
+
+#[tokio::test]
+async fn persistent_429_ends_as_rate_limited() {
+    let (url, hits) = server(vec![(429, None); 10]).await;
+    let client = UpstreamClient::new("test", None, policy());
+    let err = client.send(&req(&url, true)).await.unwrap_err();
+    assert!(matches!(err, UpstreamError::RateLimited { .. }), "{err}");
+    assert_eq!(hits.load(Ordering::SeqCst), 4, "one try and three retries");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_connect_error_and_the_deadline_holds() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = UpstreamClient::new(
+        "test",
+        None,
+        RetryPolicy {
+            deadline: Duration::from_millis(300),
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_millis(200),
+            max_retries: 10,
+        },
+    );
+    let started = Instant::now();
+    let err = client
+        .send(&req(&format!("http://127.0.0.1:{port}"), false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UpstreamError::Connect { .. } | UpstreamError::Timeout { .. }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn the_quota_spaces_calls() {
+    let (url, hits) = server(vec![]).await;
+    let client = UpstreamClient::new("test", Some(5), policy());
+    let started = Instant::now();
+    for _ in 0..10 {
+        client.send(&req(&url, true)).await.unwrap();
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 10);
+    // 5/s with a burst of 5: the last five wait about a second in all.
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+}
