@@ -52,25 +52,24 @@ pub async fn collect(
     let mut out = Vec::new();
     while Instant::now() < deadline && !done(&out) {
         let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left.min(Duration::from_millis(500)), c.recv()).await {
-            Ok(Ok(m)) => {
-                let mut headers = HashMap::new();
-                if let Some(h) = m.headers() {
-                    for hd in h.iter() {
-                        headers.insert(
-                            hd.key.to_string(),
-                            String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
-                        );
-                    }
+        if let Ok(Ok(m)) =
+            tokio::time::timeout(left.min(Duration::from_millis(500)), c.recv()).await
+        {
+            let mut headers = HashMap::new();
+            if let Some(h) = m.headers() {
+                for hd in h.iter() {
+                    headers.insert(
+                        hd.key.to_string(),
+                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                    );
                 }
-                out.push(Record {
-                    topic: m.topic().to_string(),
-                    key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                    headers,
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                });
             }
-            Ok(Err(_)) | Err(_) => {}
+            out.push(Record {
+                topic: m.topic().to_string(),
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                headers,
+                payload: m.payload().unwrap_or_default().to_vec(),
+            });
         }
     }
     out

@@ -302,6 +302,11 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start() -> Fleet {
+        Self::start_with(bac_sandbox::OdooSandboxConfig::default()).await
+    }
+
+    /// The fleet with a sandbox of this configuration (users, database).
+    pub async fn start_with(sandbox_cfg: bac_sandbox::OdooSandboxConfig) -> Fleet {
         let kafka = Tansu::start();
         let vault = Vault::get();
         let infra = InfraEnv {
@@ -310,12 +315,9 @@ impl Fleet {
             vault_addr: vault.addr.clone(),
             vault_token: vault.token.clone(),
         };
-        let (sandbox, _) = bac_sandbox::spawn_odoo(
-            bac_sandbox::OdooSandboxConfig::default(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let (sandbox, _) = bac_sandbox::spawn_odoo(sandbox_cfg, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let odoo = bac_odoo::run(infra.config(ServiceKind::Odoo))
             .await
             .unwrap();

@@ -89,3 +89,24 @@ pub async fn ping(producer: &FutureProducer) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?
 }
+
+/// Those of `topics` the cluster does not have (empty when the broker cannot be asked).
+pub async fn missing_topics(producer: &FutureProducer, topics: &[String]) -> Vec<String> {
+    let p = producer.clone();
+    let wanted = topics.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let Ok(md) = p.client().fetch_metadata(None, Duration::from_secs(5)) else {
+            return Vec::new();
+        };
+        wanted
+            .into_iter()
+            .filter(|t| {
+                !md.topics()
+                    .iter()
+                    .any(|m| m.name() == t && m.error().is_none() && !m.partitions().is_empty())
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}

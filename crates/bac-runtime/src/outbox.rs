@@ -122,6 +122,13 @@ impl Relay {
         if let Err(e) = kafka::ensure_topics(&self.kafka, &self.topics).await {
             tracing::warn!(error = %e, "declaring kafka topics failed; will retry on publish");
         }
+        let (current, watched) = tokio::sync::watch::channel(producer.clone());
+        let _topic_guard = AbortOnDrop(tokio::spawn(guard_topics(
+            self.kafka.clone(),
+            self.topics.clone(),
+            kafka::producer(&self.kafka, &format!("bac-{}-topics", self.schema))?,
+            watched,
+        )));
         let mut failures: u32 = 0;
         loop {
             match self.publish_batch(&client, &producer).await {
@@ -139,10 +146,11 @@ impl Relay {
                 Err(BatchError::Publish(reason)) => {
                     failures += 1;
                     tracing::warn!(reason = %reason, failures, "publishing outbox batch failed");
-                    if producer.client().fatal_error().is_some() {
-                        producer =
-                            kafka::producer(&self.kafka, &format!("bac-{}-relay", self.schema))?;
-                    }
+                    // Every failed event has left the old producer (timed out or purged), so a
+                    // fresh one cannot duplicate it; it also gets a new producer id, which a
+                    // broker that lost its state requires.
+                    producer = kafka::producer(&self.kafka, &format!("bac-{}-relay", self.schema))?;
+                    let _ = current.send(producer.clone());
                     if let Err(e) = kafka::ensure_topics(&self.kafka, &self.topics).await {
                         tracing::warn!(error = %e, "re-declaring kafka topics failed");
                     }
@@ -237,6 +245,33 @@ impl Relay {
         }
     }
 }
+
+/// While leading, watches for declared topics that vanished: a broker that restarted empty.
+/// It re-creates them and purges the relay's producer, whose idempotence state the broker
+/// no longer knows, so the waiting events fail now and go out through a fresh producer
+/// instead of stalling until `message.timeout.ms`.
+async fn guard_topics(
+    kafka: KafkaConfig,
+    topics: Vec<String>,
+    probe: FutureProducer,
+    relay: tokio::sync::watch::Receiver<FutureProducer>,
+) {
+    loop {
+        tokio::time::sleep(TOPIC_CHECK).await;
+        let missing = kafka::missing_topics(&probe, &topics).await;
+        if !missing.is_empty() {
+            tracing::warn!(topics = ?missing, "kafka topics missing (broker lost its state); re-creating them");
+            if let Err(e) = kafka::ensure_topics(&kafka, &missing).await {
+                tracing::warn!(error = %e, "re-creating kafka topics failed");
+            }
+            relay
+                .borrow()
+                .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        }
+    }
+}
+
+const TOPIC_CHECK: Duration = Duration::from_secs(5);
 
 enum BatchError {
     Db(tokio_postgres::Error),

@@ -69,6 +69,8 @@ impl Running {
 
 impl Runtime {
     pub async fn start(config: Config, spec: ServiceSpec) -> anyhow::Result<Runtime> {
+        // Install the recorder before anything records a metric.
+        metrics_handle();
         let grpc_listener = bind(config.grpc_addr, "BAC_GRPC_ADDR").await?;
         let http_listener = bind(config.http_addr, "BAC_HTTP_ADDR").await?;
         let schema = spec.kind.schema();

@@ -13,9 +13,12 @@ use tonic_health::pb::{
 };
 
 async fn health(r: &Running, service: &str) -> ServingStatus {
-    let mut client = HealthClient::connect(format!("http://{}", r.grpc_addr))
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", r.grpc_addr))
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let mut client = HealthClient::new(channel);
     let resp = client
         .check(HealthCheckRequest {
             service: service.into(),

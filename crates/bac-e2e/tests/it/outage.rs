@@ -41,6 +41,7 @@ async fn a_frozen_broker_delays_the_event_but_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_restarts_empty_gets_its_topics_back() {
+    let _logs = bac_e2e::logs::capture();
     let mut fleet = Fleet::start().await;
     let (status, _) = fleet.connect_odoo(None, "admin").await;
     assert_eq!(status, 201);

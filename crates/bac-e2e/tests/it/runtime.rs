@@ -37,15 +37,27 @@ async fn vault_kv2_with_check_and_set() {
     let path = format!("bac/t{}/odoo/con_1", uuid::Uuid::new_v4().simple());
     assert!(v.read(&path).await.unwrap().is_none());
 
-    let v1 = v.write(&path, &secret(&[("password", "one")]), Some(0)).await.unwrap();
+    let v1 = v
+        .write(&path, &secret(&[("password", "one")]), Some(0))
+        .await
+        .unwrap();
     assert_eq!(v1, 1);
     // cas=0 means "only if absent": a second create loses.
-    let err = v.write(&path, &secret(&[("password", "two")]), Some(0)).await.unwrap_err();
+    let err = v
+        .write(&path, &secret(&[("password", "two")]), Some(0))
+        .await
+        .unwrap_err();
     assert!(matches!(err, VaultError::CasConflict { .. }), "{err}");
     // Two replicas refreshing from version 1: the first wins, the second is told.
-    let v2 = v.write(&path, &secret(&[("password", "two")]), Some(1)).await.unwrap();
+    let v2 = v
+        .write(&path, &secret(&[("password", "two")]), Some(1))
+        .await
+        .unwrap();
     assert_eq!(v2, 2);
-    let err = v.write(&path, &secret(&[("password", "three")]), Some(1)).await.unwrap_err();
+    let err = v
+        .write(&path, &secret(&[("password", "three")]), Some(1))
+        .await
+        .unwrap_err();
     assert!(matches!(err, VaultError::CasConflict { .. }));
 
     let read = v.read(&path).await.unwrap().unwrap();
@@ -61,7 +73,11 @@ async fn vault_kv2_with_check_and_set() {
     // A wrong token is a clear error, not a panic or an empty secret.
     let mut bad = cfg(&bao);
     bad.token = Some(SecretString::from("nope".to_string()));
-    let err = vault::Vault::new(bad).unwrap().read(&path).await.unwrap_err();
+    let err = vault::Vault::new(bad)
+        .unwrap()
+        .read(&path)
+        .await
+        .unwrap_err();
     assert!(matches!(err, VaultError::Forbidden), "{err}");
 }
 
@@ -75,16 +91,24 @@ async fn vault_approle_login() {
             .json(&body)
     };
     let mount = format!("approle{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let r = call(reqwest::Method::POST, &format!("sys/auth/{mount}"), json!({"type": "approle"}))
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        reqwest::Method::POST,
+        &format!("sys/auth/{mount}"),
+        json!({"type": "approle"}),
+    )
+    .send()
+    .await
+    .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let policy = "path \"secret/data/bac/*\" { capabilities = [\"create\", \"read\", \"update\"] }";
-    call(reqwest::Method::PUT, "sys/policies/acl/bac-test", json!({"policy": policy}))
-        .send()
-        .await
-        .unwrap();
+    call(
+        reqwest::Method::PUT,
+        "sys/policies/acl/bac-test",
+        json!({"policy": policy}),
+    )
+    .send()
+    .await
+    .unwrap();
     call(
         reqwest::Method::POST,
         &format!("auth/{mount}/role/bac"),
@@ -93,20 +117,28 @@ async fn vault_approle_login() {
     .send()
     .await
     .unwrap();
-    let role: Value = call(reqwest::Method::GET, &format!("auth/{mount}/role/bac/role-id"), json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid: Value = call(reqwest::Method::POST, &format!("auth/{mount}/role/bac/secret-id"), json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let role: Value = call(
+        reqwest::Method::GET,
+        &format!("auth/{mount}/role/bac/role-id"),
+        json!({}),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let sid: Value = call(
+        reqwest::Method::POST,
+        &format!("auth/{mount}/role/bac/secret-id"),
+        json!({}),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     let mut c = cfg(&bao);
     c.token = None;
     c.role_id = Some(role["data"]["role_id"].as_str().unwrap().to_string());
@@ -116,18 +148,16 @@ async fn vault_approle_login() {
     c.approle_mount = mount.clone();
     let v = vault::Vault::new(c.clone()).unwrap();
     let path = format!("bac/t{}/zoho/con_9", uuid::Uuid::new_v4().simple());
-    v.write(&path, &secret(&[("refresh_token", "r1")]), None).await.unwrap();
+    v.write(&path, &secret(&[("refresh_token", "r1")]), None)
+        .await
+        .unwrap();
     assert_eq!(
         v.read(&path).await.unwrap().unwrap().data["refresh_token"].expose_secret(),
         "r1"
     );
     // Wrong secret id: a clear refusal.
     c.secret_id = Some(SecretString::from("wrong".to_string()));
-    let err = vault::Vault::new(c)
-        .unwrap()
-        .read(&path)
-        .await
-        .unwrap_err();
+    let err = vault::Vault::new(c).unwrap().read(&path).await.unwrap_err();
     assert!(matches!(err, VaultError::Forbidden), "{err}");
 }
 

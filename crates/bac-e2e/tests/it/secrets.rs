@@ -8,9 +8,12 @@ use reqwest::Method;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_odoo_password_is_only_in_vault() {
     let captured = logs::capture();
-    let fleet = Fleet::start().await;
-    // The sandbox accepts admin/admin; a distinctive password needs a user that has it.
-    let password = "admin";
+    let password = "Correct-Horse-Battery-Staple-42";
+    let fleet = Fleet::start_with(bac_sandbox::OdooSandboxConfig {
+        users: vec![("admin".into(), password.into())],
+        ..Default::default()
+    })
+    .await;
     let consumer = kafka::consumer(&fleet.infra.brokers, "bac.odoo.crm_lead.v1");
 
     let mut bodies = Vec::new();
@@ -90,7 +93,9 @@ async fn the_odoo_password_is_only_in_vault() {
             .await
             .unwrap();
         let all: String = rows[0].get(0);
-        assert!(!all.contains(wrong), "{schema}.{table} holds the password");
+        for secret in [password, wrong] {
+            assert!(!all.contains(secret), "{schema}.{table} holds a password");
+        }
         if table == "outbox" {
             // Event payloads are bytea; check them decoded too.
             let payloads = db
@@ -99,7 +104,7 @@ async fn the_odoo_password_is_only_in_vault() {
                 .unwrap();
             for p in payloads {
                 let p: String = p.get(0);
-                assert!(!p.contains(wrong) && !p.contains("\"password\""));
+                assert!(!p.contains(wrong) && !p.contains(password) && !p.contains("\"password\""));
             }
         }
     }
@@ -109,12 +114,16 @@ async fn the_odoo_password_is_only_in_vault() {
     assert!(!events.is_empty());
     for e in &events {
         let text = String::from_utf8_lossy(&e.payload);
-        assert!(!text.contains(wrong) && !text.contains("password"));
-        assert!(e.headers.values().all(|v| !v.contains(wrong)));
+        assert!(!text.contains(wrong) && !text.contains(password) && !text.contains("password"));
+        assert!(e
+            .headers
+            .values()
+            .all(|v| !v.contains(wrong) && !v.contains(password)));
     }
 
     // Not in logs (debug level, every service in this process).
     let logs = captured.text();
     assert!(logs.contains("lead created"), "log capture is not working");
-    assert!(!logs.contains(wrong), "logs leak the password");
+    assert!(!logs.contains(wrong), "logs leak the wrong password");
+    assert!(!logs.contains(password), "logs leak the password");
 }

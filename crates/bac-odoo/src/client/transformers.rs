@@ -74,6 +74,12 @@ impl OdooError {
             OdooFault::AccessDenied
         } else if name == "builtins.KeyError" {
             OdooFault::UnknownModel(msg.trim_matches('\'').to_string())
+        } else if let Some(model) = msg
+            .strip_prefix("Object ")
+            .and_then(|m| m.strip_suffix(" doesn't exist"))
+        {
+            // What `/jsonrpc` execute_kw answers for a model whose app is not installed.
+            OdooFault::UnknownModel(model.to_string())
         } else if name.ends_with("MissingError") {
             OdooFault::Missing(msg)
         } else if msg.contains("does not exist") && msg.contains("database") {
@@ -211,6 +217,10 @@ mod tests {
         assert_eq!(e.fault(), OdooFault::AccessDenied);
         let e: OdooError = serde_json::from_value(json!({"code":200,"message":"Odoo Server Error",
             "data":{"name":"builtins.KeyError","message":"'crm.lead'"}}))
+        .unwrap();
+        assert_eq!(e.fault(), OdooFault::UnknownModel("crm.lead".into()));
+        let e: OdooError = serde_json::from_value(json!({"code":200,"message":"Odoo Server Error",
+            "data":{"name":"odoo.exceptions.UserError","message":"Object crm.lead doesn't exist"}}))
         .unwrap();
         assert_eq!(e.fault(), OdooFault::UnknownModel("crm.lead".into()));
     }

@@ -10,6 +10,9 @@ use std::{
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::any, Router};
 use bac_runtime::upstream::{RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest};
 
+/// The scripted answers and the hit counter.
+type Scripted = (Arc<Vec<(u16, Option<&'static str>)>>, Arc<AtomicUsize>);
+
 /// Serves `script` in order (status, Retry-After), then 200 forever; counts hits.
 async fn server(script: Vec<(u16, Option<&'static str>)>) -> (String, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
@@ -17,26 +20,21 @@ async fn server(script: Vec<(u16, Option<&'static str>)>) -> (String, Arc<Atomic
     let app = Router::new()
         .route(
             "/*path",
-            any(
-                |State((script, hits)): State<(
-                    Arc<Vec<(u16, Option<&'static str>)>>,
-                    Arc<AtomicUsize>,
-                )>| async move {
-                    let n = hits.fetch_add(1, Ordering::SeqCst);
-                    match script.get(n) {
-                        Some((code, retry_after)) => {
-                            let mut resp =
-                                (StatusCode::from_u16(*code).unwrap(), "scripted").into_response();
-                            if let Some(ra) = retry_after {
-                                resp.headers_mut()
-                                    .insert("retry-after", ra.parse().unwrap());
-                            }
-                            resp
+            any(|State((script, hits)): State<Scripted>| async move {
+                let n = hits.fetch_add(1, Ordering::SeqCst);
+                match script.get(n) {
+                    Some((code, retry_after)) => {
+                        let mut resp =
+                            (StatusCode::from_u16(*code).unwrap(), "scripted").into_response();
+                        if let Some(ra) = retry_after {
+                            resp.headers_mut()
+                                .insert("retry-after", ra.parse().unwrap());
                         }
-                        None => (StatusCode::OK, "ok").into_response(),
+                        resp
                     }
-                },
-            ),
+                    None => (StatusCode::OK, "ok").into_response(),
+                }
+            }),
         )
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,61 @@
+//! `bac-sandbox` binary: serves the Odoo sandbox until SIGTERM or Ctrl-C.
+//!
+//! Environment: `BAC_SANDBOX_ODOO_ADDR` (default `0.0.0.0:7001`),
+//! `BAC_SANDBOX_ODOO_DB` (`demo`), `BAC_SANDBOX_ODOO_LOGIN` / `BAC_SANDBOX_ODOO_PASSWORD`
+//! (`admin` / `admin`), `BAC_SANDBOX_ODOO_VERSION` (`17.0`), `RUST_LOG` (`info`).
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use bac_sandbox::{spawn_odoo, OdooSandboxConfig};
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let addr: SocketAddr = env_or("BAC_SANDBOX_ODOO_ADDR", "0.0.0.0:7001")
+        .parse()
+        .context("BAC_SANDBOX_ODOO_ADDR must be host:port")?;
+    let cfg = OdooSandboxConfig {
+        database: env_or("BAC_SANDBOX_ODOO_DB", "demo"),
+        users: vec![(
+            env_or("BAC_SANDBOX_ODOO_LOGIN", "admin"),
+            env_or("BAC_SANDBOX_ODOO_PASSWORD", "admin"),
+        )],
+        server_version: env_or("BAC_SANDBOX_ODOO_VERSION", "17.0"),
+    };
+    let (database, login, version) = (
+        cfg.database.clone(),
+        cfg.users[0].0.clone(),
+        cfg.server_version.clone(),
+    );
+    let (bound, mut server) = spawn_odoo(cfg, addr).await?;
+    // the password is never logged
+    tracing::info!(addr = %bound, %database, %login, %version, "bac-sandbox odoo listening");
+
+    tokio::select! {
+        () = bac_runtime::server::shutdown_signal() => {
+            tracing::info!("bac-sandbox shutting down");
+            server.abort();
+        }
+        res = &mut server => {
+            if let Err(e) = res {
+                anyhow::bail!("odoo sandbox server task failed: {e}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+"""pytest fixtures for the bac-sandbox Python tests.
+
+If ``BAC_SANDBOX_ODOO_URL`` is set (e.g. ``http://127.0.0.1:7001``) the tests run
+against that server. Otherwise the built binary (``target/debug/bac-sandbox``, or
+``BAC_SANDBOX_BIN``) is started on a free port and stopped after the session.
+Build it first with ``cargo build -p bac-sandbox``.
+"""
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+WORKSPACE = Path(__file__).resolve().parents[2]
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url, proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"bac-sandbox exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last_error = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"bac-sandbox at {url} not healthy after {timeout}s: {last_error}")
+
+
+@pytest.fixture(scope="session")
+def odoo_url():
+    """Base URL of a running Odoo sandbox.
+
+    Its database and credentials are ``BAC_SANDBOX_ODOO_DB`` / ``_LOGIN`` / ``_PASSWORD``
+    (default ``demo`` and admin/admin).
+    """
+    url = os.environ.get("BAC_SANDBOX_ODOO_URL")
+    if url:
+        url = url.rstrip("/")
+        _wait_healthy(url, None)
+        yield url
+        return
+
+    binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
+    if not binary.is_file():
+        raise RuntimeError(
+            f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox` "
+            "or set BAC_SANDBOX_BIN / BAC_SANDBOX_ODOO_URL"
+        )
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{port}",
+            # the tests read the same variables (with the same defaults)
+            "BAC_SANDBOX_ODOO_DB": os.environ.get("BAC_SANDBOX_ODOO_DB", "demo"),
+            "BAC_SANDBOX_ODOO_LOGIN": os.environ.get("BAC_SANDBOX_ODOO_LOGIN", "admin"),
+            "BAC_SANDBOX_ODOO_PASSWORD": os.environ.get("BAC_SANDBOX_ODOO_PASSWORD", "admin"),
+            "BAC_SANDBOX_ODOO_VERSION": "17.0",
+        }
+    )
+    proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
