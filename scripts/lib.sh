@@ -203,6 +203,8 @@ pidfile_pid() {
 # (its executable, argv[0] or, for interpreted programs, argv[1] is called NAME).
 proc_is() {
   local pid=$1 name=$2 exe arg state=""
+  # Replicas started by `dev-up --replicas` are named <binary>-<n>.
+  [[ $name =~ ^(bac-.+)-[0-9]$ ]] && name=${BASH_REMATCH[1]}
   [[ -r /proc/$pid/stat ]] || return 1
   state=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$pid/stat" 2>/dev/null || true)
   [[ $state == Z || $state == X || -z $state ]] && return 1

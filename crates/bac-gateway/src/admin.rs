@@ -46,6 +46,22 @@ pub async fn bootstrap(db: &Pool, b: &Bootstrap) -> anyhow::Result<String> {
         &[&key.id, &b.tenant, &user_id, &key.prefix, &key.hash],
     )
     .await?;
+    let change = crate::audit::Change {
+        action: "api_key.created",
+        target_type: "api_key",
+        target_id: &key.id,
+        diff: serde_json::json!({"user_id": user_id, "via": "bootstrap", "role": b.role.as_str()}),
+    };
+    crate::audit::record_as(
+        &tx,
+        &b.tenant,
+        "operator:bootstrap",
+        "",
+        &crate::audit::Origin::default(),
+        change,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("recording the audit entry: {}", e.message))?;
     tx.commit().await?;
     tracing::info!(tenant = %b.tenant, user = %user_id, key_id = %key.id, key_prefix = %key.prefix, "api key created");
     Ok(key.key)

@@ -90,6 +90,12 @@ pub struct VaultConfig {
     pub secret_id: Option<SecretString>,
     /// Where the AppRole auth method is mounted (`auth/<mount>/login`).
     pub approle_mount: String,
+    /// Kubernetes auth: the Vault role to log in as with the pod's service-account token.
+    pub kubernetes_role: Option<String>,
+    /// Where the Kubernetes auth method is mounted.
+    pub kubernetes_mount: String,
+    /// The service-account token file Kubernetes mounts into the pod.
+    pub kubernetes_token_path: String,
     /// KV v2 mount; credentials live at `<mount>/bac/<tenant>/<integration>/<connection>`.
     pub mount: String,
     /// How long a read secret is reused before Vault is asked again.
@@ -171,6 +177,11 @@ impl Config {
                 role_id: get("BAC_VAULT_ROLE_ID"),
                 secret_id: get("BAC_VAULT_SECRET_ID").map(SecretString::from),
                 approle_mount: get("BAC_VAULT_APPROLE_MOUNT").unwrap_or_else(|| "approle".into()),
+                kubernetes_role: get("BAC_VAULT_K8S_ROLE"),
+                kubernetes_mount: get("BAC_VAULT_K8S_MOUNT").unwrap_or_else(|| "kubernetes".into()),
+                kubernetes_token_path: get("BAC_VAULT_K8S_TOKEN_PATH").unwrap_or_else(|| {
+                    "/var/run/secrets/kubernetes.io/serviceaccount/token".into()
+                }),
                 mount: get("BAC_VAULT_MOUNT").unwrap_or_else(|| "secret".into()),
                 cache_ttl: Duration::from_secs(parse(&get, "BAC_VAULT_CACHE_TTL_SECS", 30)?),
             },
@@ -202,6 +213,9 @@ impl Config {
         "BAC_VAULT_ROLE_ID",
         "BAC_VAULT_SECRET_ID",
         "BAC_VAULT_APPROLE_MOUNT",
+        "BAC_VAULT_K8S_ROLE",
+        "BAC_VAULT_K8S_MOUNT",
+        "BAC_VAULT_K8S_TOKEN_PATH",
         "BAC_VAULT_MOUNT",
         "BAC_VAULT_CACHE_TTL_SECS",
         "BAC_GRPC_ADDR",

@@ -1,6 +1,6 @@
 //! Vault (or OpenBao) KV v2: connection secrets at `<mount>/bac/<tenant>/<integration>/<id>`,
 //! written with check-and-set so concurrent replicas refreshing one token never overwrite each
-//! other, read through a short cache. Token auth for dev, AppRole for deployments.
+//! other, read through a short cache. Token auth for dev, AppRole or Kubernetes service-account auth for deployments.
 //!
 //! The KV v2 and AppRole surface we use is four HTTP calls, so this speaks the Vault HTTP API
 //! directly over the same reqwest stack as the upstream client, with every secret kept in a
@@ -105,17 +105,34 @@ impl Vault {
         self.login().await
     }
 
-    /// AppRole login (`auth/approle/login`); the token is kept for later calls.
+    /// Logs in with AppRole, or with the pod's Kubernetes service-account token, or falls
+    /// back to the configured token; the token is kept for later calls.
     async fn login(&self) -> Result<SecretString, VaultError> {
         let cfg = &self.inner.cfg;
-        let (Some(role), Some(secret)) = (&cfg.role_id, &cfg.secret_id) else {
+        let (api, body) = if let (Some(role), Some(secret)) = (&cfg.role_id, &cfg.secret_id) {
+            (
+                format!("auth/{}/login", cfg.approle_mount),
+                json!({"role_id": role, "secret_id": secret.expose_secret()}),
+            )
+        } else if let Some(role) = &cfg.kubernetes_role {
+            let jwt = tokio::fs::read_to_string(&cfg.kubernetes_token_path)
+                .await
+                .map_err(|e| VaultError::Unreachable {
+                    addr: cfg.kubernetes_token_path.clone(),
+                    reason: format!("reading the service-account token: {e}"),
+                })?;
+            (
+                format!("auth/{}/login", cfg.kubernetes_mount),
+                json!({"role": role, "jwt": jwt.trim()}),
+            )
+        } else {
             return cfg.token.clone().ok_or(VaultError::NoAuth);
         };
         let resp = self
             .inner
             .http
-            .post(self.url(&format!("auth/{}/login", cfg.approle_mount)))
-            .json(&json!({"role_id": role, "secret_id": secret.expose_secret()}))
+            .post(self.url(&api))
+            .json(&body)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -125,9 +142,7 @@ impl Vault {
         let body: Value = resp.json().await.map_err(|e| self.unreachable(e))?;
         let token = body["auth"]["client_token"]
             .as_str()
-            .ok_or(VaultError::Body {
-                path: "auth/approle/login".into(),
-            })?;
+            .ok_or(VaultError::Body { path: api.clone() })?;
         let token = SecretString::from(token.to_string());
         *self.inner.token.write().await = Some(token.clone());
         Ok(token)
@@ -151,9 +166,9 @@ impl Vault {
             }
             let resp = req.send().await.map_err(|e| self.unreachable(e))?;
             // An expired AppRole token: log in again once.
-            if resp.status() == reqwest::StatusCode::FORBIDDEN
-                && attempt == 0
-                && self.inner.cfg.role_id.is_some()
+            let renewable =
+                self.inner.cfg.role_id.is_some() || self.inner.cfg.kubernetes_role.is_some();
+            if resp.status() == reqwest::StatusCode::FORBIDDEN && attempt == 0 && renewable
             {
                 *self.inner.token.write().await = None;
                 continue;

@@ -18,6 +18,9 @@ fn cfg(v: &Vault) -> VaultConfig {
         role_id: None,
         secret_id: None,
         approle_mount: "approle".into(),
+        kubernetes_role: None,
+        kubernetes_mount: "kubernetes".into(),
+        kubernetes_token_path: String::new(),
         mount: "secret".into(),
         cache_ttl: std::time::Duration::from_secs(30),
     }

@@ -1,0 +1,141 @@
+//! A short cache of API-key lookups, invalidated on every replica by `NOTIFY gateway_api_keys`
+//! (a trigger fires on revocation, expiry change and rotation; role changes notify too). When
+//! the listening session is down the cache is bypassed, so a revocation is never missed.
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Role;
+
+/// What a key lookup found (everything but the caller's request id).
+#[derive(Debug, Clone)]
+pub struct CachedKey {
+    pub key_id: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub role: Role,
+    pub key_hash: String,
+    pub revoked: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+const TTL: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Default)]
+pub struct KeyCache {
+    entries: Arc<Mutex<HashMap<String, (Instant, CachedKey)>>>,
+    /// When each prefix was last invalidated: a lookup that started earlier is not cached.
+    invalidated: Arc<Mutex<HashMap<String, Instant>>>,
+    /// True while the LISTEN session is up; the cache is used only then.
+    listening: Arc<AtomicBool>,
+}
+
+impl KeyCache {
+    pub fn get(&self, prefix: &str) -> Option<CachedKey> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        let map = self.entries.lock().ok()?;
+        map.get(prefix)
+            .filter(|(at, _)| at.elapsed() < TTL)
+            .map(|(_, k)| k.clone())
+    }
+
+    /// Caches a lookup that started at `looked_up_at`, unless the key changed since.
+    pub fn put(&self, prefix: &str, key: CachedKey, looked_up_at: Instant) {
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(inv) = self.invalidated.lock() {
+            if inv.get(prefix).is_some_and(|at| *at >= looked_up_at) {
+                return;
+            }
+        }
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() > 100_000 {
+                map.clear();
+            }
+            map.insert(prefix.to_string(), (Instant::now(), key));
+        }
+    }
+
+    fn forget(&self, prefix: &str) {
+        if let Ok(mut inv) = self.invalidated.lock() {
+            inv.retain(|_, at| at.elapsed() < TTL);
+            inv.insert(prefix.to_string(), Instant::now());
+        }
+        if let Ok(mut map) = self.entries.lock() {
+            map.remove(prefix);
+        }
+    }
+
+    fn set_listening(&self, on: bool) {
+        if !on {
+            if let Ok(mut map) = self.entries.lock() {
+                map.clear();
+            }
+        }
+        self.listening.store(on, Ordering::Release);
+    }
+
+    /// Keeps a LISTEN session open (reconnecting) until `shutdown`.
+    pub async fn listen(self, database_url: String, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let session = self.listen_once(&database_url);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = session => {
+                    self.set_listening(false);
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "api key invalidation listener lost; cache bypassed");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn listen_once(&self, database_url: &str) -> anyhow::Result<()> {
+        let cfg = bac_runtime::db::pg_config(database_url, "gateway")?;
+        let (client, mut conn) = cfg.connect(NoTls).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
+        let pump = tokio::spawn(async move {
+            let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(msg) = stream.next().await {
+                match msg {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        let _ = tx.send(Some(n.payload().to_string()));
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(None);
+        });
+        client.batch_execute("LISTEN gateway_api_keys").await?;
+        self.set_listening(true);
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Some(prefix) => self.forget(&prefix),
+                None => break,
+            }
+        }
+        pump.abort();
+        anyhow::bail!("listener connection closed")
+    }
+}

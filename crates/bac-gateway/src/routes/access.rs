@@ -1,0 +1,576 @@
+//! Tenants, users, API keys: who may call the fleet. Every change is audited.
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use bac_runtime::context::valid_tenant_id;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiJson, ApiQuery};
+use crate::{
+    audit::{self, Change, Origin},
+    auth::{mint_key, Principal, Role},
+    error::ApiError,
+    AppState,
+};
+
+/// Super admins of this tenant operate the platform (create and list tenants).
+pub const PLATFORM_TENANT: &str = "platform";
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn require_operator(p: &Principal) -> Result<(), ApiError> {
+    if p.tenant_id == PLATFORM_TENANT && p.role == Role::SuperAdmin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only platform operators manage tenants",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub id: String,
+    pub name: String,
+}
+
+pub async fn create_tenant(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_operator(&principal)?;
+    if !valid_tenant_id(&body.id) {
+        return Err(ApiError::bad_request(
+            "id must be 1-63 lowercase letters, digits, - or _, starting with a letter or digit",
+        ));
+    }
+    if body.name.trim().is_empty() || body.name.len() > 200 {
+        return Err(ApiError::bad_request("name must be 1-200 characters"));
+    }
+    let mut c = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = c.transaction().await.map_err(ApiError::internal)?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            &[&body.id, &body.name.trim()],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    if inserted == 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "ALREADY_EXISTS",
+            format!("tenant {} exists", body.id),
+        ));
+    }
+    let change = Change {
+        action: "tenant.created",
+        target_type: "tenant",
+        target_id: &body.id,
+        diff: json!({"name": body.name.trim()}),
+    };
+    let actor = format!("operator:{}", principal.user_id);
+    audit::record_as(
+        &tx,
+        &body.id,
+        &actor,
+        &principal.request_id,
+        &origin,
+        change,
+    )
+    .await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": body.id, "name": body.name.trim()})),
+    ))
+}
+
+pub async fn list_tenants(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let c = state.db.get().await.map_err(ApiError::internal)?;
+    // Operators see every tenant; anyone else sees their own.
+    let rows = if require_operator(&principal).is_ok() {
+        c.query("SELECT id, name, created_at FROM tenants ORDER BY id", &[])
+            .await
+    } else {
+        c.query(
+            "SELECT id, name, created_at FROM tenants WHERE id = $1",
+            &[&principal.tenant_id],
+        )
+        .await
+    }
+    .map_err(ApiError::internal)?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"id": r.get::<_, String>(0), "name": r.get::<_, String>(1), "created_at": rfc3339(r.get(2))}))
+        .collect();
+    Ok(Json(json!({ "tenants": list })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub email: String,
+    pub role: String,
+}
+
+fn user_json(r: &tokio_postgres::Row) -> Value {
+    json!({
+        "id": r.get::<_, String>(0),
+        "email": r.get::<_, String>(1),
+        "role": r.get::<_, String>(2),
+        "created_at": rfc3339(r.get(3)),
+    })
+}
+
+pub async fn create_user(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::SuperAdmin, "creating users")?;
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::bad_request("role must be super_admin, admin or user"))?;
+    let email = body.email.trim().to_ascii_lowercase();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(ApiError::bad_request("email is not an email address"));
+    }
+    let id = format!("usr_{}", uuid::Uuid::now_v7().simple());
+    let mut c = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = c.transaction().await.map_err(ApiError::internal)?;
+    let row = tx
+        .query_opt(
+            "INSERT INTO users (id, tenant_id, email, role) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, email) DO NOTHING
+             RETURNING id, email, role, created_at",
+            &[&id, &principal.tenant_id, &email, &role.as_str()],
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "ALREADY_EXISTS",
+                format!("a user with email {email} exists"),
+            )
+        })?;
+    let change = Change {
+        action: "user.created",
+        target_type: "user",
+        target_id: &id,
+        diff: json!({"email": email, "role": role.as_str()}),
+    };
+    audit::record(&tx, &principal, &origin, change).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(user_json(&row))))
+}
+
+pub async fn list_users(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Admin, "listing users")?;
+    let c = state.db.get().await.map_err(ApiError::internal)?;
+    let rows = c
+        .query(
+            "SELECT id, email, role, created_at FROM users WHERE tenant_id = $1 ORDER BY created_at, id",
+            &[&principal.tenant_id],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({ "users": rows.iter().map(user_json).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub role: String,
+}
+
+pub async fn update_user(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::SuperAdmin, "changing roles")?;
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::bad_request("role must be super_admin, admin or user"))?;
+    let mut c = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = c.transaction().await.map_err(ApiError::internal)?;
+    let before = tx
+        .query_opt(
+            "SELECT role FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            &[&principal.tenant_id, &id],
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    let old: String = before.get(0);
+    let row = tx
+        .query_one(
+            "UPDATE users SET role = $3 WHERE tenant_id = $1 AND id = $2
+             RETURNING id, email, role, created_at",
+            &[&principal.tenant_id, &id, &role.as_str()],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    // Cached keys of this user carry the old role: drop them on every replica.
+    tx.execute(
+        "SELECT pg_notify('gateway_api_keys', prefix) FROM api_keys WHERE user_id = $1",
+        &[&id],
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let change = Change {
+        action: "user.role_changed",
+        target_type: "user",
+        target_id: &id,
+        diff: json!({"role": {"from": old, "to": role.as_str()}}),
+    };
+    audit::record(&tx, &principal, &origin, change).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(user_json(&row)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Another user of the tenant (super admins only); default: the caller.
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+fn key_json(r: &tokio_postgres::Row) -> Value {
+    json!({
+        "id": r.get::<_, String>(0),
+        "prefix": r.get::<_, String>(1),
+        "name": r.get::<_, String>(2),
+        "user_id": r.get::<_, String>(3),
+        "created_at": rfc3339(r.get(4)),
+        "expires_at": r.get::<_, Option<DateTime<Utc>>>(5).map(rfc3339),
+        "revoked_at": r.get::<_, Option<DateTime<Utc>>>(6).map(rfc3339),
+        "last_used_at": r.get::<_, Option<DateTime<Utc>>>(7).map(rfc3339),
+        "replaced_by": r.get::<_, Option<String>>(8),
+    })
+}
+
+const KEY_COLUMNS: &str =
+    "id, prefix, name, user_id, created_at, expires_at, revoked_at, last_used_at, replaced_by";
+
+async fn insert_key(
+    tx: &bac_runtime::db::Transaction<'_>,
+    tenant: &str,
+    user: &str,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(String, Value), ApiError> {
+    let key = mint_key();
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO api_keys (id, tenant_id, user_id, prefix, key_hash, name, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {KEY_COLUMNS}"
+            ),
+            &[
+                &key.id,
+                &tenant,
+                &user,
+                &key.prefix,
+                &key.hash,
+                &name,
+                &expires_at,
+            ],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let mut body = key_json(&row);
+    // Shown once; only its hash is stored.
+    body["key"] = json!(key.key);
+    Ok((key.id, body))
+}
+
+pub async fn create_key(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = body
+        .user_id
+        .clone()
+        .unwrap_or_else(|| principal.user_id.clone());
+    if user != principal.user_id {
+        principal.require(Role::SuperAdmin, "creating keys for other users")?;
+    }
+    if body.expires_at.is_some_and(|e| e <= Utc::now()) {
+        return Err(ApiError::bad_request("expires_at is in the past"));
+    }
+    if body.name.len() > 200 {
+        return Err(ApiError::bad_request("name is longer than 200 characters"));
+    }
+    let mut c = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = c.transaction().await.map_err(ApiError::internal)?;
+    tx.query_opt(
+        "SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2",
+        &[&principal.tenant_id, &user],
+    )
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| ApiError::not_found(format!("no user {user}")))?;
+    let (id, out) = insert_key(
+        &tx,
+        &principal.tenant_id,
+        &user,
+        &body.name,
+        body.expires_at,
+    )
+    .await?;
+    let change = Change {
+        action: "api_key.created",
+        target_type: "api_key",
+        target_id: &id,
+        diff: json!({"user_id": user, "name": body.name, "expires_at": body.expires_at.map(rfc3339)}),
+    };
+    audit::record(&tx, &principal, &origin, change).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+pub async fn list_keys(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let c = state.db.get().await.map_err(ApiError::internal)?;
+    // Super admins see the tenant's keys; others their own.
+    let all = principal.role == Role::SuperAdmin;
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND ($2 OR user_id = $3)
+                 ORDER BY created_at, id"
+            ),
+            &[&principal.tenant_id, &all, &principal.user_id],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({ "api_keys": rows.iter().map(key_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// The key, if the caller may change it (its owner or a super admin of the tenant).
+async fn own_key(
+    tx: &bac_runtime::db::Transaction<'_>,
+    p: &Principal,
+    id: &str,
+) -> Result<tokio_postgres::Row, ApiError> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+            ),
+            &[&p.tenant_id, &id],
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no API key {id}")))?;
+    if row.get::<_, String>(3) != p.user_id && p.role != Role::SuperAdmin {
+        return Err(ApiError::not_found(format!("no API key {id}")));
+    }
+    Ok(row)
+}
+
+pub async fn revoke_key(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut c = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = c.transaction().await.map_err(ApiError::internal)?;
+    own_key(&tx, &principal, &id).await?;
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+                 WHERE tenant_id = $1 AND id = $2 RETURNING {KEY_COLUMNS}"
+            ),
+            &[&principal.tenant_id, &id],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let change = Change {
+        action: "api_key.revoked",
+        target_type: "api_key",
+        target_id: &id,
+        diff: json!({}),
+    };
+    audit::record(&tx, &principal, &origin, change).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(key_json(&row)))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the old key keeps working (default 3600, at most 30 days).
+    pub overlap_seconds: Option<i64>,
+}
+
+pub async fn rotate_key(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+    body: Option<ApiJson<RotateKey>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let overlap = body.and_then(|b| b.0.overlap_seconds).unwrap_or(3600);
+    if !(0..=30 * 24 * 3600).contains(&overlap) {
+        return Err(ApiError::bad_request(
+            "overlap_seconds must be between 0 and 2592000",
+        ));
+    }
+    let mut c = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = c.transaction().await.map_err(ApiError::internal)?;
+    let old = own_key(&tx, &principal, &id).await?;
+    if old.get::<_, Option<DateTime<Utc>>>(6).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "KEY_REVOKED",
+            "a revoked key cannot be rotated",
+        ));
+    }
+    let user: String = old.get(3);
+    let name: String = old.get(2);
+    let keep_expiry: Option<DateTime<Utc>> = old.get(5);
+    let (new_id, out) = insert_key(&tx, &principal.tenant_id, &user, &name, keep_expiry).await?;
+    let until = Utc::now() + Duration::seconds(overlap);
+    let old_until = keep_expiry.map_or(until, |e| e.min(until));
+    tx.execute(
+        "UPDATE api_keys SET expires_at = $3, replaced_by = $4 WHERE tenant_id = $1 AND id = $2",
+        &[&principal.tenant_id, &id, &old_until, &new_id],
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let change = Change {
+        action: "api_key.rotated",
+        target_type: "api_key",
+        target_id: &id,
+        diff: json!({"replaced_by": new_id, "old_key_expires_at": rfc3339(old_until)}),
+    };
+    audit::record(&tx, &principal, &origin, change).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub actor: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+pub async fn list_audit(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Admin, "reading the audit trail")?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 500"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::bad_request("offset must not be negative"));
+    }
+    let c = state.db.get().await.map_err(ApiError::internal)?;
+    let filter = "tenant_id = $1
+        AND ($2::text IS NULL OR action = $2) AND ($3::text IS NULL OR target_type = $3)
+        AND ($4::text IS NULL OR target_id = $4) AND ($5::text IS NULL OR actor = $5)
+        AND ($6::timestamptz IS NULL OR created_at >= $6) AND ($7::timestamptz IS NULL OR created_at < $7)";
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &principal.tenant_id,
+        &q.action,
+        &q.target_type,
+        &q.target_id,
+        &q.actor,
+        &q.since,
+        &q.until,
+    ];
+    let total: i64 = c
+        .query_one(
+            &format!("SELECT count(*) FROM audit_log WHERE {filter}"),
+            &params,
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .get(0);
+    let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+    all.push(&limit);
+    all.push(&offset);
+    let rows = c
+        .query(
+            &format!(
+                "SELECT id, actor, action, target_type, target_id, diff, source_ip, user_agent, request_id, created_at
+                 FROM audit_log WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $8 OFFSET $9"
+            ),
+            &all,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let entries: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.get::<_, String>(0),
+                "tenant_id": principal.tenant_id,
+                "actor": r.get::<_, String>(1),
+                "action": r.get::<_, String>(2),
+                "target_type": r.get::<_, String>(3),
+                "target_id": r.get::<_, String>(4),
+                "diff": r.get::<_, Value>(5),
+                "source_ip": r.get::<_, Option<String>>(6),
+                "user_agent": r.get::<_, Option<String>>(7),
+                "request_id": r.get::<_, Option<String>>(8),
+                "created_at": rfc3339(r.get(9)),
+            })
+        })
+        .collect();
+    let next = offset + entries.len() as i64;
+    Ok(Json(json!({
+        "entries": entries,
+        "pagination": {"limit": limit, "offset": offset, "total": total,
+                       "next_offset": (next < total).then_some(next)},
+    })))
+}
