@@ -286,6 +286,16 @@ impl InfraEnv {
     }
 }
 
+/// What [`Fleet::start_opts`] starts besides the Odoo path.
+#[derive(Default)]
+pub struct FleetOptions {
+    pub sandbox: bac_sandbox::OdooSandboxConfig,
+    /// Also start the stand-ins of google-workspace, zoho, tally and messaging.
+    pub stand_ins: bool,
+    /// gRPC URLs the gateway uses instead of the fleet's own (e.g. one that never answers).
+    pub service_urls: HashMap<ServiceKind, String>,
+}
+
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
 pub struct Fleet {
     pub infra: InfraEnv,
@@ -293,6 +303,8 @@ pub struct Fleet {
     pub vault: Vault,
     pub sandbox_url: String,
     pub odoo: Option<Running>,
+    /// The stand-in services started with [`FleetOptions::stand_ins`].
+    pub stand_ins: Vec<(ServiceKind, Running)>,
     pub gateway: Running,
     pub api: String,
     pub key: String,
@@ -307,6 +319,16 @@ impl Fleet {
 
     /// The fleet with a sandbox of this configuration (users, database).
     pub async fn start_with(sandbox_cfg: bac_sandbox::OdooSandboxConfig) -> Fleet {
+        Self::start_opts(FleetOptions {
+            sandbox: sandbox_cfg,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The fleet as `opts` says.
+    pub async fn start_opts(opts: FleetOptions) -> Fleet {
+        let sandbox_cfg = opts.sandbox;
         let kafka = Tansu::start();
         let vault = Vault::get();
         let infra = InfraEnv {
@@ -324,6 +346,27 @@ impl Fleet {
         let mut urls = bac_gateway::ServiceUrls::from_lookup(|_| None);
         urls.0
             .insert(ServiceKind::Odoo, format!("http://{}", odoo.grpc_addr));
+        let mut stand_ins = Vec::new();
+        if opts.stand_ins {
+            for kind in [
+                ServiceKind::GoogleWorkspace,
+                ServiceKind::Zoho,
+                ServiceKind::Tally,
+                ServiceKind::Messaging,
+            ] {
+                let cfg = infra.config(kind);
+                let r = match kind {
+                    ServiceKind::GoogleWorkspace => bac_google_workspace::run(cfg).await,
+                    ServiceKind::Zoho => bac_zoho::run(cfg).await,
+                    ServiceKind::Tally => bac_tally::run(cfg).await,
+                    _ => bac_messaging::run(cfg).await,
+                }
+                .unwrap();
+                urls.0.insert(kind, format!("http://{}", r.grpc_addr));
+                stand_ins.push((kind, r));
+            }
+        }
+        urls.0.extend(opts.service_urls);
         let gateway = bac_gateway::run_with(infra.config(ServiceKind::Gateway), urls)
             .await
             .unwrap();
@@ -347,11 +390,63 @@ impl Fleet {
             vault,
             sandbox_url: format!("http://{sandbox}"),
             odoo: Some(odoo),
+            stand_ins,
             gateway,
             key,
             tenant,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// `(status, body)` of a JSON call with another key.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        // An empty body (204) is `null`.
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"))
+        };
+        (status, json)
+    }
+
+    /// Creates a user with `role` in the fleet's tenant and returns (user id, their key).
+    pub async fn user_with_key(&self, role: &str) -> (String, String) {
+        let email = format!("{}-{}@test.local", role, uuid::Uuid::new_v4().simple());
+        let (status, user) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/users",
+                Some(serde_json::json!({"email": email, "role": role})),
+            )
+            .await;
+        assert_eq!(status, 201, "{user}");
+        let id = user["id"].as_str().unwrap().to_string();
+        let (status, key) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/api-keys",
+                Some(serde_json::json!({"user_id": id, "name": "test"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{key}");
+        (id, key["key"].as_str().unwrap().to_string())
     }
 
     /// `(status, body)` of an authenticated JSON call.
@@ -371,8 +466,13 @@ impl Fleet {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"));
+        // An empty body (204) is `null`.
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"))
+        };
         (status, json)
     }
 

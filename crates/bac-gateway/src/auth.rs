@@ -12,7 +12,7 @@ use rand::{distributions::Alphanumeric, Rng};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{error::ApiError, AppState};
+use crate::{error::ApiError, keys::CachedKey, AppState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -108,50 +108,79 @@ pub fn mint_key() -> NewKey {
 }
 
 /// `bac_<prefix>_<secret>` -> prefix, if the shape is right.
-fn key_prefix(key: &str) -> Option<&str> {
+pub fn key_prefix(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("bac_")?;
     let (prefix, secret) = rest.split_once('_')?;
     (!prefix.is_empty() && prefix.len() <= 32 && secret.len() >= 16).then_some(prefix)
 }
 
-/// Looks the key up and checks it is current.
-pub async fn authenticate(db: &Pool, key: &str, request_id: &str) -> Result<Principal, ApiError> {
+/// Looks the key up (through the invalidated cache) and checks it is current.
+pub async fn authenticate(
+    state: &AppState,
+    key: &str,
+    request_id: &str,
+) -> Result<Principal, ApiError> {
     let invalid = || ApiError::unauthorized("invalid API key");
     let prefix = key_prefix(key).ok_or_else(invalid)?;
+    let found = match state.keys.get(prefix) {
+        Some(k) => k,
+        None => {
+            let started = std::time::Instant::now();
+            let k = lookup(&state.db, prefix).await?.ok_or_else(invalid)?;
+            state.keys.put(prefix, k.clone(), started);
+            k
+        }
+    };
+    if !bool::from(found.key_hash.as_bytes().ct_eq(hash_key(key).as_bytes())) {
+        return Err(invalid());
+    }
+    if found.revoked {
+        return Err(ApiError::unauthorized("this API key was revoked"));
+    }
+    if found.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
+        return Err(ApiError::unauthorized("this API key has expired").suggest("Create a new key"));
+    }
+    touch(&state.db, &found.key_id);
+    Ok(Principal {
+        key_id: found.key_id,
+        tenant_id: found.tenant_id,
+        user_id: found.user_id,
+        role: found.role,
+        request_id: request_id.to_string(),
+    })
+}
+
+async fn lookup(db: &Pool, prefix: &str) -> Result<Option<CachedKey>, ApiError> {
     let client = db.get().await.map_err(ApiError::internal)?;
-    let row = client
+    let Some(row) = client
         .query_opt(
-            "SELECT k.id, k.tenant_id, k.user_id, k.key_hash, u.role,
-                    k.revoked_at IS NOT NULL, k.expires_at IS NOT NULL AND k.expires_at <= now()
+            "SELECT k.id, k.tenant_id, k.user_id, k.key_hash, u.role, k.revoked_at IS NOT NULL, k.expires_at
              FROM api_keys k JOIN users u ON u.id = k.user_id
              WHERE k.prefix = $1",
             &[&prefix],
         )
         .await
         .map_err(ApiError::internal)?
-        .ok_or_else(invalid)?;
-    let stored: String = row.get(3);
-    if !bool::from(stored.as_bytes().ct_eq(hash_key(key).as_bytes())) {
-        return Err(invalid());
-    }
-    if row.get::<_, bool>(5) {
-        return Err(ApiError::unauthorized("this API key was revoked"));
-    }
-    if row.get::<_, bool>(6) {
-        return Err(ApiError::unauthorized("this API key has expired").suggest("Create a new key"));
-    }
+    else {
+        return Ok(None);
+    };
     let role: String = row.get(4);
-    let principal = Principal {
+    Ok(Some(CachedKey {
         key_id: row.get(0),
         tenant_id: row.get(1),
         user_id: row.get(2),
+        key_hash: row.get(3),
         role: Role::parse(&role)
             .ok_or_else(|| ApiError::internal(format!("unknown role {role}")))?,
-        request_id: request_id.to_string(),
-    };
-    // Recorded at most once a minute per key, off the request's path.
+        revoked: row.get(5),
+        expires_at: row.get(6),
+    }))
+}
+
+/// Records `last_used_at`, at most once a minute per key, off the request's path.
+fn touch(db: &Pool, key_id: &str) {
     let db = db.clone();
-    let key_id = principal.key_id.clone();
+    let key_id = key_id.to_string();
     tokio::spawn(async move {
         if let Ok(c) = db.get().await {
             let _ = c
@@ -163,7 +192,6 @@ pub async fn authenticate(db: &Pool, key: &str, request_id: &str) -> Result<Prin
                 .await;
         }
     });
-    Ok(principal)
 }
 
 #[async_trait]
@@ -186,7 +214,11 @@ impl FromRequestParts<Arc<AppState>> for Principal {
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized("missing API key"))?;
         let request_id = crate::error::current_request_id();
-        let principal = authenticate(&state.db, key, &request_id).await?;
+        let principal = authenticate(state, key, &request_id).await?;
+        // Rate limits (bac_gateway::ratelimit): per key and per tenant, after authentication.
+        state
+            .limits
+            .check(&principal.tenant_id, &principal.key_id)?;
         tracing::Span::current().record("tenant", principal.tenant_id.as_str());
         Ok(principal)
     }

@@ -3,30 +3,48 @@
 //!
 //! - [`routes`]: the REST handlers, one module per area (`connections`, `odoo`).
 //! - [`auth`]: API keys and the authenticated [`auth::Principal`].
+//! - [`authz`]: the access matrix and delegated grants.
+//! - [`catalog`]: the integrations, their connection JSON Schemas and the validator.
+//! - [`audit`]: the audit trail (rows and `bac.integrations.audit.v1` events).
 //! - [`error`]: the one error shape, and gRPC status -> HTTP mapping.
 //! - [`http`]: request ids, per-request span and metrics, error-shape safety net.
-//! - [`services`]: gRPC channels to the services.
+//! - [`services`]: gRPC channels to the services (balanced, deadlines, idempotent retry).
+//! - [`ratelimit`], [`edge`], [`settings`]: rate limits, CORS/gzip/timeouts, their `BAC_*` settings.
 //! - [`admin`]: `bac-gateway bootstrap` (first tenant and key).
 pub mod admin;
+pub mod audit;
 pub mod auth;
+pub mod authz;
+pub mod catalog;
+pub mod edge;
 pub mod error;
 pub mod http;
+pub mod keys;
+pub mod ratelimit;
 pub mod routes;
 pub mod services;
+pub mod settings;
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{process::ExitCode, sync::Arc};
 
 use axum::{extract::DefaultBodyLimit, middleware, Router};
 use bac_runtime::{db::Migration, db::Pool, Config, Running, Runtime, ServiceKind, ServiceSpec};
 use tokio::net::TcpListener;
-use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
+use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer};
 
 pub use services::ServiceUrls;
+pub use settings::GatewaySettings;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "gateway_0001_tenants_keys",
-    sql: include_str!("../migrations/0001_tenants_keys.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "gateway_0001_tenants_keys",
+        sql: include_str!("../migrations/0001_tenants_keys.sql"),
+    },
+    Migration {
+        name: "gateway_0002_grants_audit",
+        sql: include_str!("../migrations/0002_grants_audit.sql"),
+    },
+];
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -34,29 +52,39 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub db: Pool,
     pub services: services::Services,
+    pub keys: keys::KeyCache,
+    pub limits: ratelimit::RateLimits,
+    pub settings: Arc<GatewaySettings>,
 }
 
 pub fn spec() -> ServiceSpec {
     ServiceSpec {
         kind: ServiceKind::Gateway,
         migrations: MIGRATIONS,
-        topics: Vec::new(),
+        topics: vec![audit::TOPIC.to_string()],
         grpc_services: vec![],
     }
 }
 
 /// The public router with its middleware.
 pub fn app(state: Arc<AppState>) -> Router {
-    routes::router()
+    let settings = state.settings.clone();
+    let router = routes::router()
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(35),
+        .layer(middleware::from_fn_with_state(
+            settings.clone(),
+            edge::timeouts,
         ))
-        .layer(middleware::from_fn(http::request_context))
+        .layer(middleware::from_fn(ratelimit::headers))
+        .layer(middleware::from_fn(http::request_context));
+    let router = match edge::cors(&settings) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(CompressionLayer::new().gzip(true))
 }
 
 /// Starts the gateway with service addresses from the environment.
@@ -65,15 +93,32 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
     run_with(config, urls).await
 }
 
-/// Starts the gateway (listeners from `config`, port 0 allowed) and serves until shut down.
+/// [`run_with_settings`] with the [`GatewaySettings`] of the environment.
 pub async fn run_with(config: Config, urls: ServiceUrls) -> anyhow::Result<Running> {
+    run_with_settings(config, urls, GatewaySettings::from_env()?).await
+}
+
+/// Starts the gateway (listeners from `config`, port 0 allowed) and serves until shut down.
+pub async fn run_with_settings(
+    config: Config,
+    urls: ServiceUrls,
+    settings: GatewaySettings,
+) -> anyhow::Result<Running> {
     let api = TcpListener::bind(config.api_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (BAC_API_ADDR): {e}", config.api_addr))?;
     let rt = Runtime::start(config, spec()).await?;
+    let keys = keys::KeyCache::default();
+    tokio::spawn(
+        keys.clone()
+            .listen(rt.config.database_url.clone(), rt.shutdown.child_token()),
+    );
     let state = Arc::new(AppState {
         db: rt.db.clone(),
-        services: services::Services::new(&urls)?,
+        services: services::Services::with_settings(&urls, settings.grpc)?,
+        limits: ratelimit::RateLimits::new(settings.rate_per_key, settings.rate_per_tenant),
+        settings: Arc::new(settings),
+        keys,
     });
     tracing::info!(api = %api.local_addr()?, "gateway API listening");
     rt.launch(tonic::service::Routes::default(), Some((api, app(state))))

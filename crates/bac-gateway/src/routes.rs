@@ -1,7 +1,10 @@
 //! REST routes. Each integration has its own module under its own path prefix
 //! (`/api/v1/odoo/...`); management routes live under `/api/v1/integrations/...`.
+pub mod access;
 pub mod connections;
 pub mod odoo;
+pub mod permissions;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use axum::{
     async_trait,
     extract::{FromRequest, FromRequestParts, Request},
     http::request::Parts,
-    routing::post,
+    routing::{delete, get, patch, post},
     Router,
 };
 use serde::de::DeserializeOwned;
@@ -17,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::{error::ApiError, AppState};
 
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
+    status_routes(Router::new())
         .route(
             "/api/v1/integrations/connections",
             post(connections::create).get(connections::list),
@@ -27,9 +30,82 @@ pub fn router() -> Router<Arc<AppState>> {
             post(connections::test),
         )
         .route(
+            "/api/v1/tenants",
+            post(access::create_tenant).get(access::list_tenants),
+        )
+        .route(
+            "/api/v1/users",
+            post(access::create_user).get(access::list_users),
+        )
+        .route("/api/v1/users/:id", patch(access::update_user))
+        .route(
+            "/api/v1/api-keys",
+            post(access::create_key).get(access::list_keys),
+        )
+        .route("/api/v1/api-keys/:id", delete(access::revoke_key))
+        .route("/api/v1/api-keys/:id/rotate", post(access::rotate_key))
+        .route(
+            "/api/v1/integrations/permissions",
+            get(permissions::effective),
+        )
+        .route(
+            "/api/v1/integrations/permissions/grant",
+            post(permissions::grant),
+        )
+        .route(
+            "/api/v1/integrations/permissions/revoke",
+            delete(permissions::revoke),
+        )
+        .route("/api/v1/integrations/audit", get(access::list_audit))
+        .route("/api/v1/integrations/definitions", get(definitions))
+        .route(
+            "/api/v1/integrations/connections/:id",
+            get(connections::get)
+                .patch(connections::update)
+                .delete(connections::delete),
+        )
+        .route("/api/v1/integrations/dashboard", get(status::dashboard))
+        .route(
+            "/api/v1/integrations/tally/test-connection",
+            post(status::tally_not_built),
+        )
+        .route(
+            "/api/v1/integrations/tally/configuration",
+            get(status::tally_not_built)
+                .post(status::tally_not_built)
+                .put(status::tally_not_built)
+                .delete(status::tally_not_built),
+        )
+        .route(
             "/api/v1/odoo/crm/leads",
             post(odoo::create_lead).get(odoo::list_leads),
         )
+}
+
+/// `GET /api/v1/integrations/<key>/status` for every integration of the catalog.
+fn status_routes(mut router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    for def in crate::catalog::CATALOG.iter() {
+        let key = def.key;
+        router = router.route(
+            &format!("/api/v1/integrations/{key}/status"),
+            get(
+                move |axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+                      principal: crate::auth::Principal| {
+                    status::integration_status(state, principal, key)
+                },
+            ),
+        );
+    }
+    router
+}
+
+/// `GET /api/v1/integrations/definitions`: the catalog (any authenticated caller).
+async fn definitions(_: crate::auth::Principal) -> axum::Json<serde_json::Value> {
+    let list: Vec<_> = crate::catalog::CATALOG
+        .iter()
+        .map(|d| d.to_json())
+        .collect();
+    axum::Json(serde_json::json!({ "definitions": list }))
 }
 
 /// `Json<T>` whose rejections use the one error shape.

@@ -1,9 +1,41 @@
-//! gRPC channels from the gateway to the integration services, one per integration, connected
-//! lazily (a service that is down makes its routes answer 503, not the gateway fail to start).
-use std::{collections::HashMap, time::Duration};
+//! gRPC channels from the gateway to the integration services, one per integration, each a
+//! load-balanced channel over every endpoint of the service, connected lazily (a service that
+//! is down makes its routes answer 503, not the gateway fail to start).
+//!
+//! `BAC_<NAME>_GRPC_URL` is a comma-separated list of targets, each either a URL
+//! (`http://10.0.0.7:50052`) or `dns:///name:port`: every address the name resolves to (a
+//! Kubernetes headless Service returns one per ready pod), re-resolved every
+//! `BAC_GRPC_DNS_REFRESH_SECS`. Endpoints join and leave tonic's p2c balancer
+//! (`Channel::balance_channel`) as they appear and disappear; when a service has several,
+//! each is probed (TCP connect) every `BAC_GRPC_PROBE_INTERVAL_MS` and after any transport
+//! failure, and the unreachable ones are taken out (all stay in when none answers, so calls
+//! fail fast with UNAVAILABLE rather than wait).
+//!
+//! Every call gets a deadline (`BAC_GRPC_DEADLINE_MS`, or the caller's shorter
+//! `grpc-timeout`). Idempotent calls (`Get*`, `List*`, `Test*`) are retried once when the
+//! first attempt fails with UNAVAILABLE from the transport (not a service's own
+//! UNAVAILABLE, which carries error details), usually on another endpoint.
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
 
 use bac_runtime::ServiceKind;
-use tonic::transport::{Channel, Endpoint};
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use tokio::sync::{mpsc, Notify};
+use tonic::{
+    body::BoxBody,
+    transport::{Channel, Endpoint},
+    Code,
+};
+use tower::{discover::Change, Service, ServiceExt};
 
 /// Where each integration service listens (`BAC_<NAME>_GRPC_URL`).
 #[derive(Debug, Clone)]
@@ -31,29 +63,561 @@ impl ServiceUrls {
     }
 }
 
-#[derive(Clone)]
-pub struct Services {
-    channels: HashMap<ServiceKind, Channel>,
+/// Deadline of one gateway -> service call (default of `BAC_GRPC_DEADLINE_MS`).
+pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How the gateway reaches the services (part of [`crate::settings::GatewaySettings`]).
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcSettings {
+    /// Deadline of a call, both attempts included (`BAC_GRPC_DEADLINE_MS`).
+    pub deadline: Duration,
+    /// How often `dns:///` targets are resolved again (`BAC_GRPC_DNS_REFRESH_SECS`).
+    pub dns_refresh: Duration,
+    /// How often the endpoints of a service with several are probed
+    /// (`BAC_GRPC_PROBE_INTERVAL_MS`).
+    pub probe_interval: Duration,
+    pub connect_timeout: Duration,
 }
 
-/// Deadline of one gateway -> service call.
-pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        GrpcSettings {
+            deadline: CALL_DEADLINE,
+            dns_refresh: Duration::from_secs(15),
+            probe_interval: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// One element of a `BAC_<NAME>_GRPC_URL` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One endpoint, `http://host:port`.
+    Url(String),
+    /// Every address of `host`, re-resolved periodically.
+    Dns { host: String, port: u16 },
+}
+
+/// Parses `http://a:1,http://b:2` / `dns:///name:port` (several may be mixed).
+pub fn parse_targets(value: &str) -> Result<Vec<Target>, String> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(rest) = item.strip_prefix("dns:") {
+            // dns:///name:port (empty authority); dns://name:port is accepted too.
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let hostport = match rest.split_once('/') {
+                Some(("", hp)) => hp,
+                Some((_, _)) => return Err(format!(
+                    "{item}: a DNS server in the authority is not supported; use dns:///name:port"
+                )),
+                None => rest,
+            };
+            let (host, port) = hostport
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{item}: needs a port (dns:///name:port)"))?;
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("{item}: invalid port {port:?}"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() {
+                return Err(format!("{item}: needs a host name"));
+            }
+            out.push(Target::Dns {
+                host: host.to_string(),
+                port,
+            });
+        } else {
+            Endpoint::from_shared(item.to_string()).map_err(|e| format!("{item}: {e}"))?;
+            let uri: http::Uri = item.parse().map_err(|e| format!("{item}: {e}"))?;
+            if uri.host().is_none() {
+                return Err(format!("{item}: needs a host"));
+            }
+            out.push(Target::Url(item.trim_end_matches('/').to_string()));
+        }
+    }
+    if out.is_empty() {
+        return Err("no URL".into());
+    }
+    Ok(out)
+}
+
+#[derive(Clone)]
+pub struct Services {
+    channels: HashMap<ServiceKind, GrpcChannel>,
+}
 
 impl Services {
     pub fn new(urls: &ServiceUrls) -> anyhow::Result<Self> {
+        Self::with_settings(urls, GrpcSettings::default())
+    }
+
+    /// Builds every service's channel; the discovery tasks run on the current tokio runtime
+    /// (without one, only the URL targets are used, never re-probed).
+    pub fn with_settings(urls: &ServiceUrls, settings: GrpcSettings) -> anyhow::Result<Self> {
         let mut channels = HashMap::new();
         for (kind, url) in &urls.0 {
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| anyhow::anyhow!("{}={url}: {e}", ServiceUrls::variable(*kind)))?
-                .connect_timeout(Duration::from_secs(3))
-                .timeout(CALL_DEADLINE)
-                .tcp_keepalive(Some(Duration::from_secs(30)));
-            channels.insert(*kind, endpoint.connect_lazy());
+            let targets = parse_targets(url)
+                .map_err(|e| anyhow::anyhow!("{}={url}: {e}", ServiceUrls::variable(*kind)))?;
+            channels.insert(*kind, GrpcChannel::start(kind.key(), targets, settings));
         }
         Ok(Services { channels })
     }
 
-    pub fn channel(&self, kind: ServiceKind) -> Option<Channel> {
+    pub fn channel(&self, kind: ServiceKind) -> Option<GrpcChannel> {
         self.channels.get(&kind).cloned()
+    }
+}
+
+/// A service's balanced channel with deadlines and the idempotent retry; use it as any
+/// tonic channel: `OdooServiceClient::new(state.services.channel(ServiceKind::Odoo)?)`.
+#[derive(Clone)]
+pub struct GrpcChannel {
+    inner: Channel,
+    service: &'static str,
+    endpoints: Arc<AtomicUsize>,
+    wake: Arc<Notify>,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for GrpcChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcChannel")
+            .field("service", &self.service)
+            .field("endpoints", &self.endpoints.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl GrpcChannel {
+    fn start(service: &'static str, targets: Vec<Target>, settings: GrpcSettings) -> GrpcChannel {
+        let (inner, tx) = Channel::balance_channel::<String>(64);
+        let endpoints = Arc::new(AtomicUsize::new(0));
+        let wake = Arc::new(Notify::new());
+        let mut discovery = Discovery {
+            service,
+            targets,
+            settings,
+            tx,
+            endpoints: endpoints.clone(),
+            wake: wake.clone(),
+            active: BTreeSet::new(),
+            resolved: HashMap::new(),
+        };
+        // URL targets are usable at once; DNS names once the task resolved them.
+        let urls: BTreeSet<String> = discovery
+            .targets
+            .iter()
+            .filter_map(|t| match t {
+                Target::Url(u) => Some(u.clone()),
+                Target::Dns { .. } => None,
+            })
+            .collect();
+        discovery.apply_now(&urls);
+        let needs_task = discovery.targets.len() > 1
+            || discovery
+                .targets
+                .iter()
+                .any(|t| matches!(t, Target::Dns { .. }));
+        if needs_task {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(discovery.run());
+            }
+        }
+        GrpcChannel {
+            inner,
+            service,
+            endpoints,
+            wake,
+            deadline: settings.deadline,
+        }
+    }
+
+    /// Endpoints currently in the balancer.
+    pub fn endpoints(&self) -> usize {
+        self.endpoints.load(Ordering::Relaxed)
+    }
+
+    async fn send(
+        self,
+        req: http::Request<BoxBody>,
+    ) -> Result<http::Response<BoxBody>, tonic::codegen::StdError> {
+        if self.endpoints() == 0 {
+            return Ok(tonic::Status::unavailable(format!(
+                "no endpoint of the {} service is known yet",
+                self.service
+            ))
+            .into_http());
+        }
+        let started = Instant::now();
+        let budget = grpc_timeout(req.headers()).map_or(self.deadline, |t| t.min(self.deadline));
+        let until = tokio::time::Instant::from_std(started + budget);
+        let idempotent = is_idempotent(req.uri().path());
+        let (mut parts, body) = req.into_parts();
+        set_grpc_timeout(&mut parts.headers, budget);
+        if !idempotent {
+            let req = http::Request::from_parts(parts, body);
+            return self.attempt(req, until).await.map(|(resp, _)| resp);
+        }
+        // A unary request is one small message: keep it to send it again.
+        let bytes = body.collect().await?.to_bytes();
+        let first = http::Request::from_parts(parts.clone(), boxed(bytes.clone()));
+        let (resp, retry) = self.attempt(first, until).await?;
+        let left = budget.saturating_sub(started.elapsed());
+        if !retry || left < Duration::from_millis(5) {
+            return Ok(resp);
+        }
+        metrics::counter!("bac_grpc_client_retries_total", "service" => self.service).increment(1);
+        tracing::debug!(service = self.service, path = %parts.uri.path(), "retrying an idempotent call once");
+        set_grpc_timeout(&mut parts.headers, left);
+        let second = http::Request::from_parts(parts, boxed(bytes));
+        self.attempt(second, until).await.map(|(resp, _)| resp)
+    }
+
+    /// One attempt; the flag says whether the failure is worth another endpoint.
+    async fn attempt(
+        &self,
+        req: http::Request<BoxBody>,
+        until: tokio::time::Instant,
+    ) -> Result<(http::Response<BoxBody>, bool), tonic::codegen::StdError> {
+        match tokio::time::timeout_at(until, self.inner.clone().oneshot(req)).await {
+            Err(_) => Ok((
+                tonic::Status::deadline_exceeded(format!(
+                    "the {} service did not answer within the deadline",
+                    self.service
+                ))
+                .into_http(),
+                false,
+            )),
+            Ok(Err(e)) => {
+                // A transport failure: have the endpoints probed now.
+                self.wake.notify_one();
+                let status = tonic::Status::from_error(e.into());
+                // Connection refused or lost: the request did not complete. A timeout of
+                // the endpoint (CANCELLED) used the budget up.
+                let retry = !matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded);
+                Ok((status.into_http(), retry))
+            }
+            Ok(Ok(resp)) => {
+                let unavailable = resp
+                    .headers()
+                    .get("grpc-status")
+                    .is_some_and(|v| v.as_bytes() == b"14");
+                // A service's own UNAVAILABLE (its upstream is down) carries details: that
+                // one is its answer, not a reason to try another replica.
+                let from_service = resp.headers().contains_key("grpc-status-details-bin");
+                Ok((resp, unavailable && !from_service))
+            }
+        }
+    }
+}
+
+impl Service<http::Request<BoxBody>> for GrpcChannel {
+    type Response = http::Response<BoxBody>;
+    type Error = tonic::codegen::StdError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is the balancer's business, awaited inside each call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<BoxBody>) -> Self::Future {
+        Box::pin(self.clone().send(req))
+    }
+}
+
+fn boxed(bytes: bytes::Bytes) -> BoxBody {
+    tonic::body::boxed(Full::new(bytes))
+}
+
+/// `Get*`, `List*`, `Test*` (`/pkg.Service/Method`): safe to send twice.
+pub fn is_idempotent(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or("");
+    ["Get", "List", "Test"]
+        .iter()
+        .any(|p| method.starts_with(p) && method.len() > p.len())
+}
+
+/// The `grpc-timeout` header (`<digits><H|M|S|m|u|n>`).
+fn grpc_timeout(h: &http::HeaderMap) -> Option<Duration> {
+    let v = h.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn set_grpc_timeout(h: &mut http::HeaderMap, d: Duration) {
+    // At most 8 digits; milliseconds cover 27 hours.
+    let ms = d.as_millis().clamp(1, 99_999_999);
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{ms}m")) {
+        h.insert("grpc-timeout", v);
+    }
+}
+
+/// Keeps one service's endpoints in its balancer.
+struct Discovery {
+    service: &'static str,
+    targets: Vec<Target>,
+    settings: GrpcSettings,
+    tx: mpsc::Sender<Change<String, Endpoint>>,
+    endpoints: Arc<AtomicUsize>,
+    wake: Arc<Notify>,
+    /// Endpoints in the balancer now.
+    active: BTreeSet<String>,
+    /// The last good answer for each DNS name.
+    resolved: HashMap<(String, u16), BTreeSet<String>>,
+}
+
+impl Discovery {
+    fn endpoint(&self, url: &str) -> Option<Endpoint> {
+        let e = Endpoint::from_shared(url.to_string()).ok()?;
+        Some(
+            e.connect_timeout(self.settings.connect_timeout)
+                .timeout(self.settings.deadline)
+                .tcp_nodelay(true)
+                .tcp_keepalive(Some(Duration::from_secs(30)))
+                .http2_keep_alive_interval(Duration::from_secs(20))
+                .keep_alive_timeout(Duration::from_secs(10)),
+        )
+    }
+
+    /// Brings the balancer to `want` without waiting (the channel has room for a whole set).
+    fn apply_now(&mut self, want: &BTreeSet<String>) {
+        let gone: Vec<String> = self.active.difference(want).cloned().collect();
+        for k in gone {
+            if self.tx.try_send(Change::Remove(k.clone())).is_ok() {
+                tracing::info!(service = self.service, endpoint = %k, "gRPC endpoint removed");
+                self.active.remove(&k);
+            }
+        }
+        let new: Vec<String> = want.difference(&self.active).cloned().collect();
+        for k in new {
+            let Some(ep) = self.endpoint(&k) else {
+                continue;
+            };
+            if self.tx.try_send(Change::Insert(k.clone(), ep)).is_ok() {
+                tracing::info!(service = self.service, endpoint = %k, "gRPC endpoint added");
+                self.active.insert(k);
+            }
+        }
+        self.endpoints.store(self.active.len(), Ordering::Relaxed);
+        metrics::gauge!("bac_grpc_client_endpoints", "service" => self.service)
+            .set(self.active.len() as f64);
+    }
+
+    async fn resolve(&mut self) {
+        for t in &self.targets {
+            let Target::Dns { host, port } = t else {
+                continue;
+            };
+            match tokio::net::lookup_host((host.as_str(), *port)).await {
+                Ok(addrs) => {
+                    let set: BTreeSet<String> =
+                        addrs.map(|a: SocketAddr| format!("http://{a}")).collect();
+                    if set.is_empty() {
+                        tracing::warn!(service = self.service, host = %host, "DNS name resolved to no address; keeping the previous ones");
+                    } else {
+                        self.resolved.insert((host.clone(), *port), set);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(service = self.service, host = %host, error = %e, "DNS resolution failed; keeping the previous addresses");
+                }
+            }
+        }
+    }
+
+    fn desired(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for t in &self.targets {
+            match t {
+                Target::Url(u) => {
+                    out.insert(u.clone());
+                }
+                Target::Dns { host, port } => {
+                    if let Some(set) = self.resolved.get(&(host.clone(), *port)) {
+                        out.extend(set.iter().cloned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    async fn run(mut self) {
+        let mut resolved_at: Option<Instant> = None;
+        let min_gap = Duration::from_millis(200);
+        loop {
+            if self.tx.is_closed() {
+                return;
+            }
+            let round = Instant::now();
+            if resolved_at.is_none_or(|t| t.elapsed() >= self.settings.dns_refresh) {
+                self.resolve().await;
+                resolved_at = Some(Instant::now());
+            }
+            let desired = self.desired();
+            let want = if desired.len() > 1 {
+                let probes = desired.iter().map(|k| async move {
+                    (
+                        k.clone(),
+                        reachable(k, self.settings.connect_timeout.min(Duration::from_secs(1)))
+                            .await,
+                    )
+                });
+                let healthy: BTreeSet<String> = futures::future::join_all(probes)
+                    .await
+                    .into_iter()
+                    .filter_map(|(k, ok)| ok.then_some(k))
+                    .collect();
+                if healthy.is_empty() {
+                    desired
+                } else {
+                    healthy
+                }
+            } else {
+                desired
+            };
+            self.apply_now(&want);
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.probe_interval) => {}
+                _ = self.wake.notified() => {
+                    let since = round.elapsed();
+                    if since < min_gap {
+                        tokio::time::sleep(min_gap - since).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether `http://host:port` accepts a TCP connection within `within`.
+async fn reachable(url: &str, within: Duration) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    matches!(
+        tokio::time::timeout(within, tokio::net::TcpStream::connect((host, port))).await,
+        Ok(Ok(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_targets("http://a:1, http://b:2/").unwrap(),
+            vec![
+                Target::Url("http://a:1".into()),
+                Target::Url("http://b:2".into())
+            ]
+        );
+        assert_eq!(
+            parse_targets("dns:///bac-odoo-headless.bac.svc.cluster.local:50052").unwrap(),
+            vec![Target::Dns {
+                host: "bac-odoo-headless.bac.svc.cluster.local".into(),
+                port: 50052
+            }]
+        );
+        assert_eq!(
+            parse_targets("dns://odoo:1").unwrap(),
+            vec![Target::Dns {
+                host: "odoo".into(),
+                port: 1
+            }]
+        );
+        for bad in [
+            "",
+            "dns:///odoo",
+            "dns://8.8.8.8/odoo:1",
+            "not a url",
+            "dns:///:5",
+        ] {
+            assert!(parse_targets(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn idempotent_methods() {
+        assert!(is_idempotent("/bac.odoo.v1.OdooService/ListLeads"));
+        assert!(is_idempotent(
+            "/bac.integration.v1.IntegrationService/GetStatus"
+        ));
+        assert!(is_idempotent(
+            "/bac.integration.v1.IntegrationService/TestConnection"
+        ));
+        assert!(!is_idempotent("/bac.odoo.v1.OdooService/CreateLead"));
+        assert!(!is_idempotent(
+            "/bac.integration.v1.IntegrationService/TriggerSync"
+        ));
+        assert!(!is_idempotent("/x.Y/Get"));
+    }
+
+    #[test]
+    fn grpc_timeouts() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(grpc_timeout(&h), None);
+        set_grpc_timeout(&mut h, Duration::from_millis(1500));
+        assert_eq!(grpc_timeout(&h), Some(Duration::from_millis(1500)));
+        h.insert("grpc-timeout", http::HeaderValue::from_static("2S"));
+        assert_eq!(grpc_timeout(&h), Some(Duration::from_secs(2)));
+        h.insert("grpc-timeout", http::HeaderValue::from_static("x"));
+        assert_eq!(grpc_timeout(&h), None);
+    }
+
+    #[tokio::test]
+    async fn a_dead_endpoint_is_taken_out_and_comes_back() {
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_url = format!("http://{}", live.local_addr().unwrap());
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let dead_url = format!("http://{dead}");
+        let settings = GrpcSettings {
+            probe_interval: Duration::from_millis(50),
+            ..GrpcSettings::default()
+        };
+        let ch = GrpcChannel::start(
+            "test",
+            parse_targets(&format!("{live_url},{dead_url}")).unwrap(),
+            settings,
+        );
+        assert_eq!(ch.endpoints(), 2, "URL targets are in at once");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ch.endpoints() != 1 {
+            assert!(Instant::now() < deadline, "the dead endpoint stays");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let back = std::net::TcpListener::bind(dead).unwrap();
+        while ch.endpoints() != 2 {
+            assert!(Instant::now() < deadline, "the endpoint does not come back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(back);
     }
 }

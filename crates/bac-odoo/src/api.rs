@@ -14,7 +14,8 @@ use bac_proto::{
         GetConnectionRequest, GetStatusRequest, IntegrationStatus, ListConflictsRequest,
         ListConflictsResponse, ListConnectionsRequest, ListConnectionsResponse,
         ListSyncRunsRequest, ListSyncRunsResponse, ResolveConflictRequest, TestConnectionRequest,
-        TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse,
+        TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
+        UpdateConnectionResponse,
     },
     odoo::v1::{
         odoo_service_server::OdooService, CreateLeadRequest, Lead, ListLeadsRequest,
@@ -33,6 +34,7 @@ use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    calls,
     client::{
         service_error,
         transformers::{lead_from_record, lead_to_vals, priority_to_odoo, LEAD_FIELDS},
@@ -100,6 +102,28 @@ impl OdooApi {
             username: rec.setting("username").to_string(),
             password,
         })
+    }
+
+    /// Runs one upstream operation for `rec` and records it in the call log (what the
+    /// dashboard's error count, response times and health come from).
+    async fn tracked<T>(
+        &self,
+        rec: &ConnectionRecord,
+        operation: &str,
+        op: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        let started = Instant::now();
+        let result = op.await;
+        calls::record(
+            &self.inner.db,
+            &rec.tenant_id,
+            &rec.id,
+            operation,
+            result.as_ref().err().map(|e| e.code),
+            started.elapsed(),
+        )
+        .await;
+        result
     }
 
     /// The uid for this connection, from cache or a fresh `authenticate`.
@@ -185,6 +209,23 @@ fn validate_config(req: &CreateConnectionRequest) -> Result<Value, ServiceError>
         .as_ref()
         .and_then(|c| serde_json::to_value(c).ok())
         .unwrap_or_else(|| json!({}));
+    validate_connection(&config, &req.secrets)
+}
+
+/// Checks a connection's settings and credentials; returns the settings as stored. The
+/// gateway's catalog publishes the same rules as a JSON Schema (an e2e test keeps the two
+/// in agreement).
+pub fn validate_connection(
+    config: &Value,
+    secrets: &HashMap<String, String>,
+) -> Result<Value, ServiceError> {
+    let settings = validate_settings(config)?;
+    validate_secrets(secrets)?;
+    Ok(settings)
+}
+
+/// `url` (http or https, no credentials in it), `database` and `username`, nothing else.
+pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
     let field = |k: &str| -> Result<String, ServiceError> {
         match config.get(k) {
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
@@ -214,19 +255,37 @@ fn validate_config(req: &CreateConnectionRequest) -> Result<Value, ServiceError>
             "config.{extra} is not an Odoo setting (url, database, username); secrets go in credentials"
         )));
     }
-    if req
-        .secrets
-        .keys()
-        .any(|k| k != "password" && k != "api_key")
-    {
+    Ok(json!({ "url": url.trim_end_matches('/'), "database": database, "username": username }))
+}
+
+/// `password` or `api_key`, at least one of them non-empty.
+pub fn validate_secrets(secrets: &HashMap<String, String>) -> Result<(), ServiceError> {
+    if secrets.keys().any(|k| k != "password" && k != "api_key") {
         return Err(bad("credentials accept password or api_key"));
     }
-    if !req.secrets.values().any(|v| !v.is_empty()) {
+    if !secrets.values().any(|v| !v.is_empty()) {
         return Err(bad(
             "credentials.password or credentials.api_key is required",
         ));
     }
-    Ok(json!({ "url": url.trim_end_matches('/'), "database": database, "username": username }))
+    Ok(())
+}
+
+/// The stored settings and secret fields of a connection are complete.
+fn stored_valid(rec: &ConnectionRecord) -> bool {
+    validate_settings(&rec.config).is_ok()
+        && rec
+            .secret_fields
+            .iter()
+            .any(|f| f == "password" || f == "api_key")
+}
+
+fn non_empty_secrets(secrets: HashMap<String, String>) -> HashMap<String, SecretString> {
+    secrets
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, SecretString::from(v)))
+        .collect()
 }
 
 fn ctx<T>(req: &Request<T>) -> Result<RequestContext, Status> {
@@ -248,27 +307,34 @@ impl OdooService for OdooApi {
             .connections
             .resolve(&ctx.tenant_id, &req.connection_id)
             .await?;
-        let created = self
-            .execute(&rec, "create", vec![lead_to_vals(&lead)], json!({}), false)
-            .await?;
-        let id = created
-            .as_i64()
-            .or_else(|| {
-                created
-                    .as_array()
-                    .and_then(|a| a.first())
-                    .and_then(Value::as_i64)
+        let (id, rows) = self
+            .tracked(&rec, "create_lead", async {
+                let created = self
+                    .execute(&rec, "create", vec![lead_to_vals(&lead)], json!({}), false)
+                    .await?;
+                let id = created
+                    .as_i64()
+                    .or_else(|| {
+                        created
+                            .as_array()
+                            .and_then(|a| a.first())
+                            .and_then(Value::as_i64)
+                    })
+                    .ok_or_else(|| {
+                        ServiceError::internal("odoo", format!("create returned {created}"))
+                    })?;
+                // Read back what Odoo stored (dates, normalised values).
+                let rows = self
+                    .execute(
+                        &rec,
+                        "read",
+                        vec![json!([id])],
+                        json!({ "fields": LEAD_FIELDS }),
+                        true,
+                    )
+                    .await?;
+                Ok((id, rows))
             })
-            .ok_or_else(|| ServiceError::internal("odoo", format!("create returned {created}")))?;
-        // Read back what Odoo stored (dates, normalised values).
-        let rows = self
-            .execute(
-                &rec,
-                "read",
-                vec![json!([id])],
-                json!({ "fields": LEAD_FIELDS }),
-                true,
-            )
             .await?;
         let stored = rows
             .as_array()
@@ -305,20 +371,25 @@ impl OdooService for OdooApi {
         } else {
             json!([["name", "ilike", req.name_contains.trim()]])
         };
-        let rows = self
-            .execute(
-                &rec,
-                "search_read",
-                vec![domain.clone()],
-                json!({ "fields": LEAD_FIELDS, "limit": limit, "offset": offset, "order": "id desc" }),
-                true,
-            )
+        let (rows, total) = self
+            .tracked(&rec, "list_leads", async {
+                let rows = self
+                    .execute(
+                        &rec,
+                        "search_read",
+                        vec![domain.clone()],
+                        json!({ "fields": LEAD_FIELDS, "limit": limit, "offset": offset, "order": "id desc" }),
+                        true,
+                    )
+                    .await?;
+                let total = self
+                    .execute(&rec, "search_count", vec![domain], json!({}), true)
+                    .await?
+                    .as_u64()
+                    .unwrap_or(0);
+                Ok((rows, total))
+            })
             .await?;
-        let total = self
-            .execute(&rec, "search_count", vec![domain], json!({}), true)
-            .await?
-            .as_u64()
-            .unwrap_or(0);
         let leads: Vec<Lead> = rows
             .as_array()
             .map(|a| {
@@ -363,12 +434,7 @@ impl IntegrationService for OdooApi {
         } else {
             req.name.trim().to_string()
         };
-        let secrets = req
-            .secrets
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k, SecretString::from(v)))
-            .collect();
+        let secrets = non_empty_secrets(req.secrets);
         let rec = self
             .inner
             .connections
@@ -402,6 +468,41 @@ impl IntegrationService for OdooApi {
         }))
     }
 
+    async fn update_connection(
+        &self,
+        request: Request<UpdateConnectionRequest>,
+    ) -> Result<Response<UpdateConnectionResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let config = match &req.config {
+            Some(c) => Some(validate_settings(
+                &serde_json::to_value(c).map_err(|e| ServiceError::internal("odoo", e))?,
+            )?),
+            None => None,
+        };
+        let secrets = match req.secrets {
+            Some(s) => {
+                validate_secrets(&s.fields)?;
+                Some(non_empty_secrets(s.fields))
+            }
+            None => None,
+        };
+        let name = match req.name.as_deref().map(str::trim) {
+            Some("") => return Err(bad("name must not be empty").into()),
+            other => other,
+        };
+        let (rec, changed) = self
+            .inner
+            .connections
+            .update(&ctx.tenant_id, &req.id, name, config, secrets)
+            .await?;
+        self.inner.uids.lock().await.remove(&rec.id);
+        Ok(Response::new(UpdateConnectionResponse {
+            connection: Some(rec.to_proto("odoo")),
+            changed_secret_fields: changed,
+        }))
+    }
+
     async fn delete_connection(
         &self,
         request: Request<DeleteConnectionRequest>,
@@ -424,15 +525,20 @@ impl IntegrationService for OdooApi {
             .get(&ctx.tenant_id, &request.get_ref().id)
             .await?;
         let started = Instant::now();
-        let s = self.session(&rec).await?;
-        let version = self
-            .inner
-            .client
-            .version(&s.url)
-            .await
-            .map_err(|e| service_error(e, &s.url))?;
-        self.inner.uids.lock().await.remove(&rec.id);
-        self.uid(&rec, &s).await?;
+        let (s, version) = self
+            .tracked(&rec, "test_connection", async {
+                let s = self.session(&rec).await?;
+                let version = self
+                    .inner
+                    .client
+                    .version(&s.url)
+                    .await
+                    .map_err(|e| service_error(e, &s.url))?;
+                self.inner.uids.lock().await.remove(&rec.id);
+                self.uid(&rec, &s).await?;
+                Ok((s, version))
+            })
+            .await?;
         let server_version = version["server_version"].as_str().unwrap_or("").to_string();
         Ok(Response::new(TestConnectionResponse {
             ok: true,
@@ -454,9 +560,19 @@ impl IntegrationService for OdooApi {
 
     async fn get_status(
         &self,
-        _request: Request<GetStatusRequest>,
+        request: Request<GetStatusRequest>,
     ) -> Result<Response<IntegrationStatus>, Status> {
-        Err(not_built("GetStatus"))
+        let ctx = ctx(&request)?;
+        let connections = self.inner.connections.list(&ctx.tenant_id).await?;
+        let ids: Vec<String> = connections.iter().map(|c| c.id.clone()).collect();
+        let last = calls::last_calls(&self.inner.db, &ctx.tenant_id, &ids).await?;
+        let window = calls::window_24h(&self.inner.db, &ctx.tenant_id).await?;
+        Ok(Response::new(calls::status(
+            &connections,
+            &last,
+            &window,
+            stored_valid,
+        )))
     }
 
     async fn list_sync_runs(

@@ -1,11 +1,13 @@
 //! `bac-odoo` connects tenants to their Odoo ERP through Odoo's external JSON-RPC API.
 //!
 //! - [`api`]: the gRPC services (`OdooService`, `IntegrationService`).
+//! - [`calls`]: the call log of upstream operations and the status `GetStatus` reports.
 //! - [`client`]: the JSON-RPC calls; `client::transformers` holds Odoo's wire types and the
 //!   mapping to the platform's `Lead`.
 //! - [`mirror`]: where an Odoo change becomes a `bac.odoo.crm_lead.*` event (mirror row and
 //!   outbox row in one transaction).
 pub mod api;
+pub mod calls;
 pub mod client;
 pub mod mirror;
 
@@ -21,6 +23,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),
+    },
+    Migration {
+        name: "odoo_0002_call_log",
+        sql: include_str!("../migrations/0002_call_log.sql"),
     },
 ];
 

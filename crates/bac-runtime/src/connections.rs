@@ -209,6 +209,62 @@ impl ConnectionStore {
         }
     }
 
+    /// Changes a connection: `None` leaves a part as it is. New credentials replace the old
+    /// set as a whole and are written to Vault with check-and-set against the version read
+    /// here, so a concurrent change is refused (`ALREADY_EXISTS`, "retry") instead of lost.
+    /// Returns the record and the names of the secret fields whose value changed.
+    pub async fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: Option<&str>,
+        config: Option<Value>,
+        secrets: Option<HashMap<String, SecretString>>,
+    ) -> Result<(ConnectionRecord, Vec<String>), ServiceError> {
+        let current = self.get(tenant, id).await?;
+        let mut changed = Vec::new();
+        let mut fields = current.secret_fields.clone();
+        if let Some(secrets) = &secrets {
+            let path = Vault::connection_path(tenant, self.integration, &current.id);
+            let stored = self
+                .vault
+                .read(&path)
+                .await
+                .map_err(|e| self.vault_err(e))?;
+            let (old, version) = match &stored {
+                Some(s) => (Some(&s.data), s.version),
+                None => (None, 0),
+            };
+            changed = changed_fields(old, secrets);
+            if !changed.is_empty() {
+                self.vault
+                    .write(&path, secrets, Some(version))
+                    .await
+                    .map_err(|e| self.vault_err(e))?;
+            }
+            fields = secrets.keys().cloned().collect();
+            fields.sort();
+        }
+        let client = self.db.get().await.map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_opt(
+                "UPDATE connections SET name = coalesce($3, name), config = coalesce($4, config),
+                     secret_fields = $5, updated_at = now()
+                 WHERE tenant_id = $1 AND id = $2
+                 RETURNING id, tenant_id, name, config, secret_fields, created_at, updated_at",
+                &[&tenant, &id, &name, &config, &fields],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?
+            .ok_or_else(|| {
+                self.err(
+                    ErrorCode::NotFound,
+                    format!("no {} connection {id}", self.integration),
+                )
+            })?;
+        Ok((record(&row), changed))
+    }
+
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), ServiceError> {
         let rec = self.get(tenant, id).await?;
         let path = Vault::connection_path(tenant, self.integration, &rec.id);
@@ -244,6 +300,27 @@ impl ConnectionStore {
     }
 }
 
+/// Names of the fields added, removed or given another value, sorted.
+fn changed_fields(
+    old: Option<&HashMap<String, SecretString>>,
+    new: &HashMap<String, SecretString>,
+) -> Vec<String> {
+    use secrecy::ExposeSecret;
+    let empty = HashMap::new();
+    let old = old.unwrap_or(&empty);
+    let mut changed: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| {
+            old.get(*k)
+                .is_none_or(|o| o.expose_secret() != v.expose_secret())
+        })
+        .map(|(k, _)| k.clone())
+        .chain(old.keys().filter(|k| !new.contains_key(*k)).cloned())
+        .collect();
+    changed.sort();
+    changed
+}
+
 fn record(row: &tokio_postgres::Row) -> ConnectionRecord {
     ConnectionRecord {
         id: row.get(0),
@@ -253,5 +330,29 @@ fn record(row: &tokio_postgres::Row) -> ConnectionRecord {
         secret_fields: row.get(4),
         created_at: row.get(5),
         updated_at: row.get(6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(pairs: &[(&str, &str)]) -> HashMap<String, SecretString> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretString::from(v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn changed_fields_name_added_removed_and_different_values() {
+        let old = secrets(&[("password", "a"), ("api_key", "k")]);
+        assert!(changed_fields(Some(&old), &old.clone()).is_empty());
+        let new = secrets(&[("password", "b"), ("token", "t")]);
+        assert_eq!(
+            changed_fields(Some(&old), &new),
+            vec!["api_key", "password", "token"]
+        );
+        assert_eq!(changed_fields(None, &new), vec!["password", "token"]);
     }
 }

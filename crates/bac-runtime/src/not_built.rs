@@ -1,12 +1,15 @@
 //! For services whose domain is not built yet: a real process (health, readiness, metrics,
-//! migrations) whose `IntegrationService` answers every call with `UNIMPLEMENTED` and says so.
+//! migrations) whose `IntegrationService` answers every call with `UNIMPLEMENTED` and says so,
+//! except `GetStatus`, which reports the integration `disabled` with the reason (the dashboard
+//! shows it like any other status, with no numbers).
 use bac_proto::integration::v1::{
     integration_service_server::{IntegrationService, IntegrationServiceServer},
     Conflict, Connection, CreateConnectionRequest, DeleteConnectionRequest,
     DeleteConnectionResponse, GetConnectionRequest, GetStatusRequest, IntegrationStatus,
     ListConflictsRequest, ListConflictsResponse, ListConnectionsRequest, ListConnectionsResponse,
     ListSyncRunsRequest, ListSyncRunsResponse, ResolveConflictRequest, TestConnectionRequest,
-    TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse,
+    TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
+    UpdateConnectionResponse,
 };
 use tonic::{service::Routes, Request, Response, Status};
 
@@ -59,6 +62,12 @@ impl IntegrationService for NotBuilt {
     ) -> R<ListConnectionsResponse> {
         Err(self.status())
     }
+    async fn update_connection(
+        &self,
+        _: Request<UpdateConnectionRequest>,
+    ) -> R<UpdateConnectionResponse> {
+        Err(self.status())
+    }
     async fn delete_connection(
         &self,
         _: Request<DeleteConnectionRequest>,
@@ -75,7 +84,15 @@ impl IntegrationService for NotBuilt {
         Err(self.status())
     }
     async fn get_status(&self, _: Request<GetStatusRequest>) -> R<IntegrationStatus> {
-        Err(self.status())
+        Ok(Response::new(IntegrationStatus {
+            integration: self.0.key().to_string(),
+            status: "disabled".into(),
+            reason: format!(
+                "the {} integration is not built yet (the service runs but has no domain)",
+                self.0.key()
+            ),
+            ..Default::default()
+        }))
     }
     async fn list_sync_runs(&self, _: Request<ListSyncRunsRequest>) -> R<ListSyncRunsResponse> {
         Err(self.status())

@@ -8,8 +8,13 @@
     clippy::print_stdout
 )]
 
+mod access;
 mod bad_input;
+mod catalog;
+mod connections_crud;
+mod dashboard;
 mod fleet_health;
+mod gateway_edge;
 mod lead_path;
 mod outage;
 mod runtime;

@@ -1,5 +1,10 @@
-//! `/api/v1/integrations/connections`: create (settings to the owning service, secrets to
-//! Vault through it), list, and test.
+//! `/api/v1/integrations/connections`: create, list, get, update (PATCH), delete and test.
+//!
+//! Settings and secrets live in the owning service (settings in its schema, secrets in Vault);
+//! the gateway keeps a directory row (`connections`: which tenant and service own an id) and
+//! checks bodies against the catalog's JSON Schema. Each change writes the directory row and
+//! its audit entry in one transaction, opened before the service call (the row is locked, so
+//! concurrent changes of one connection queue up) and committed after it succeeded.
 use std::{collections::HashMap, sync::Arc};
 
 use axum::{
@@ -8,16 +13,20 @@ use axum::{
     Json,
 };
 use bac_proto::integration::v1::{
-    integration_service_client::IntegrationServiceClient, CreateConnectionRequest,
-    TestConnectionRequest,
+    integration_service_client::IntegrationServiceClient, Connection, CreateConnectionRequest,
+    DeleteConnectionRequest, GetConnectionRequest, SecretFields, TestConnectionRequest,
+    UpdateConnectionRequest,
 };
 use bac_runtime::{connections::valid_connection_id, ServiceKind};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::ApiJson;
 use crate::{
-    auth::{Principal, Role},
+    audit::{self, Change, Origin},
+    auth::Principal,
+    authz::{self, Action},
+    catalog::{self, Definition},
     error::ApiError,
     AppState,
 };
@@ -29,15 +38,25 @@ pub struct CreateConnection {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
-    pub config: serde_json::Map<String, Value>,
+    pub config: Map<String, Value>,
     #[serde(default)]
-    pub credentials: HashMap<String, String>,
+    pub credentials: Map<String, Value>,
+}
+
+/// PATCH body: `config` is a JSON merge patch (RFC 7386) of the settings; `credentials`, when
+/// present, replace the stored credentials as a whole.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnection {
+    pub name: Option<String>,
+    pub config: Option<Map<String, Value>>,
+    pub credentials: Option<Map<String, Value>>,
 }
 
 pub(crate) fn integration_client(
     state: &AppState,
     kind: ServiceKind,
-) -> Result<IntegrationServiceClient<tonic::transport::Channel>, ApiError> {
+) -> Result<IntegrationServiceClient<crate::services::GrpcChannel>, ApiError> {
     state
         .services
         .channel(kind)
@@ -45,12 +64,19 @@ pub(crate) fn integration_client(
         .ok_or_else(|| ApiError::internal(format!("no channel for {}", kind.key())))
 }
 
-fn connection_json(c: &bac_proto::integration::v1::Connection) -> Value {
+fn config_value(c: &Connection) -> Value {
+    c.config
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_else(|| json!({}))
+}
+
+fn connection_json(c: &Connection) -> Value {
     json!({
         "id": c.id,
         "integration": c.integration,
         "name": c.name,
-        "config": c.config.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or(json!({})),
+        "config": config_value(c),
         "credentials_set": c.secret_fields,
         "created_at": c.created_at.as_ref().map(ts),
         "updated_at": c.updated_at.as_ref().map(ts),
@@ -63,47 +89,160 @@ pub(crate) fn ts(t: &pbjson_types::Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// The catalog entry of `key`; 400 when the platform has no such integration.
+pub(crate) fn definition(key: &str) -> Result<&'static Definition, ApiError> {
+    catalog::get(key).ok_or_else(|| {
+        ApiError::bad_request(format!("unknown integration {key:?}"))
+            .suggest(format!("One of: {}", catalog::keys()))
+    })
+}
+
+/// 501 for an integration no fleet service serves.
+pub(crate) fn not_served(def: &Definition) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not_implemented",
+        "NOT_IMPLEMENTED",
+        format!("the {} integration is not built yet", def.key),
+    )
+    .integration(def.key)
+    .suggest("GET /api/v1/integrations/definitions says what each integration supports today")
+}
+
+fn check(schema: &Value, value: &Value, part: &str, def: &Definition) -> Result<(), ApiError> {
+    catalog::validate(schema, value, part).map_err(|v| {
+        ApiError::bad_request(v.to_string())
+            .integration(def.key)
+            .suggest(format!(
+                "See the {} {part} schema at GET /api/v1/integrations/definitions{}",
+                def.key,
+                if part == "config" {
+                    "; secrets go in credentials"
+                } else {
+                    ""
+                }
+            ))
+    })
+}
+
+/// Credentials as the services take them (strings), after the schema said they are.
+fn secret_strings(creds: Map<String, Value>) -> Result<HashMap<String, String>, ApiError> {
+    creds
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            _ => Err(ApiError::bad_request(format!(
+                "credentials.{k} must be a string"
+            ))),
+        })
+        .collect()
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.chars().count() > 200 {
+        return Err(ApiError::bad_request("name is longer than 200 characters"));
+    }
+    Ok(())
+}
+
+fn to_struct(v: Value) -> Result<pbjson_types::Struct, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("config: {e}")))
+}
+
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    origin: Origin,
     ApiJson(body): ApiJson<CreateConnection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Role::SuperAdmin, "creating a connection")?;
-    let kind = ServiceKind::parse(&body.integration)
-        .filter(|k| *k != ServiceKind::Gateway)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("unknown integration {:?}", body.integration))
-                .suggest("One of: google-workspace, odoo, zoho, tally, messaging")
-        })?;
-    if body.name.len() > 200 {
-        return Err(ApiError::bad_request("name is longer than 200 characters"));
+    let def = definition(&body.integration)?;
+    authz::require(&state.db, &principal, def.key, Action::Configure).await?;
+    let kind = def.service().ok_or_else(|| not_served(def))?;
+    check_name(&body.name)?;
+    let config = Value::Object(body.config);
+    if def.served() {
+        check(&def.config_schema, &config, "config", def)?;
+        check(
+            &def.credentials_schema,
+            &Value::Object(body.credentials.clone()),
+            "credentials",
+            def,
+        )?;
     }
     let id = format!("con_{}", uuid::Uuid::now_v7().simple());
-    let config = serde_json::from_value(Value::Object(body.config))
-        .map_err(|e| ApiError::bad_request(format!("config: {e}")))?;
     let req = CreateConnectionRequest {
         id: id.clone(),
-        name: body.name.clone(),
-        config: Some(config),
-        secrets: body.credentials,
+        name: body.name.trim().to_string(),
+        config: Some(to_struct(config)?),
+        secrets: secret_strings(body.credentials)?,
     };
-    let created = integration_client(&state, kind)?
+    let mut service = integration_client(&state, kind)?;
+    let created = service
         .create_connection(principal.context().request(req))
         .await
         .map_err(|s| ApiError::from_status(&s, kind.key()))?
         .into_inner();
-    let client = state.db.get().await.map_err(ApiError::internal)?;
-    client
-        .execute(
+    let recorded = async {
+        let mut client = state.db.get().await.map_err(ApiError::internal)?;
+        let tx = client.transaction().await.map_err(ApiError::internal)?;
+        tx.execute(
             "INSERT INTO connections (id, tenant_id, integration, name) VALUES ($1, $2, $3, $4)",
             &[&id, &principal.tenant_id, &kind.key(), &created.name],
         )
         .await
         .map_err(ApiError::internal)?;
+        audit::record(
+            &tx,
+            &principal,
+            &origin,
+            Change {
+                action: "connection.created",
+                target_type: "connection",
+                target_id: &id,
+                diff: json!({
+                    "integration": kind.key(),
+                    "name": created.name,
+                    "config": config_value(&created),
+                    "credentials_set": created.secret_fields,
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(ApiError::internal)
+    }
+    .await;
+    if let Err(e) = recorded {
+        // Without its directory row the connection is unreachable: remove it from the service.
+        let undo = service
+            .delete_connection(
+                principal
+                    .context()
+                    .request(DeleteConnectionRequest { id: id.clone() }),
+            )
+            .await;
+        if let Err(s) = undo {
+            tracing::error!(connection = %id, error = %s.message(), "could not undo a connection create");
+        }
+        return Err(e);
+    }
     tracing::info!(connection = %id, integration = kind.key(), "connection created");
     Ok((StatusCode::CREATED, Json(connection_json(&created))))
 }
 
+/// Whether the caller may view the status of `integration` (403 is a "no", other errors fail).
+pub(crate) async fn may_view(
+    state: &AppState,
+    principal: &Principal,
+    integration: &str,
+) -> Result<bool, ApiError> {
+    match authz::require(&state.db, principal, integration, Action::ViewStatus).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.status == StatusCode::FORBIDDEN => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The tenant's connections of the integrations the caller may view.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -117,18 +256,30 @@ pub async fn list(
         )
         .await
         .map_err(ApiError::internal)?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let created: chrono::DateTime<chrono::Utc> = r.get(3);
-            json!({
-                "id": r.get::<_, String>(0),
-                "integration": r.get::<_, String>(1),
-                "name": r.get::<_, String>(2),
-                "created_at": created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            })
-        })
-        .collect();
+    drop(client);
+    let mut visible: HashMap<String, bool> = HashMap::new();
+    let mut list = Vec::new();
+    for r in &rows {
+        let integration: String = r.get(1);
+        let may = match visible.get(&integration) {
+            Some(v) => *v,
+            None => {
+                let v = may_view(&state, &principal, &integration).await?;
+                visible.insert(integration.clone(), v);
+                v
+            }
+        };
+        if !may {
+            continue;
+        }
+        let created: chrono::DateTime<chrono::Utc> = r.get(3);
+        list.push(json!({
+            "id": r.get::<_, String>(0),
+            "integration": integration,
+            "name": r.get::<_, String>(2),
+            "created_at": created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }));
+    }
     Ok(Json(json!({ "connections": list })))
 }
 
@@ -154,13 +305,247 @@ pub(crate) async fn owner(
     ServiceKind::parse(&row.get::<_, String>(0)).ok_or_else(missing)
 }
 
+/// Locks the directory row for this change; its name, or 404 when it went meanwhile.
+async fn lock_row(
+    tx: &bac_runtime::db::Transaction<'_>,
+    tenant: &str,
+    id: &str,
+) -> Result<String, ApiError> {
+    tx.query_opt(
+        "SELECT name FROM connections WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        &[&tenant, &id],
+    )
+    .await
+    .map_err(ApiError::internal)?
+    .map(|r| r.get(0))
+    .ok_or_else(|| ApiError::not_found(format!("no connection {id}")))
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::ViewStatus).await?;
+    let conn = integration_client(&state, kind)?
+        .get_connection(principal.context().request(GetConnectionRequest { id }))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    Ok(Json(connection_json(&conn)))
+}
+
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateConnection>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
+    let def = definition(kind.key())?;
+    if body.name.is_none() && body.config.is_none() && body.credentials.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to update: give name, config and/or credentials",
+        ));
+    }
+    let name = body.name.as_deref().map(str::trim);
+    if let Some(n) = name {
+        check_name(n)?;
+        if n.is_empty() {
+            return Err(ApiError::bad_request("name must not be empty"));
+        }
+    }
+    if def.served() {
+        if let Some(c) = &body.credentials {
+            check(
+                &def.credentials_schema,
+                &Value::Object(c.clone()),
+                "credentials",
+                def,
+            )?;
+        }
+    }
+    let mut client = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = client.transaction().await.map_err(ApiError::internal)?;
+    lock_row(&tx, &principal.tenant_id, &id).await?;
+    let mut service = integration_client(&state, kind)?;
+    let before = service
+        .get_connection(
+            principal
+                .context()
+                .request(GetConnectionRequest { id: id.clone() }),
+        )
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    let old_config = config_value(&before);
+    let new_config = match &body.config {
+        Some(patch) => {
+            let mut merged = old_config.clone();
+            catalog::merge_patch(&mut merged, &Value::Object(patch.clone()));
+            if def.served() {
+                check(&def.config_schema, &merged, "config", def)?;
+            }
+            Some(merged)
+        }
+        None => None,
+    };
+    let req = UpdateConnectionRequest {
+        id: id.clone(),
+        name: name.map(str::to_string),
+        config: new_config.clone().map(to_struct).transpose()?,
+        secrets: body
+            .credentials
+            .map(secret_strings)
+            .transpose()?
+            .map(|fields| SecretFields { fields }),
+    };
+    let credentials_given = req.secrets.is_some();
+    let resp = service
+        .update_connection(principal.context().request(req))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    let after = resp
+        .connection
+        .ok_or_else(|| ApiError::internal("UpdateConnection returned no connection"))?;
+    if after.name != before.name {
+        tx.execute(
+            "UPDATE connections SET name = $3 WHERE tenant_id = $1 AND id = $2",
+            &[&principal.tenant_id, &id, &after.name],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    }
+    let mut diff = Map::new();
+    if after.name != before.name {
+        diff.insert(
+            "name".into(),
+            json!({"from": before.name, "to": after.name}),
+        );
+    }
+    let config_diff = changed_keys(&old_config, &config_value(&after));
+    if !config_diff.is_empty() {
+        diff.insert("config".into(), Value::Object(config_diff));
+    }
+    if !diff.is_empty() {
+        audit::record(
+            &tx,
+            &principal,
+            &origin,
+            Change {
+                action: "connection.updated",
+                target_type: "connection",
+                target_id: &id,
+                diff: Value::Object(diff),
+            },
+        )
+        .await?;
+    }
+    if credentials_given && !resp.changed_secret_fields.is_empty() {
+        audit::record(
+            &tx,
+            &principal,
+            &origin,
+            Change {
+                action: "credentials.updated",
+                target_type: "connection",
+                target_id: &id,
+                // Field names only, never values.
+                diff: json!({
+                    "changed_fields": resp.changed_secret_fields,
+                    "fields_set_before": before.secret_fields,
+                    "fields_set_after": after.secret_fields,
+                }),
+            },
+        )
+        .await?;
+    }
+    commit(tx, &id).await?;
+    tracing::info!(connection = %id, integration = kind.key(), "connection updated");
+    Ok(Json(connection_json(&after)))
+}
+
+/// Commits a change the service already made; if Postgres refuses, say so loudly.
+async fn commit(tx: bac_runtime::db::Transaction<'_>, id: &str) -> Result<(), ApiError> {
+    tx.commit().await.map_err(|e| {
+        ApiError::internal(format!(
+            "connection {id} changed in its service but the directory/audit commit failed: {e}"
+        ))
+    })
+}
+
+/// `{key: {"from", "to"}}` for every top-level key whose value differs.
+fn changed_keys(before: &Value, after: &Value) -> Map<String, Value> {
+    let empty = Map::new();
+    let b = before.as_object().unwrap_or(&empty);
+    let a = after.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| b.get(*k) != a.get(*k))
+        .map(|k| (k.clone(), json!({"from": b.get(k), "to": a.get(k)})))
+        .collect()
+}
+
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
+    let mut client = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = client.transaction().await.map_err(ApiError::internal)?;
+    let name = lock_row(&tx, &principal.tenant_id, &id).await?;
+    let deleted = integration_client(&state, kind)?
+        .delete_connection(
+            principal
+                .context()
+                .request(DeleteConnectionRequest { id: id.clone() }),
+        )
+        .await;
+    match deleted {
+        Ok(_) => {}
+        // Gone from the service already (an earlier delete whose commit failed): finish it.
+        Err(s) if s.code() == tonic::Code::NotFound => {}
+        Err(s) => return Err(ApiError::from_status(&s, kind.key())),
+    }
+    tx.execute(
+        "DELETE FROM connections WHERE tenant_id = $1 AND id = $2",
+        &[&principal.tenant_id, &id],
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    audit::record(
+        &tx,
+        &principal,
+        &origin,
+        Change {
+            action: "connection.deleted",
+            target_type: "connection",
+            target_id: &id,
+            diff: json!({"integration": kind.key(), "name": name}),
+        },
+    )
+    .await?;
+    commit(tx, &id).await?;
+    tracing::info!(connection = %id, integration = kind.key(), "connection deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn test(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Admin, "testing a connection")?;
     let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
     let resp = integration_client(&state, kind)?
         .test_connection(
             principal

@@ -11,7 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{connections::ts, ApiJson, ApiQuery};
-use crate::{auth::Principal, error::ApiError, AppState};
+use crate::{
+    auth::Principal,
+    authz::{self, Action},
+    error::ApiError,
+    AppState,
+};
 
 /// The documented lead body.
 #[derive(Debug, Deserialize)]
@@ -40,7 +45,7 @@ pub struct ListQuery {
     pub name_contains: Option<String>,
 }
 
-fn client(state: &AppState) -> Result<OdooServiceClient<tonic::transport::Channel>, ApiError> {
+fn client(state: &AppState) -> Result<OdooServiceClient<crate::services::GrpcChannel>, ApiError> {
     state
         .services
         .channel(ServiceKind::Odoo)
@@ -69,6 +74,7 @@ pub async fn create_lead(
     ApiQuery(q): ApiQuery<ConnectionQuery>,
     ApiJson(body): ApiJson<CreateLeadBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    authz::require(&state.db, &principal, "odoo", Action::WriteData).await?;
     let lead = Lead {
         name: body.name,
         partner_name: body.partner_name.unwrap_or_default(),
@@ -95,6 +101,7 @@ pub async fn list_leads(
     principal: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    authz::require(&state.db, &principal, "odoo", Action::ReadData).await?;
     let req = ListLeadsRequest {
         connection_id: q.connection_id.unwrap_or_default(),
         page: Some(PageRequest {

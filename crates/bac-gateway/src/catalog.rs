@@ -1,0 +1,729 @@
+//! The integration catalog: every integration the platform names (the fleet's services plus
+//! email, calendar and payments), what it is, whether a fleet service serves it today, and the
+//! JSON Schema (draft 2020-12) of its connection `config` and `credentials`.
+//!
+//! The gateway validates connection bodies against these schemas with [`validate`], a small
+//! validator for the subset of JSON Schema the catalog uses (`type`, `properties`, `required`,
+//! `additionalProperties: false`, `minProperties`, `enum`, `minLength`, `maxLength`,
+//! `pattern`, `format` `uri`/`email`/`hostname`, `minimum`, `maximum`); annotations such as
+//! `title`, `description`, `default`, `examples` and `writeOnly` are ignored. A unit test
+//! fails if a schema uses any other keyword, so nothing is silently left unchecked. The owning
+//! service validates again (bac-odoo's `validate_connection`; an e2e test keeps both in step).
+use std::sync::LazyLock;
+
+use bac_runtime::ServiceKind;
+use serde_json::{json, Map, Value};
+
+/// How an integration is served today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// A fleet service with a real domain.
+    Domain(ServiceKind),
+    /// A real process whose domain is not built: it answers `UNIMPLEMENTED` (and reports
+    /// `disabled` from `GetStatus`).
+    NotBuilt(ServiceKind),
+    /// No fleet service exists for it yet.
+    NoService,
+}
+
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub category: &'static str,
+    pub description: &'static str,
+    pub auth_type: &'static str,
+    /// What works today.
+    pub capabilities: &'static [&'static str],
+    /// What the product documents promise and is not built.
+    pub planned_capabilities: &'static [&'static str],
+    pub serving: Serving,
+    pub config_schema: Value,
+    pub credentials_schema: Value,
+}
+
+impl Definition {
+    /// The service that answers for it (built or not).
+    pub fn service(&self) -> Option<ServiceKind> {
+        match self.serving {
+            Serving::Domain(k) | Serving::NotBuilt(k) => Some(k),
+            Serving::NoService => None,
+        }
+    }
+
+    /// A fleet service serves it with a real domain.
+    pub fn served(&self) -> bool {
+        matches!(self.serving, Serving::Domain(_))
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "key": self.key,
+            "name": self.name,
+            "category": self.category,
+            "description": self.description,
+            "auth_type": self.auth_type,
+            "capabilities": self.capabilities,
+            "planned_capabilities": self.planned_capabilities,
+            "served": self.served(),
+            "service": self.service().map(ServiceKind::binary),
+            "service_state": match self.serving {
+                Serving::Domain(_) => "built",
+                Serving::NotBuilt(_) => "not_built",
+                Serving::NoService => "no_service",
+            },
+            "config_schema": self.config_schema,
+            "credentials_schema": self.credentials_schema,
+        })
+    }
+}
+
+const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
+
+fn object(title: &str, properties: Value, required: &[&str]) -> Value {
+    json!({
+        "$schema": DRAFT,
+        "title": title,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn secret(description: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "writeOnly": true, "description": description})
+}
+
+fn port(default: u16) -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 65535, "default": default})
+}
+
+/// Every integration, in the order the dashboard lists them.
+pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
+    vec![
+        Definition {
+            key: "email",
+            name: "Email",
+            category: "communication",
+            description: "Send automated emails, notifications and reports over SMTP; read over IMAP.",
+            auth_type: "basic",
+            capabilities: &[],
+            planned_capabilities: &["email.send", "templates", "delivery_tracking", "imap.read"],
+            serving: Serving::NoService,
+            config_schema: object(
+                "Email (SMTP/IMAP) settings",
+                json!({
+                    "smtp_host": {"type": "string", "format": "hostname", "minLength": 1},
+                    "smtp_port": port(587),
+                    "smtp_security": {"enum": ["starttls", "tls", "none"], "default": "starttls"},
+                    "username": {"type": "string", "minLength": 1},
+                    "from_address": {"type": "string", "format": "email"},
+                    "from_name": {"type": "string", "maxLength": 200},
+                    "imap_host": {"type": "string", "format": "hostname", "minLength": 1},
+                    "imap_port": port(993),
+                }),
+                &["smtp_host", "smtp_port", "smtp_security", "username", "from_address"],
+            ),
+            credentials_schema: object(
+                "Email credentials",
+                json!({"password": secret("SMTP (and IMAP) password")}),
+                &["password"],
+            ),
+        },
+        Definition {
+            key: "calendar",
+            name: "Calendar",
+            category: "productivity",
+            description: "Sync appointments, meetings and schedules with Google Calendar or Outlook.",
+            auth_type: "oauth2",
+            capabilities: &[],
+            planned_capabilities: &["events.sync", "events.create", "invitations"],
+            serving: Serving::NoService,
+            config_schema: object(
+                "Calendar settings",
+                json!({
+                    "provider": {"enum": ["google", "outlook"]},
+                    "account_email": {"type": "string", "format": "email"},
+                    "calendar_id": {"type": "string", "minLength": 1, "default": "primary"},
+                    "client_id": {"type": "string", "minLength": 1, "description": "OAuth client id"},
+                    "sync_frequency": {"enum": ["real-time", "hourly", "daily", "manual"], "default": "real-time"},
+                }),
+                &["provider", "account_email", "client_id"],
+            ),
+            credentials_schema: object(
+                "Calendar OAuth credentials",
+                json!({
+                    "client_secret": secret("OAuth client secret"),
+                    "refresh_token": secret("OAuth refresh token"),
+                }),
+                &["client_secret", "refresh_token"],
+            ),
+        },
+        Definition {
+            key: "tally",
+            name: "Tally",
+            category: "accounting",
+            description: "Sync ledgers and vouchers with TallyPrime / Tally.ERP 9 over its XML HTTP interface.",
+            auth_type: "none",
+            capabilities: &[],
+            planned_capabilities: &["ledgers.sync", "vouchers.sync", "configuration", "test_connection"],
+            serving: Serving::NotBuilt(ServiceKind::Tally),
+            config_schema: object(
+                "Tally settings",
+                json!({
+                    "tally_server_host": {"type": "string", "format": "hostname", "minLength": 1},
+                    "tally_server_port": port(9000),
+                    "company_name_in_tally": {"type": "string", "minLength": 1},
+                    "is_enabled": {"type": "boolean", "default": true},
+                    "sync_frequency": {"enum": ["manual", "hourly", "daily", "weekly"], "default": "manual"},
+                    "auto_sync_enabled": {"type": "boolean", "default": false},
+                }),
+                &["tally_server_host", "tally_server_port", "company_name_in_tally"],
+            ),
+            // Tally's XML server has no authentication of its own.
+            credentials_schema: object("Tally credentials (none)", json!({}), &[]),
+        },
+        Definition {
+            key: "payments",
+            name: "Payments",
+            category: "payments",
+            description: "Process online payments and reconcile transactions (Razorpay, Stripe, PayPal).",
+            auth_type: "api_key",
+            capabilities: &[],
+            planned_capabilities: &["payments.create", "reconciliation", "webhooks"],
+            serving: Serving::NoService,
+            config_schema: object(
+                "Payment gateway settings",
+                json!({
+                    "provider": {"enum": ["razorpay", "stripe", "paypal"]},
+                    "mode": {"enum": ["test", "live"]},
+                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+                    "account_id": {"type": "string", "minLength": 1},
+                }),
+                &["provider", "mode"],
+            ),
+            credentials_schema: object(
+                "Payment gateway credentials",
+                json!({
+                    "api_key": secret("Key id / secret key / client id of the gateway"),
+                    "api_secret": secret("Key secret / client secret, where the gateway has one"),
+                    "webhook_secret": secret("Signing secret of the gateway's webhooks"),
+                }),
+                &["api_key"],
+            ),
+        },
+        Definition {
+            key: "zoho",
+            name: "Zoho",
+            category: "business_suite",
+            description: "Sync data with Zoho CRM, Books, Desk, People and Inventory.",
+            auth_type: "oauth2",
+            capabilities: &[],
+            planned_capabilities: &["crm.leads", "crm.contacts", "books.invoices", "desk.tickets", "people.employees", "inventory.items", "mail.send"],
+            serving: Serving::NotBuilt(ServiceKind::Zoho),
+            config_schema: object(
+                "Zoho settings",
+                json!({
+                    "data_center": {"enum": ["com", "eu", "in", "com.au", "jp", "ca", "sa", "com.cn"]},
+                    "client_id": {"type": "string", "minLength": 1, "description": "OAuth client id"},
+                    "organization_id": {"type": "string", "minLength": 1, "description": "Zoho Books organization"},
+                }),
+                &["data_center", "client_id"],
+            ),
+            credentials_schema: object(
+                "Zoho OAuth credentials",
+                json!({
+                    "client_secret": secret("OAuth client secret"),
+                    "refresh_token": secret("OAuth refresh token"),
+                }),
+                &["client_secret", "refresh_token"],
+            ),
+        },
+        Definition {
+            key: "odoo",
+            name: "Odoo",
+            category: "erp",
+            description: "Odoo ERP over its external JSON-RPC API.",
+            auth_type: "basic",
+            capabilities: &["connection.test", "crm_lead.create", "crm_lead.list", "events.crm_lead"],
+            planned_capabilities: &["sync", "sale_order", "invoice", "product", "stock", "employee"],
+            serving: Serving::Domain(ServiceKind::Odoo),
+            // Must accept exactly what bac-odoo's `validate_settings` accepts.
+            config_schema: object(
+                "Odoo settings",
+                json!({
+                    "url": {
+                        "type": "string",
+                        "format": "uri",
+                        "pattern": "^https?://[^/?#@\\s]+([/?#]\\S*)?$",
+                        "description": "Base URL of the Odoo server, http or https, without credentials",
+                        "examples": ["https://mycompany.odoo.com"],
+                    },
+                    "database": {"type": "string", "minLength": 1, "pattern": "\\S", "description": "Odoo database name"},
+                    "username": {"type": "string", "minLength": 1, "pattern": "\\S", "description": "Login of the integration user"},
+                }),
+                &["url", "database", "username"],
+            ),
+            credentials_schema: json!({
+                "$schema": DRAFT,
+                "title": "Odoo credentials: password or API key",
+                "type": "object",
+                "properties": {
+                    "password": secret("The user's password"),
+                    "api_key": secret("An Odoo API key (used instead of the password when both are set)"),
+                },
+                "minProperties": 1,
+                "additionalProperties": false,
+            }),
+        },
+        Definition {
+            key: "google-workspace",
+            name: "Google Workspace",
+            category: "productivity",
+            description: "Gmail, Calendar, Drive, Docs, Sheets, Slides, Forms and Admin Directory.",
+            auth_type: "service_account",
+            capabilities: &[],
+            planned_capabilities: &["gmail.send", "gmail.messages", "calendar.events", "drive.files", "docs", "sheets", "slides", "forms", "admin.users"],
+            serving: Serving::NotBuilt(ServiceKind::GoogleWorkspace),
+            config_schema: object(
+                "Google Workspace settings",
+                json!({
+                    "domain": {"type": "string", "format": "hostname", "minLength": 1},
+                    "delegated_admin_email": {
+                        "type": "string",
+                        "format": "email",
+                        "description": "The user the service account acts as (domain-wide delegation)",
+                    },
+                }),
+                &["domain", "delegated_admin_email"],
+            ),
+            credentials_schema: object(
+                "Google Workspace credentials",
+                json!({"service_account_json": secret("The service account's JSON key file, as text")}),
+                &["service_account_json"],
+            ),
+        },
+        Definition {
+            key: "messaging",
+            name: "Messaging",
+            category: "communication",
+            description: "Slack, Microsoft Teams and Google Chat messages; outbound signed webhooks.",
+            auth_type: "token",
+            capabilities: &[],
+            planned_capabilities: &["slack.send", "teams.send", "google_chat.send", "webhooks"],
+            serving: Serving::NotBuilt(ServiceKind::Messaging),
+            config_schema: object(
+                "Messaging settings",
+                json!({
+                    "channel": {"enum": ["slack", "teams", "google_chat"]},
+                    "default_channel": {"type": "string", "minLength": 1, "description": "Channel or conversation to post to"},
+                }),
+                &["channel"],
+            ),
+            credentials_schema: json!({
+                "$schema": DRAFT,
+                "title": "Messaging credentials: a bot token or an incoming-webhook URL",
+                "type": "object",
+                "properties": {
+                    "bot_token": secret("Slack bot token"),
+                    "webhook_url": secret("Incoming-webhook URL (Teams, Google Chat, Slack)"),
+                },
+                "minProperties": 1,
+                "additionalProperties": false,
+            }),
+        },
+    ]
+});
+
+/// The definition of `key` (`google-workspace`; `google_workspace` is accepted too).
+pub fn get(key: &str) -> Option<&'static Definition> {
+    CATALOG
+        .iter()
+        .find(|d| d.key == key || d.key.replace('-', "_") == key)
+}
+
+/// All keys, for error messages.
+pub fn keys() -> String {
+    CATALOG.iter().map(|d| d.key).collect::<Vec<_>>().join(", ")
+}
+
+/// A value that does not satisfy its schema: where (`config.url`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.path, self.message)
+    }
+}
+
+/// Keywords [`validate`] checks, and annotations it may ignore.
+pub const SUPPORTED_KEYWORDS: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "minProperties",
+    "enum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+];
+pub const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "writeOnly",
+    "readOnly",
+];
+
+fn fail(path: &str, message: impl Into<String>) -> Result<(), Violation> {
+    Err(Violation {
+        path: path.to_string(),
+        message: message.into(),
+    })
+}
+
+fn type_ok(ty: &str, v: &Value) -> bool {
+    match ty {
+        "object" => v.is_object(),
+        "string" => v.is_string(),
+        "boolean" => v.is_boolean(),
+        "number" => v.is_number(),
+        "integer" => v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+        "array" => v.is_array(),
+        "null" => v.is_null(),
+        _ => false,
+    }
+}
+
+fn format_ok(format: &str, s: &str) -> bool {
+    match format {
+        // An absolute URI (RFC 3986): a scheme and what the scheme needs.
+        "uri" => url::Url::parse(s).is_ok(),
+        "email" => s.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.chars().any(char::is_whitespace)
+                && !domain.contains('@')
+        }),
+        "hostname" => {
+            !s.is_empty()
+                && s.len() <= 253
+                && s.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        }
+        // Unknown formats are annotations (draft 2020-12 default).
+        _ => true,
+    }
+}
+
+fn list(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks `value` against `schema`; the first violation found, with its path under `path`.
+pub fn validate(schema: &Value, value: &Value, path: &str) -> Result<(), Violation> {
+    let Some(s) = schema.as_object() else {
+        return Ok(());
+    };
+    if let Some(ty) = s.get("type").and_then(Value::as_str) {
+        if !type_ok(ty, value) {
+            let article = if ty.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            return fail(path, format!("must be {article} {ty}"));
+        }
+    }
+    if let Some(allowed) = s.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(value) {
+            return fail(path, format!("must be one of: {}", list(allowed)));
+        }
+    }
+    if let Some(text) = value.as_str() {
+        validate_string(s, text, path)?;
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
+            if n < min {
+                return fail(path, format!("must be at least {min}"));
+            }
+        }
+        if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
+            if n > max {
+                return fail(path, format!("must be at most {max}"));
+            }
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        validate_object(s, obj, path)?;
+    }
+    Ok(())
+}
+
+fn validate_string(s: &Map<String, Value>, text: &str, path: &str) -> Result<(), Violation> {
+    let len = text.chars().count() as u64;
+    if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
+        if len < min {
+            return if min == 1 {
+                fail(path, "must not be empty")
+            } else {
+                fail(path, format!("must be at least {min} characters"))
+            };
+        }
+    }
+    if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
+        if len > max {
+            return fail(path, format!("must be at most {max} characters"));
+        }
+    }
+    if let Some(format) = s.get("format").and_then(Value::as_str) {
+        if !format_ok(format, text) {
+            return fail(path, format!("is not a valid {format}"));
+        }
+    }
+    if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
+        let matches = regex::Regex::new(pattern)
+            .map(|re| re.is_match(text))
+            // A schema of ours with a bad pattern is our bug; the unit tests compile them all.
+            .unwrap_or(true);
+        if !matches {
+            let why = s
+                .get("description")
+                .and_then(Value::as_str)
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return fail(path, format!("does not match the pattern {pattern}{why}"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_object(
+    s: &Map<String, Value>,
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Result<(), Violation> {
+    let empty = Map::new();
+    let props = s
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let known = || props.keys().cloned().collect::<Vec<_>>().join(", ");
+    if s.get("additionalProperties") == Some(&Value::Bool(false)) {
+        if let Some(extra) = obj.keys().find(|k| !props.contains_key(*k)) {
+            let allowed = if props.is_empty() {
+                "this object takes no fields".to_string()
+            } else {
+                format!("one of: {}", known())
+            };
+            return fail(
+                &format!("{path}.{extra}"),
+                format!("is not a known field ({allowed})"),
+            );
+        }
+    }
+    for req in s
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if !obj.contains_key(req) {
+            return fail(&format!("{path}.{req}"), "is required");
+        }
+    }
+    if let Some(min) = s.get("minProperties").and_then(Value::as_u64) {
+        if (obj.len() as u64) < min {
+            return fail(
+                path,
+                format!("needs at least {min} of its fields ({})", known()),
+            );
+        }
+    }
+    for (k, v) in obj {
+        if let Some(sub) = props.get(k) {
+            validate(sub, v, &format!("{path}.{k}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// RFC 7386 JSON merge patch: `patch`'s fields replace `target`'s, `null` removes one.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keywords_of(schema: &Value, at: &str, found: &mut Vec<String>) {
+        let Some(s) = schema.as_object() else { return };
+        for (k, v) in s {
+            if !SUPPORTED_KEYWORDS.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str()) {
+                found.push(format!("{at}: {k}"));
+            }
+            if k == "pattern" {
+                assert!(regex::Regex::new(v.as_str().unwrap_or("(")).is_ok(), "{at}");
+            }
+        }
+        if let Some(props) = s.get("properties").and_then(Value::as_object) {
+            for (name, sub) in props {
+                keywords_of(sub, &format!("{at}.{name}"), found);
+            }
+        }
+    }
+
+    #[test]
+    fn every_schema_uses_only_what_the_validator_checks() {
+        let mut found = Vec::new();
+        for d in CATALOG.iter() {
+            assert_eq!(d.config_schema["$schema"], DRAFT);
+            assert_eq!(d.credentials_schema["$schema"], DRAFT);
+            keywords_of(&d.config_schema, &format!("{}.config", d.key), &mut found);
+            keywords_of(
+                &d.credentials_schema,
+                &format!("{}.credentials", d.key),
+                &mut found,
+            );
+        }
+        assert!(found.is_empty(), "unsupported keywords: {found:?}");
+        let mut keys: Vec<_> = CATALOG.iter().map(|d| d.key).collect();
+        let mut matrix = crate::authz::INTEGRATIONS.to_vec();
+        keys.sort_unstable();
+        matrix.sort_unstable();
+        assert_eq!(
+            keys, matrix,
+            "the catalog and the access matrix name the same integrations"
+        );
+    }
+
+    #[test]
+    fn violations_name_the_field() {
+        let odoo = get("odoo").unwrap();
+        let ok = json!({"url": "https://odoo.example.com", "database": "db", "username": "u"});
+        assert_eq!(validate(&odoo.config_schema, &ok, "config"), Ok(()));
+        let cases = [
+            (
+                json!({"url": "https://o", "username": "u"}),
+                "config.database",
+                "is required",
+            ),
+            (
+                json!({"url": "ftp://o", "database": "d", "username": "u"}),
+                "config.url",
+                "pattern",
+            ),
+            (
+                json!({"url": "not a url", "database": "d", "username": "u"}),
+                "config.url",
+                "uri",
+            ),
+            (
+                json!({"url": "http://u:p@o", "database": "d", "username": "u"}),
+                "config.url",
+                "pattern",
+            ),
+            (
+                json!({"url": "http://o", "database": " ", "username": "u"}),
+                "config.database",
+                "pattern",
+            ),
+            (
+                json!({"url": "http://o", "database": "d", "username": 7}),
+                "config.username",
+                "must be a string",
+            ),
+            (
+                json!({"url": "http://o", "database": "d", "username": "u", "password": "p"}),
+                "config.password",
+                "not a known field",
+            ),
+        ];
+        for (value, path, says) in cases {
+            let v = validate(&odoo.config_schema, &value, "config").unwrap_err();
+            assert_eq!(v.path, path, "{value}");
+            assert!(v.message.contains(says), "{value}: {v}");
+        }
+        let creds = &odoo.credentials_schema;
+        assert!(validate(creds, &json!({"password": "p"}), "credentials").is_ok());
+        assert!(validate(creds, &json!({"api_key": "k"}), "credentials").is_ok());
+        assert_eq!(
+            validate(creds, &json!({}), "credentials").unwrap_err().path,
+            "credentials"
+        );
+        assert_eq!(
+            validate(creds, &json!({"token": "t"}), "credentials")
+                .unwrap_err()
+                .path,
+            "credentials.token"
+        );
+        let tally = get("tally").unwrap();
+        let v = validate(
+            &tally.config_schema,
+            &json!({"tally_server_host": "localhost", "tally_server_port": 70000, "company_name_in_tally": "Demo"}),
+            "config",
+        )
+        .unwrap_err();
+        assert_eq!(v.path, "config.tally_server_port");
+        let v = validate(
+            &tally.config_schema,
+            &json!({"tally_server_host": "localhost", "tally_server_port": 9000, "company_name_in_tally": "Demo", "sync_frequency": "often"}),
+            "config",
+        )
+        .unwrap_err();
+        assert!(v.message.contains("manual, hourly"), "{v}");
+        assert!(get("google_workspace").is_some() && get("sap").is_none());
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut t, &json!({"a": "z", "c": {"f": null}, "n": 1}));
+        assert_eq!(t, json!({"a": "z", "c": {"d": "e"}, "n": 1}));
+    }
+}

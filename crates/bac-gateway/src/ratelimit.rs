@@ -1,0 +1,304 @@
+//! Rate limits per API key and per tenant: governor's GCRA, keyed, in the memory of each
+//! gateway replica (a fleet of N replicas lets through up to N times the configured rate).
+//!
+//! [`RateLimits::check`] runs right after authentication. Its outcome travels to the response
+//! through a task-local slot that the [`headers`] middleware opens around every request, so a
+//! success carries `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and a refusal
+//! additionally `Retry-After`, in the one error shape (`rate_limited` / `RATE_LIMITED`).
+use std::{
+    cell::Cell,
+    num::NonZeroU32,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use axum::{
+    extract::Request,
+    http::{HeaderMap, HeaderValue, StatusCode},
+    middleware::Next,
+    response::Response,
+};
+use governor::{
+    clock::{Clock, DefaultClock},
+    middleware::StateInformationMiddleware,
+    state::keyed::DefaultKeyedStateStore,
+    Quota, RateLimiter,
+};
+
+use crate::error::ApiError;
+
+/// A configured limit: a steady rate and the burst allowed on top of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateQuota {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// What a caller learns about its limit (the tighter of its key's and its tenant's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateInfo {
+    /// The burst size: requests allowed at once when the bucket is full.
+    pub limit: u32,
+    /// Requests still allowed right now.
+    pub remaining: u32,
+    /// Until the bucket is full again.
+    pub reset: Duration,
+    /// Set when the request was refused: until the next request is allowed.
+    pub retry_after: Option<Duration>,
+}
+
+type Keyed =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+struct Limiter {
+    quota: RateQuota,
+    inner: Keyed,
+}
+
+impl Limiter {
+    fn new(q: RateQuota, clock: &DefaultClock) -> Option<Limiter> {
+        let rate = NonZeroU32::new(q.per_second)?;
+        let burst = NonZeroU32::new(q.burst.max(1))?;
+        let quota = Quota::per_second(rate).allow_burst(burst);
+        Some(Limiter {
+            quota: RateQuota {
+                per_second: q.per_second,
+                burst: burst.get(),
+            },
+            inner: RateLimiter::dashmap_with_clock(quota, clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+        })
+    }
+
+    fn check(&self, key: &str, clock: &DefaultClock) -> RateInfo {
+        let key = key.to_string();
+        match self.inner.check_key(&key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let refill = snapshot.quota().replenish_interval();
+                RateInfo {
+                    limit: self.quota.burst,
+                    remaining,
+                    reset: refill * self.quota.burst.saturating_sub(remaining),
+                    retry_after: None,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(clock.now());
+                RateInfo {
+                    limit: self.quota.burst,
+                    remaining: 0,
+                    reset: wait,
+                    retry_after: Some(wait),
+                }
+            }
+        }
+    }
+}
+
+/// The limiters of one gateway replica (in [`crate::AppState`]).
+pub struct RateLimits {
+    per_key: Option<Limiter>,
+    per_tenant: Option<Limiter>,
+    clock: DefaultClock,
+    checks: AtomicU64,
+}
+
+impl RateLimits {
+    /// `None` (or a rate of 0) switches that limit off.
+    pub fn new(per_key: Option<RateQuota>, per_tenant: Option<RateQuota>) -> RateLimits {
+        let clock = DefaultClock::default();
+        RateLimits {
+            per_key: per_key.and_then(|q| Limiter::new(q, &clock)),
+            per_tenant: per_tenant.and_then(|q| Limiter::new(q, &clock)),
+            clock,
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    pub fn disabled() -> RateLimits {
+        RateLimits::new(None, None)
+    }
+
+    /// Counts one request of `key_id` (of `tenant`). The key's limit is checked first; a
+    /// request the tenant's limit refuses has still used one of the key's. The outcome is
+    /// also recorded for the [`headers`] middleware.
+    pub fn check(&self, tenant: &str, key_id: &str) -> Result<RateInfo, ApiError> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            self.forget_idle();
+        }
+        let mut info: Option<RateInfo> = None;
+        let mut refused_by = "";
+        if let Some(l) = &self.per_key {
+            let i = l.check(key_id, &self.clock);
+            if i.retry_after.is_some() {
+                refused_by = "API key";
+            }
+            info = Some(i);
+        }
+        if let (Some(l), "") = (&self.per_tenant, refused_by) {
+            let i = l.check(tenant, &self.clock);
+            if i.retry_after.is_some() {
+                refused_by = "tenant";
+                info = Some(i);
+            } else if info.is_none_or(|k| i.remaining < k.remaining) {
+                info = Some(i);
+            }
+        }
+        let Some(info) = info else {
+            return Ok(RateInfo {
+                limit: 0,
+                remaining: 0,
+                reset: Duration::ZERO,
+                retry_after: None,
+            });
+        };
+        record(info);
+        match info.retry_after {
+            None => Ok(info),
+            Some(wait) => {
+                metrics::counter!("bac_http_rate_limited_total", "scope" => if refused_by == "tenant" { "tenant" } else { "key" })
+                    .increment(1);
+                let per_second = if refused_by == "tenant" {
+                    self.per_tenant.as_ref().map(|l| l.quota.per_second)
+                } else {
+                    self.per_key.as_ref().map(|l| l.quota.per_second)
+                };
+                Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "RATE_LIMITED",
+                    format!(
+                        "this {refused_by} sent more than {} requests per second (burst {})",
+                        per_second.unwrap_or_default(),
+                        info.limit
+                    ),
+                )
+                .suggest(format!(
+                    "Retry after {} s (Retry-After header)",
+                    ceil_secs(wait)
+                )))
+            }
+        }
+    }
+
+    /// Drops the state of keys whose buckets are full again (they look like new ones).
+    fn forget_idle(&self) {
+        for l in [&self.per_key, &self.per_tenant].into_iter().flatten() {
+            l.inner.retain_recent();
+            l.inner.shrink_to_fit();
+        }
+    }
+}
+
+tokio::task_local! {
+    static RATE: Cell<Option<RateInfo>>;
+}
+
+fn record(info: RateInfo) {
+    let _ = RATE.try_with(|c| c.set(Some(info)));
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Middleware: opens the slot [`RateLimits::check`] writes to and turns what it wrote into
+/// the `RateLimit-*` (and, on a refusal, `Retry-After`) headers of the response.
+pub async fn headers(req: Request, next: Next) -> Response {
+    let (mut resp, info) = RATE
+        .scope(Cell::new(None), async move {
+            let resp = next.run(req).await;
+            (resp, RATE.with(Cell::get))
+        })
+        .await;
+    if let Some(info) = info {
+        set_headers(resp.headers_mut(), info);
+    }
+    resp
+}
+
+pub fn set_headers(h: &mut HeaderMap, info: RateInfo) {
+    h.insert("ratelimit-limit", HeaderValue::from(info.limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(info.remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(ceil_secs(info.reset)));
+    if let Some(wait) = info.retry_after {
+        h.insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(ceil_secs(wait).max(1)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_gets_its_burst_then_refusals() {
+        let limits = RateLimits::new(
+            Some(RateQuota {
+                per_second: 1,
+                burst: 3,
+            }),
+            None,
+        );
+        let remaining: Vec<u32> = (0..3)
+            .map(|_| limits.check("t", "k").map(|i| i.remaining).unwrap_or(99))
+            .collect();
+        assert_eq!(remaining, vec![2, 1, 0]);
+        let e = limits.check("t", "k").unwrap_err();
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.error_code, "RATE_LIMITED");
+        // Another key of the same tenant is not affected.
+        assert!(limits.check("t", "k2").is_ok());
+    }
+
+    #[test]
+    fn the_tenant_limit_covers_all_its_keys() {
+        let limits = RateLimits::new(
+            Some(RateQuota {
+                per_second: 100,
+                burst: 100,
+            }),
+            Some(RateQuota {
+                per_second: 1,
+                burst: 2,
+            }),
+        );
+        assert!(limits.check("t", "a").is_ok());
+        let i = limits.check("t", "b").unwrap();
+        assert_eq!(
+            (i.limit, i.remaining),
+            (2, 0),
+            "the tighter limit is reported"
+        );
+        let e = limits.check("t", "c").unwrap_err();
+        assert!(e.message.contains("tenant"), "{}", e.message);
+        assert!(limits.check("other", "d").is_ok());
+    }
+
+    #[test]
+    fn disabled_limits_let_everything_through() {
+        let limits = RateLimits::disabled();
+        assert!((0..10_000).all(|_| limits.check("t", "k").is_ok()));
+    }
+
+    #[test]
+    fn headers_round_up_seconds() {
+        let mut h = HeaderMap::new();
+        set_headers(
+            &mut h,
+            RateInfo {
+                limit: 5,
+                remaining: 0,
+                reset: Duration::from_millis(200),
+                retry_after: Some(Duration::from_millis(200)),
+            },
+        );
+        assert_eq!(h["ratelimit-limit"], "5");
+        assert_eq!(h["ratelimit-remaining"], "0");
+        assert_eq!(h["ratelimit-reset"], "1");
+        assert_eq!(h["retry-after"], "1");
+    }
+}

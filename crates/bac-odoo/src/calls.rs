@@ -1,0 +1,280 @@
+//! The call log behind `GetStatus`: every upstream operation made for a connection is one row
+//! (`ok`, `error_code`, duration), and the tenant's status is computed from those rows and the
+//! connections themselves. Nothing is estimated: a number the log cannot give is left absent.
+use std::time::Duration;
+
+use bac_proto::integration::v1::{IntegrationStatus, PerformanceMetrics};
+use bac_runtime::{
+    connections::{timestamp, ConnectionRecord},
+    db::Pool,
+    ErrorCode, ServiceError,
+};
+use chrono::{DateTime, Utc};
+
+/// Failures that say nothing about the connection's health: Odoo answered and refused the
+/// data itself. They count as errors, but do not make the connection's last call "failed".
+const DATA_ERRORS: &[&str] = &["UPSTREAM_REJECTED"];
+
+/// What nothing scheduled moves data today: calls happen when the platform makes them.
+pub const SYNC_FREQUENCY: &str = "manual";
+
+/// Records one operation; a failure to record is logged, never the caller's problem.
+pub async fn record(
+    db: &Pool,
+    tenant: &str,
+    connection: &str,
+    operation: &str,
+    error: Option<ErrorCode>,
+    took: Duration,
+) {
+    let ms = i32::try_from(took.as_millis()).unwrap_or(i32::MAX);
+    let code = error.map(ErrorCode::as_str);
+    let result = async {
+        let client = db.get().await.map_err(|e| e.to_string())?;
+        client
+            .execute(
+                "INSERT INTO call_log (tenant_id, connection_id, operation, ok, error_code, duration_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&tenant, &connection, &operation, &error.is_none(), &code, &ms],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if rand::random::<u8>() == 0 {
+            client
+                .execute(
+                    "DELETE FROM call_log WHERE at < now() - interval '7 days'",
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not record the call in call_log");
+    }
+}
+
+/// The last call on one connection.
+#[derive(Debug, Clone)]
+pub struct LastCall {
+    pub connection_id: String,
+    pub ok: bool,
+    pub error_code: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl LastCall {
+    /// Failed in a way that says the connection does not work.
+    pub fn failed(&self) -> bool {
+        !self.ok
+            && !self
+                .error_code
+                .as_deref()
+                .is_some_and(|c| DATA_ERRORS.contains(&c))
+    }
+}
+
+/// Calls of the last 24 hours.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    pub calls: i64,
+    pub failed: i64,
+    pub avg_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+}
+
+fn db_err(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::internal("odoo", format!("postgres: {e}"))
+}
+
+pub async fn last_calls(
+    db: &Pool,
+    tenant: &str,
+    connections: &[String],
+) -> Result<Vec<LastCall>, ServiceError> {
+    let client = db.get().await.map_err(db_err)?;
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (connection_id) connection_id, ok, error_code, at
+             FROM call_log WHERE tenant_id = $1 AND connection_id = ANY($2)
+             ORDER BY connection_id, at DESC, id DESC",
+            &[&tenant, &connections],
+        )
+        .await
+        .map_err(db_err)?;
+    Ok(rows
+        .iter()
+        .map(|r| LastCall {
+            connection_id: r.get(0),
+            ok: r.get(1),
+            error_code: r.get(2),
+            at: r.get(3),
+        })
+        .collect())
+}
+
+pub async fn window_24h(db: &Pool, tenant: &str) -> Result<Window, ServiceError> {
+    let client = db.get().await.map_err(db_err)?;
+    let r = client
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE NOT ok),
+                    avg(duration_ms)::float8,
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+             FROM call_log WHERE tenant_id = $1 AND at > now() - interval '24 hours'",
+            &[&tenant],
+        )
+        .await
+        .map_err(db_err)?;
+    Ok(Window {
+        calls: r.get(0),
+        failed: r.get(1),
+        avg_ms: r.get(2),
+        p95_ms: r.get(3),
+    })
+}
+
+/// The status of the tenant's Odoo integration from its connections and their calls.
+/// `settings_valid` says whether one connection's stored settings and secret fields are complete.
+pub fn status(
+    connections: &[ConnectionRecord],
+    last: &[LastCall],
+    window: &Window,
+    settings_valid: impl Fn(&ConnectionRecord) -> bool,
+) -> IntegrationStatus {
+    let last_of = |id: &str| last.iter().find(|l| l.connection_id == id);
+    let refused = |c: &ConnectionRecord| {
+        last_of(&c.id).is_some_and(|l| l.error_code.as_deref() == Some("INVALID_CREDENTIALS"))
+    };
+    let failing: Vec<(&ConnectionRecord, &LastCall)> = connections
+        .iter()
+        .filter_map(|c| last_of(&c.id).filter(|l| l.failed()).map(|l| (c, l)))
+        .collect();
+    let any_ok = connections
+        .iter()
+        .any(|c| last_of(&c.id).is_some_and(|l| !l.failed()));
+    let failed_24h = u32::try_from(window.failed).unwrap_or(u32::MAX);
+    let (status, reason) = if connections.is_empty() {
+        (
+            "disabled",
+            "no Odoo connection is configured for this tenant".to_string(),
+        )
+    } else if let Some((c, l)) = failing.first() {
+        let more = match failing.len() {
+            1 => String::new(),
+            n => format!(" (and on {} more connections)", n - 1),
+        };
+        (
+            "error",
+            format!(
+                "the last call on connection {} ({}) failed: {}{more}",
+                c.id,
+                c.name,
+                l.error_code.as_deref().unwrap_or("unknown error")
+            ),
+        )
+    } else if failed_24h > 0 {
+        (
+            "warning",
+            format!("{failed_24h} failed calls in the last 24 hours; the last call on every connection succeeded"),
+        )
+    } else if any_ok {
+        ("healthy", String::new())
+    } else {
+        (
+            "warning",
+            "no call has been made on any connection yet; test one with POST /api/v1/integrations/connections/{id}/test"
+                .to_string(),
+        )
+    };
+    let calls = u64::try_from(window.calls).unwrap_or(0);
+    IntegrationStatus {
+        integration: "odoo".into(),
+        status: status.into(),
+        reason,
+        last_sync_at: None,
+        error_count_24h: Some(failed_24h),
+        sync_frequency: SYNC_FREQUENCY.into(),
+        configuration_valid: Some(
+            !connections.is_empty() && connections.iter().all(|c| settings_valid(c) && !refused(c)),
+        ),
+        connection_count: Some(u32::try_from(connections.len()).unwrap_or(u32::MAX)),
+        performance: Some(PerformanceMetrics {
+            calls_24h: calls,
+            avg_response_time_ms: window.avg_ms.filter(|_| calls > 0),
+            p95_response_time_ms: window.p95_ms.filter(|_| calls > 0),
+            success_rate: (calls > 0)
+                .then(|| (window.calls - window.failed) as f64 / window.calls as f64),
+        }),
+        last_call_at: last.iter().map(|l| l.at).max().map(timestamp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(id: &str) -> ConnectionRecord {
+        ConnectionRecord {
+            id: id.into(),
+            tenant_id: "t".into(),
+            name: id.into(),
+            config: serde_json::json!({}),
+            secret_fields: vec!["password".into()],
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn call(id: &str, code: Option<&str>) -> LastCall {
+        LastCall {
+            connection_id: id.into(),
+            ok: code.is_none(),
+            error_code: code.map(Into::into),
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn status_follows_the_connections_and_their_calls() {
+        let w = Window::default();
+        let s = status(&[], &[], &w, |_| true);
+        assert_eq!(s.status, "disabled");
+        assert_eq!(s.configuration_valid, Some(false));
+        let s = status(&[conn("a")], &[], &w, |_| true);
+        assert_eq!(s.status, "warning", "never used");
+        assert_eq!(s.performance.unwrap().success_rate, None);
+        let s = status(&[conn("a")], &[call("a", None)], &w, |_| true);
+        assert_eq!((s.status.as_str(), s.reason.as_str()), ("healthy", ""));
+        let w1 = Window {
+            calls: 4,
+            failed: 1,
+            avg_ms: Some(10.0),
+            p95_ms: Some(20.0),
+        };
+        let s = status(&[conn("a")], &[call("a", None)], &w1, |_| true);
+        assert_eq!(s.status, "warning");
+        assert_eq!(s.error_count_24h, Some(1));
+        assert_eq!(s.performance.unwrap().success_rate, Some(0.75));
+        let s = status(
+            &[conn("a"), conn("b")],
+            &[call("a", None), call("b", Some("INVALID_CREDENTIALS"))],
+            &w1,
+            |_| true,
+        );
+        assert_eq!(s.status, "error");
+        assert!(s.reason.contains("INVALID_CREDENTIALS"), "{}", s.reason);
+        assert_eq!(s.configuration_valid, Some(false));
+        // Odoo refusing the data is an error in the count, not a broken connection.
+        let s = status(
+            &[conn("a")],
+            &[call("a", Some("UPSTREAM_REJECTED"))],
+            &w1,
+            |_| true,
+        );
+        assert_eq!(s.status, "warning");
+        let s = status(&[conn("a")], &[call("a", None)], &w, |_| false);
+        assert_eq!(s.configuration_valid, Some(false));
+    }
+}
