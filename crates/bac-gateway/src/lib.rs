@@ -20,6 +20,7 @@ pub mod edge;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod services;

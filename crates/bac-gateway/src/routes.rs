@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::{error::ApiError, AppState};
 
 pub fn router() -> Router<Arc<AppState>> {
-    status_routes(Router::new())
+    status::routes(Router::new())
         .route(
             "/api/v1/integrations/connections",
             post(connections::create).get(connections::list),
@@ -57,7 +57,12 @@ pub fn router() -> Router<Arc<AppState>> {
             delete(permissions::revoke),
         )
         .route("/api/v1/integrations/audit", get(access::list_audit))
-        .route("/api/v1/integrations/definitions", get(definitions))
+        .route("/api/v1/openapi.json", get(crate::openapi::openapi_json))
+        .route("/api/v1/docs", get(crate::openapi::docs_page))
+        .route(
+            "/api/v1/integrations/definitions",
+            get(connections::definitions),
+        )
         .route(
             "/api/v1/integrations/connections/:id",
             get(connections::get)
@@ -67,45 +72,19 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/integrations/dashboard", get(status::dashboard))
         .route(
             "/api/v1/integrations/tally/test-connection",
-            post(status::tally_not_built),
+            post(status::tally_test_connection),
         )
         .route(
             "/api/v1/integrations/tally/configuration",
-            get(status::tally_not_built)
-                .post(status::tally_not_built)
-                .put(status::tally_not_built)
-                .delete(status::tally_not_built),
+            get(status::tally_get_configuration)
+                .post(status::tally_create_configuration)
+                .put(status::tally_update_configuration)
+                .delete(status::tally_delete_configuration),
         )
         .route(
             "/api/v1/odoo/crm/leads",
             post(odoo::create_lead).get(odoo::list_leads),
         )
-}
-
-/// `GET /api/v1/integrations/<key>/status` for every integration of the catalog.
-fn status_routes(mut router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
-    for def in crate::catalog::CATALOG.iter() {
-        let key = def.key;
-        router = router.route(
-            &format!("/api/v1/integrations/{key}/status"),
-            get(
-                move |axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-                      principal: crate::auth::Principal| {
-                    status::integration_status(state, principal, key)
-                },
-            ),
-        );
-    }
-    router
-}
-
-/// `GET /api/v1/integrations/definitions`: the catalog (any authenticated caller).
-async fn definitions(_: crate::auth::Principal) -> axum::Json<serde_json::Value> {
-    let list: Vec<_> = crate::catalog::CATALOG
-        .iter()
-        .map(|d| d.to_json())
-        .collect();
-    axum::Json(serde_json::json!({ "definitions": list }))
 }
 
 /// `Json<T>` whose rejections use the one error shape.

@@ -108,9 +108,11 @@ pub fn parse_targets(value: &str) -> Result<Vec<Target>, String> {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             let hostport = match rest.split_once('/') {
                 Some(("", hp)) => hp,
-                Some((_, _)) => return Err(format!(
+                Some((_, _)) => {
+                    return Err(format!(
                     "{item}: a DNS server in the authority is not supported; use dns:///name:port"
-                )),
+                ))
+                }
                 None => rest,
             };
             let (host, port) = hostport

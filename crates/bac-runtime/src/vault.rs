@@ -168,8 +168,7 @@ impl Vault {
             // An expired AppRole token: log in again once.
             let renewable =
                 self.inner.cfg.role_id.is_some() || self.inner.cfg.kubernetes_role.is_some();
-            if resp.status() == reqwest::StatusCode::FORBIDDEN && attempt == 0 && renewable
-            {
+            if resp.status() == reqwest::StatusCode::FORBIDDEN && attempt == 0 && renewable {
                 *self.inner.token.write().await = None;
                 continue;
             }

@@ -73,6 +73,21 @@ async fn definitions_list_every_integration_with_schemas() {
     assert_eq!(by_key["tally"]["service"], "bac-tally");
     assert!(by_key["tally"]["config_schema"]["properties"]["tally_server_port"].is_object());
 
+    // The routes are in the OpenAPI document.
+    let (status, doc) = fleet.call(Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/api/v1/integrations/definitions",
+        "/api/v1/integrations/connections/{id}",
+        "/api/v1/integrations/dashboard",
+        "/api/v1/integrations/{name}/status",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} not in the OpenAPI document"
+        );
+    }
+
     // Any authenticated caller may read it; nobody else.
     let resp = fleet
         .http

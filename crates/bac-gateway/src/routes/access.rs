@@ -36,13 +36,17 @@ fn require_operator(p: &Principal) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     pub id: String,
     pub name: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "access",
+    summary = "Create a tenant (platform operators)",
+    request_body = CreateTenant,
+    responses((status = 201, description = "Created", body = crate::openapi::TenantView), crate::openapi::CommonErrors))]
 pub async fn create_tenant(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -98,6 +102,9 @@ pub async fn create_tenant(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "access",
+    summary = "List tenants (operators: all; others: their own)",
+    responses((status = 200, description = "Tenants", body = crate::openapi::TenantList), crate::openapi::CommonErrors))]
 pub async fn list_tenants(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -122,7 +129,7 @@ pub async fn list_tenants(
     Ok(Json(json!({ "tenants": list })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub email: String,
@@ -138,6 +145,10 @@ fn user_json(r: &tokio_postgres::Row) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "access",
+    summary = "Create a user of the caller's tenant (super admin)",
+    request_body = CreateUser,
+    responses((status = 201, description = "Created", body = crate::openapi::UserView), crate::openapi::CommonErrors))]
 pub async fn create_user(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -182,6 +193,9 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(user_json(&row))))
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "access",
+    summary = "List the tenant's users (admin+)",
+    responses((status = 200, description = "Users", body = crate::openapi::UserList), crate::openapi::CommonErrors))]
 pub async fn list_users(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -200,12 +214,17 @@ pub async fn list_users(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     pub role: String,
 }
 
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "access",
+    summary = "Change a user's role (super admin)",
+    params(("id" = String, Path, description = "User id")),
+    request_body = UpdateUser,
+    responses((status = 200, description = "Updated", body = crate::openapi::UserView), crate::openapi::CommonErrors))]
 pub async fn update_user(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -253,7 +272,7 @@ pub async fn update_user(
     Ok(Json(user_json(&row)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// Another user of the tenant (super admins only); default: the caller.
@@ -312,6 +331,10 @@ async fn insert_key(
     Ok((key.id, body))
 }
 
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "access",
+    summary = "Create an API key (shown once)",
+    request_body = CreateKey,
+    responses((status = 201, description = "Created; `key` is shown only now", body = crate::openapi::ApiKeyView), crate::openapi::CommonErrors))]
 pub async fn create_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -359,6 +382,9 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "access",
+    summary = "List API keys (super admin: the tenant's; others: their own)",
+    responses((status = 200, description = "Keys, without secrets", body = crate::openapi::ApiKeyList), crate::openapi::CommonErrors))]
 pub async fn list_keys(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -403,6 +429,10 @@ async fn own_key(
     Ok(row)
 }
 
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "access",
+    summary = "Revoke an API key (effective on every replica within a second)",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "Revoked", body = crate::openapi::ApiKeyView), crate::openapi::CommonErrors))]
 pub async fn revoke_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -433,13 +463,18 @@ pub async fn revoke_key(
     Ok(Json(key_json(&row)))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// How long the old key keeps working (default 3600, at most 30 days).
     pub overlap_seconds: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "access",
+    summary = "Rotate an API key; the old one keeps working for the overlap",
+    params(("id" = String, Path, description = "Key id")),
+    request_body(content = Option<RotateKey>, description = "Optional overlap"),
+    responses((status = 201, description = "The new key", body = crate::openapi::ApiKeyView), crate::openapi::CommonErrors))]
 pub async fn rotate_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -487,7 +522,8 @@ pub async fn rotate_key(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub action: Option<String>,
@@ -500,6 +536,10 @@ pub struct AuditQuery {
     pub offset: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/integrations/audit", tag = "audit",
+    summary = "The audit trail of the tenant (admin+)",
+    params(AuditQuery),
+    responses((status = 200, description = "Entries, newest first", body = crate::openapi::AuditPage), crate::openapi::CommonErrors))]
 pub async fn list_audit(
     State(state): State<Arc<AppState>>,
     principal: Principal,

@@ -31,26 +31,104 @@ use crate::{
     AppState,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnection {
+    /// A key of GET /api/v1/integrations/definitions (odoo, zoho, ...).
     pub integration: String,
     #[serde(default)]
     pub name: String,
+    /// Settings, as the integration's `config_schema` says.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub config: Map<String, Value>,
+    /// Secret fields, as the integration's `credentials_schema` says; stored in Vault only.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub credentials: Map<String, Value>,
 }
 
 /// PATCH body: `config` is a JSON merge patch (RFC 7386) of the settings; `credentials`, when
 /// present, replace the stored credentials as a whole.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConnection {
     pub name: Option<String>,
+    /// Merged onto the stored settings (RFC 7386: `null` removes a setting).
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Map<String, Value>>,
+    /// Replaces the stored credentials as a whole.
+    #[schema(value_type = Option<Object>)]
     pub credentials: Option<Map<String, Value>>,
+}
+
+/// A connection as the API shows it: settings and the names of the secret fields that are set.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ConnectionView {
+    pub id: String,
+    pub integration: String,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Names of the secret fields stored in Vault; never their values.
+    pub credentials_set: Vec<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ConnectionSummary {
+    pub id: String,
+    pub integration: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ConnectionList {
+    pub connections: Vec<ConnectionSummary>,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+pub struct TestResult {
+    pub connection_id: String,
+    pub integration: String,
+    pub ok: bool,
+    pub message: String,
+    pub server_version: String,
+    pub latency_ms: u32,
+}
+
+/// One integration of the catalog.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct DefinitionView {
+    pub key: String,
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    /// basic | oauth2 | api_key | service_account | token | none
+    pub auth_type: String,
+    /// What works today.
+    pub capabilities: Vec<String>,
+    /// What the product documents promise and is not built.
+    pub planned_capabilities: Vec<String>,
+    /// A fleet service serves it with a real domain today.
+    pub served: bool,
+    /// The binary that answers for it, if any.
+    pub service: Option<String>,
+    /// built | not_built | no_service
+    pub service_state: String,
+    /// JSON Schema (draft 2020-12) of the connection's `config`.
+    #[schema(value_type = Object)]
+    pub config_schema: Value,
+    /// JSON Schema (draft 2020-12) of the connection's `credentials`.
+    #[schema(value_type = Object)]
+    pub credentials_schema: Value,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+pub struct DefinitionList {
+    pub definitions: Vec<DefinitionView>,
 }
 
 pub(crate) fn integration_client(
@@ -149,6 +227,19 @@ fn to_struct(v: Value) -> Result<pbjson_types::Struct, ApiError> {
     serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("config: {e}")))
 }
 
+/// `GET /api/v1/integrations/definitions`: the catalog (any authenticated caller).
+#[utoipa::path(get, path = "/api/v1/integrations/definitions", tag = "connections",
+    summary = "Every integration: what it is, whether it is served today, and the JSON Schemas of its connection config and credentials",
+    responses((status = 200, description = "The catalog", body = DefinitionList), crate::openapi::CommonErrors))]
+pub async fn definitions(_: Principal) -> Json<Value> {
+    let list: Vec<Value> = catalog::CATALOG.iter().map(Definition::to_json).collect();
+    Json(json!({ "definitions": list }))
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/connections", tag = "connections",
+    summary = "Create a connection (settings to the owning service, credentials to Vault)",
+    request_body = CreateConnection,
+    responses((status = 201, description = "Created", body = ConnectionView), crate::openapi::CommonErrors))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -243,6 +334,9 @@ pub(crate) async fn may_view(
 }
 
 /// The tenant's connections of the integrations the caller may view.
+#[utoipa::path(get, path = "/api/v1/integrations/connections", tag = "connections",
+    summary = "The tenant's connections of the integrations the caller may view",
+    responses((status = 200, description = "Connections", body = ConnectionList), crate::openapi::CommonErrors))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -321,6 +415,10 @@ async fn lock_row(
     .ok_or_else(|| ApiError::not_found(format!("no connection {id}")))
 }
 
+#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}", tag = "connections",
+    summary = "One connection: settings and which secret fields are set",
+    params(("id" = String, Path, description = "Connection id (con_...)")),
+    responses((status = 200, description = "The connection", body = ConnectionView), crate::openapi::CommonErrors))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -336,6 +434,11 @@ pub async fn get(
     Ok(Json(connection_json(&conn)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/integrations/connections/{id}", tag = "connections",
+    summary = "Change a connection's name, settings (merge patch) and/or credentials (replaced)",
+    params(("id" = String, Path, description = "Connection id (con_...)")),
+    request_body = UpdateConnection,
+    responses((status = 200, description = "The changed connection", body = ConnectionView), crate::openapi::CommonErrors))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -492,6 +595,10 @@ fn changed_keys(before: &Value, after: &Value) -> Map<String, Value> {
         .collect()
 }
 
+#[utoipa::path(delete, path = "/api/v1/integrations/connections/{id}", tag = "connections",
+    summary = "Delete a connection, its settings and its credentials",
+    params(("id" = String, Path, description = "Connection id (con_...)")),
+    responses((status = 204, description = "Deleted"), crate::openapi::CommonErrors))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -539,6 +646,10 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/test", tag = "connections",
+    summary = "Log in upstream with the stored credentials",
+    params(("id" = String, Path, description = "Connection id (con_...)")),
+    responses((status = 200, description = "The upstream answered", body = TestResult), crate::openapi::CommonErrors))]
 pub async fn test(
     State(state): State<Arc<AppState>>,
     principal: Principal,

@@ -23,6 +23,9 @@ const ACTIONS: [(Action, &str); 5] = [
     (Action::Grant, "grant"),
 ];
 
+#[utoipa::path(get, path = "/api/v1/integrations/permissions", tag = "permissions",
+    summary = "The caller's effective permissions per integration",
+    responses((status = 200, description = "Permissions", body = crate::openapi::EffectivePermissions), crate::openapi::CommonErrors))]
 pub async fn effective(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -63,7 +66,7 @@ pub async fn effective(
 }
 
 /// The documented body of grant and revoke.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
     pub user_id: String,
@@ -96,6 +99,11 @@ fn may_grant(p: &Principal, integration: &str) -> Result<(), ApiError> {
     Err(ApiError::forbidden(msg).integration(integration))
 }
 
+#[utoipa::path(post, path = "/api/v1/integrations/permissions/grant", tag = "permissions",
+    summary = "Grant view or manage on an integration (super admin; payments are not delegable)",
+    request_body = GrantBody,
+    responses((status = 201, description = "Granted", body = crate::openapi::GrantView),
+              (status = 200, description = "Already granted", body = crate::openapi::GrantView), crate::openapi::CommonErrors))]
 pub async fn grant(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -166,6 +174,10 @@ pub async fn grant(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/integrations/permissions/revoke", tag = "permissions",
+    summary = "Revoke a grant (super admin)",
+    request_body = GrantBody,
+    responses((status = 200, description = "Revoked", body = crate::openapi::Revoked), crate::openapi::CommonErrors))]
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     principal: Principal,

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{extract::State, Json};
+use axum::{extract::State, routing::get, Json, Router};
 use bac_proto::integration::v1::{GetStatusRequest, IntegrationStatus};
 use serde_json::{json, Map, Value};
 
@@ -24,6 +24,89 @@ use crate::{
     error::ApiError,
     AppState,
 };
+
+/// One integration's status (absent fields: not in the caller's "status only" view; `null`:
+/// not measured by its service).
+#[derive(Debug, utoipa::ToSchema)]
+pub struct IntegrationStatusView {
+    pub integration: String,
+    pub integration_name: String,
+    /// healthy | warning | error | disabled
+    pub status: String,
+    pub reason: Option<String>,
+    pub last_sync_at: Option<String>,
+    /// manual | real-time | hourly | daily | weekly
+    pub sync_frequency: Option<String>,
+    /// Failed upstream calls in the last 24 hours.
+    pub error_count: Option<u32>,
+    pub configuration_valid: Option<bool>,
+    /// Number of the tenant's connections.
+    pub connections: Option<u32>,
+    pub last_call_at: Option<String>,
+    pub performance_metrics: Option<PerformanceView>,
+    /// `status_only` when the caller sees only the status.
+    pub view: Option<String>,
+}
+
+/// Upstream calls of the last 24 hours.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct PerformanceView {
+    pub calls_24h: Option<u64>,
+    pub avg_response_time_ms: Option<f64>,
+    pub p95_response_time_ms: Option<f64>,
+    /// 0..1
+    pub success_rate: Option<f64>,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+pub struct SystemHealth {
+    /// healthy | error
+    pub database_status: String,
+    pub database_response_time_ms: Option<u64>,
+    /// How long asking every service took, e.g. "12ms".
+    pub api_response_time: String,
+    pub api_response_time_ms: u64,
+    pub services_answering: u32,
+    pub services_not_answering: u32,
+    pub checked_at: String,
+}
+
+/// `<key>_integration` (e.g. `odoo_integration`, `google_workspace_integration`) for every
+/// integration the caller may view, plus `system_health`.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct Dashboard {
+    pub system_health: SystemHealth,
+    pub email_integration: Option<IntegrationStatusView>,
+    pub calendar_integration: Option<IntegrationStatusView>,
+    pub tally_integration: Option<IntegrationStatusView>,
+    pub payments_integration: Option<IntegrationStatusView>,
+    pub zoho_integration: Option<IntegrationStatusView>,
+    pub odoo_integration: Option<IntegrationStatusView>,
+    pub google_workspace_integration: Option<IntegrationStatusView>,
+    pub messaging_integration: Option<IntegrationStatusView>,
+}
+
+/// The integrations of the catalog.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum IntegrationKey {
+    #[schema(rename = "email")]
+    Email,
+    #[schema(rename = "calendar")]
+    Calendar,
+    #[schema(rename = "tally")]
+    Tally,
+    #[schema(rename = "payments")]
+    Payments,
+    #[schema(rename = "zoho")]
+    Zoho,
+    #[schema(rename = "odoo")]
+    Odoo,
+    #[schema(rename = "google-workspace")]
+    GoogleWorkspace,
+    #[schema(rename = "messaging")]
+    Messaging,
+}
 
 /// How long the gateway waits for one service's status.
 pub const STATUS_DEADLINE: Duration = Duration::from_secs(2);
@@ -169,6 +252,10 @@ async fn view(
 }
 
 /// `GET /api/v1/integrations/<key>/status`.
+#[utoipa::path(get, path = "/api/v1/integrations/{name}/status", tag = "status",
+    summary = "One integration's status, as its service reports it",
+    params(("name" = inline(IntegrationKey), Path, description = "The integration")),
+    responses((status = 200, description = "The status", body = IntegrationStatusView), crate::openapi::CommonErrors))]
 pub async fn integration_status(
     state: Arc<AppState>,
     principal: Principal,
@@ -179,8 +266,27 @@ pub async fn integration_status(
     Ok(Json(view(&state, &principal, def).await?.0))
 }
 
+/// `GET /api/v1/integrations/<key>/status` for every integration of the catalog.
+pub fn routes(mut router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    for def in catalog::CATALOG.iter() {
+        let key = def.key;
+        router = router.route(
+            &format!("/api/v1/integrations/{key}/status"),
+            get(
+                move |State(state): State<Arc<AppState>>, principal: Principal| {
+                    integration_status(state, principal, key)
+                },
+            ),
+        );
+    }
+    router
+}
+
 /// `GET /api/v1/integrations/dashboard`: `<key>_integration` per integration the caller may
 /// view, plus `system_health`.
+#[utoipa::path(get, path = "/api/v1/integrations/dashboard", tag = "status",
+    summary = "Every integration the caller may view, with its status, and the system's health",
+    responses((status = 200, description = "The dashboard", body = Dashboard), crate::openapi::CommonErrors))]
 pub async fn dashboard(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -246,12 +352,70 @@ async fn database_health(state: &AppState) -> (&'static str, Option<u64>) {
 }
 
 /// Tally's documented configuration and test-connection routes: 501 until bac-tally is built.
-pub async fn tally_not_built(
+async fn tally_not_built(state: &AppState, principal: &Principal) -> Result<Json<Value>, ApiError> {
+    let def = catalog::get("tally").ok_or_else(|| ApiError::internal("catalog"))?;
+    authz::require(&state.db, principal, def.key, Action::Configure).await?;
+    // When bac-tally has a domain these forward to it; until then there is nothing to ask.
+    Err(not_served(def))
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/tally/test-connection", tag = "status",
+    summary = "Test a Tally server (501 until bac-tally is built)",
+    request_body(content = Object, description = r#"{"host","port","company_name"}"#),
+    responses(crate::openapi::CommonErrors))]
+pub async fn tally_test_connection(
     State(state): State<Arc<AppState>>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let def = catalog::get("tally").ok_or_else(|| ApiError::internal("catalog"))?;
-    authz::require(&state.db, &principal, def.key, Action::Configure).await?;
-    // When bac-tally has a domain these forward to it; until then there is nothing to ask.
-    Err(not_served(def))
+    tally_not_built(&state, &principal).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/tally/configuration",
+    tag = "status",
+    summary = "Tally configuration (501 until bac-tally is built)",
+    responses(crate::openapi::CommonErrors)
+)]
+pub async fn tally_get_configuration(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    tally_not_built(&state, &principal).await
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/tally/configuration", tag = "status",
+    summary = "Create the Tally configuration (501 until bac-tally is built)",
+    request_body(content = Object, description = "The Tally config schema of GET /api/v1/integrations/definitions"),
+    responses(crate::openapi::CommonErrors))]
+pub async fn tally_create_configuration(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    tally_not_built(&state, &principal).await
+}
+
+#[utoipa::path(put, path = "/api/v1/integrations/tally/configuration", tag = "status",
+    summary = "Update the Tally configuration (501 until bac-tally is built)",
+    request_body(content = Object, description = "The Tally config schema of GET /api/v1/integrations/definitions"),
+    responses(crate::openapi::CommonErrors))]
+pub async fn tally_update_configuration(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    tally_not_built(&state, &principal).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/integrations/tally/configuration",
+    tag = "status",
+    summary = "Delete the Tally configuration (501 until bac-tally is built)",
+    responses(crate::openapi::CommonErrors)
+)]
+pub async fn tally_delete_configuration(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    tally_not_built(&state, &principal).await
 }

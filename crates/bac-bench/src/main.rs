@@ -1,0 +1,379 @@
+//! `bac-bench`: the tools of `scripts/bench`.
+//!
+//! ```text
+//! bac-bench serve --addr 127.0.0.1:0 --body FILE [--content-type TYPE]
+//!     A bare axum server answering every request with FILE's bytes (the baseline of the
+//!     gateway benchmark). Prints the address it listens on.
+//! bac-bench load --url URL [-H 'Name: value']... [--rate N | --max] [--duration SECS]
+//!                [--warmup SECS] [--connections N] [--label TEXT]
+//!     HTTP/1.1 keep-alive load over N connections, either at a constant N requests/s
+//!     (wrk2-style schedule: request k is due at k/N s; a request sent late because its
+//!     connection was still busy counts its latency from when it was due, so a stall is not
+//!     hidden) or closed-loop as fast as possible (--max). Prints one JSON object: counts,
+//!     requests/s and latency percentiles in milliseconds (exact, from every sample).
+//! ```
+#![allow(clippy::print_stdout)]
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+const USAGE: &str = "usage: bac-bench serve --addr ADDR --body FILE [--content-type TYPE]
+       bac-bench load --url URL [-H 'Name: value']... [--rate N | --max] [--duration SECS]
+                      [--warmup SECS] [--connections N] [--label TEXT]";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(serve(&args[1..]))
+        }
+        Some("load") => {
+            let opts = LoadOpts::parse(&args[1..])?;
+            // One thread: the generator should take as little CPU from the measured
+            // processes as it can (2,000 requests/s is a few percent of a core).
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(load(Arc::new(opts)))?;
+            println!("{report}");
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn flag_values(args: &[String]) -> anyhow::Result<Vec<(&str, Option<&str>)>> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--max" => out.push(("--max", None)),
+            f if f.starts_with('-') => {
+                let v = it
+                    .next()
+                    .with_context(|| format!("{f} needs a value\n{USAGE}"))?;
+                out.push((f, Some(v.as_str())));
+            }
+            other => bail!("unexpected argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(out)
+}
+
+async fn serve(args: &[String]) -> anyhow::Result<()> {
+    let mut addr: SocketAddr = "127.0.0.1:0".parse()?;
+    let mut body = None;
+    let mut content_type = HeaderValue::from_static("application/json");
+    for (flag, value) in flag_values(args)? {
+        let value = value.unwrap_or_default();
+        match flag {
+            "--addr" => addr = value.parse().context("--addr")?,
+            "--body" => {
+                body = Some(Bytes::from(
+                    std::fs::read(value).with_context(|| format!("--body {value}"))?,
+                ))
+            }
+            "--content-type" => content_type = HeaderValue::from_str(value)?,
+            _ => bail!("unknown flag {flag}\n{USAGE}"),
+        }
+    }
+    let body = body.context("--body is required")?;
+    let app = axum::Router::new().fallback(move || {
+        let (body, content_type) = (body.clone(), content_type.clone());
+        async move { ([(header::CONTENT_TYPE, content_type)], body) }
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+struct LoadOpts {
+    uri: Uri,
+    authority: HeaderValue,
+    addr: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    rate: Option<f64>,
+    duration: Duration,
+    warmup: Duration,
+    connections: usize,
+    label: String,
+}
+
+impl LoadOpts {
+    fn parse(args: &[String]) -> anyhow::Result<LoadOpts> {
+        let mut url = None;
+        let mut headers = Vec::new();
+        let mut rate = None;
+        let mut max = false;
+        let mut duration = 10.0;
+        let mut warmup = 2.0;
+        let mut connections = 32;
+        let mut label = String::new();
+        for (flag, value) in flag_values(args)? {
+            let v = value.unwrap_or_default();
+            match flag {
+                "--url" => url = Some(v.parse::<Uri>().context("--url")?),
+                "-H" | "--header" => {
+                    let (k, val) = v.split_once(':').context("-H 'Name: value'")?;
+                    headers.push((
+                        HeaderName::from_bytes(k.trim().as_bytes())?,
+                        HeaderValue::from_str(val.trim())?,
+                    ));
+                }
+                "--rate" => rate = Some(v.parse::<f64>().context("--rate")?),
+                "--max" => max = true,
+                "--duration" => duration = v.parse().context("--duration")?,
+                "--warmup" => warmup = v.parse().context("--warmup")?,
+                "--connections" => connections = v.parse().context("--connections")?,
+                "--label" => label = v.to_string(),
+                _ => bail!("unknown flag {flag}\n{USAGE}"),
+            }
+        }
+        let uri = url.context("--url is required")?;
+        if uri.scheme_str() != Some("http") {
+            bail!("--url must be http://");
+        }
+        let auth = uri.authority().context("--url needs host:port")?.clone();
+        if max == rate.is_some() {
+            bail!("give exactly one of --rate N and --max");
+        }
+        if rate.is_some_and(|r| r <= 0.0) || connections == 0 {
+            bail!("--rate and --connections must be positive");
+        }
+        Ok(LoadOpts {
+            addr: format!("{}:{}", auth.host(), auth.port_u16().unwrap_or(80)),
+            authority: HeaderValue::from_str(auth.as_str())?,
+            uri,
+            headers,
+            rate,
+            duration: Duration::from_secs_f64(duration),
+            warmup: Duration::from_secs_f64(warmup),
+            connections,
+            label,
+        })
+    }
+
+    fn request(&self) -> anyhow::Result<Request<Empty<Bytes>>> {
+        let path = self
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let mut req = Request::get(path)
+            .header(header::HOST, self.authority.clone())
+            .body(Empty::new())?;
+        for (k, v) in &self.headers {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+        Ok(req)
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    /// Microseconds, one per completed request.
+    latencies: Vec<u64>,
+    ok: u64,
+    non_2xx: u64,
+    errors: u64,
+    first_error: Option<String>,
+    last_done: Option<Instant>,
+}
+
+async fn connect(opts: &LoadOpts) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+    let stream = TcpStream::connect(&opts.addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn one(sender: &mut SendRequest<Empty<Bytes>>, opts: &LoadOpts) -> anyhow::Result<bool> {
+    sender.ready().await?;
+    let resp = sender.send_request(opts.request()?).await?;
+    let ok = resp.status().is_success();
+    resp.into_body().collect().await?;
+    Ok(ok)
+}
+
+/// One connection's share of the schedule: requests `idx`, `idx + C`, `idx + 2C`, ...
+async fn worker(idx: usize, opts: Arc<LoadOpts>, t0: Instant, end: Instant) -> Tally {
+    let mut t = Tally::default();
+    let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
+    let mut i: u64 = 0;
+    loop {
+        let due = match opts.rate {
+            Some(rate) => {
+                let k = idx as u64 + i * opts.connections as u64;
+                t0 + Duration::from_secs_f64(k as f64 / rate)
+            }
+            None => Instant::now(),
+        };
+        if due >= end {
+            break;
+        }
+        i += 1;
+        // On time: wait for the due time and measure from the actual send (the timer's own
+        // lag is the generator's, not the server's). Late (the connection was busy):
+        // measure from the due time.
+        let now = Instant::now();
+        let start = if due > now {
+            tokio::time::sleep_until(due.into()).await;
+            Instant::now()
+        } else {
+            due
+        };
+        if sender.is_none() {
+            match connect(&opts).await {
+                Ok(s) => sender = Some(s),
+                Err(e) => {
+                    t.errors += 1;
+                    t.first_error.get_or_insert(format!("connect: {e:#}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(s) = sender.as_mut() else { continue };
+        match one(s, &opts).await {
+            Ok(ok) => {
+                let done = Instant::now();
+                t.latencies
+                    .push(done.duration_since(start).as_micros() as u64);
+                t.last_done = Some(done);
+                if ok {
+                    t.ok += 1;
+                } else {
+                    t.non_2xx += 1;
+                }
+            }
+            Err(e) => {
+                t.errors += 1;
+                t.first_error.get_or_insert(format!("{e:#}"));
+                sender = None;
+            }
+        }
+    }
+    t
+}
+
+async fn phase(opts: &Arc<LoadOpts>, length: Duration) -> anyhow::Result<(Tally, Duration)> {
+    let t0 = Instant::now();
+    let end = t0 + length;
+    let mut tasks = Vec::new();
+    for idx in 0..opts.connections {
+        tasks.push(tokio::spawn(worker(idx, opts.clone(), t0, end)));
+    }
+    let mut all = Tally::default();
+    for task in tasks {
+        let t = task.await?;
+        all.latencies.extend(t.latencies);
+        all.ok += t.ok;
+        all.non_2xx += t.non_2xx;
+        all.errors += t.errors;
+        if all.first_error.is_none() {
+            all.first_error = t.first_error;
+        }
+        all.last_done = all.last_done.max(t.last_done);
+    }
+    let took = all.last_done.map_or(length, |d| d.duration_since(t0));
+    Ok((all, took.max(length)))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+}
+
+async fn load(opts: Arc<LoadOpts>) -> anyhow::Result<serde_json::Value> {
+    if !opts.warmup.is_zero() {
+        phase(&opts, opts.warmup).await?;
+    }
+    let (mut t, took) = phase(&opts, opts.duration).await?;
+    t.latencies.sort_unstable();
+    let completed = t.ok + t.non_2xx;
+    let mean = if t.latencies.is_empty() {
+        0.0
+    } else {
+        t.latencies.iter().sum::<u64>() as f64 / t.latencies.len() as f64 / 1000.0
+    };
+    let r = |x: f64| (x * 1000.0).round() / 1000.0;
+    Ok(json!({
+        "label": opts.label,
+        "url": opts.uri.to_string(),
+        "mode": if opts.rate.is_some() { "rate" } else { "max" },
+        "target_rps": opts.rate,
+        "connections": opts.connections,
+        "duration_s": r(took.as_secs_f64()),
+        "requests": completed,
+        "ok": t.ok,
+        "non_2xx": t.non_2xx,
+        "errors": t.errors,
+        "first_error": t.first_error,
+        "rps": r(completed as f64 / took.as_secs_f64()),
+        "latency_ms": {
+            "mean": r(mean),
+            "p50": percentile(&t.latencies, 50.0),
+            "p90": percentile(&t.latencies, 90.0),
+            "p99": percentile(&t.latencies, 99.0),
+            "p999": percentile(&t.latencies, 99.9),
+            "max": percentile(&t.latencies, 100.0),
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<u64> = (1..=1000).map(|x| x * 1000).collect();
+        assert_eq!(percentile(&v, 50.0), 500.0);
+        assert_eq!(percentile(&v, 99.0), 990.0);
+        assert_eq!(percentile(&v, 100.0), 1000.0);
+        assert_eq!(percentile(&[], 99.0), 0.0);
+    }
+
+    #[test]
+    fn options() {
+        let args: Vec<String> = [
+            "--url",
+            "http://127.0.0.1:8080/api/v1/x?y=1",
+            "-H",
+            "Authorization: Bearer k",
+            "--rate",
+            "2000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let o = LoadOpts::parse(&args).unwrap();
+        assert_eq!(o.addr, "127.0.0.1:8080");
+        assert_eq!(o.rate, Some(2000.0));
+        let req = o.request().unwrap();
+        assert_eq!(req.uri(), "/api/v1/x?y=1");
+        assert_eq!(req.headers()["authorization"], "Bearer k");
+        assert!(
+            LoadOpts::parse(&args[..4]).is_err(),
+            "neither --rate nor --max"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! schema types below, served at `/api/v1/openapi.json`, and a self-contained HTML reference at
+//! `/api/v1/docs` (no external scripts: it renders the same document on the server).
+use axum::{
+    http::header,
+    response::{Html, IntoResponse},
+};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    IntoResponses, Modify, OpenApi, ToSchema,
+};
+
+/// The one error shape of every failure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Category: invalid_request, unauthorized, forbidden, not_found, conflict,
+    /// integration_error, rate_limited, service_unavailable, not_implemented, internal_error.
+    pub error: String,
+    pub message: String,
+    pub details: ErrorDetails,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    /// The X-Request-Id of the request.
+    pub request_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetails {
+    pub integration: Option<String>,
+    /// Stable code, see docs/errors.md (e.g. INVALID_CREDENTIALS).
+    pub error_code: String,
+    pub suggestion: Option<String>,
+}
+
+/// Failures any authenticated route may answer.
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+pub enum CommonErrors {
+    /// Malformed or invalid request.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorBody),
+    /// Missing, unknown, revoked or expired API key.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The caller's role and grants do not allow this.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such resource for the caller's tenant.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The resource exists or changed concurrently.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Body too large.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Body is not JSON.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// The integration refused (credentials, data, no connection).
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// Rate limited; see Retry-After.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// Not built yet.
+    #[response(status = 501)]
+    NotImplemented(ErrorBody),
+    /// A service or upstream is unavailable.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+    /// An upstream did not answer in time.
+    #[response(status = 504)]
+    Timeout(ErrorBody),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<TenantView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    /// super_admin | admin | user
+    pub role: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    /// Public part of the key (`bac_<prefix>_...`).
+    pub prefix: String,
+    pub name: String,
+    pub user_id: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+    /// The key that replaced this one by rotation.
+    pub replaced_by: Option<String>,
+    /// The full key; only in the answer that created it.
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pagination {
+    pub limit: i64,
+    pub offset: i64,
+    pub total: i64,
+    pub next_offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: String,
+    pub tenant_id: String,
+    /// `user:<id>` or `operator:<...>`.
+    pub actor: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    /// What changed; secret fields are redacted.
+    #[schema(value_type = Object)]
+    pub diff: Value,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionEntry {
+    pub integration: String,
+    /// The caller's grants on it: view, manage.
+    pub grants: Vec<String>,
+    pub delegable: bool,
+    pub view_status: bool,
+    pub read_data: bool,
+    pub write_data: bool,
+    pub configure: bool,
+    pub grant: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EffectivePermissions {
+    pub user_id: String,
+    pub tenant_id: String,
+    pub role: String,
+    pub permissions: Vec<PermissionEntry>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantView {
+    pub id: String,
+    pub user_id: String,
+    pub integration: String,
+    pub permission_type: String,
+    pub granted_by: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub revoked: bool,
+    pub id: String,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("bac_<prefix>_<secret>")
+                    .description(Some("An API key, as 'Authorization: Bearer <key>'"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "BAC integrations API",
+        version = "1.0.0",
+        description = "The REST API of the BAC integrations fleet: connections to Odoo, Zoho, Google Workspace, Tally and messaging, their data, access control and audit. Errors always use the ErrorBody shape."
+    ),
+    paths(
+        crate::routes::access::create_tenant,
+        crate::routes::access::list_tenants,
+        crate::routes::access::create_user,
+        crate::routes::access::list_users,
+        crate::routes::access::update_user,
+        crate::routes::access::create_key,
+        crate::routes::access::list_keys,
+        crate::routes::access::revoke_key,
+        crate::routes::access::rotate_key,
+        crate::routes::access::list_audit,
+        crate::routes::permissions::effective,
+        crate::routes::permissions::grant,
+        crate::routes::permissions::revoke,
+        crate::routes::connections::definitions,
+        crate::routes::connections::create,
+        crate::routes::connections::list,
+        crate::routes::connections::get,
+        crate::routes::connections::update,
+        crate::routes::connections::delete,
+        crate::routes::connections::test,
+        crate::routes::status::dashboard,
+        crate::routes::status::integration_status,
+        crate::routes::status::tally_test_connection,
+        crate::routes::status::tally_get_configuration,
+        crate::routes::status::tally_create_configuration,
+        crate::routes::status::tally_update_configuration,
+        crate::routes::status::tally_delete_configuration,
+    ),
+    components(schemas(ErrorBody, ErrorDetails)),
+    modifiers(&Security),
+    security(("api_key" = [])),
+    tags(
+        (name = "access", description = "Tenants, users and API keys"),
+        (name = "permissions", description = "The access matrix and delegated grants"),
+        (name = "audit", description = "The audit trail"),
+        (name = "connections", description = "Connections to upstream systems"),
+        (name = "status", description = "Integration status and the dashboard"),
+        (name = "odoo", description = "Odoo ERP data"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document().to_json().unwrap_or_else(|_| "{}".into()),
+    )
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A plain HTML reference of every operation, rendered from the document.
+pub async fn docs_page() -> Html<String> {
+    let doc = serde_json::to_value(document()).unwrap_or_default();
+    let mut body = String::new();
+    body.push_str(&format!(
+        "<h1>{}</h1><p>{}</p><p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI {}). Authenticate with <code>Authorization: Bearer &lt;API key&gt;</code>.</p>",
+        esc(doc["info"]["title"].as_str().unwrap_or("")),
+        esc(doc["info"]["description"].as_str().unwrap_or("")),
+        esc(doc["openapi"].as_str().unwrap_or("")),
+    ));
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, ops) in paths {
+            let Some(ops) = ops.as_object() else { continue };
+            for (method, op) in ops {
+                body.push_str(&format!(
+                    "<section><h2><code>{} {}</code></h2><p>{}</p>",
+                    esc(&method.to_uppercase()),
+                    esc(path),
+                    esc(op["summary"]
+                        .as_str()
+                        .or(op["description"].as_str())
+                        .unwrap_or(""))
+                ));
+                if let Some(params) = op["parameters"].as_array() {
+                    body.push_str("<h3>Parameters</h3><ul>");
+                    for p in params {
+                        body.push_str(&format!(
+                            "<li><code>{}</code> ({}) {}</li>",
+                            esc(p["name"].as_str().unwrap_or("")),
+                            esc(p["in"].as_str().unwrap_or("")),
+                            esc(p["description"].as_str().unwrap_or(""))
+                        ));
+                    }
+                    body.push_str("</ul>");
+                }
+                if let Some(rb) = op.get("requestBody") {
+                    body.push_str(&format!(
+                        "<h3>Request body</h3><pre>{}</pre>",
+                        esc(&serde_json::to_string_pretty(
+                            &rb["content"]["application/json"]["schema"]
+                        )
+                        .unwrap_or_default())
+                    ));
+                }
+                if let Some(resps) = op["responses"].as_object() {
+                    body.push_str("<h3>Responses</h3><ul>");
+                    for (code, r) in resps {
+                        body.push_str(&format!(
+                            "<li><code>{}</code> {}</li>",
+                            esc(code),
+                            esc(r["description"].as_str().unwrap_or(""))
+                        ));
+                    }
+                    body.push_str("</ul>");
+                }
+                body.push_str("</section>");
+            }
+        }
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object() {
+        body.push_str("<h1>Schemas</h1>");
+        for (name, schema) in schemas {
+            body.push_str(&format!(
+                "<section><h2 id=\"{0}\">{0}</h2><pre>{1}</pre></section>",
+                esc(name),
+                esc(&serde_json::to_string_pretty(schema).unwrap_or_default())
+            ));
+        }
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>BAC integrations API</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}\
+         section{{border-top:1px solid #ddd;padding:.5rem 0}}pre{{background:#f6f6f6;padding:.5rem;overflow:auto}}</style>\
+         </head><body>{body}</body></html>"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_security_and_error_shape() {
+        let doc = serde_json::to_value(document()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+        assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.contains_key("/api/v1/integrations/permissions/grant"));
+        // Every operation documents its errors.
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().unwrap() {
+                assert!(op["responses"]["401"].is_object(), "{method} {path}");
+            }
+        }
+    }
+}
