@@ -449,31 +449,14 @@ impl Fleet {
         (id, key["key"].as_str().unwrap().to_string())
     }
 
-    /// `(status, body)` of an authenticated JSON call.
+    /// `(status, body)` of a JSON call with the fleet's super-admin key.
     pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.api))
-            .bearer_auth(&self.key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        // An empty body (204) is `null`.
-        let json = if text.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"))
-        };
-        (status, json)
+        self.call_as(&self.key, method, path, body).await
     }
 
     /// Creates an Odoo connection to the sandbox (or `url`) with `password`.
