@@ -1,5 +1,6 @@
 //! Edge hygiene around the router: CORS (configured origins only), gzip, and a deadline per
-//! route family (data routes `/api/v1/<integration>/...` vs. management routes).
+//! route family (data routes `/api/v1/<integration>/...` and connection tests vs. management
+//! routes).
 //! Request ids, spans and metrics are in [`crate::http`]; the body limit in [`crate::app`].
 use std::{sync::Arc, time::Duration};
 
@@ -30,8 +31,15 @@ pub fn is_data_route(path: &str) -> bool {
         .is_some_and(|first| !first.is_empty() && !MANAGEMENT.contains(&first))
 }
 
+/// True for management routes that wait for an upstream (a connection test), which get the
+/// data routes' deadline so the service's own timeout (`BAC_UPSTREAM_TIMEOUT_MS`) answers first.
+pub fn reaches_upstream(path: &str) -> bool {
+    path.starts_with("/api/v1/integrations/")
+        && (path.ends_with("/test") || path.ends_with("/test-connection"))
+}
+
 pub fn route_timeout(settings: &GatewaySettings, path: &str) -> Duration {
-    if is_data_route(path) {
+    if is_data_route(path) || reaches_upstream(path) {
         settings.data_timeout
     } else {
         settings.management_timeout
@@ -124,6 +132,10 @@ mod tests {
         assert_eq!(
             route_timeout(&s, "/api/v1/tenants"),
             Duration::from_secs(10)
+        );
+        assert_eq!(
+            route_timeout(&s, "/api/v1/integrations/connections/con_1/test"),
+            Duration::from_secs(30)
         );
     }
 

@@ -38,6 +38,8 @@ pub struct KeyCache {
     invalidated: Arc<Mutex<HashMap<String, Instant>>>,
     /// True while the LISTEN session is up; the cache is used only then.
     listening: Arc<AtomicBool>,
+    /// When this replica last wrote each key's `last_used_at`.
+    touched: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl KeyCache {
@@ -66,6 +68,23 @@ impl KeyCache {
                 map.clear();
             }
             map.insert(prefix.to_string(), (Instant::now(), key));
+        }
+    }
+
+    /// True at most once a minute per key (per replica): time to record `last_used_at`.
+    pub fn due_for_touch(&self, key_id: &str) -> bool {
+        let Ok(mut map) = self.touched.lock() else {
+            return true;
+        };
+        match map.get(key_id) {
+            Some(at) if at.elapsed() < Duration::from_secs(60) => false,
+            _ => {
+                if map.len() > 100_000 {
+                    map.clear();
+                }
+                map.insert(key_id.to_string(), Instant::now());
+                true
+            }
         }
     }
 

@@ -63,8 +63,9 @@ impl ServiceUrls {
     }
 }
 
-/// Deadline of one gateway -> service call (default of `BAC_GRPC_DEADLINE_MS`).
-pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
+/// Deadline of one gateway -> service call (default of `BAC_GRPC_DEADLINE_MS`), below the
+/// data routes' 30 s so the caller gets the call's own timeout error, not the edge's.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(25);
 
 /// How the gateway reaches the services (part of [`crate::settings::GatewaySettings`]).
 #[derive(Debug, Clone, Copy)]
@@ -589,6 +590,41 @@ mod tests {
         assert_eq!(grpc_timeout(&h), Some(Duration::from_secs(2)));
         h.insert("grpc-timeout", http::HeaderValue::from_static("x"));
         assert_eq!(grpc_timeout(&h), None);
+    }
+
+    #[tokio::test]
+    async fn dns_targets_are_resolved_and_probed() {
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = live.local_addr().unwrap().port();
+        let settings = GrpcSettings {
+            probe_interval: Duration::from_millis(50),
+            ..GrpcSettings::default()
+        };
+        let ch = GrpcChannel::start(
+            "test",
+            parse_targets(&format!("dns:///localhost:{port}")).unwrap(),
+            settings,
+        );
+        // localhost may also resolve to ::1, where nothing listens: that one is taken out.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ch.endpoints() != 1 {
+            assert!(Instant::now() < deadline, "{} endpoints", ch.endpoints());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let unknown = GrpcChannel::start(
+            "test",
+            parse_targets("dns:///no-such-host.invalid:1").unwrap(),
+            settings,
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(unknown.endpoints(), 0);
+        // With no endpoint, a call fails at once with UNAVAILABLE instead of waiting.
+        let req = http::Request::builder()
+            .uri("http://x/pkg.S/GetThing")
+            .body(tonic::body::empty_body())
+            .unwrap();
+        let resp = unknown.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.headers()["grpc-status"], "14");
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ pub struct GatewaySettings {
     /// `BAC_CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`) or
     /// `*`; empty: no CORS headers at all.
     pub cors_allowed_origins: Vec<String>,
-    /// `BAC_HTTP_TIMEOUT_DATA_SECS`: deadline of `/api/v1/<integration>/...` requests.
+    /// `BAC_HTTP_TIMEOUT_DATA_SECS`: deadline of `/api/v1/<integration>/...` requests and
+    /// of connection tests.
     pub data_timeout: Duration,
     /// `BAC_HTTP_TIMEOUT_MANAGEMENT_SECS`: deadline of every other route.
     pub management_timeout: Duration,

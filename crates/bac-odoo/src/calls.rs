@@ -95,13 +95,16 @@ pub async fn last_calls(
     connections: &[String],
 ) -> Result<Vec<LastCall>, ServiceError> {
     let client = db.get().await.map_err(db_err)?;
-    let rows = client
-        .query(
+    let stmt = client
+        .prepare_cached(
             "SELECT DISTINCT ON (connection_id) connection_id, ok, error_code, at
              FROM call_log WHERE tenant_id = $1 AND connection_id = ANY($2)
              ORDER BY connection_id, at DESC, id DESC",
-            &[&tenant, &connections],
         )
+        .await
+        .map_err(db_err)?;
+    let rows = client
+        .query(&stmt, &[&tenant, &connections])
         .await
         .map_err(db_err)?;
     Ok(rows
@@ -117,16 +120,16 @@ pub async fn last_calls(
 
 pub async fn window_24h(db: &Pool, tenant: &str) -> Result<Window, ServiceError> {
     let client = db.get().await.map_err(db_err)?;
-    let r = client
-        .query_one(
+    let stmt = client
+        .prepare_cached(
             "SELECT count(*), count(*) FILTER (WHERE NOT ok),
                     avg(duration_ms)::float8,
                     percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
              FROM call_log WHERE tenant_id = $1 AND at > now() - interval '24 hours'",
-            &[&tenant],
         )
         .await
         .map_err(db_err)?;
+    let r = client.query_one(&stmt, &[&tenant]).await.map_err(db_err)?;
     Ok(Window {
         calls: r.get(0),
         failed: r.get(1),

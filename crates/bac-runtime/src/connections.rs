@@ -137,16 +137,19 @@ impl ConnectionStore {
             .map_err(|e| self.vault_err(e))?;
         let mut fields: Vec<String> = secrets.keys().cloned().collect();
         fields.sort();
-        let row = client
-            .query_one(
+        let stmt = client
+            .prepare_cached(
                 "INSERT INTO connections (id, tenant_id, name, config, secret_fields)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, config = EXCLUDED.config,
                      secret_fields = EXCLUDED.secret_fields, updated_at = now()
                  WHERE connections.tenant_id = EXCLUDED.tenant_id
                  RETURNING id, tenant_id, name, config, secret_fields, created_at, updated_at",
-                &[&id, &tenant, &name, &config, &fields],
             )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_one(&stmt, &[&id, &tenant, &name, &config, &fields])
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(record(&row))
@@ -154,12 +157,15 @@ impl ConnectionStore {
 
     pub async fn get(&self, tenant: &str, id: &str) -> Result<ConnectionRecord, ServiceError> {
         let client = self.db.get().await.map_err(|e| self.db_err(e))?;
-        let row = client
-            .query_opt(
+        let stmt = client
+            .prepare_cached(
                 "SELECT id, tenant_id, name, config, secret_fields, created_at, updated_at
                  FROM connections WHERE tenant_id = $1 AND id = $2",
-                &[&tenant, &id],
             )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_opt(&stmt, &[&tenant, &id])
             .await
             .map_err(|e| self.db_err(e))?;
         row.map(|r| record(&r)).ok_or_else(|| {
@@ -172,12 +178,15 @@ impl ConnectionStore {
 
     pub async fn list(&self, tenant: &str) -> Result<Vec<ConnectionRecord>, ServiceError> {
         let client = self.db.get().await.map_err(|e| self.db_err(e))?;
-        let rows = client
-            .query(
+        let stmt = client
+            .prepare_cached(
                 "SELECT id, tenant_id, name, config, secret_fields, created_at, updated_at
                  FROM connections WHERE tenant_id = $1 ORDER BY created_at, id",
-                &[&tenant],
             )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let rows = client
+            .query(&stmt, &[&tenant])
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(rows.iter().map(record).collect())
@@ -246,14 +255,17 @@ impl ConnectionStore {
             fields.sort();
         }
         let client = self.db.get().await.map_err(|e| self.db_err(e))?;
-        let row = client
-            .query_opt(
+        let stmt = client
+            .prepare_cached(
                 "UPDATE connections SET name = coalesce($3, name), config = coalesce($4, config),
                      secret_fields = $5, updated_at = now()
                  WHERE tenant_id = $1 AND id = $2
                  RETURNING id, tenant_id, name, config, secret_fields, created_at, updated_at",
-                &[&tenant, &id, &name, &config, &fields],
             )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_opt(&stmt, &[&tenant, &id, &name, &config, &fields])
             .await
             .map_err(|e| self.db_err(e))?
             .ok_or_else(|| {
