@@ -59,7 +59,12 @@ struct Inner {
     client: OdooClient,
     /// connection id -> (uid, password fingerprint, when).
     uids: Mutex<HashMap<String, (i64, String, Instant)>>,
+    /// tenant -> its status, reused for STATUS_TTL: dashboards poll it, and each answer costs
+    /// three queries. Any call or connection change on this replica drops the cache.
+    statuses: std::sync::Mutex<HashMap<String, (Instant, IntegrationStatus)>>,
 }
+
+const STATUS_TTL: Duration = Duration::from_secs(1);
 
 fn bad(msg: impl Into<String>) -> ServiceError {
     ServiceError::new("odoo", ErrorCode::InvalidRequest, msg)
@@ -78,6 +83,7 @@ impl OdooApi {
                 // Odoo publishes no quota; 20 calls/s keeps a small self-hosted server healthy.
                 client: OdooClient::new(UpstreamClient::new("odoo", Some(20), policy)),
                 uids: Mutex::new(HashMap::new()),
+                statuses: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -106,6 +112,12 @@ impl OdooApi {
 
     /// Runs one upstream operation for `rec` and records it in the call log (what the
     /// dashboard's error count, response times and health come from).
+    fn forget_statuses(&self) {
+        if let Ok(mut m) = self.inner.statuses.lock() {
+            m.clear();
+        }
+    }
+
     async fn tracked<T>(
         &self,
         rec: &ConnectionRecord,
@@ -123,6 +135,7 @@ impl OdooApi {
             started.elapsed(),
         )
         .await;
+        self.forget_statuses();
         result
     }
 
@@ -176,6 +189,7 @@ impl OdooApi {
         if result.is_err() {
             // A changed password or a revoked key must not stay cached.
             self.inner.uids.lock().await.remove(&rec.id);
+            self.forget_statuses();
         }
         result.map_err(|e| service_error(e, &s.url))
     }
@@ -441,6 +455,7 @@ impl IntegrationService for OdooApi {
             .create(&ctx.tenant_id, &req.id, &name, config, secrets)
             .await?;
         self.inner.uids.lock().await.remove(&rec.id);
+        self.forget_statuses();
         Ok(Response::new(rec.to_proto("odoo")))
     }
 
@@ -497,6 +512,7 @@ impl IntegrationService for OdooApi {
             .update(&ctx.tenant_id, &req.id, name, config, secrets)
             .await?;
         self.inner.uids.lock().await.remove(&rec.id);
+        self.forget_statuses();
         Ok(Response::new(UpdateConnectionResponse {
             connection: Some(rec.to_proto("odoo")),
             changed_secret_fields: changed,
@@ -511,6 +527,7 @@ impl IntegrationService for OdooApi {
         let id = request.into_inner().id;
         self.inner.connections.delete(&ctx.tenant_id, &id).await?;
         self.inner.uids.lock().await.remove(&id);
+        self.forget_statuses();
         Ok(Response::new(DeleteConnectionResponse {}))
     }
 
@@ -535,6 +552,7 @@ impl IntegrationService for OdooApi {
                     .await
                     .map_err(|e| service_error(e, &s.url))?;
                 self.inner.uids.lock().await.remove(&rec.id);
+                self.forget_statuses();
                 self.uid(&rec, &s).await?;
                 Ok((s, version))
             })
@@ -563,16 +581,22 @@ impl IntegrationService for OdooApi {
         request: Request<GetStatusRequest>,
     ) -> Result<Response<IntegrationStatus>, Status> {
         let ctx = ctx(&request)?;
+        if let Ok(m) = self.inner.statuses.lock() {
+            if let Some((at, status)) = m.get(&ctx.tenant_id) {
+                if at.elapsed() < STATUS_TTL {
+                    return Ok(Response::new(status.clone()));
+                }
+            }
+        }
         let connections = self.inner.connections.list(&ctx.tenant_id).await?;
         let ids: Vec<String> = connections.iter().map(|c| c.id.clone()).collect();
         let last = calls::last_calls(&self.inner.db, &ctx.tenant_id, &ids).await?;
         let window = calls::window_24h(&self.inner.db, &ctx.tenant_id).await?;
-        Ok(Response::new(calls::status(
-            &connections,
-            &last,
-            &window,
-            stored_valid,
-        )))
+        let status = calls::status(&connections, &last, &window, stored_valid);
+        if let Ok(mut m) = self.inner.statuses.lock() {
+            m.insert(ctx.tenant_id.clone(), (Instant::now(), status.clone()));
+        }
+        Ok(Response::new(status))
     }
 
     async fn list_sync_runs(
