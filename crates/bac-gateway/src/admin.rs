@@ -40,6 +40,12 @@ pub async fn bootstrap(db: &Pool, b: &Bootstrap) -> anyhow::Result<String> {
         )
         .await?;
     let user_id: String = row.get(0);
+    // An existing user may have changed role: drop their cached keys on every replica.
+    tx.execute(
+        "SELECT pg_notify('gateway_api_keys', prefix) FROM api_keys WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?;
     let key = mint_key();
     tx.execute(
         "INSERT INTO api_keys (id, tenant_id, user_id, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)",

@@ -31,11 +31,21 @@ pub struct CachedKey {
 
 const TTL: Duration = Duration::from_secs(60);
 
+#[derive(Default)]
+struct Entries {
+    keys: HashMap<String, (Instant, CachedKey)>,
+    /// When each prefix was last invalidated: a lookup that started earlier is not cached.
+    invalidated: HashMap<String, Instant>,
+    /// When the current LISTEN session started: notifications sent before it may be lost,
+    /// so a lookup that started earlier is not cached either.
+    listening_since: Option<Instant>,
+}
+
 #[derive(Clone, Default)]
 pub struct KeyCache {
-    entries: Arc<Mutex<HashMap<String, (Instant, CachedKey)>>>,
-    /// When each prefix was last invalidated: a lookup that started earlier is not cached.
-    invalidated: Arc<Mutex<HashMap<String, Instant>>>,
+    /// One lock over entries and invalidations, so an invalidation cannot slip between the
+    /// check and the insert of a lookup.
+    entries: Arc<Mutex<Entries>>,
     /// True while the LISTEN session is up; the cache is used only then.
     listening: Arc<AtomicBool>,
     /// When this replica last wrote each key's `last_used_at`.
@@ -47,8 +57,9 @@ impl KeyCache {
         if !self.listening.load(Ordering::Acquire) {
             return None;
         }
-        let map = self.entries.lock().ok()?;
-        map.get(prefix)
+        let e = self.entries.lock().ok()?;
+        e.keys
+            .get(prefix)
             .filter(|(at, _)| at.elapsed() < TTL)
             .map(|(_, k)| k.clone())
     }
@@ -58,17 +69,21 @@ impl KeyCache {
         if !self.listening.load(Ordering::Acquire) {
             return;
         }
-        if let Ok(inv) = self.invalidated.lock() {
-            if inv.get(prefix).is_some_and(|at| *at >= looked_up_at) {
-                return;
-            }
+        let Ok(mut e) = self.entries.lock() else {
+            return;
+        };
+        let stale = e
+            .invalidated
+            .get(prefix)
+            .is_some_and(|at| *at >= looked_up_at)
+            || e.listening_since.is_none_or(|since| since > looked_up_at);
+        if stale {
+            return;
         }
-        if let Ok(mut map) = self.entries.lock() {
-            if map.len() > 100_000 {
-                map.clear();
-            }
-            map.insert(prefix.to_string(), (Instant::now(), key));
+        if e.keys.len() > 100_000 {
+            e.keys.clear();
         }
+        e.keys.insert(prefix.to_string(), (Instant::now(), key));
     }
 
     /// True at most once a minute per key (per replica): time to record `last_used_at`.
@@ -89,20 +104,17 @@ impl KeyCache {
     }
 
     fn forget(&self, prefix: &str) {
-        if let Ok(mut inv) = self.invalidated.lock() {
-            inv.retain(|_, at| at.elapsed() < TTL);
-            inv.insert(prefix.to_string(), Instant::now());
-        }
-        if let Ok(mut map) = self.entries.lock() {
-            map.remove(prefix);
+        if let Ok(mut e) = self.entries.lock() {
+            e.invalidated.retain(|_, at| at.elapsed() < TTL);
+            e.invalidated.insert(prefix.to_string(), Instant::now());
+            e.keys.remove(prefix);
         }
     }
 
     fn set_listening(&self, on: bool) {
-        if !on {
-            if let Ok(mut map) = self.entries.lock() {
-                map.clear();
-            }
+        if let Ok(mut e) = self.entries.lock() {
+            e.keys.clear();
+            e.listening_since = on.then(Instant::now);
         }
         self.listening.store(on, Ordering::Release);
     }
@@ -148,13 +160,69 @@ impl KeyCache {
         });
         client.batch_execute("LISTEN gateway_api_keys").await?;
         self.set_listening(true);
-        while let Some(msg) = rx.recv().await {
-            match msg {
-                Some(prefix) => self.forget(&prefix),
-                None => break,
+        // A half-open connection delivers no notifications and no error: probe it.
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(Some(prefix)) => self.forget(&prefix),
+                    _ => break,
+                },
+                _ = heartbeat.tick() => {
+                    let probe = tokio::time::timeout(Duration::from_secs(3), client.simple_query("SELECT 1"));
+                    if !matches!(probe.await, Ok(Ok(_))) {
+                        break;
+                    }
+                }
             }
         }
         pump.abort();
-        anyhow::bail!("listener connection closed")
+        anyhow::bail!("listener connection closed or unresponsive")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> CachedKey {
+        CachedKey {
+            key_id: "key_1".into(),
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            role: Role::User,
+            key_hash: "h".into(),
+            revoked: false,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_lookup_older_than_an_invalidation_or_the_session_is_not_cached() {
+        let cache = KeyCache::default();
+        let before_session = Instant::now();
+        cache.set_listening(true);
+        // Notifications before the session may have been lost.
+        cache.put("p", key(), before_session);
+        assert!(cache.get("p").is_none());
+        // A revocation announced while the lookup was in flight wins.
+        let started = Instant::now();
+        cache.forget("p");
+        cache.put("p", key(), started);
+        assert!(cache.get("p").is_none());
+        // A lookup after both is cached.
+        cache.put("p", key(), Instant::now());
+        assert!(cache.get("p").is_some());
+        // Losing the session drops everything and bypasses the cache.
+        cache.set_listening(false);
+        assert!(cache.get("p").is_none());
+    }
+
+    #[test]
+    fn last_used_is_written_once_a_minute() {
+        let cache = KeyCache::default();
+        assert!(cache.due_for_touch("key_1"));
+        assert!(!cache.due_for_touch("key_1"));
+        assert!(cache.due_for_touch("key_2"));
     }
 }

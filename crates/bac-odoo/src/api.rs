@@ -141,7 +141,13 @@ impl OdooApi {
 
     /// The uid for this connection, from cache or a fresh `authenticate`.
     async fn uid(&self, rec: &ConnectionRecord, s: &OdooSession) -> Result<i64, ServiceError> {
-        let fp = bac_runtime::events::content_hash(&json!(s.password.expose_secret()));
+        // Any change of where or as whom we log in invalidates the uid, not only the password.
+        let fp = bac_runtime::events::content_hash(&json!([
+            s.url,
+            s.database,
+            s.username,
+            s.password.expose_secret()
+        ]));
         if let Some((uid, f, at)) = self.inner.uids.lock().await.get(&rec.id) {
             if *f == fp && at.elapsed() < UID_TTL {
                 return Ok(*uid);
@@ -193,6 +199,17 @@ impl OdooApi {
         }
         result.map_err(|e| service_error(e, &s.url))
     }
+}
+
+/// Any change of where or as whom we log in invalidates a cached uid, not only the password
+/// (another replica may have changed the url, database or username).
+fn session_fingerprint(s: &OdooSession) -> String {
+    bac_runtime::events::content_hash(&json!([
+        s.url,
+        s.database,
+        s.username,
+        s.password.expose_secret()
+    ]))
 }
 
 fn validate_lead(lead: &Lead) -> Result<(), ServiceError> {
@@ -654,6 +671,26 @@ mod tests {
         let secret_in_config =
             json!({"url": "http://o", "database": "d", "username": "u", "password": "p"});
         assert!(validate_config(&conn_req(secret_in_config, &[("password", "p")])).is_err());
+    }
+
+    #[test]
+    fn a_uid_is_bound_to_url_database_user_and_password() {
+        let s = |url: &str, db: &str, user: &str, pw: &str| OdooSession {
+            url: url.into(),
+            database: db.into(),
+            username: user.into(),
+            password: SecretString::from(pw.to_string()),
+        };
+        let base = session_fingerprint(&s("http://o", "d", "u", "p"));
+        assert_eq!(base, session_fingerprint(&s("http://o", "d", "u", "p")));
+        for other in [
+            s("http://x", "d", "u", "p"),
+            s("http://o", "x", "u", "p"),
+            s("http://o", "d", "x", "p"),
+            s("http://o", "d", "u", "x"),
+        ] {
+            assert_ne!(base, session_fingerprint(&other));
+        }
     }
 
     #[test]

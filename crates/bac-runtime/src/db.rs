@@ -47,6 +47,12 @@ pub fn pg_config(url: &str, schema: &str) -> Result<tokio_postgres::Config, DbEr
     cfg.options(format!("-c search_path={schema},public"));
     cfg.application_name(format!("bac-{schema}"));
     cfg.connect_timeout(std::time::Duration::from_secs(5));
+    // Half-open connections (a vanished peer) are found by the kernel instead of hanging the
+    // relay or a listener forever.
+    cfg.keepalives(true);
+    cfg.keepalives_idle(std::time::Duration::from_secs(10));
+    cfg.keepalives_interval(std::time::Duration::from_secs(5));
+    cfg.keepalives_retries(3);
     Ok(cfg)
 }
 

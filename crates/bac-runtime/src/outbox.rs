@@ -211,13 +211,17 @@ impl Relay {
             }
         });
         let results = join_all(sends).await;
+        // Only the rows before the first failure count as published: a later row of the same
+        // key must not overtake a failed earlier one. The rows after it are sent again (a
+        // consumer dedupes on ce_id), in order.
         let mut published = Vec::new();
         let mut first_error = None;
         for (row, result) in rows.iter().zip(results) {
             let id: i64 = row.get(0);
-            match result {
-                Ok(()) => published.push(id),
-                Err(e) => {
+            match (result, &first_error) {
+                (Ok(()), None) => published.push(id),
+                (Ok(()), Some(_)) => {}
+                (Err(e), _) => {
                     client
                         .execute(
                             "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",

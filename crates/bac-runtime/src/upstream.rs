@@ -5,7 +5,7 @@
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, Method, StatusCode};
 use std::time::Instant;
 
@@ -70,7 +70,9 @@ impl Default for RetryPolicy {
 #[derive(Clone)]
 pub struct UpstreamClient {
     http: reqwest::Client,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// One bucket per upstream origin (scheme, host, port): every connection's server has
+    /// its own quota, and one tenant's burst never delays another's calls.
+    limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
     policy: RetryPolicy,
     /// Provider name for metrics (`odoo`, `zoho`...).
     upstream: String,
@@ -86,7 +88,7 @@ impl UpstreamClient {
             .unwrap_or_default();
         let limiter = per_second
             .and_then(NonZeroU32::new)
-            .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+            .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
         UpstreamClient {
             http,
             limiter,
@@ -126,7 +128,7 @@ impl UpstreamClient {
             .build();
         loop {
             if let Some(l) = &self.limiter {
-                l.until_ready().await;
+                l.until_key_ready(&quota_key(&req.url)).await;
             }
             let started = Instant::now();
             let outcome = self.send_once(req).await;
@@ -189,10 +191,22 @@ impl UpstreamClient {
         if let Some(b) = &req.body {
             builder = builder.body(b.clone());
         }
-        let resp = builder.send().await.map_err(|e| self.classify(e))?;
+        let mut resp = builder.send().await.map_err(|e| self.classify(e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| self.classify(e))?;
+        // A hostile or broken upstream cannot make us buffer without bound.
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(UpstreamError::Request(format!(
+                    "{} answered more than {} MiB",
+                    self.upstream,
+                    MAX_BODY >> 20
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = body.freeze();
         Ok(UpstreamResponse {
             status,
             headers,
@@ -250,6 +264,22 @@ impl UpstreamClient {
     }
 }
 
+/// Largest upstream response body we read.
+const MAX_BODY: usize = 64 << 20;
+
+/// The quota bucket of a URL: its origin.
+fn quota_key(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => url.to_string(),
+    }
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is treated as absent).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
@@ -265,6 +295,19 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_is_per_origin() {
+        assert_eq!(
+            quota_key("http://odoo.a:8069/jsonrpc"),
+            quota_key("http://odoo.a:8069/web")
+        );
+        assert_ne!(
+            quota_key("http://odoo.a/jsonrpc"),
+            quota_key("http://odoo.b/jsonrpc")
+        );
+        assert_eq!(quota_key("https://x.example/y"), "https://x.example:443");
+    }
 
     #[test]
     fn retry_after_reads_seconds() {

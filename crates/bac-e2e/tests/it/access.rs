@@ -252,6 +252,57 @@ async fn keys_expire_rotate_and_revoke() {
     assert_eq!(status, 401);
     assert!(b["message"].as_str().unwrap().contains("revoked"));
 
+    // A malformed rotation body is refused, not read as "use the default overlap".
+    let (_, fresh) = fleet.user_with_key("user").await;
+    let (_, mine) = fleet
+        .call_as(&fresh, Method::GET, "/api/v1/api-keys", None)
+        .await;
+    let fresh_id = mine["api_keys"][0]["id"].as_str().unwrap().to_string();
+    let rotate = format!("{}/api/v1/api-keys/{fresh_id}/rotate", fleet.api);
+    let resp = fleet
+        .http
+        .post(&rotate)
+        .bearer_auth(&fresh)
+        .header("content-type", "application/json")
+        .body(r#"{"overlap_seconds":"0"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // Without a content type the body still counts: overlap 0 ends the old key at once.
+    let resp = fleet
+        .http
+        .post(&rotate)
+        .bearer_auth(&fresh)
+        .body(r#"{"overlap_seconds":0}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let (status, _) = fleet
+        .call_as(&fresh, Method::GET, "/api/v1/api-keys", None)
+        .await;
+    assert_eq!(status, 401, "overlap 0 was honoured");
+
+    // An expired key cannot be rotated into a new one.
+    let (status, short) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(json!({"expires_at": (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{short}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, b) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/api-keys/{}/rotate", short["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{b}");
+
     // A key that expires at a given time.
     let (status, b) = fleet
         .call(

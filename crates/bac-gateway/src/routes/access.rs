@@ -480,9 +480,17 @@ pub async fn rotate_key(
     principal: Principal,
     origin: Origin,
     Path(id): Path<String>,
-    body: Option<ApiJson<RotateKey>>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let overlap = body.and_then(|b| b.0.overlap_seconds).unwrap_or(3600);
+    // The body is optional, but a body that is there must be valid: a malformed one must not
+    // silently fall back to the default overlap.
+    let body: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateKey::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    let overlap = body.overlap_seconds.unwrap_or(3600);
     if !(0..=30 * 24 * 3600).contains(&overlap) {
         return Err(ApiError::bad_request(
             "overlap_seconds must be between 0 and 2592000",
@@ -502,6 +510,14 @@ pub async fn rotate_key(
     let user: String = old.get(3);
     let name: String = old.get(2);
     let keep_expiry: Option<DateTime<Utc>> = old.get(5);
+    if keep_expiry.is_some_and(|e| e <= Utc::now()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "KEY_EXPIRED",
+            "an expired key cannot be rotated; create a new key",
+        ));
+    }
     let (new_id, out) = insert_key(&tx, &principal.tenant_id, &user, &name, keep_expiry).await?;
     let until = Utc::now() + Duration::seconds(overlap);
     let old_until = keep_expiry.map_or(until, |e| e.min(until));

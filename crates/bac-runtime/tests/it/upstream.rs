@@ -147,3 +147,27 @@ async fn the_quota_spaces_calls() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn each_upstream_origin_has_its_own_quota() {
+    let (a, _) = server(vec![]).await;
+    let (b, _) = server(vec![]).await;
+    let client = UpstreamClient::new("test", Some(5), policy());
+    // Exhaust a's burst; b is not slowed by it.
+    for _ in 0..5 {
+        client.send(&req(&a, true)).await.unwrap();
+    }
+    let started = Instant::now();
+    for _ in 0..5 {
+        client.send(&req(&b, true)).await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    // a itself is still limited.
+    let started = Instant::now();
+    client.send(&req(&a, true)).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+}
