@@ -164,7 +164,8 @@ def test_every_service_gets_its_port_plan_addresses(k8s_outputs, target):
                 if other == "bac-gateway":
                     continue
                 var = f"BAC_{other.removeprefix('bac-').replace('-', '_').upper()}_GRPC_URL"
-                assert env[var].endswith(f"{other.removeprefix('bac-')}:{50050 + off}"), var
+                # Every pod of the service, through its headless Service (client-side balancing).
+                assert env[var] == f"dns:///{other}-headless:{50050 + off}", var
 
 
 def test_monitoring_objects_in_prod_and_helm(k8s_outputs, target):
