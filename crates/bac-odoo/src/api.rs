@@ -141,13 +141,7 @@ impl OdooApi {
 
     /// The uid for this connection, from cache or a fresh `authenticate`.
     async fn uid(&self, rec: &ConnectionRecord, s: &OdooSession) -> Result<i64, ServiceError> {
-        // Any change of where or as whom we log in invalidates the uid, not only the password.
-        let fp = bac_runtime::events::content_hash(&json!([
-            s.url,
-            s.database,
-            s.username,
-            s.password.expose_secret()
-        ]));
+        let fp = session_fingerprint(s);
         if let Some((uid, f, at)) = self.inner.uids.lock().await.get(&rec.id) {
             if *f == fp && at.elapsed() < UID_TTL {
                 return Ok(*uid);
