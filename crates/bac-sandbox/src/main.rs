@@ -2,11 +2,16 @@
 //!
 //! Environment: `BAC_SANDBOX_ODOO_ADDR` (default `0.0.0.0:7001`),
 //! `BAC_SANDBOX_ODOO_DB` (`demo`), `BAC_SANDBOX_ODOO_LOGIN` / `BAC_SANDBOX_ODOO_PASSWORD`
-//! (`admin` / `admin`), `BAC_SANDBOX_ODOO_VERSION` (`17.0`), `RUST_LOG` (`info`).
+//! (`admin` / `admin`), `BAC_SANDBOX_ODOO_API_KEY` (the user's API key for `/json/2`
+//! and `/jsonrpc`, `sandbox-api-key`), `BAC_SANDBOX_ODOO_VERSION` (`17.0`; `19.0`
+//! serves the JSON-2 API), `BAC_SANDBOX_ODOO_SEED` (records created at start, e.g.
+//! `crm.lead=1000,res.partner=100`), `RUST_LOG` (`info`).
 
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
+use bac_sandbox::odoo::seed::parse_seed_spec;
+use bac_sandbox::odoo::DEFAULT_API_KEY;
 use bac_sandbox::{spawn_odoo, OdooSandboxConfig};
 
 fn env_or(name: &str, default: &str) -> String {
@@ -29,13 +34,15 @@ async fn main() -> anyhow::Result<()> {
     let addr: SocketAddr = env_or("BAC_SANDBOX_ODOO_ADDR", "0.0.0.0:7001")
         .parse()
         .context("BAC_SANDBOX_ODOO_ADDR must be host:port")?;
+    let login = env_or("BAC_SANDBOX_ODOO_LOGIN", "admin");
+    let seed = parse_seed_spec(&env_or("BAC_SANDBOX_ODOO_SEED", ""))
+        .map_err(|e| anyhow::anyhow!("BAC_SANDBOX_ODOO_SEED: {e}"))?;
     let cfg = OdooSandboxConfig {
         database: env_or("BAC_SANDBOX_ODOO_DB", "demo"),
-        users: vec![(
-            env_or("BAC_SANDBOX_ODOO_LOGIN", "admin"),
-            env_or("BAC_SANDBOX_ODOO_PASSWORD", "admin"),
-        )],
+        users: vec![(login.clone(), env_or("BAC_SANDBOX_ODOO_PASSWORD", "admin"))],
         server_version: env_or("BAC_SANDBOX_ODOO_VERSION", "17.0"),
+        api_keys: vec![(env_or("BAC_SANDBOX_ODOO_API_KEY", DEFAULT_API_KEY), login)],
+        seed,
     };
     let (database, login, version) = (
         cfg.database.clone(),

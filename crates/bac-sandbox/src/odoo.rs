@@ -1,21 +1,36 @@
-//! Odoo sandbox: a local server speaking Odoo 17's external JSON-RPC API.
+//! Odoo sandbox: a local server speaking Odoo's external APIs (17, 18 and 19).
 //!
-//! Endpoints (all JSON-RPC 2.0 over HTTP POST, errors in Odoo's shape with HTTP 200):
+//! Endpoints:
 //!
-//! * `POST /jsonrpc`: services `common` (`version`, `login`, `authenticate`),
-//!   `db` (`list`, `db_exist`, `server_version`) and `object` (`execute`, `execute_kw`).
+//! * `POST /jsonrpc` (JSON-RPC 2.0, errors in Odoo's shape with HTTP 200; deprecated
+//!   but still served in Odoo 19): services `common` (`version`, `login`,
+//!   `authenticate`), `db` (`list`, `db_exist`, `server_version`) and `object`
+//!   (`execute`, `execute_kw`). Passwords or API keys are accepted.
+//! * `POST /json/2/<model>/<method>` (Odoo 19+ only; 404 on older versions): the
+//!   External JSON-2 API, see [`json2`].
 //! * `GET|POST /web/webclient/version_info`: the version dict (used by `odoorpc`).
 //! * `POST /web/session/authenticate`, `/web/session/get_session_info`,
 //!   `/web/session/destroy` and `/web/dataset/call_kw[/...]`: the web client's
 //!   cookie-session API (`session_id` cookie).
 //! * `GET /healthz`, and the sandbox-only admin helpers
-//!   `GET /_sandbox/odoo/records/{model}` and `POST /_sandbox/odoo/seed`.
+//!   `GET /_sandbox/odoo/records/{model}`, `POST /_sandbox/odoo/seed`
+//!   (`{"model": "crm.lead", "count": 100000, "values": {...}, "write_date": "..."}`)
+//!   and `GET|POST|DELETE /_sandbox/odoo/faults[/{id}]` (see [`faults`]).
+//!
+//! Models: `crm.lead`, `crm.stage`, `res.partner`, `res.users`, `sale.order`
+//! (+ lines), `account.move` (+ lines), `product.product`, `stock.location`,
+//! `stock.quant`, `hr.employee`, `hr.department` and `ir.model`, with the field
+//! differences of the configured version (see [`models`]).
 //!
 //! State is kept in memory and lost when the process stops.
 
+pub mod actions;
 pub mod domain;
 pub mod error;
+pub mod faults;
+pub mod json2;
 pub mod models;
+pub mod seed;
 pub mod service;
 pub mod store;
 
@@ -24,13 +39,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use self::error::{OdooError, OdooResult};
+use self::faults::{Call, Decision, FaultSpec, Protocol};
 use self::service::OdooService;
 
 /// Configuration of the Odoo sandbox.
@@ -40,9 +56,17 @@ pub struct OdooSandboxConfig {
     pub database: String,
     /// `(login, password or API key)` pairs; the first user gets uid 2, the next 3, 4...
     pub users: Vec<(String, String)>,
-    /// Reported server version, e.g. `"17.0"`.
+    /// Reported server version, e.g. `"17.0"`; `"19.0"` and later also serve `/json/2`.
     pub server_version: String,
+    /// `(API key, login)` pairs: bearer tokens of `/json/2`, also accepted in place of
+    /// the password on `/jsonrpc`. Keys of logins not in `users` are ignored.
+    pub api_keys: Vec<(String, String)>,
+    /// `(model, count)` records seeded at start (`BAC_SANDBOX_ODOO_SEED`).
+    pub seed: Vec<(String, u64)>,
 }
+
+/// The API key the default configuration gives to `admin`.
+pub const DEFAULT_API_KEY: &str = "sandbox-api-key";
 
 impl Default for OdooSandboxConfig {
     fn default() -> Self {
@@ -50,6 +74,8 @@ impl Default for OdooSandboxConfig {
             database: "demo".to_owned(),
             users: vec![("admin".to_owned(), "admin".to_owned())],
             server_version: "17.0".to_owned(),
+            api_keys: vec![(DEFAULT_API_KEY.to_owned(), "admin".to_owned())],
+            seed: Vec::new(),
         }
     }
 }
@@ -61,6 +87,8 @@ impl std::fmt::Debug for OdooSandboxConfig {
             .field("database", &self.database)
             .field("users", &logins)
             .field("server_version", &self.server_version)
+            .field("api_keys", &self.api_keys.len())
+            .field("seed", &self.seed)
             .finish()
     }
 }
@@ -81,9 +109,16 @@ pub fn router(cfg: OdooSandboxConfig) -> Router {
         .route("/web/session/destroy", post(session_destroy))
         .route("/web/dataset/call_kw", post(dataset_call_kw))
         .route("/web/dataset/call_kw/*path", post(dataset_call_kw))
+        .route("/json/2", any(json2_root))
+        .route("/json/2/*rest", any(json2_route))
         .route("/healthz", get(healthz))
         .route("/_sandbox/odoo/records/:model", get(admin_records))
         .route("/_sandbox/odoo/seed", post(admin_seed))
+        .route(
+            "/_sandbox/odoo/faults",
+            get(faults_list).post(faults_add).delete(faults_clear),
+        )
+        .route("/_sandbox/odoo/faults/:id", delete(faults_remove))
         .fallback(fallback)
         // Odoo's default request size limit (128 MiB) rather than axum's 2 MiB
         .layer(axum::extract::DefaultBodyLimit::max(128 * 1024 * 1024))
@@ -200,28 +235,44 @@ async fn jsonrpc(State(svc): State<AppState>, body: Bytes) -> Response {
         Err((id, e)) => return rpc_response(id, Err(e)),
     };
     let RpcRequest { id, mut params } = req;
-    let result = (|| {
-        let p = take_params("jsonrpc", &mut params, &["service", "method", "args"], &[])?;
-        let service = p[0].as_str().unwrap_or_default().to_owned();
-        let method = p[1].as_str().unwrap_or_default().to_owned();
-        let args = match &p[2] {
-            Value::Array(a) => a.clone(),
-            Value::Null => Vec::new(),
-            other => vec![other.clone()],
-        };
-        // never log args: they carry passwords
-        let model = if service == "object" {
-            args.get(3)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        } else {
-            String::new()
-        };
-        tracing::debug!(%service, %method, %model, "odoo sandbox /jsonrpc");
-        svc.dispatch_rpc(&service, &method, &args)
-    })();
-    rpc_response(id, result)
+    let parsed = take_params("jsonrpc", &mut params, &["service", "method", "args"], &[]);
+    let p = match parsed {
+        Ok(p) => p,
+        Err(e) => return rpc_response(id, Err(e)),
+    };
+    let service = p[0].as_str().unwrap_or_default().to_owned();
+    let method = p[1].as_str().unwrap_or_default().to_owned();
+    let args = match &p[2] {
+        Value::Array(a) => a.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    };
+    // never log args: they carry passwords
+    let (model, call_method) = if service == "object" {
+        (
+            args.get(3).and_then(Value::as_str),
+            args.get(4).and_then(Value::as_str),
+        )
+    } else {
+        (None, Some(method.as_str()))
+    };
+    tracing::debug!(%service, %method, model = model.unwrap_or_default(), "odoo sandbox /jsonrpc");
+    let call = Call {
+        protocol: Protocol::Jsonrpc,
+        model,
+        method: call_method,
+    };
+    let decision = match fault_before(&svc, &call).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    // an expired credential: refused like a bad password
+    let result = match (decision.session_expired, service.as_str(), method.as_str()) {
+        (true, "object", _) | (true, "common", "authenticate") => Err(OdooError::access_denied()),
+        (true, "common", "login") => Ok(json!(false)),
+        _ => svc.dispatch_rpc(&service, &method, &args),
+    };
+    fault_after(&decision, Protocol::Jsonrpc, rpc_response(id, result)).await
 }
 
 async fn version_info(State(svc): State<AppState>, body: Bytes) -> Response {
@@ -233,7 +284,24 @@ async fn version_info(State(svc): State<AppState>, body: Bytes) -> Response {
             Err((id, e)) => return rpc_response(id, Err(e)),
         }
     };
-    rpc_response(id, Ok(svc.version_info()))
+    let decision = match fault_before(&svc, &web_call(None, "version_info")).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    fault_after(
+        &decision,
+        Protocol::Web,
+        rpc_response(id, Ok(svc.version_info())),
+    )
+    .await
+}
+
+fn web_call<'a>(model: Option<&'a str>, method: &'a str) -> Call<'a> {
+    Call {
+        protocol: Protocol::Web,
+        model,
+        method: Some(method),
+    }
 }
 
 /// The value of the `session_id` cookie, if any.
@@ -261,6 +329,10 @@ async fn session_authenticate(State(svc): State<AppState>, body: Bytes) -> Respo
         Ok(r) => r,
         Err((id, e)) => return rpc_response(id, Err(e)),
     };
+    let decision = match fault_before(&svc, &web_call(None, "authenticate")).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
     let result = (|| {
         let p = take_params(
             "authenticate",
@@ -279,9 +351,19 @@ async fn session_authenticate(State(svc): State<AppState>, body: Bytes) -> Respo
         let session = svc.session(&sid).ok_or_else(OdooError::session_expired)?;
         Ok((sid.clone(), svc.session_info(&session, &sid)))
     })();
-    match result {
+    let resp = match result {
         Ok((sid, info)) => with_session_cookie(rpc_response(id, Ok(info)), &sid),
         Err(e) => rpc_response(id, Err(e)),
+    };
+    fault_after(&decision, Protocol::Web, resp).await
+}
+
+/// Applies the `session_expired` fault to a web call: the session is dropped.
+fn expire_session(svc: &OdooService, decision: &Decision, headers: &HeaderMap) {
+    if decision.session_expired {
+        if let Some(sid) = session_cookie(headers) {
+            svc.close_session(&sid);
+        }
     }
 }
 
@@ -294,10 +376,15 @@ async fn session_get_info(
         Ok(r) => r.id,
         Err((id, e)) => return rpc_response(id, Err(e)),
     };
+    let decision = match fault_before(&svc, &web_call(None, "get_session_info")).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    expire_session(&svc, &decision, &headers);
     let result = session_cookie(&headers)
         .and_then(|sid| svc.session(&sid).map(|s| svc.session_info(&s, &sid)))
         .ok_or_else(OdooError::session_expired);
-    rpc_response(id, result)
+    fault_after(&decision, Protocol::Web, rpc_response(id, result)).await
 }
 
 async fn session_destroy(State(svc): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -305,6 +392,11 @@ async fn session_destroy(State(svc): State<AppState>, headers: HeaderMap, body: 
         Ok(r) => r.id,
         Err((id, e)) => return rpc_response(id, Err(e)),
     };
+    let decision = match fault_before(&svc, &web_call(None, "destroy")).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    expire_session(&svc, &decision, &headers);
     let result = match session_cookie(&headers).filter(|sid| svc.session(sid).is_some()) {
         Some(sid) => {
             svc.close_session(&sid);
@@ -312,7 +404,7 @@ async fn session_destroy(State(svc): State<AppState>, headers: HeaderMap, body: 
         }
         None => Err(OdooError::session_expired()),
     };
-    rpc_response(id, result)
+    fault_after(&decision, Protocol::Web, rpc_response(id, result)).await
 }
 
 async fn dataset_call_kw(State(svc): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -320,6 +412,18 @@ async fn dataset_call_kw(State(svc): State<AppState>, headers: HeaderMap, body: 
         Ok(r) => r,
         Err((id, e)) => return rpc_response(id, Err(e)),
     };
+    let call = web_call(
+        params.get("model").and_then(Value::as_str),
+        params
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("call_kw"),
+    );
+    let decision = match fault_before(&svc, &call).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    expire_session(&svc, &decision, &headers);
     let Some(session) = session_cookie(&headers).and_then(|sid| svc.session(&sid)) else {
         return rpc_response(id, Err(OdooError::session_expired()));
     };
@@ -344,7 +448,173 @@ async fn dataset_call_kw(State(svc): State<AppState>, headers: HeaderMap, body: 
         tracing::debug!(%model, %method, "odoo sandbox /web/dataset/call_kw");
         svc.call_kw(session.uid, model, method, &args, &kwargs)
     })();
-    rpc_response(id, result)
+    fault_after(&decision, Protocol::Web, rpc_response(id, result)).await
+}
+
+// ---------------------------------------------------------------- JSON-2
+
+async fn json2_root(
+    State(svc): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    json2_serve(svc, method, None, headers, body).await
+}
+
+async fn json2_route(
+    State(svc): State<AppState>,
+    method: Method,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    json2_serve(svc, method, Some(rest), headers, body).await
+}
+
+async fn json2_serve(
+    svc: AppState,
+    method: Method,
+    rest: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if svc.major() < 19 {
+        return json2::html_not_found();
+    }
+    let target = rest.as_deref().and_then(json2::split_path);
+    let call = Call {
+        protocol: Protocol::Json2,
+        model: target.map(|(m, _)| m),
+        method: target.map(|(_, m)| m),
+    };
+    let decision = match fault_before(&svc, &call).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    let resp = if decision.session_expired {
+        json2::Json2Error::http(StatusCode::UNAUTHORIZED, "Invalid apikey").into_response()
+    } else {
+        json2::serve(&svc, &method, rest.as_deref(), &headers, &body)
+    };
+    fault_after(&decision, Protocol::Json2, resp).await
+}
+
+// ------------------------------------------------------------------ faults
+
+/// Runs the fault rules for a call: waits and/or answers with the failure.
+/// With `lose_response` the call runs first ([`fault_after`] fails it).
+async fn fault_before(svc: &OdooService, call: &Call<'_>) -> Result<Decision, Response> {
+    let decision = svc.faults.decide(call);
+    if decision.lose_response {
+        return Ok(decision);
+    }
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    match decision.failure {
+        Some(f) => Err(failure_response(call.protocol, f)),
+        None => Ok(decision),
+    }
+}
+
+/// Replaces the answer of a call whose response is lost.
+async fn fault_after(decision: &Decision, protocol: Protocol, resp: Response) -> Response {
+    if !decision.lose_response {
+        return resp;
+    }
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    let failure = decision.failure.unwrap_or(faults::Failure {
+        status: 502,
+        retry_after: None,
+    });
+    failure_response(protocol, failure)
+}
+
+/// The answer of an injected HTTP failure: the HTML page of the nginx in front of
+/// Odoo, or for a 500 the page (or, on `/json/2`, the JSON error) of Odoo itself.
+fn failure_response(protocol: Protocol, f: faults::Failure) -> Response {
+    let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = if f.status == 500 && protocol == Protocol::Json2 {
+        json2::Json2Error {
+            status,
+            name: "psycopg2.OperationalError".into(),
+            message: "server closed the connection unexpectedly\n\tThis probably means the \
+                      server terminated abnormally\n\tbefore or while processing the request.\n"
+                .into(),
+            arguments: vec![json!(
+                "server closed the connection unexpectedly\n\tThis probably means the server \
+                 terminated abnormally\n\tbefore or while processing the request.\n"
+            )],
+        }
+        .into_response()
+    } else {
+        let body = if f.status == 500 {
+            "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n\
+             <h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was \
+             unable to complete your request. Either the server is overloaded or there is an \
+             error in the application.</p>\n"
+                .to_owned()
+        } else {
+            let title = format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Error")
+            );
+            format!(
+                "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}\
+                 </h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+            )
+        };
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        resp
+    };
+    if let Some(secs) = f.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+async fn faults_list(State(svc): State<AppState>) -> Response {
+    Json(json!({"rules": svc.faults.list()})).into_response()
+}
+
+async fn faults_add(State(svc): State<AppState>, body: Bytes) -> Response {
+    let bad = |msg: String| (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response();
+    let spec: FaultSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return bad(format!("invalid fault rule: {e}")),
+    };
+    if let Err(e) = spec.validate() {
+        return bad(e);
+    }
+    let rule = svc.faults.add(spec);
+    tracing::info!(id = rule.id, "odoo sandbox: fault rule added");
+    (StatusCode::CREATED, Json(json!(rule))).into_response()
+}
+
+async fn faults_clear(State(svc): State<AppState>) -> Response {
+    Json(json!({"cleared": svc.faults.clear()})).into_response()
+}
+
+async fn faults_remove(State(svc): State<AppState>, Path(id): Path<u64>) -> Response {
+    if svc.faults.remove(id) {
+        Json(json!({"cleared": 1})).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no fault rule {id}")})),
+        )
+            .into_response()
+    }
 }
 
 async fn healthz() -> Json<Value> {
@@ -379,7 +649,7 @@ async fn admin_records(State(svc): State<AppState>, Path(model): Path<String>) -
 }
 
 /// Maximum number of records one seed call may create.
-const MAX_SEED: u64 = 100_000;
+const MAX_SEED: u64 = 1_000_000;
 
 async fn admin_seed(State(svc): State<AppState>, body: Bytes) -> Response {
     let bad = |msg: String| (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response();
@@ -393,33 +663,39 @@ async fn admin_seed(State(svc): State<AppState>, body: Bytes) -> Response {
             "\"count\" must be an integer between 0 and {MAX_SEED}"
         ));
     };
-    let mut store = svc.store();
-    let Some(def) = store.model(&model) else {
-        return bad(format!("unknown model '{model}'"));
+    let values = match &req["values"] {
+        Value::Null => Map::new(),
+        Value::Object(m) => m.clone(),
+        _ => return bad("\"values\" must be an object".into()),
     };
-    if def.field("name").is_none() {
-        return bad(format!("model '{model}' has no name field"));
-    }
-    let vals: Vec<Value> = (1..=count)
-        .map(|k| {
-            if model == "crm.lead" {
-                json!({
-                    "name": format!("Seed lead {k}"),
-                    "partner_name": format!("Seed Company {k}"),
-                    "contact_name": format!("Seed Contact {k}"),
-                    "email_from": format!("seed{k}@example.com"),
-                    "phone": format!("+1 555 {:04}", k % 10_000),
-                    "expected_revenue": (k * 100) as f64,
-                    "priority": ((k % 4).to_string()),
-                })
-            } else {
-                json!({"name": format!("Seed {model} {k}")})
-            }
-        })
-        .collect();
-    let created = store.create(&model, &vals, 2, &Map::new());
+    let write_date = match &req["write_date"] {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        _ => return bad("\"write_date\" must be a 'YYYY-MM-DD HH:MM:SS' string".into()),
+    };
+    let seed_req = seed::SeedRequest {
+        model: model.clone(),
+        count: usize::try_from(count).unwrap_or(usize::MAX),
+        values,
+        write_date,
+    };
+    let started = std::time::Instant::now();
+    let created = {
+        let mut store = svc.store();
+        if store.model(&model).is_none() {
+            return bad(format!("unknown model '{model}'"));
+        }
+        seed::seed(&mut store, &seed_req, 2)
+    };
+    let elapsed_ms = started.elapsed().as_millis() as u64;
     match created {
-        Ok(ids) => Json(json!({"model": model, "created": ids.len(), "ids": ids})).into_response(),
+        Ok(ids) => {
+            tracing::info!(%model, created = ids.len(), elapsed_ms, "odoo sandbox: seeded");
+            Json(
+                json!({"model": model, "created": ids.len(), "ids": ids, "elapsed_ms": elapsed_ms}),
+            )
+            .into_response()
+        }
         Err(e) => bad(e.to_string()),
     }
 }

@@ -1,10 +1,14 @@
 //! Model definitions: the field list of each model the sandbox serves.
 //!
 //! Adding a model is one function returning a [`ModelDef`] plus a line in
-//! [`builtin_models`]; the generic record store does the rest (create, read,
-//! search, write, unlink, fields_get...). Every model automatically gets the
-//! magic fields `id`, `display_name`, `create_date`, `create_uid`,
-//! `write_date` and `write_uid`.
+//! [`builtin_models_for`]; the generic record store does the rest (create, read,
+//! search, write, unlink, fields_get, one2many commands, stored computed
+//! totals...). Every model automatically gets the magic fields `id`,
+//! `display_name`, `create_date`, `create_uid`, `write_date` and `write_uid`.
+//!
+//! Fields marked "sandbox addition" do not exist in a stock Odoo database (a
+//! customer would add them as custom fields); they give the fleet a place to
+//! stamp its intent id on models that have no native reference field.
 
 use serde_json::{json, Value};
 
@@ -31,6 +35,8 @@ pub enum FieldType {
     Datetime,
     /// `date` ("YYYY-MM-DD").
     Date,
+    /// `one2many` to the given model through its many2one `inverse` field.
+    One2many(&'static str, &'static str),
 }
 
 impl FieldType {
@@ -47,6 +53,7 @@ impl FieldType {
             Self::Many2one(_) => "many2one",
             Self::Datetime => "datetime",
             Self::Date => "date",
+            Self::One2many(..) => "one2many",
         }
     }
 }
@@ -62,6 +69,37 @@ pub enum Default {
     CurrentUser,
     /// The first record of the comodel in its default order (e.g. the first stage).
     FirstRecord,
+    /// The next number of a sequence: prefix and zero-padded width (`S00042`).
+    Sequence(&'static str, usize),
+    /// The current date (`fields.Date.context_today`).
+    Today,
+    /// The current time (`fields.Datetime.now`).
+    Now,
+    /// A field of the record a many2one of the same record points to, e.g. a sale
+    /// line's `price_unit` from its product's `list_price` (`display_name` for the name).
+    Related(&'static str, &'static str),
+}
+
+/// How a stored computed field is computed (recomputed on every change of its inputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compute {
+    /// The product of two numeric fields of the record (`price_subtotal`).
+    Mul(&'static str, &'static str),
+    /// The sum of a numeric field over a one2many (`amount_total`).
+    Sum(&'static str, &'static str),
+    /// A copy of another field (`complete_name`).
+    Copy(&'static str),
+}
+
+/// What deleting the target of a many2one does to the records pointing at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    /// `ondelete='set null'` (Odoo's default).
+    SetNull,
+    /// `ondelete='cascade'`: the records are deleted too.
+    Cascade,
+    /// `ondelete='restrict'`: the deletion fails while references exist.
+    Restrict,
 }
 
 /// One field of a model.
@@ -81,6 +119,10 @@ pub struct FieldDef {
     pub store: bool,
     /// Default on create.
     pub default: Default,
+    /// Stored computed field: readonly, recomputed by the store.
+    pub compute: Option<Compute>,
+    /// Many2one only: what deleting the target does.
+    pub ondelete: OnDelete,
 }
 
 impl FieldDef {
@@ -94,7 +136,28 @@ impl FieldDef {
             readonly: false,
             store: true,
             default: Default::None,
+            compute: None,
+            ondelete: OnDelete::SetNull,
         }
+    }
+
+    /// Marks the field as readonly for clients.
+    pub fn readonly(mut self) -> Self {
+        self.readonly = true;
+        self
+    }
+
+    /// Makes the field a stored computed field (readonly).
+    pub fn computed(mut self, c: Compute) -> Self {
+        self.compute = Some(c);
+        self.readonly = true;
+        self
+    }
+
+    /// Sets the `ondelete` policy of a many2one.
+    pub fn ondelete(mut self, policy: OnDelete) -> Self {
+        self.ondelete = policy;
+        self
     }
 
     /// Marks the field as required.
@@ -190,9 +253,24 @@ impl ModelDef {
     pub fn has_active(&self) -> bool {
         self.field("active").is_some()
     }
+
+    /// Sets `_rec_name`.
+    pub fn rec_name(mut self, field: &'static str) -> Self {
+        self.rec_name = field;
+        self
+    }
 }
 
-/// `crm.lead` (Odoo 17 CRM leads/opportunities), with the commonly used fields.
+/// The major version of an Odoo version string (`"17.0"`, `"saas~18.3"`, `"19.0+e"`).
+pub fn major_version(version: &str) -> u32 {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|p| !p.is_empty())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(17)
+}
+
+/// `crm.lead` (CRM leads/opportunities), with the commonly used fields.
 pub fn crm_lead() -> ModelDef {
     use FieldType::*;
     ModelDef::new(
@@ -201,6 +279,7 @@ pub fn crm_lead() -> ModelDef {
         "priority desc, id desc",
         vec![
             FieldDef::new("name", "Opportunity", Char).required(),
+            FieldDef::new("partner_id", "Customer", Many2one("res.partner")),
             FieldDef::new("partner_name", "Company Name", Char),
             FieldDef::new("contact_name", "Contact Name", Char),
             FieldDef::new("email_from", "Email", Char),
@@ -231,6 +310,8 @@ pub fn crm_lead() -> ModelDef {
                 .default_with(Default::CurrentUser),
             FieldDef::new("description", "Notes", Html),
             FieldDef::new("date_deadline", "Expected Closing", Date),
+            // sandbox addition: crm.lead has no reference field in stock Odoo
+            FieldDef::new("ref", "Reference", Char),
             FieldDef::new("active", "Active", Boolean).default(json!(true)),
         ],
     )
@@ -284,7 +365,416 @@ pub fn ir_model() -> ModelDef {
     )
 }
 
-/// All models served by the Odoo sandbox.
+/// `res.partner` (contacts and companies).
+pub fn res_partner() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "res.partner",
+        "Contact",
+        "complete_name asc, id desc",
+        vec![
+            FieldDef::new("name", "Name", Char).required(),
+            FieldDef::new("complete_name", "Complete Name", Char).computed(Compute::Copy("name")),
+            FieldDef::new("is_company", "Is a Company", Boolean).default(json!(false)),
+            FieldDef::new("parent_id", "Related Company", Many2one("res.partner")),
+            FieldDef::new(
+                "type",
+                "Address Type",
+                Selection(vec![
+                    ("contact", "Contact"),
+                    ("invoice", "Invoice Address"),
+                    ("delivery", "Delivery Address"),
+                    ("other", "Other Address"),
+                ]),
+            )
+            .default(json!("contact")),
+            FieldDef::new("email", "Email", Char),
+            FieldDef::new("phone", "Phone", Char),
+            FieldDef::new("street", "Street", Char),
+            FieldDef::new("city", "City", Char),
+            FieldDef::new("zip", "Zip", Char),
+            FieldDef::new("vat", "Tax ID", Char),
+            FieldDef::new("website", "Website Link", Char),
+            FieldDef::new("ref", "Reference", Char),
+            FieldDef::new("comment", "Notes", Html),
+            FieldDef::new("customer_rank", "Customer Rank", Integer).default(json!(0)),
+            FieldDef::new("supplier_rank", "Supplier Rank", Integer).default(json!(0)),
+            FieldDef::new("active", "Active", Boolean).default(json!(true)),
+        ],
+    )
+    .rec_name("complete_name")
+}
+
+/// `product.product` (product variants). Odoo 18 replaced the `product` ("Storable
+/// Product") type by the `is_storable` flag and added the `combo` type.
+pub fn product_product(major: u32) -> ModelDef {
+    use FieldType::*;
+    let types = if major >= 18 {
+        vec![
+            ("consu", "Goods"),
+            ("service", "Service"),
+            ("combo", "Combo"),
+        ]
+    } else {
+        vec![
+            ("consu", "Consumable"),
+            ("service", "Service"),
+            ("product", "Storable Product"),
+        ]
+    };
+    let mut fields = vec![
+        FieldDef::new("name", "Name", Char).required(),
+        FieldDef::new("default_code", "Internal Reference", Char),
+        FieldDef::new("barcode", "Barcode", Char),
+        FieldDef::new("list_price", "Sales Price", Float).default(json!(1.0)),
+        FieldDef::new("standard_price", "Cost", Float),
+        FieldDef::new("type", "Product Type", Selection(types))
+            .required()
+            .default(json!("consu")),
+    ];
+    if major >= 18 {
+        fields.push(FieldDef::new("is_storable", "Track Inventory", Boolean).default(json!(false)));
+    }
+    fields.extend([
+        FieldDef::new("sale_ok", "Can be Sold", Boolean).default(json!(true)),
+        FieldDef::new("purchase_ok", "Can be Purchased", Boolean).default(json!(true)),
+        FieldDef::new("description_sale", "Sales Description", Text),
+        // sandbox addition (default_code is the product's business reference)
+        FieldDef::new("ref", "Reference", Char),
+        FieldDef::new("active", "Active", Boolean).default(json!(true)),
+    ]);
+    ModelDef::new(
+        "product.product",
+        "Product Variant",
+        "default_code, name, id",
+        fields,
+    )
+}
+
+/// `sale.order` (quotations and sales orders) with its `order_line` one2many.
+pub fn sale_order() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "sale.order",
+        "Sales Order",
+        "date_order desc, id desc",
+        vec![
+            FieldDef::new("name", "Order Reference", Char)
+                .required()
+                .default_with(Default::Sequence("S", 5)),
+            FieldDef::new("partner_id", "Customer", Many2one("res.partner")).required(),
+            FieldDef::new("date_order", "Order Date", Datetime)
+                .required()
+                .default_with(Default::Now),
+            FieldDef::new("validity_date", "Expiration", Date),
+            FieldDef::new("client_order_ref", "Customer Reference", Char),
+            FieldDef::new("origin", "Source Document", Char),
+            FieldDef::new(
+                "state",
+                "Status",
+                Selection(vec![
+                    ("draft", "Quotation"),
+                    ("sent", "Quotation Sent"),
+                    ("sale", "Sales Order"),
+                    ("cancel", "Cancelled"),
+                ]),
+            )
+            .readonly()
+            .default(json!("draft")),
+            FieldDef::new("user_id", "Salesperson", Many2one("res.users"))
+                .default_with(Default::CurrentUser),
+            FieldDef::new(
+                "order_line",
+                "Order Lines",
+                One2many("sale.order.line", "order_id"),
+            ),
+            FieldDef::new("amount_untaxed", "Untaxed Amount", Float)
+                .computed(Compute::Sum("order_line", "price_subtotal")),
+            FieldDef::new("amount_tax", "Taxes", Float)
+                .computed(Compute::Sum("order_line", "price_tax")),
+            FieldDef::new("amount_total", "Total", Float)
+                .computed(Compute::Sum("order_line", "price_subtotal")),
+            FieldDef::new("note", "Terms and conditions", Html),
+        ],
+    )
+}
+
+/// `sale.order.line`.
+pub fn sale_order_line() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "sale.order.line",
+        "Sales Order Line",
+        "order_id, sequence, id",
+        vec![
+            FieldDef::new("order_id", "Order Reference", Many2one("sale.order"))
+                .required()
+                .ondelete(OnDelete::Cascade),
+            FieldDef::new("sequence", "Sequence", Integer).default(json!(10)),
+            FieldDef::new("product_id", "Product", Many2one("product.product"))
+                .ondelete(OnDelete::Restrict),
+            FieldDef::new("name", "Description", Text)
+                .required()
+                .default_with(Default::Related("product_id", "display_name")),
+            FieldDef::new("product_uom_qty", "Quantity", Float).default(json!(1.0)),
+            FieldDef::new("price_unit", "Unit Price", Float)
+                .default_with(Default::Related("product_id", "list_price")),
+            FieldDef::new("price_subtotal", "Subtotal", Float)
+                .computed(Compute::Mul("product_uom_qty", "price_unit")),
+            FieldDef::new("price_tax", "Total Tax", Float).readonly(),
+        ],
+    )
+}
+
+/// `account.move` (journal entries; customer invoices are `move_type='out_invoice'`).
+pub fn account_move() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "account.move",
+        "Journal Entry",
+        "date desc, name desc, invoice_date desc, id desc",
+        vec![
+            FieldDef::new("name", "Number", Char).default(json!("/")),
+            FieldDef::new(
+                "move_type",
+                "Type",
+                Selection(vec![
+                    ("entry", "Journal Entry"),
+                    ("out_invoice", "Customer Invoice"),
+                    ("out_refund", "Customer Credit Note"),
+                    ("in_invoice", "Vendor Bill"),
+                    ("in_refund", "Vendor Credit Note"),
+                    ("out_receipt", "Sales Receipt"),
+                    ("in_receipt", "Purchase Receipt"),
+                ]),
+            )
+            .required()
+            .default(json!("entry")),
+            FieldDef::new("partner_id", "Partner", Many2one("res.partner")),
+            FieldDef::new("ref", "Reference", Char),
+            FieldDef::new("invoice_origin", "Origin", Char),
+            FieldDef::new("date", "Date", Date)
+                .required()
+                .default_with(Default::Today),
+            FieldDef::new("invoice_date", "Invoice/Bill Date", Date),
+            FieldDef::new("invoice_date_due", "Due Date", Date),
+            FieldDef::new(
+                "state",
+                "Status",
+                Selection(vec![
+                    ("draft", "Draft"),
+                    ("posted", "Posted"),
+                    ("cancel", "Cancelled"),
+                ]),
+            )
+            .required()
+            .readonly()
+            .default(json!("draft")),
+            FieldDef::new(
+                "payment_state",
+                "Payment Status",
+                Selection(vec![
+                    ("not_paid", "Not Paid"),
+                    ("in_payment", "In Payment"),
+                    ("paid", "Paid"),
+                    ("partial", "Partially Paid"),
+                    ("reversed", "Reversed"),
+                ]),
+            )
+            .readonly()
+            .default(json!("not_paid")),
+            FieldDef::new(
+                "invoice_line_ids",
+                "Invoice lines",
+                One2many("account.move.line", "move_id"),
+            ),
+            FieldDef::new("amount_untaxed", "Untaxed Amount", Float)
+                .computed(Compute::Sum("invoice_line_ids", "price_subtotal")),
+            FieldDef::new("amount_tax", "Tax", Float)
+                .computed(Compute::Sum("invoice_line_ids", "price_tax")),
+            FieldDef::new("amount_total", "Total", Float)
+                .computed(Compute::Sum("invoice_line_ids", "price_subtotal")),
+            FieldDef::new("narration", "Terms and Conditions", Html),
+        ],
+    )
+}
+
+/// `account.move.line` (the invoice lines of `account.move`).
+pub fn account_move_line() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "account.move.line",
+        "Journal Item",
+        "date desc, move_name desc, id",
+        vec![
+            FieldDef::new("move_id", "Journal Entry", Many2one("account.move"))
+                .required()
+                .ondelete(OnDelete::Cascade),
+            FieldDef::new("move_name", "Number", Char),
+            FieldDef::new("date", "Date", Date).default_with(Default::Today),
+            FieldDef::new("sequence", "Sequence", Integer).default(json!(10)),
+            FieldDef::new("product_id", "Product", Many2one("product.product"))
+                .ondelete(OnDelete::Restrict),
+            FieldDef::new("name", "Label", Char)
+                .default_with(Default::Related("product_id", "display_name")),
+            FieldDef::new("quantity", "Quantity", Float).default(json!(1.0)),
+            FieldDef::new("price_unit", "Unit Price", Float)
+                .default_with(Default::Related("product_id", "list_price")),
+            FieldDef::new("price_subtotal", "Subtotal", Float)
+                .computed(Compute::Mul("quantity", "price_unit")),
+            FieldDef::new("price_tax", "Tax", Float).readonly(),
+        ],
+    )
+}
+
+/// `stock.location` (seeded with a warehouse's stock location).
+pub fn stock_location() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "stock.location",
+        "Inventory Locations",
+        "complete_name, id",
+        vec![
+            FieldDef::new("name", "Location Name", Char).required(),
+            FieldDef::new("complete_name", "Full Location Name", Char),
+            FieldDef::new(
+                "usage",
+                "Location Type",
+                Selection(vec![
+                    ("supplier", "Vendor"),
+                    ("view", "Virtual"),
+                    ("internal", "Internal"),
+                    ("customer", "Customer"),
+                    ("inventory", "Inventory Loss"),
+                    ("production", "Production"),
+                    ("transit", "Transit"),
+                ]),
+            )
+            .required()
+            .default(json!("internal")),
+            FieldDef::new("active", "Active", Boolean).default(json!(true)),
+        ],
+    )
+    .rec_name("complete_name")
+}
+
+/// `stock.quant` (on-hand quantities per product and location).
+pub fn stock_quant() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "stock.quant",
+        "Quants",
+        "id",
+        vec![
+            FieldDef::new("product_id", "Product", Many2one("product.product"))
+                .required()
+                .ondelete(OnDelete::Restrict),
+            FieldDef::new("location_id", "Location", Many2one("stock.location"))
+                .required()
+                .ondelete(OnDelete::Restrict),
+            FieldDef::new("quantity", "Quantity", Float).readonly(),
+            FieldDef::new("reserved_quantity", "Reserved Quantity", Float).readonly(),
+            FieldDef::new("inventory_quantity", "Counted Quantity", Float),
+            FieldDef::new("in_date", "Incoming Date", Datetime).default_with(Default::Now),
+            // sandbox addition: stock.quant has no reference field in stock Odoo
+            FieldDef::new("ref", "Reference", Char),
+        ],
+    )
+    .rec_name("product_id")
+}
+
+/// `hr.department`.
+pub fn hr_department() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "hr.department",
+        "Department",
+        "name",
+        vec![
+            FieldDef::new("name", "Department Name", Char).required(),
+            FieldDef::new("active", "Active", Boolean).default(json!(true)),
+        ],
+    )
+}
+
+/// `hr.employee`.
+pub fn hr_employee() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "hr.employee",
+        "Employee",
+        "name",
+        vec![
+            FieldDef::new("name", "Employee Name", Char).required(),
+            FieldDef::new("work_email", "Work Email", Char),
+            FieldDef::new("work_phone", "Work Phone", Char),
+            FieldDef::new("job_title", "Job Title", Char),
+            FieldDef::new("department_id", "Department", Many2one("hr.department")),
+            FieldDef::new("parent_id", "Manager", Many2one("hr.employee")),
+            FieldDef::new("user_id", "User", Many2one("res.users")),
+            FieldDef::new("barcode", "Badge ID", Char),
+            // sandbox addition: hr.employee has no reference field in stock Odoo
+            FieldDef::new("ref", "Reference", Char),
+            FieldDef::new("active", "Active", Boolean).default(json!(true)),
+        ],
+    )
+}
+
+/// All models served by an Odoo sandbox of the given major version.
+pub fn builtin_models_for(major: u32) -> Vec<ModelDef> {
+    vec![
+        crm_lead(),
+        crm_stage(),
+        res_users(),
+        ir_model(),
+        res_partner(),
+        product_product(major),
+        sale_order(),
+        sale_order_line(),
+        account_move(),
+        account_move_line(),
+        stock_location(),
+        stock_quant(),
+        hr_department(),
+        hr_employee(),
+    ]
+}
+
+/// The models of an Odoo 17 sandbox.
 pub fn builtin_models() -> Vec<ModelDef> {
-    vec![crm_lead(), crm_stage(), res_users(), ir_model()]
+    builtin_models_for(17)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_relations() {
+        assert_eq!(major_version("17.0"), 17);
+        assert_eq!(major_version("saas~18.3"), 18);
+        assert_eq!(major_version("19.0+e"), 19);
+        assert_eq!(major_version(""), 17);
+        let models = builtin_models_for(19);
+        let names: Vec<&str> = models.iter().map(|m| m.name).collect();
+        // every relation points at a served model, every one2many at a many2one back
+        for m in &models {
+            for f in &m.fields {
+                match &f.ftype {
+                    FieldType::Many2one(co) => assert!(names.contains(co), "{}.{}", m.name, f.name),
+                    FieldType::One2many(co, inverse) => {
+                        let comodel = models.iter().find(|c| c.name == *co).unwrap();
+                        assert_eq!(
+                            comodel.field(inverse).unwrap().ftype,
+                            FieldType::Many2one(m.name)
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let p17 = product_product(17);
+        assert!(p17.field("is_storable").is_none());
+        assert!(product_product(18).field("is_storable").is_some());
+    }
 }

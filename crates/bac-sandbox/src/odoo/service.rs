@@ -7,8 +7,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::{json, Map, Value};
 
+use super::actions;
 use super::error::{py_repr, py_type_name, OdooError, OdooResult};
-use super::models::builtin_models;
+use super::faults::Faults;
+use super::models::{builtin_models_for, major_version};
+use super::seed::{self, SeedRequest};
 use super::store::Store;
 use super::OdooSandboxConfig;
 
@@ -43,14 +46,34 @@ pub struct Session {
     pub login: String,
 }
 
+/// An API key (`res.users.apikeys`), never logged.
+#[derive(Clone)]
+struct ApiKey {
+    key: String,
+    uid: i64,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("uid", &self.uid)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
 /// The state of one sandboxed Odoo server.
 #[derive(Debug)]
 pub struct OdooService {
     database: String,
     server_version: String,
+    major: u32,
     users: Vec<User>,
+    api_keys: Vec<ApiKey>,
     store: Mutex<Store>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Fault injection rules.
+    pub faults: Faults,
 }
 
 /// A Python parameter: name and default (`None` when required).
@@ -251,9 +274,11 @@ fn py_int(v: &Value) -> OdooResult<i64> {
 }
 
 impl OdooService {
-    /// Builds the service and seeds users, CRM stages and `ir.model`.
+    /// Builds the service and seeds users, CRM stages, stock locations,
+    /// departments, `ir.model` and the configured seed data.
     pub fn new(cfg: &OdooSandboxConfig) -> Self {
-        let mut store = Store::new(builtin_models());
+        let major = major_version(&cfg.server_version);
+        let mut store = Store::new(builtin_models_for(major));
         let mut users: Vec<User> = Vec::new();
         // OdooBot (id 1, archived), then the configured users from id 2.
         let _ = store.insert_with_id(
@@ -297,7 +322,25 @@ impl OdooService {
             let vals = json!({"name": name, "sequence": sequence, "is_won": won});
             let _ = store.insert_with_id("crm.stage", i as i64 + 1, &vals, 1);
         }
-        let descriptions: Vec<(&str, &str)> = builtin_models()
+        let locations = [
+            ("Physical Locations", "Physical Locations", "view"),
+            ("Partners", "Partners", "view"),
+            ("Vendors", "Partners/Vendors", "supplier"),
+            ("Customers", "Partners/Customers", "customer"),
+            ("WH", "WH", "view"),
+            ("Stock", "WH/Stock", "internal"),
+        ];
+        for (i, (name, complete, usage)) in locations.iter().enumerate() {
+            let vals = json!({"name": name, "complete_name": complete, "usage": usage});
+            let _ = store.insert_with_id("stock.location", i as i64 + 1, &vals, 1);
+        }
+        for (i, name) in ["Administration", "Sales", "Research & Development"]
+            .iter()
+            .enumerate()
+        {
+            let _ = store.insert_with_id("hr.department", i as i64 + 1, &json!({"name": name}), 1);
+        }
+        let descriptions: Vec<(&str, &str)> = builtin_models_for(major)
             .iter()
             .map(|m| (m.name, m.description))
             .collect();
@@ -305,13 +348,74 @@ impl OdooService {
             let vals = json!({"model": model, "name": description});
             let _ = store.insert_with_id("ir.model", i as i64 + 1, &vals, 1);
         }
+        let api_keys = cfg
+            .api_keys
+            .iter()
+            .filter(|(key, _)| !key.is_empty())
+            .filter_map(|(key, login)| {
+                let user = users.iter().find(|u| &u.login == login);
+                if user.is_none() {
+                    tracing::warn!(%login, "odoo sandbox: API key of an unknown user ignored");
+                }
+                user.map(|u| ApiKey {
+                    key: key.clone(),
+                    uid: u.uid,
+                })
+            })
+            .collect();
+        for (model, count) in &cfg.seed {
+            let req = SeedRequest {
+                model: model.clone(),
+                count: usize::try_from(*count).unwrap_or(usize::MAX),
+                ..SeedRequest::default()
+            };
+            let started = std::time::Instant::now();
+            match seed::seed(&mut store, &req, 2) {
+                Ok(ids) => tracing::info!(
+                    %model,
+                    created = ids.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "odoo sandbox: seeded"
+                ),
+                Err(e) => tracing::warn!(%model, error = %e, "odoo sandbox: seeding failed"),
+            }
+        }
         Self {
             database: cfg.database.clone(),
             server_version: cfg.server_version.clone(),
+            major,
             users,
+            api_keys,
             store: Mutex::new(store),
             sessions: Mutex::new(HashMap::new()),
+            faults: Faults::default(),
         }
+    }
+
+    /// The major version served (17, 18, 19...).
+    pub fn major(&self) -> u32 {
+        self.major
+    }
+
+    /// The user of a `/json/2` bearer token (`res.users.apikeys._check_credentials`).
+    pub fn bearer_uid(&self, token: &str) -> Option<i64> {
+        self.api_keys.iter().find(|k| k.key == token).map(|k| k.uid)
+    }
+
+    /// `common.login`/`authenticate`: a password, or an API key of the user
+    /// (Odoo accepts API keys in place of passwords on the RPC APIs).
+    fn authenticate_rpc(&self, login: &Value, secret: &Value) -> Option<i64> {
+        if let Some(user) = self.authenticate_user(login, secret) {
+            return Some(user.uid);
+        }
+        let (Value::String(login), Value::String(secret)) = (login, secret) else {
+            return None;
+        };
+        let user = self.users.iter().find(|u| &u.login == login)?;
+        self.api_keys
+            .iter()
+            .any(|k| k.uid == user.uid && &k.key == secret)
+            .then_some(user.uid)
     }
 
     /// The database served.
@@ -370,7 +474,10 @@ impl OdooService {
         let uid = py_int(uid)?;
         self.check_db(db)?;
         match password {
-            Value::String(p) if self.users.iter().any(|u| u.uid == uid && &u.password == p) => {
+            Value::String(p)
+                if self.users.iter().any(|u| u.uid == uid && &u.password == p)
+                    || self.api_keys.iter().any(|k| k.uid == uid && &k.key == p) =>
+            {
                 Ok(uid)
             }
             _ => Err(OdooError::access_denied()),
@@ -414,8 +521,8 @@ impl OdooService {
                 let params = [("db", None), ("login", None), ("password", None)];
                 let (a, _) = bind("exp_login", &params, args, &none, false, false)?;
                 self.check_db(&a[0])?;
-                Ok(match self.authenticate_user(&a[1], &a[2]) {
-                    Some(user) => json!(user.uid),
+                Ok(match self.authenticate_rpc(&a[1], &a[2]) {
+                    Some(uid) => json!(uid),
                     None => json!(false),
                 })
             }
@@ -429,8 +536,8 @@ impl OdooService {
                 let (a, _) = bind("exp_authenticate", &params, args, &none, false, false)?;
                 self.check_db(&a[0])?;
                 // res.users.authenticate() raises AccessDenied on bad credentials
-                match self.authenticate_user(&a[1], &a[2]) {
-                    Some(user) => Ok(json!(user.uid)),
+                match self.authenticate_rpc(&a[1], &a[2]) {
+                    Some(uid) => Ok(json!(uid)),
                     None => Err(OdooError::access_denied()),
                 }
             }
@@ -589,7 +696,10 @@ impl OdooService {
             return Err(OdooError::key_error(model));
         }
         // methods decorated @api.multi-like take the record ids as first argument
-        let multi = matches!(method, "read" | "write" | "unlink" | "exists");
+        let multi = matches!(
+            method,
+            "read" | "write" | "unlink" | "exists" | "check_access" | "has_access"
+        ) || actions::exists(model, method);
         let (ids, args) = if multi {
             let Some(first) = args.first() else {
                 return Err(OdooError::index_error("list index out of range"));
@@ -751,6 +861,24 @@ impl OdooService {
                         .map(|id| json!([id, store.display_name(model, *id)]))
                         .collect(),
                 ))
+            }
+            "check_access" | "has_access" => {
+                let (a, _) = bind(method, &[("operation", None)], args, &kwargs, false, true)?;
+                if !matches!(a[0].as_str(), Some("read" | "write" | "create" | "unlink")) {
+                    return Err(OdooError::value_error(format!(
+                        "Invalid access mode {}",
+                        py_repr(&a[0])
+                    )));
+                }
+                Ok(if method == "has_access" {
+                    json!(true)
+                } else {
+                    Value::Null
+                })
+            }
+            _ if actions::exists(model, method) => {
+                bind(method, &[], args, &kwargs, false, true)?;
+                actions::call(&mut store, model, method, &ids, uid)
             }
             "check_access_rights" => {
                 let params = [("operation", None), ("raise_exception", Some(json!(true)))];
