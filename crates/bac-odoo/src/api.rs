@@ -112,6 +112,12 @@ impl OdooApi {
 
     /// Runs one upstream operation for `rec` and records it in the call log (what the
     /// dashboard's error count, response times and health come from).
+    /// A connection changed or failed: its cached uid and every cached status are stale.
+    async fn forget_connection(&self, id: &str) {
+        self.inner.uids.lock().await.remove(id);
+        self.forget_statuses();
+    }
+
     fn forget_statuses(&self) {
         if let Ok(mut m) = self.inner.statuses.lock() {
             m.clear();
@@ -188,8 +194,7 @@ impl OdooApi {
             .await;
         if result.is_err() {
             // A changed password or a revoked key must not stay cached.
-            self.inner.uids.lock().await.remove(&rec.id);
-            self.forget_statuses();
+            self.forget_connection(&rec.id).await;
         }
         result.map_err(|e| service_error(e, &s.url))
     }
@@ -465,8 +470,7 @@ impl IntegrationService for OdooApi {
             .connections
             .create(&ctx.tenant_id, &req.id, &name, config, secrets)
             .await?;
-        self.inner.uids.lock().await.remove(&rec.id);
-        self.forget_statuses();
+        self.forget_connection(&rec.id).await;
         Ok(Response::new(rec.to_proto("odoo")))
     }
 
@@ -522,8 +526,7 @@ impl IntegrationService for OdooApi {
             .connections
             .update(&ctx.tenant_id, &req.id, name, config, secrets)
             .await?;
-        self.inner.uids.lock().await.remove(&rec.id);
-        self.forget_statuses();
+        self.forget_connection(&rec.id).await;
         Ok(Response::new(UpdateConnectionResponse {
             connection: Some(rec.to_proto("odoo")),
             changed_secret_fields: changed,
@@ -537,8 +540,7 @@ impl IntegrationService for OdooApi {
         let ctx = ctx(&request)?;
         let id = request.into_inner().id;
         self.inner.connections.delete(&ctx.tenant_id, &id).await?;
-        self.inner.uids.lock().await.remove(&id);
-        self.forget_statuses();
+        self.forget_connection(&id).await;
         Ok(Response::new(DeleteConnectionResponse {}))
     }
 
@@ -562,8 +564,7 @@ impl IntegrationService for OdooApi {
                     .version(&s.url)
                     .await
                     .map_err(|e| service_error(e, &s.url))?;
-                self.inner.uids.lock().await.remove(&rec.id);
-                self.forget_statuses();
+                self.forget_connection(&rec.id).await;
                 self.uid(&rec, &s).await?;
                 Ok((s, version))
             })

@@ -125,8 +125,12 @@ async fn dashboard_and_status_of_every_integration() {
     }
     let m = &d[entry_key("messaging")];
     assert_eq!(m["status"], "error", "{m}");
+    // A listener that never answers is seen as a timeout or, when the balancer's connect
+    // probe gives up on it first (a loaded machine), as unreachable: both name the service.
+    let reason = m["reason"].as_str().unwrap();
     assert!(
-        m["reason"].as_str().unwrap().contains("did not answer"),
+        reason.contains("bac-messaging")
+            && (reason.contains("did not answer") || reason.contains("is unreachable")),
         "{m}"
     );
     let health = &d["system_health"];
