@@ -10,6 +10,7 @@ pub mod api;
 pub mod calls;
 pub mod client;
 pub mod mirror;
+pub mod remote;
 
 use bac_proto::{
     integration::v1::integration_service_server::IntegrationServiceServer,
@@ -47,7 +48,8 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
     let deadline = config.upstream_timeout;
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "odoo");
-    let api = api::OdooApi::new(rt.db.clone(), store, deadline);
+    let remote = remote::Remote::new(rt.db.clone(), store, deadline);
+    let api = api::OdooApi::new(remote);
     let routes = Routes::new(OdooServiceServer::new(api.clone()))
         .add_service(IntegrationServiceServer::new(api));
     rt.launch(routes, None).await
