@@ -24,6 +24,7 @@ pub mod not_built;
 pub mod observe;
 pub mod outbox;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod upstream;
 pub mod vault;

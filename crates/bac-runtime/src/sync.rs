@@ -1,0 +1,2 @@
+//! The sync engine (being built): field mappings.
+pub mod mapping;

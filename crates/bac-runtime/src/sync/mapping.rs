@@ -1,0 +1,1 @@
+//! Field mappings (being written).
