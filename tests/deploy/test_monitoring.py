@@ -28,7 +28,7 @@ def test_the_four_documented_alerts():
     assert "< 0.10" in by_name["BacApiQuotaExhaustion"][0]["expr"]
     sync = by_name["BacSyncFailures"][0]
     assert 'bac_sync_runs_total{status="failed"}' in sync["expr"]
-    assert "issue 4" in sync["annotations"]["description"]
+    assert "sync-runs" in sync["annotations"]["description"]
 
 
 def test_alerts_use_metrics_the_binaries_export():

@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "gateway_0002_grants_audit",
         sql: include_str!("../migrations/0002_grants_audit.sql"),
     },
+    Migration {
+        name: "gateway_0003_webhooks",
+        sql: include_str!("../migrations/0003_webhooks.sql"),
+    },
 ];
 
 /// Largest accepted request body.

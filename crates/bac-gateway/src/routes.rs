@@ -5,6 +5,7 @@ pub mod connections;
 pub mod odoo;
 pub mod permissions;
 pub mod status;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -28,6 +29,46 @@ pub fn router() -> Router<Arc<AppState>> {
         .route(
             "/api/v1/integrations/connections/:id/test",
             post(connections::test),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/sync",
+            post(sync::trigger),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/sync-runs",
+            get(sync::runs),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/sync-settings",
+            get(sync::settings),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/sync-settings/:entity",
+            patch(sync::update_settings),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/mappings/:entity",
+            get(sync::get_mapping).put(sync::put_mapping),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/mappings/:entity/preview",
+            post(sync::preview_mapping),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/conflicts",
+            get(sync::conflicts),
+        )
+        .route(
+            "/api/v1/integrations/conflicts/:id/resolve",
+            post(sync::resolve),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/webhook-token",
+            post(sync::create_webhook_token),
+        )
+        .route(
+            "/api/v1/integrations/connections/:id/webhook",
+            post(sync::webhook),
         )
         .route(
             "/api/v1/tenants",
@@ -85,6 +126,22 @@ pub fn router() -> Router<Arc<AppState>> {
             "/api/v1/odoo/crm/leads",
             post(odoo::create_lead).get(odoo::list_leads),
         )
+        .route(
+            "/api/v1/odoo/crm/leads/:id",
+            get(odoo::get_lead).patch(odoo::update_lead),
+        )
+        .route(
+            "/api/v1/odoo/sales/orders",
+            post(odoo::create_sale_order).get(odoo::list_sale_orders),
+        )
+        .route(
+            "/api/v1/odoo/accounting/invoices",
+            post(odoo::create_invoice).get(odoo::list_invoices),
+        )
+        .route("/api/v1/odoo/inventory/products", get(odoo::list_products))
+        .route("/api/v1/odoo/inventory/stock", get(odoo::list_stock))
+        .route("/api/v1/odoo/hr/employees", get(odoo::list_employees))
+        .route("/api/v1/odoo/execute_kw", post(odoo::execute_kw))
 }
 
 /// `Json<T>` whose rejections use the one error shape.

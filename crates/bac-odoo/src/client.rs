@@ -1,7 +1,9 @@
-//! Odoo's external JSON-RPC API (`POST <url>/jsonrpc`): `common.version`,
-//! `common.authenticate` and `object.execute_kw`. Requests are built as values here and sent by
-//! the shared upstream client (quota, retries, deadline); the wire types live in
+//! Odoo's external APIs: JSON-RPC (`POST <url>/jsonrpc`: `common.version`,
+//! `common.authenticate` and `object.execute_kw`) and, for Odoo 19+, the External JSON-2 API
+//! ([`json2`]: `POST <url>/json/2/<model>/<method>`). Requests are built as values here and
+//! sent by the shared upstream client (quota, retries, deadline); the wire types live in
 //! [`transformers`].
+pub mod json2;
 pub mod transformers;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,14 +15,35 @@ use bac_runtime::{
 use http::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use transformers::{OdooFault, OdooRpcParams, OdooRpcRequest, OdooRpcResponse};
+use transformers::{OdooFault, OdooJson2Error, OdooRpcParams, OdooRpcRequest, OdooRpcResponse};
 
 /// Where and as whom to call Odoo. The password may be an Odoo API key.
 pub struct OdooSession {
     pub url: String,
     pub database: String,
     pub username: String,
+    /// What JSON-RPC sends as the password: the API key when there is one, else the password.
     pub password: SecretString,
+    /// The connection's API key, the bearer token of JSON-2.
+    pub api_key: Option<SecretString>,
+}
+
+/// Which of Odoo's external APIs a connection's calls use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `POST /jsonrpc` `object.execute_kw` (every version; deprecated from Odoo 19).
+    JsonRpc,
+    /// `POST /json/2/<model>/<method>` with a bearer API key (Odoo 19+).
+    Json2,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::JsonRpc => "jsonrpc",
+            Protocol::Json2 => "json2",
+        }
+    }
 }
 
 /// One model method call through `execute_kw`.
@@ -42,6 +65,15 @@ pub enum OdooCallError {
     Fault(OdooFault),
     #[error("not an Odoo JSON-RPC answer: {0}")]
     Protocol(String),
+    /// The server has no JSON-2 API (Odoo before 19, or the database is not served there).
+    #[error("no JSON-2 API")]
+    NoJson2,
+    /// JSON-2 needs an API key and the connection has only a password.
+    #[error("JSON-2 needs an API key")]
+    NoApiKey,
+    /// The call cannot be expressed (e.g. JSON-2 named arguments).
+    #[error("invalid call: {0}")]
+    Invalid(String),
 }
 
 #[derive(Clone)]
@@ -168,6 +200,54 @@ impl OdooClient {
     }
 }
 
+impl OdooClient {
+    /// `model.method(*args, **kwargs)` over JSON-2: the positional arguments become the
+    /// method's named arguments ([`json2::named_args`]).
+    pub async fn execute_json2(
+        &self,
+        s: &OdooSession,
+        call: ModelCall<'_>,
+    ) -> Result<Value, OdooCallError> {
+        let key = s.api_key.as_ref().ok_or(OdooCallError::NoApiKey)?;
+        let body = json2::named_args(call.method, call.args, call.kwargs)
+            .map_err(OdooCallError::Invalid)?;
+        let req = json2::request(
+            &s.url,
+            &s.database,
+            key.expose_secret(),
+            call.model,
+            call.method,
+            &body,
+            call.idempotent,
+        );
+        let resp = self.upstream.send(&req).await?;
+        let status = resp.status.as_u16();
+        if resp.status.is_success() {
+            return serde_json::from_slice(&resp.body)
+                .map_err(|e| OdooCallError::Protocol(e.to_string()));
+        }
+        match serde_json::from_slice::<OdooJson2Error>(&resp.body) {
+            Ok(err) if !err.name.is_empty() => match err.fault(status) {
+                // An unclassified server-side failure (a lost database connection...) may or
+                // may not have applied the call: report it as the HTTP failure it is.
+                OdooFault::Other(_) if status >= 500 => Err(UpstreamError::Status {
+                    upstream: "odoo".into(),
+                    status,
+                }
+                .into()),
+                fault => Err(OdooCallError::Fault(fault)),
+            },
+            // Odoo's HTML 404: no such route (before 19) or no such database.
+            _ if status == 404 => Err(OdooCallError::NoJson2),
+            _ => Err(UpstreamError::Status {
+                upstream: "odoo".into(),
+                status,
+            }
+            .into()),
+        }
+    }
+}
+
 /// What the caller is told about a failed Odoo call.
 pub fn service_error(e: OdooCallError, url: &str) -> ServiceError {
     let err = |code, msg: String| ServiceError::new("odoo", code, msg);
@@ -232,5 +312,22 @@ pub fn service_error(e: OdooCallError, url: &str) -> ServiceError {
             format!("{url} did not answer like an Odoo JSON-RPC server"),
         )
         .suggest("Check the connection's URL"),
+        OdooCallError::NoJson2 => err(
+            ErrorCode::UpstreamRejected,
+            format!(
+                "Odoo at {url} has no JSON-2 API for this database (it needs Odoo 19 or later)"
+            ),
+        )
+        .suggest(
+            "Check the connection's URL and database, or set its protocol setting to \"jsonrpc\"",
+        ),
+        OdooCallError::NoApiKey => err(
+            ErrorCode::InvalidCredentials,
+            "Odoo's JSON-2 API needs an API key and the connection has only a password".into(),
+        )
+        .suggest(
+            "Add credentials.api_key to the connection, or set its protocol setting to \"jsonrpc\"",
+        ),
+        OdooCallError::Invalid(m) => err(ErrorCode::InvalidRequest, m),
     }
 }

@@ -11,6 +11,7 @@ pub mod calls;
 pub mod client;
 pub mod mirror;
 pub mod remote;
+pub mod sync;
 
 use bac_proto::{
     integration::v1::integration_service_server::IntegrationServiceServer,
@@ -21,6 +22,7 @@ use tonic::service::Routes;
 
 pub const MIGRATIONS: &[Migration] = &[
     connections::MIGRATION,
+    bac_runtime::sync::MIGRATION,
     Migration {
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),
@@ -28,6 +30,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "odoo_0002_call_log",
         sql: include_str!("../migrations/0002_call_log.sql"),
+    },
+    Migration {
+        name: "odoo_0003_sync_mirror",
+        sql: include_str!("../migrations/0003_sync_mirror.sql"),
     },
 ];
 
@@ -48,8 +54,16 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
     let deadline = config.upstream_timeout;
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "odoo");
-    let remote = remote::Remote::new(rt.db.clone(), store, deadline);
-    let api = api::OdooApi::new(remote);
+    let remote = remote::Remote::new(rt.db.clone(), store.clone(), deadline);
+    let engine = bac_runtime::sync::SyncEngine::new(
+        rt.db.clone(),
+        "odoo",
+        store,
+        sync::adapters(&remote),
+        bac_runtime::sync::SyncOptions::from_env("odoo"),
+    );
+    engine.spawn(Some(rt.config.kafka.clone()), rt.shutdown.child_token());
+    let api = api::OdooApi::new(remote, engine);
     let routes = Routes::new(OdooServiceServer::new(api.clone()))
         .add_service(IntegrationServiceServer::new(api));
     rt.launch(routes, None).await

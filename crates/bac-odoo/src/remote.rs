@@ -1,7 +1,8 @@
 //! The tenant's Odoo as one handle: the session from the connection (secret from Vault), the
-//! uid cache, the call log and the status cache. Every upstream call of bac-odoo (API
-//! requests, sync runs, commands) goes through [`Remote::execute`], so they share one quota,
-//! one uid per connection and one error mapping.
+//! server's version and the protocol it picked, the uid cache, the call log and the status
+//! cache. Every upstream call of bac-odoo (API requests, sync runs, commands) goes through
+//! [`Remote::execute`], so they share one quota, one uid per connection, one protocol choice
+//! and one error mapping. [`Remote::create_once`] makes a `create` safe to retry.
 use std::{
     collections::HashMap,
     sync::Arc,
@@ -21,12 +22,106 @@ use tokio::sync::Mutex;
 
 use crate::{
     calls,
-    client::{service_error, ModelCall, OdooClient, OdooSession},
+    client::{service_error, ModelCall, OdooClient, OdooSession, Protocol},
 };
 
-/// How long an Odoo uid from `authenticate` is reused.
+/// How long an Odoo uid from `authenticate` (and a probed version) is reused.
 const UID_TTL: Duration = Duration::from_secs(300);
 pub const STATUS_TTL: Duration = Duration::from_secs(1);
+/// Creates [`Remote::create_once`] sends at most, and searches for the intent id after each
+/// ambiguous one.
+const CREATE_ATTEMPTS: u32 = 3;
+const SETTLE_SEARCHES: u32 = 3;
+/// First wait before searching for the intent id after an ambiguous create (doubles).
+const SETTLE_DELAY: Duration = Duration::from_millis(300);
+
+/// What a connection's server is: the protocol its calls use and its major version (the
+/// model/field differences between 16, 17, 18 and 19 depend on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub protocol: Protocol,
+    pub major: u32,
+}
+
+/// The connection setting `protocol`: "auto" (default), "jsonrpc" or "json2".
+pub const PROTOCOLS: &[&str] = &["auto", "jsonrpc", "json2"];
+
+/// The major version of Odoo's `common.version` answer (`server_version_info[0]`, else the
+/// leading number of `server_version`: "17.0", "saas~18.3", "19.0+e").
+pub fn major_version(version: &Value) -> Option<u32> {
+    if let Some(n) = version["server_version_info"]
+        .get(0)
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+    {
+        return Some(n);
+    }
+    let s = version["server_version"].as_str()?;
+    let s = s.strip_prefix("saas~").unwrap_or(s);
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The protocol a connection uses: its `protocol` setting, or with "auto" JSON-2 for Odoo 19+
+/// when the connection has an API key, JSON-RPC otherwise.
+pub fn pick_protocol(setting: &str, major: u32, has_api_key: bool) -> Protocol {
+    match setting {
+        "jsonrpc" => Protocol::JsonRpc,
+        "json2" => Protocol::Json2,
+        _ if major >= 19 && has_api_key => Protocol::Json2,
+        _ => Protocol::JsonRpc,
+    }
+}
+
+/// The field each model's creates carry the platform's intent id in, unless the connection's
+/// `intent_fields` setting names another.
+pub const DEFAULT_INTENT_FIELDS: &[(&str, &str)] = &[
+    ("crm.lead", "referred"),
+    ("res.partner", "ref"),
+    ("sale.order", "client_order_ref"),
+    ("account.move", "ref"),
+    ("product.product", "default_code"),
+    ("hr.employee", "identification_id"),
+];
+
+/// The intent field of `model` for this connection.
+pub fn intent_field(rec: &ConnectionRecord, model: &str) -> Option<String> {
+    rec.config
+        .get("intent_fields")
+        .and_then(|m| m.get(model))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            DEFAULT_INTENT_FIELDS
+                .iter()
+                .find(|(m, _)| *m == model)
+                .map(|(_, f)| (*f).to_string())
+        })
+}
+
+/// A failure after which Odoo may or may not have applied the call: timeouts, lost
+/// connections and responses, 5xx, 429 after the request went out.
+pub fn ambiguous(e: &ServiceError) -> bool {
+    matches!(
+        e.code,
+        ErrorCode::ConnectionTimeout
+            | ErrorCode::UpstreamUnavailable
+            | ErrorCode::UpstreamRateLimited
+    )
+}
+
+/// The id of a `create` answer: an int (JSON-RPC with one dict) or a list of ids (JSON-2).
+pub fn created_id(created: &Value) -> Result<i64, ServiceError> {
+    created
+        .as_i64()
+        .or_else(|| {
+            created
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_i64)
+        })
+        .ok_or_else(|| ServiceError::internal("odoo", format!("create returned {created}")))
+}
 
 #[derive(Clone)]
 pub struct Remote {
@@ -39,6 +134,8 @@ struct Inner {
     client: OdooClient,
     /// connection id -> (uid, session fingerprint, when).
     uids: Mutex<HashMap<String, (i64, String, Instant)>>,
+    /// connection id -> (protocol and version, session fingerprint + protocol setting, when).
+    servers: Mutex<HashMap<String, (ServerInfo, String, Instant)>>,
     /// tenant -> its status, reused for STATUS_TTL: dashboards poll it, and each answer costs
     /// three queries. Any call or connection change on this replica drops the cache.
     statuses: std::sync::Mutex<HashMap<String, (Instant, IntegrationStatus)>>,
@@ -57,6 +154,7 @@ impl Remote {
                 // Odoo publishes no quota; 20 calls/s keeps a small self-hosted server healthy.
                 client: OdooClient::new(UpstreamClient::new("odoo", Some(20), policy)),
                 uids: Mutex::new(HashMap::new()),
+                servers: Mutex::new(HashMap::new()),
                 statuses: std::sync::Mutex::new(HashMap::new()),
             }),
         }
@@ -76,11 +174,10 @@ impl Remote {
 
     pub async fn session(&self, rec: &ConnectionRecord) -> Result<OdooSession, ServiceError> {
         let secret = self.inner.connections.secret(rec).await?;
-        let password = secret
-            .data
-            .get("api_key")
-            .or_else(|| secret.data.get("password"))
-            .cloned()
+        let api_key = secret.data.get("api_key").cloned();
+        let password = api_key
+            .clone()
+            .or_else(|| secret.data.get("password").cloned())
             .ok_or_else(|| {
                 ServiceError::new(
                     "odoo",
@@ -93,12 +190,14 @@ impl Remote {
             database: rec.setting("database").to_string(),
             username: rec.setting("username").to_string(),
             password,
+            api_key,
         })
     }
 
     /// A connection changed or failed: its cached uid and every cached status are stale.
     pub async fn forget_connection(&self, id: &str) {
         self.inner.uids.lock().await.remove(id);
+        self.inner.servers.lock().await.remove(id);
         self.forget_statuses();
     }
 
@@ -143,7 +242,50 @@ impl Remote {
         result
     }
 
-    /// The uid for this connection, from cache or a fresh `authenticate`.
+    /// The protocol and version of the connection's server, from cache or probed with
+    /// `common.version` (which needs no credentials).
+    pub async fn server(
+        &self,
+        rec: &ConnectionRecord,
+        s: &OdooSession,
+    ) -> Result<ServerInfo, ServiceError> {
+        let setting = match rec.setting("protocol") {
+            "" => "auto",
+            p => p,
+        };
+        let fp = format!("{}/{setting}", session_fingerprint(s));
+        if let Some((info, f, at)) = self.inner.servers.lock().await.get(&rec.id) {
+            if *f == fp && at.elapsed() < UID_TTL {
+                return Ok(*info);
+            }
+        }
+        let major = match self.inner.client.version(&s.url).await {
+            Ok(v) => major_version(&v).unwrap_or(0),
+            // A server that only speaks JSON-2 (no /jsonrpc) still works when JSON-2 is forced.
+            Err(_) if setting == "json2" => 19,
+            Err(e) => return Err(service_error(e, &s.url)),
+        };
+        let info = ServerInfo {
+            protocol: pick_protocol(setting, major, s.api_key.is_some()),
+            major,
+        };
+        tracing::debug!(connection = %rec.id, major, protocol = info.protocol.as_str(), "odoo server probed");
+        self.inner
+            .servers
+            .lock()
+            .await
+            .insert(rec.id.clone(), (info, fp, Instant::now()));
+        Ok(info)
+    }
+
+    /// The server's major version (16, 17, 18, 19...).
+    pub async fn server_major(&self, rec: &ConnectionRecord) -> Result<u32, ServiceError> {
+        let s = self.session(rec).await?;
+        Ok(self.server(rec, &s).await?.major)
+    }
+
+    /// The uid for this connection, from cache or a fresh login: `common.authenticate` over
+    /// JSON-RPC, `res.users.context_get` over JSON-2 (which checks the API key).
     pub async fn uid(&self, rec: &ConnectionRecord, s: &OdooSession) -> Result<i64, ServiceError> {
         let fp = session_fingerprint(s);
         if let Some((uid, f, at)) = self.inner.uids.lock().await.get(&rec.id) {
@@ -151,12 +293,26 @@ impl Remote {
                 return Ok(*uid);
             }
         }
-        let uid = self
-            .inner
-            .client
-            .authenticate(s)
-            .await
-            .map_err(|e| service_error(e, &s.url))?;
+        let info = self.server(rec, s).await?;
+        let uid = match info.protocol {
+            Protocol::JsonRpc => self.inner.client.authenticate(s).await,
+            Protocol::Json2 => self
+                .inner
+                .client
+                .execute_json2(
+                    s,
+                    ModelCall {
+                        model: "res.users",
+                        method: "context_get",
+                        args: vec![],
+                        kwargs: json!({}),
+                        idempotent: true,
+                    },
+                )
+                .await
+                .map(|ctx| ctx["uid"].as_i64().unwrap_or(0)),
+        }
+        .map_err(|e| service_error(e, &s.url))?;
         self.inner
             .uids
             .lock()
@@ -176,27 +332,134 @@ impl Remote {
         idempotent: bool,
     ) -> Result<Value, ServiceError> {
         let s = self.session(rec).await?;
-        let uid = self.uid(rec, &s).await?;
-        let result = self
-            .inner
-            .client
-            .execute_kw(
-                &s,
-                uid,
-                ModelCall {
-                    model,
-                    method,
-                    args,
-                    kwargs,
-                    idempotent,
-                },
-            )
-            .await;
+        let call = ModelCall {
+            model,
+            method,
+            args,
+            kwargs,
+            idempotent,
+        };
+        let result = match self.server(rec, &s).await?.protocol {
+            Protocol::JsonRpc => {
+                let uid = self.uid(rec, &s).await?;
+                self.inner.client.execute_kw(&s, uid, call).await
+            }
+            Protocol::Json2 => self.inner.client.execute_json2(&s, call).await,
+        };
         if result.is_err() {
             // A changed password or a revoked key must not stay cached.
             self.forget_connection(&rec.id).await;
         }
         result.map_err(|e| service_error(e, &s.url))
+    }
+
+    /// Creates one `model` record at most once: `vals` carry `intent_id` in `intent_field`;
+    /// with `search_first` a record already carrying it is returned instead. The create itself
+    /// is never blindly retried: after an ambiguous failure (timeout, lost response, 5xx, 429)
+    /// the intent id is searched for, and the create is sent again only when Odoo certainly
+    /// has no such record (up to three creates in all).
+    pub async fn create_once(
+        &self,
+        rec: &ConnectionRecord,
+        model: &str,
+        vals: Value,
+        intent_field: &str,
+        intent_id: &str,
+        search_first: bool,
+    ) -> Result<i64, ServiceError> {
+        let mut vals = vals;
+        let Some(obj) = vals.as_object_mut() else {
+            return Err(ServiceError::new(
+                "odoo",
+                ErrorCode::InvalidRequest,
+                format!("the values of a {model} create must be an object"),
+            ));
+        };
+        obj.insert(intent_field.to_string(), json!(intent_id));
+        let domain = json!([[intent_field, "=", intent_id]]);
+        if search_first {
+            if let Some(id) = self.find_intent(rec, model, &domain).await? {
+                return Ok(id);
+            }
+        }
+        let mut last = None;
+        for attempt in 1..=CREATE_ATTEMPTS {
+            match self
+                .execute(rec, model, "create", vec![vals.clone()], json!({}), false)
+                .await
+            {
+                Ok(created) => return created_id(&created),
+                Err(e) if !ambiguous(&e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(connection = %rec.id, %model, attempt, error = %e, %intent_id,
+                        "create outcome unknown; searching for its intent id");
+                    last = Some(e);
+                }
+            }
+            if let Some(id) = self
+                .settle(rec, model, &domain, intent_field, intent_id)
+                .await?
+            {
+                return Ok(id);
+            }
+        }
+        Err(last.unwrap_or_else(|| ServiceError::internal("odoo", "create_once without attempt")))
+    }
+
+    /// After an ambiguous create: the record carrying the intent id, or None when Odoo
+    /// certainly has none. When even the searches fail, the outcome stays unknown: an error
+    /// that names the intent id (never a second create).
+    async fn settle(
+        &self,
+        rec: &ConnectionRecord,
+        model: &str,
+        domain: &Value,
+        intent_field: &str,
+        intent_id: &str,
+    ) -> Result<Option<i64>, ServiceError> {
+        let mut delay = SETTLE_DELAY;
+        let mut last = None;
+        for _ in 0..SETTLE_SEARCHES {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            match self.find_intent(rec, model, domain).await {
+                Ok(found) => return Ok(found),
+                Err(e) if ambiguous(&e) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        let e = last.unwrap_or_else(|| ServiceError::internal("odoo", "no search"));
+        Err(ServiceError::new(
+            "odoo",
+            e.code,
+            format!(
+                "{}; whether Odoo created the {model} is unknown (look for {intent_field} = {intent_id})",
+                e.message
+            ),
+        )
+        .suggest("Retry the request with the same Idempotency-Key: it returns the record if it was created"))
+    }
+
+    async fn find_intent(
+        &self,
+        rec: &ConnectionRecord,
+        model: &str,
+        domain: &Value,
+    ) -> Result<Option<i64>, ServiceError> {
+        let ids = self
+            .execute(
+                rec,
+                model,
+                "search",
+                vec![domain.clone()],
+                json!({"limit": 1, "order": "id", "context": {"active_test": false}}),
+                true,
+            )
+            .await?;
+        Ok(ids
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Value::as_i64))
     }
 }
 
@@ -209,4 +472,80 @@ pub fn session_fingerprint(s: &OdooSession) -> String {
         s.username,
         s.password.expose_secret()
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_major_version_comes_from_version_info_or_the_string() {
+        assert_eq!(
+            major_version(
+                &json!({"server_version": "17.0", "server_version_info": [17, 0, 0, "final", 0]})
+            ),
+            Some(17)
+        );
+        assert_eq!(
+            major_version(&json!({"server_version": "saas~18.3"})),
+            Some(18)
+        );
+        assert_eq!(
+            major_version(&json!({"server_version": "19.0+e"})),
+            Some(19)
+        );
+        assert_eq!(major_version(&json!({})), None);
+    }
+
+    #[test]
+    fn auto_picks_json2_for_19_with_an_api_key() {
+        assert_eq!(pick_protocol("auto", 19, true), Protocol::Json2);
+        assert_eq!(pick_protocol("", 20, true), Protocol::Json2);
+        assert_eq!(pick_protocol("auto", 19, false), Protocol::JsonRpc);
+        assert_eq!(pick_protocol("auto", 18, true), Protocol::JsonRpc);
+        assert_eq!(pick_protocol("jsonrpc", 19, true), Protocol::JsonRpc);
+        assert_eq!(pick_protocol("json2", 17, false), Protocol::Json2);
+    }
+
+    #[test]
+    fn intent_fields_have_defaults_and_a_setting() {
+        let rec = |config: Value| ConnectionRecord {
+            id: "con_1".into(),
+            tenant_id: "t".into(),
+            name: "x".into(),
+            config,
+            secret_fields: vec![],
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        let plain = rec(json!({}));
+        assert_eq!(
+            intent_field(&plain, "crm.lead").as_deref(),
+            Some("referred")
+        );
+        assert_eq!(
+            intent_field(&plain, "sale.order").as_deref(),
+            Some("client_order_ref")
+        );
+        assert_eq!(intent_field(&plain, "project.task"), None);
+        let custom = rec(json!({"intent_fields": {"crm.lead": "x_bac_intent"}}));
+        assert_eq!(
+            intent_field(&custom, "crm.lead").as_deref(),
+            Some("x_bac_intent")
+        );
+        assert_eq!(intent_field(&custom, "res.partner").as_deref(), Some("ref"));
+    }
+
+    #[test]
+    fn ambiguous_failures_are_the_ones_that_may_have_happened() {
+        let e = |code| ServiceError::new("odoo", code, "x");
+        assert!(ambiguous(&e(ErrorCode::ConnectionTimeout)));
+        assert!(ambiguous(&e(ErrorCode::UpstreamUnavailable)));
+        assert!(ambiguous(&e(ErrorCode::UpstreamRateLimited)));
+        assert!(!ambiguous(&e(ErrorCode::UpstreamRejected)));
+        assert!(!ambiguous(&e(ErrorCode::InvalidCredentials)));
+        assert_eq!(created_id(&json!(7)).ok(), Some(7));
+        assert_eq!(created_id(&json!([8])).ok(), Some(8));
+        assert!(created_id(&json!(false)).is_err());
+    }
 }

@@ -75,6 +75,14 @@ pub struct ServiceError {
     pub suggestion: Option<String>,
 }
 
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
 impl ServiceError {
     pub fn new(integration: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         ServiceError {

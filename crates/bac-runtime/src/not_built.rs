@@ -5,11 +5,14 @@
 use bac_proto::integration::v1::{
     integration_service_server::{IntegrationService, IntegrationServiceServer},
     Conflict, Connection, CreateConnectionRequest, DeleteConnectionRequest,
-    DeleteConnectionResponse, GetConnectionRequest, GetStatusRequest, IntegrationStatus,
+    DeleteConnectionResponse, FieldMapping, GetConnectionRequest, GetMappingRequest,
+    GetStatusRequest, IngestChangesRequest, IngestChangesResponse, IntegrationStatus,
     ListConflictsRequest, ListConflictsResponse, ListConnectionsRequest, ListConnectionsResponse,
-    ListSyncRunsRequest, ListSyncRunsResponse, ResolveConflictRequest, TestConnectionRequest,
-    TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
-    UpdateConnectionResponse,
+    ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest, ListSyncSettingsResponse,
+    PreviewMappingRequest, PreviewMappingResponse, PutMappingRequest, ResolveConflictRequest,
+    SyncSettings, TestConnectionRequest, TestConnectionResponse, TriggerSyncRequest,
+    TriggerSyncResponse, UpdateConnectionRequest, UpdateConnectionResponse,
+    UpdateSyncSettingsRequest,
 };
 use tonic::{service::Routes, Request, Response, Status};
 
@@ -101,6 +104,30 @@ impl IntegrationService for NotBuilt {
         Err(self.status())
     }
     async fn resolve_conflict(&self, _: Request<ResolveConflictRequest>) -> R<Conflict> {
+        Err(self.status())
+    }
+    async fn list_sync_settings(
+        &self,
+        _: Request<ListSyncSettingsRequest>,
+    ) -> R<ListSyncSettingsResponse> {
+        Err(self.status())
+    }
+    async fn update_sync_settings(&self, _: Request<UpdateSyncSettingsRequest>) -> R<SyncSettings> {
+        Err(self.status())
+    }
+    async fn get_mapping(&self, _: Request<GetMappingRequest>) -> R<FieldMapping> {
+        Err(self.status())
+    }
+    async fn put_mapping(&self, _: Request<PutMappingRequest>) -> R<FieldMapping> {
+        Err(self.status())
+    }
+    async fn preview_mapping(
+        &self,
+        _: Request<PreviewMappingRequest>,
+    ) -> R<PreviewMappingResponse> {
+        Err(self.status())
+    }
+    async fn ingest_changes(&self, _: Request<IngestChangesRequest>) -> R<IngestChangesResponse> {
         Err(self.status())
     }
 }

@@ -46,6 +46,32 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Adds many events in one statement (a sync page), inside the caller's transaction.
+pub async fn enqueue_many(
+    tx: &Transaction<'_>,
+    events: &[CloudEvent],
+) -> Result<(), tokio_postgres::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+    let tenants: Vec<&str> = events.iter().map(|e| e.tenant_id.as_str()).collect();
+    let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
+    let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
+    let headers: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e.headers()).unwrap_or_default())
+        .collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.data.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO outbox (event_id, tenant_id, topic, key, headers, payload)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])",
+        &[&ids, &tenants, &topics, &keys, &headers, &payloads],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Publishes the outbox of one service schema.
 pub struct Relay {
     pub database_url: String,

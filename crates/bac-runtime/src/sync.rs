@@ -1,2 +1,852 @@
-//! The sync engine (being built): field mappings.
+//! The sync engine, written once for every integration. A service describes each entity it
+//! syncs with an [`EntityAdapter`] (how to pull a page of changes, list the ids upstream has,
+//! fetch, create, update and delete one record) and hands them to a [`SyncEngine`]; the
+//! engine does the rest:
+//!
+//! - [`schedule`]: frequencies (manual, hourly, daily, weekly, cron) per connection and entity.
+//! - [`run`]: the worker every replica runs. Due and triggered runs are leased from Postgres
+//!   (`FOR UPDATE SKIP LOCKED` with a lease expiry), so three replicas never run one sync twice
+//!   and a dead replica's run is taken over; each page's mirror rows, events and checkpoint
+//!   commit in one transaction, so a run resumes at its last page.
+//! - [`mirror`]: change detection (content hash + upstream version) and where a pulled or
+//!   written record becomes a `bac.<integration>.<entity>.<op>` event.
+//! - [`mapping`]: declarative field mappings from upstream fields to the canonical record.
+//! - [`twoway`]: commands from `bac.<integration>.commands.v1` applied upstream at most once,
+//!   conflicts and their strategies, the manual review queue.
 pub mod mapping;
+pub mod mirror;
+pub mod run;
+pub mod schedule;
+pub mod twoway;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{
+    connections::{timestamp, ConnectionRecord, ConnectionStore},
+    db::Pool,
+    error::{ErrorCode, ServiceError},
+    events,
+};
+pub use mapping::Mapping;
+
+/// The runtime's sync tables (add to a service's migrations when it syncs).
+pub const MIGRATION: crate::db::Migration = crate::db::Migration {
+    name: "runtime_0002_sync",
+    sql: include_str!("../migrations/0002_sync.sql"),
+};
+
+/// Topic of sync run starts and ends, shared by every integration.
+pub const SYNC_RUN_TOPIC: &str = "bac.integrations.sync_run.v1";
+/// Topic of conflicts detected and resolved, shared by every integration.
+pub const CONFLICT_TOPIC: &str = "bac.integrations.conflict.v1";
+
+/// Full backfill or incremental pull from the stored cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Incremental,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "" | "incremental" => Some(Mode::Incremental),
+            "full" => Some(Mode::Full),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Incremental => "incremental",
+        }
+    }
+}
+
+/// One upstream record as pulled.
+#[derive(Debug, Clone)]
+pub struct RemoteRecord {
+    pub id: String,
+    /// When upstream last changed it (Odoo `write_date`).
+    pub version: Option<DateTime<Utc>>,
+    /// The upstream fields, as the provider returns them (the mapping's input).
+    pub raw: Value,
+    /// An upstream tombstone.
+    pub deleted: bool,
+}
+
+/// What a pull asks the adapter for.
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    pub mode: Mode,
+    /// The cursor stored by the last successful run (incremental runs start after it).
+    pub cursor: Option<Value>,
+    /// The position inside this run after the last committed page (`None`: first page).
+    pub position: Option<Value>,
+    pub page_size: usize,
+    pub run_started_at: DateTime<Utc>,
+}
+
+/// One page of changes.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub records: Vec<RemoteRecord>,
+    /// Where the next page starts (stored as the run's checkpoint with this page).
+    pub position: Value,
+    /// No page follows.
+    pub done: bool,
+    /// The cursor the next incremental run starts from, if the run ends after this page.
+    pub cursor: Value,
+}
+
+/// How an adapter call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Worth retrying later (upstream down, rate limited, timeout).
+    #[error("{0}")]
+    Transient(ServiceError),
+    /// Retrying will not help (credentials refused, bad data, missing record).
+    #[error("{0}")]
+    Permanent(ServiceError),
+}
+
+impl SyncError {
+    /// Classifies a service error by its code.
+    pub fn from_service(e: ServiceError) -> SyncError {
+        match e.code {
+            ErrorCode::UpstreamUnavailable
+            | ErrorCode::UpstreamRateLimited
+            | ErrorCode::ConnectionTimeout
+            | ErrorCode::SecretStoreUnavailable
+            | ErrorCode::Internal => SyncError::Transient(e),
+            _ => SyncError::Permanent(e),
+        }
+    }
+
+    pub fn service_error(&self) -> &ServiceError {
+        match self {
+            SyncError::Transient(e) | SyncError::Permanent(e) => e,
+        }
+    }
+}
+
+/// One entity of one integration, as the engine needs it. Values crossing this trait are the
+/// provider's own fields (`raw`) on the way in and canonical fields on the way out (the
+/// adapter translates canonical values to upstream fields for writes).
+#[async_trait]
+pub trait EntityAdapter: Send + Sync + 'static {
+    /// Canonical entity name (`crm_lead`): topic `bac.<integration>.<entity>.v1`.
+    fn entity(&self) -> &'static str;
+    /// The mapping used until a connection saves its own.
+    fn default_mapping(&self) -> Mapping;
+    /// One page of records changed since the cursor (incremental) or of all records (full).
+    async fn pull(&self, conn: &ConnectionRecord, req: &PullRequest) -> Result<Page, SyncError>;
+    /// Every id upstream has now, for finding deletions when the API has no tombstones;
+    /// `None` when the adapter reports deletions itself.
+    async fn remote_ids(&self, conn: &ConnectionRecord) -> Result<Option<Vec<String>>, SyncError>;
+    /// One record now, `None` when it no longer exists.
+    async fn fetch(
+        &self,
+        conn: &ConnectionRecord,
+        remote_id: &str,
+    ) -> Result<Option<RemoteRecord>, SyncError>;
+    /// Creates a record from canonical values; `intent_id` makes a retried create find the
+    /// first one instead of creating a second.
+    async fn create(
+        &self,
+        conn: &ConnectionRecord,
+        values: &Value,
+        intent_id: &str,
+    ) -> Result<RemoteRecord, SyncError>;
+    async fn update(
+        &self,
+        conn: &ConnectionRecord,
+        remote_id: &str,
+        values: &Value,
+    ) -> Result<RemoteRecord, SyncError>;
+    async fn delete(&self, conn: &ConnectionRecord, remote_id: &str) -> Result<(), SyncError>;
+}
+
+/// Tuning of the worker; every replica of a service uses the same values.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// How long a leased run stays ours without a committed page.
+    pub lease: Duration,
+    /// How often the worker looks for due and abandoned runs.
+    pub tick: Duration,
+    /// Runs at once per replica.
+    pub concurrency: usize,
+    pub page_size: usize,
+    /// Kafka topic of inbound commands, and the consumer group reading it.
+    pub commands_topic: Option<String>,
+}
+
+impl SyncOptions {
+    /// From `BAC_SYNC_LEASE_SECS` (30), `BAC_SYNC_TICK_MS` (1000), `BAC_SYNC_CONCURRENCY` (2),
+    /// `BAC_SYNC_PAGE_SIZE` (1000).
+    pub fn from_env(integration: &str) -> SyncOptions {
+        let num = |k: &str, d: u64| -> u64 {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(d)
+        };
+        SyncOptions {
+            lease: Duration::from_secs(num("BAC_SYNC_LEASE_SECS", 30)),
+            tick: Duration::from_millis(num("BAC_SYNC_TICK_MS", 1000)),
+            concurrency: num("BAC_SYNC_CONCURRENCY", 2) as usize,
+            page_size: num("BAC_SYNC_PAGE_SIZE", 1000) as usize,
+            commands_topic: Some(format!("bac.{integration}.commands.v1")),
+        }
+    }
+}
+
+/// The environment variables [`SyncOptions::from_env`] reads.
+pub const VARIABLES: &[&str] = &[
+    "BAC_SYNC_LEASE_SECS",
+    "BAC_SYNC_TICK_MS",
+    "BAC_SYNC_CONCURRENCY",
+    "BAC_SYNC_PAGE_SIZE",
+];
+
+/// A service's sync engine: its adapters, its database, its worker.
+#[derive(Clone)]
+pub struct SyncEngine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub db: Pool,
+    /// `odoo`, `zoho`...: event source `/bac/<integration>`, topics `bac.<integration>.*`.
+    pub integration: &'static str,
+    pub connections: ConnectionStore,
+    pub adapters: BTreeMap<&'static str, Arc<dyn EntityAdapter>>,
+    pub options: SyncOptions,
+    /// This replica, as written in `lease_owner`.
+    pub owner: String,
+    /// Wakes this replica's worker when a run is queued here.
+    pub wake: Notify,
+}
+
+/// Conflict strategies, per connection and entity.
+pub const STRATEGIES: &[&str] = &[
+    "last_write_wins",
+    "merge",
+    "prefer_remote",
+    "prefer_local",
+    "manual",
+];
+
+impl SyncEngine {
+    pub fn new(
+        db: Pool,
+        integration: &'static str,
+        connections: ConnectionStore,
+        adapters: Vec<Arc<dyn EntityAdapter>>,
+        options: SyncOptions,
+    ) -> SyncEngine {
+        let owner = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        SyncEngine {
+            inner: Arc::new(Inner {
+                db,
+                integration,
+                connections,
+                adapters: adapters.into_iter().map(|a| (a.entity(), a)).collect(),
+                options,
+                owner,
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// Topics the engine publishes to (the service declares them with its own).
+    pub fn topics(&self) -> Vec<String> {
+        let mut t: Vec<String> = self
+            .inner
+            .adapters
+            .keys()
+            .map(|e| events::topic(self.inner.integration, e))
+            .collect();
+        t.push(SYNC_RUN_TOPIC.into());
+        t.push(CONFLICT_TOPIC.into());
+        if let Some(c) = &self.inner.options.commands_topic {
+            t.push(c.clone());
+        }
+        t
+    }
+
+    pub fn entities(&self) -> Vec<&'static str> {
+        self.inner.adapters.keys().copied().collect()
+    }
+
+    pub fn connections(&self) -> &ConnectionStore {
+        &self.inner.connections
+    }
+
+    pub(crate) fn err(&self, code: ErrorCode, msg: impl Into<String>) -> ServiceError {
+        ServiceError::new(self.inner.integration, code, msg)
+    }
+
+    pub(crate) fn db_err(&self, e: impl std::fmt::Display) -> ServiceError {
+        ServiceError::internal(self.inner.integration, format!("sync store: {e}"))
+    }
+
+    pub(crate) fn adapter(&self, entity: &str) -> Result<Arc<dyn EntityAdapter>, ServiceError> {
+        self.inner.adapters.get(entity).cloned().ok_or_else(|| {
+            self.err(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "{} has no entity '{entity}'; it syncs {}",
+                    self.inner.integration,
+                    self.entities().join(", ")
+                ),
+            )
+        })
+    }
+
+    /// The mapping in force for a connection's entity: its newest saved version, or the
+    /// adapter's default (version 0).
+    pub async fn mapping(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+    ) -> Result<(u32, Mapping, Option<DateTime<Utc>>), ServiceError> {
+        let adapter = self.adapter(entity)?;
+        mapping_in_force(
+            &self.inner.db,
+            self.inner.integration,
+            tenant,
+            connection_id,
+            entity,
+            adapter.default_mapping(),
+        )
+        .await
+    }
+
+    /// Validates and stores a new mapping version.
+    pub async fn put_mapping(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+        rules: &Value,
+        by: &str,
+    ) -> Result<(u32, Mapping, DateTime<Utc>), ServiceError> {
+        self.adapter(entity)?;
+        self.inner.connections.get(tenant, connection_id).await?;
+        let mapping = Mapping::parse(rules).map_err(|errs| {
+            self.err(
+                ErrorCode::InvalidRequest,
+                format!("invalid mapping: {}", errs.join("; ")),
+            )
+        })?;
+        let stored = serde_json::to_value(&mapping).map_err(|e| self.db_err(e))?;
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_one(
+                "INSERT INTO sync_mappings (tenant_id, connection_id, entity, version, rules, created_by)
+                 SELECT $1, $2, $3, COALESCE(MAX(version), 0) + 1, $4, $5 FROM sync_mappings
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3
+                 RETURNING version, created_at",
+                &[&tenant, &connection_id, &entity, &stored, &by],
+            )
+            .await
+            .map_err(|e| {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    self.err(ErrorCode::AlreadyExists, "the mapping changed meanwhile; retry")
+                } else {
+                    self.db_err(e)
+                }
+            })?;
+        Ok((row.get::<_, i32>(0) as u32, mapping, row.get(1)))
+    }
+
+    /// Applies `mapping` to samples, or to the first records upstream when none are given.
+    pub async fn preview(
+        &self,
+        conn: &ConnectionRecord,
+        entity: &str,
+        mapping: &Mapping,
+        samples: Vec<Value>,
+    ) -> Result<Vec<(Value, Result<Value, String>)>, ServiceError> {
+        let adapter = self.adapter(entity)?;
+        let samples = if samples.is_empty() {
+            let page = adapter
+                .pull(
+                    conn,
+                    &PullRequest {
+                        mode: Mode::Full,
+                        cursor: None,
+                        position: None,
+                        page_size: 5,
+                        run_started_at: Utc::now(),
+                    },
+                )
+                .await
+                .map_err(|e| e.service_error().clone())?;
+            page.records.into_iter().map(|r| r.raw).collect()
+        } else {
+            samples
+        };
+        Ok(samples
+            .into_iter()
+            .map(|s| {
+                let out = mapping.apply(&s).map_err(|e| e.to_string());
+                (s, out)
+            })
+            .collect())
+    }
+
+    /// Settings of every entity of a connection (defaults where none are stored).
+    pub async fn settings(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+    ) -> Result<Vec<EntitySettings>, ServiceError> {
+        self.inner.connections.get(tenant, connection_id).await?;
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let rows = client
+            .query(
+                "SELECT s.entity, s.frequency, s.conflict_strategy, s.field_owners, s.next_due_at
+                 FROM sync_settings s WHERE s.tenant_id = $1 AND s.connection_id = $2",
+                &[&tenant, &connection_id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let cursors = client
+            .query(
+                "SELECT entity, last_success_at FROM sync_cursors
+                 WHERE tenant_id = $1 AND connection_id = $2",
+                &[&tenant, &connection_id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(self
+            .entities()
+            .into_iter()
+            .map(|entity| {
+                let row = rows.iter().find(|r| r.get::<_, &str>(0) == entity);
+                let last = cursors
+                    .iter()
+                    .find(|r| r.get::<_, &str>(0) == entity)
+                    .map(|r| r.get::<_, DateTime<Utc>>(1));
+                EntitySettings {
+                    connection_id: connection_id.to_string(),
+                    entity: entity.to_string(),
+                    frequency: row
+                        .map(|r| r.get::<_, String>(1))
+                        .unwrap_or_else(|| "manual".into()),
+                    conflict_strategy: row
+                        .map(|r| r.get::<_, String>(2))
+                        .unwrap_or_else(|| "last_write_wins".into()),
+                    field_owners: row
+                        .map(|r| r.get::<_, Value>(3))
+                        .and_then(|v| serde_json::from_value(v).ok())
+                        .unwrap_or_default(),
+                    next_run_at: row.and_then(|r| r.get(4)),
+                    last_success_at: last,
+                }
+            })
+            .collect())
+    }
+
+    /// Changes an entity's frequency, conflict strategy and/or field owners.
+    pub async fn update_settings(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+        frequency: Option<&str>,
+        strategy: Option<&str>,
+        owners: Option<BTreeMap<String, String>>,
+    ) -> Result<EntitySettings, ServiceError> {
+        self.adapter(entity)?;
+        let bad = |m: String| self.err(ErrorCode::InvalidRequest, m);
+        let next_due = match frequency {
+            Some(f) => Some(
+                schedule::Frequency::parse(f)
+                    .map_err(bad)?
+                    .next_after(Utc::now()),
+            ),
+            None => None,
+        };
+        if let Some(s) = strategy {
+            if !STRATEGIES.contains(&s) {
+                return Err(bad(format!(
+                    "conflict_strategy {s:?} is not one of {}",
+                    STRATEGIES.join(", ")
+                )));
+            }
+        }
+        if let Some(o) = &owners {
+            if let Some((f, v)) = o.iter().find(|(_, v)| *v != "platform" && *v != "remote") {
+                return Err(bad(format!(
+                    "field_owners.{f} is {v:?}; use \"platform\" or \"remote\""
+                )));
+            }
+        }
+        self.inner.connections.get(tenant, connection_id).await?;
+        let owners_json = owners.map(|o| json!(o));
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        client
+            .execute(
+                "INSERT INTO sync_settings (tenant_id, connection_id, entity, frequency, next_due_at,
+                                            conflict_strategy, field_owners)
+                 VALUES ($1, $2, $3, COALESCE($4, 'manual'), $5, COALESCE($6, 'last_write_wins'),
+                         COALESCE($7, '{}'::jsonb))
+                 ON CONFLICT (tenant_id, connection_id, entity) DO UPDATE SET
+                   frequency = COALESCE($4, sync_settings.frequency),
+                   next_due_at = CASE WHEN $4 IS NULL THEN sync_settings.next_due_at ELSE $5 END,
+                   conflict_strategy = COALESCE($6, sync_settings.conflict_strategy),
+                   field_owners = COALESCE($7, sync_settings.field_owners),
+                   updated_at = now()",
+                &[
+                    &tenant,
+                    &connection_id,
+                    &entity,
+                    &frequency,
+                    &next_due.flatten(),
+                    &strategy,
+                    &owners_json,
+                ],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        self.settings(tenant, connection_id)
+            .await?
+            .into_iter()
+            .find(|s| s.entity == entity)
+            .ok_or_else(|| self.db_err("settings vanished"))
+    }
+
+    /// Queues a run per entity (all when `entity` is empty); an entity with a run already
+    /// queued or running reports that run instead of starting a second one.
+    pub async fn trigger(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+        mode: &str,
+        trigger: &str,
+    ) -> Result<Vec<Uuid>, ServiceError> {
+        let mode = Mode::parse(mode).ok_or_else(|| {
+            self.err(
+                ErrorCode::InvalidRequest,
+                format!("mode {mode:?} is not incremental or full"),
+            )
+        })?;
+        let entities = if entity.is_empty() {
+            self.entities()
+        } else {
+            vec![self.adapter(entity)?.entity()]
+        };
+        self.inner.connections.get(tenant, connection_id).await?;
+        let mut ids = Vec::new();
+        for e in entities {
+            ids.push(run::enqueue(self, tenant, connection_id, e, mode, trigger).await?);
+        }
+        self.inner.wake.notify_one();
+        Ok(ids)
+    }
+
+    /// Records upstream reported changed (a webhook): each is fetched now and goes through
+    /// the mirror like a pulled record (an event only for a real change; a record upstream no
+    /// longer has is deleted). Returns (created, updated, deleted, unchanged).
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+        remote_ids: &[String],
+    ) -> Result<[u32; 4], ServiceError> {
+        let adapter = self.adapter(entity)?;
+        if remote_ids.is_empty() || remote_ids.len() > 100 {
+            return Err(self.err(ErrorCode::InvalidRequest, "give 1 to 100 record ids"));
+        }
+        let conn = self.inner.connections.get(tenant, connection_id).await?;
+        let (_, mapping, _) = self.mapping(tenant, connection_id, entity).await?;
+        let scope = mirror::Scope {
+            tenant,
+            connection_id,
+            entity: adapter.entity(),
+        };
+        let mut counts = [0u32; 4];
+        for id in remote_ids {
+            let record = match adapter.fetch(&conn, id).await {
+                Ok(Some(r)) => r,
+                Ok(None) => RemoteRecord {
+                    id: id.clone(),
+                    version: None,
+                    raw: Value::Null,
+                    deleted: true,
+                },
+                Err(e) => return Err(e.service_error().clone()),
+            };
+            let before = self.mirrored(&scope, id).await?;
+            let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+            let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
+            let after = self
+                .write_in(&tx, &scope, &mapping, &record, "remote", None)
+                .await?;
+            tx.commit().await.map_err(|e| self.db_err(e))?;
+            let slot = match (&before, record.deleted) {
+                (Some(_), true) => 2,
+                (None, true) => 3,
+                (None, false) => 0,
+                (Some((_, hash, _)), false) if *hash == events::content_hash(&after) => 3,
+                (Some(_), false) => 1,
+            };
+            counts[slot] += 1;
+            let op = ["created", "updated", "deleted", "unchanged"][slot];
+            metrics::counter!("bac_sync_records_total", "integration" => self.inner.integration,
+                "entity" => entity.to_string(), "op" => op)
+            .increment(1);
+        }
+        Ok(counts)
+    }
+
+    /// A connection was deleted: its schedule, cursors, mappings and mirror go; queued runs
+    /// end as failed (a running one fails at its next page, when the connection is gone).
+    pub async fn forget_connection(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+    ) -> Result<(), ServiceError> {
+        let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
+        for table in [
+            "sync_settings",
+            "sync_cursors",
+            "sync_mappings",
+            "sync_records",
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE tenant_id = $1 AND connection_id = $2"),
+                &[&tenant, &connection_id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        }
+        tx.execute(
+            "UPDATE sync_runs SET status = 'failed', error = 'the connection was deleted',
+               finished_at = now()
+             WHERE tenant_id = $1 AND connection_id = $2 AND status = 'queued'",
+            &[&tenant, &connection_id],
+        )
+        .await
+        .map_err(|e| self.db_err(e))?;
+        tx.commit().await.map_err(|e| self.db_err(e))
+    }
+
+    /// The newest runs of a connection.
+    pub async fn runs(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+        limit: u32,
+    ) -> Result<Vec<SyncRunView>, ServiceError> {
+        self.inner.connections.get(tenant, connection_id).await?;
+        let limit = i64::from(match limit {
+            0 => 20,
+            n => n.min(200),
+        });
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM sync_runs
+                     WHERE tenant_id = $1 AND connection_id = $2 AND ($3 = '' OR entity = $3)
+                     ORDER BY queued_at DESC, id DESC LIMIT $4"
+                ),
+                &[&tenant, &connection_id, &entity, &limit],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows.iter().map(SyncRunView::from_row).collect())
+    }
+
+    /// When the tenant's last run of any connection and entity succeeded.
+    pub async fn last_success(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, ServiceError> {
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_one(
+                "SELECT max(last_success_at) FROM sync_cursors WHERE tenant_id = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(row.get(0))
+    }
+
+    /// Runs the worker (and the commands consumer when a Kafka config is given) until
+    /// `shutdown`.
+    pub fn spawn(
+        &self,
+        kafka: Option<crate::config::KafkaConfig>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        tokio::spawn(run::worker(self.clone(), shutdown.clone()));
+        if let (Some(kafka), Some(topic)) = (kafka, self.inner.options.commands_topic.clone()) {
+            tokio::spawn(twoway::consume(self.clone(), kafka, topic, shutdown));
+        }
+    }
+}
+
+/// The newest saved mapping of a connection's entity, or `default` (version 0).
+pub async fn mapping_in_force(
+    db: &Pool,
+    integration: &str,
+    tenant: &str,
+    connection_id: &str,
+    entity: &str,
+    default: Mapping,
+) -> Result<(u32, Mapping, Option<DateTime<Utc>>), ServiceError> {
+    let db_err =
+        |e: &dyn std::fmt::Display| ServiceError::internal(integration, format!("sync store: {e}"));
+    let client = db.get().await.map_err(|e| db_err(&e))?;
+    let row = client
+        .query_opt(
+            "SELECT version, rules, created_at FROM sync_mappings
+             WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3
+             ORDER BY version DESC LIMIT 1",
+            &[&tenant, &connection_id, &entity],
+        )
+        .await
+        .map_err(|e| db_err(&e))?;
+    match row {
+        None => Ok((0, default, None)),
+        Some(r) => {
+            let rules: Value = r.get(1);
+            let m = Mapping::parse(&rules)
+                .map_err(|errs| db_err(&format!("stored mapping invalid: {}", errs.join("; "))))?;
+            Ok((r.get::<_, i32>(0) as u32, m, Some(r.get(2))))
+        }
+    }
+}
+
+/// An entity's sync settings as the API shows them.
+#[derive(Debug, Clone)]
+pub struct EntitySettings {
+    pub connection_id: String,
+    pub entity: String,
+    pub frequency: String,
+    pub conflict_strategy: String,
+    pub field_owners: BTreeMap<String, String>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+impl EntitySettings {
+    pub fn to_proto(&self) -> bac_proto::integration::v1::SyncSettings {
+        bac_proto::integration::v1::SyncSettings {
+            connection_id: self.connection_id.clone(),
+            entity: self.entity.clone(),
+            frequency: self.frequency.clone(),
+            conflict_strategy: self.conflict_strategy.clone(),
+            field_owners: self.field_owners.clone().into_iter().collect(),
+            next_run_at: self.next_run_at.map(timestamp),
+            last_success_at: self.last_success_at.map(timestamp),
+        }
+    }
+}
+
+pub(crate) const RUN_COLUMNS: &str =
+    "id, tenant_id, connection_id, entity, mode, trigger, status, \
+     records_seen, records_created, records_updated, records_deleted, records_failed, errors, \
+     error, attempts, queued_at, started_at, finished_at";
+
+/// A `sync_runs` row.
+#[derive(Debug, Clone)]
+pub struct SyncRunView {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub entity: String,
+    pub mode: String,
+    pub trigger: String,
+    pub status: String,
+    pub counts: [i64; 5],
+    pub errors: Value,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl SyncRunView {
+    pub(crate) fn from_row(r: &tokio_postgres::Row) -> SyncRunView {
+        SyncRunView {
+            id: r.get(0),
+            tenant_id: r.get(1),
+            connection_id: r.get(2),
+            entity: r.get(3),
+            mode: r.get(4),
+            trigger: r.get(5),
+            status: r.get(6),
+            counts: [r.get(7), r.get(8), r.get(9), r.get(10), r.get(11)],
+            errors: r.get(12),
+            error: r.get(13),
+            attempts: r.get(14),
+            queued_at: r.get(15),
+            started_at: r.get(16),
+            finished_at: r.get(17),
+        }
+    }
+
+    pub fn to_proto(&self) -> bac_proto::integration::v1::SyncRun {
+        let n = |i: usize| self.counts[i].clamp(0, i64::from(u32::MAX)) as u32;
+        bac_proto::integration::v1::SyncRun {
+            id: self.id.to_string(),
+            connection_id: self.connection_id.clone(),
+            entity: self.entity.clone(),
+            mode: self.mode.clone(),
+            status: self.status.clone(),
+            trigger: self.trigger.clone(),
+            tenant_id: self.tenant_id.clone(),
+            records_seen: n(0),
+            records_created: n(1),
+            records_updated: n(2),
+            records_deleted: n(3),
+            records_failed: n(4),
+            errors: self
+                .errors
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|e| bac_proto::integration::v1::RecordError {
+                            record_id: e["record_id"].as_str().unwrap_or("").to_string(),
+                            message: e["message"].as_str().unwrap_or("").to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            error: self.error.clone().unwrap_or_default(),
+            queued_at: Some(timestamp(self.queued_at)),
+            started_at: self.started_at.map(timestamp),
+            finished_at: self.finished_at.map(timestamp),
+            duration_ms: match (self.started_at, self.finished_at) {
+                (Some(s), Some(f)) => {
+                    Some((f - s).num_milliseconds().clamp(0, i64::from(u32::MAX)) as u32)
+                }
+                _ => None,
+            },
+            attempts: self.attempts.max(0) as u32,
+        }
+    }
+}

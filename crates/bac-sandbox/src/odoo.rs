@@ -15,7 +15,8 @@
 //! * `GET /healthz`, and the sandbox-only admin helpers
 //!   `GET /_sandbox/odoo/records/{model}`, `POST /_sandbox/odoo/seed`
 //!   (`{"model": "crm.lead", "count": 100000, "values": {...}, "write_date": "..."}`)
-//!   and `GET|POST|DELETE /_sandbox/odoo/faults[/{id}]` (see [`faults`]).
+//!   `GET|POST|DELETE /_sandbox/odoo/faults[/{id}]` (see [`faults`]) and
+//!   `GET|DELETE /_sandbox/odoo/calls` (calls counted by protocol, model and method).
 //!
 //! Models: `crm.lead`, `crm.stage`, `res.partner`, `res.users`, `sale.order`
 //! (+ lines), `account.move` (+ lines), `product.product`, `stock.location`,
@@ -119,6 +120,7 @@ pub fn router(cfg: OdooSandboxConfig) -> Router {
             get(faults_list).post(faults_add).delete(faults_clear),
         )
         .route("/_sandbox/odoo/faults/:id", delete(faults_remove))
+        .route("/_sandbox/odoo/calls", get(calls_list).delete(calls_reset))
         .fallback(fallback)
         // Odoo's default request size limit (128 MiB) rather than axum's 2 MiB
         .layer(axum::extract::DefaultBodyLimit::max(128 * 1024 * 1024))
@@ -615,6 +617,15 @@ async fn faults_remove(State(svc): State<AppState>, Path(id): Path<u64>) -> Resp
         )
             .into_response()
     }
+}
+
+async fn calls_list(State(svc): State<AppState>) -> Response {
+    Json(json!({"calls": svc.faults.calls()})).into_response()
+}
+
+async fn calls_reset(State(svc): State<AppState>) -> Response {
+    svc.faults.reset_calls();
+    Json(json!({"calls": {}})).into_response()
 }
 
 async fn healthz() -> Json<Value> {

@@ -91,7 +91,7 @@ async fn dashboard_and_status_of_every_integration() {
     assert_eq!(s["configuration_valid"], true);
     assert_eq!(s["connections"], 1);
     assert_eq!(s["sync_frequency"], "manual");
-    assert!(s["last_sync_at"].is_null(), "no sync engine yet: {s}");
+    assert!(s["last_sync_at"].is_null(), "no sync has run yet: {s}");
     assert!(s["last_call_at"].is_string());
     let perf = &s["performance_metrics"];
     assert_eq!(perf["calls_24h"], 2, "{s}");

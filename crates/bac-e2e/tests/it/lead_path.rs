@@ -100,8 +100,9 @@ async fn a_created_lead_reaches_odoo_and_kafka() {
     assert_eq!(row.get::<_, String>(1), h["ce_id"]);
     let mirror = db
         .query_one(
-            "SELECT data->>'name' FROM odoo.records WHERE tenant_id = $1 AND remote_id = $2",
-            &[&fleet.tenant, &id],
+            "SELECT data->>'name' FROM odoo.sync_records
+             WHERE tenant_id = $1 AND entity = 'crm_lead' AND remote_id = $2",
+            &[&fleet.tenant, &id.to_string()],
         )
         .await
         .unwrap();

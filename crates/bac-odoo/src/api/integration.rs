@@ -1,14 +1,30 @@
 //! `bac.integration.v1.IntegrationService` for Odoo: connections, their test, status, syncs
 //! and conflicts.
+use bac_proto::integration::v1::{
+    FieldMapping, GetMappingRequest, IngestChangesRequest, IngestChangesResponse,
+    ListSyncSettingsRequest, ListSyncSettingsResponse, PreviewMappingRequest,
+    PreviewMappingResponse, PreviewResult, PutMappingRequest, SyncSettings,
+    UpdateSyncSettingsRequest,
+};
+
 use super::*;
 
-fn not_built(what: &str) -> Status {
-    ServiceError::new(
-        "odoo",
-        ErrorCode::NotImplemented,
-        format!("{what} is not available yet in bac-odoo (the sync engine is not built)"),
-    )
-    .into_status()
+fn mapping_proto(
+    connection_id: &str,
+    entity: &str,
+    version: u32,
+    mapping: &bac_runtime::sync::Mapping,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> FieldMapping {
+    FieldMapping {
+        connection_id: connection_id.to_string(),
+        entity: entity.to_string(),
+        version,
+        rules: serde_json::to_value(mapping)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok()),
+        created_at: at.map(bac_runtime::connections::timestamp),
+    }
 }
 
 #[tonic::async_trait]
@@ -98,6 +114,7 @@ impl IntegrationService for OdooApi {
         let ctx = ctx(&request)?;
         let id = request.into_inner().id;
         self.connections().delete(&ctx.tenant_id, &id).await?;
+        self.engine.forget_connection(&ctx.tenant_id, &id).await?;
         self.remote.forget_connection(&id).await;
         Ok(Response::new(DeleteConnectionResponse {}))
     }
@@ -112,10 +129,12 @@ impl IntegrationService for OdooApi {
             .get(&ctx.tenant_id, &request.get_ref().id)
             .await?;
         let started = Instant::now();
-        let (s, version) = self.remote
+        let (s, version) = self
+            .remote
             .tracked(&rec, "test_connection", async {
                 let s = self.remote.session(&rec).await?;
-                let version = self.remote
+                let version = self
+                    .remote
                     .client()
                     .version(&s.url)
                     .await
@@ -139,9 +158,25 @@ impl IntegrationService for OdooApi {
 
     async fn trigger_sync(
         &self,
-        _request: Request<TriggerSyncRequest>,
+        request: Request<TriggerSyncRequest>,
     ) -> Result<Response<TriggerSyncResponse>, Status> {
-        Err(not_built("TriggerSync"))
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let ids = self
+            .engine
+            .trigger(
+                &ctx.tenant_id,
+                &req.connection_id,
+                &req.entity,
+                &req.mode,
+                "manual",
+            )
+            .await?;
+        let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        Ok(Response::new(TriggerSyncResponse {
+            sync_run_id: ids.first().cloned().unwrap_or_default(),
+            sync_run_ids: ids,
+        }))
     }
 
     async fn get_status(
@@ -154,32 +189,230 @@ impl IntegrationService for OdooApi {
         }
         let connections = self.connections().list(&ctx.tenant_id).await?;
         let ids: Vec<String> = connections.iter().map(|c| c.id.clone()).collect();
-        let last = calls::last_calls(&self.db(), &ctx.tenant_id, &ids).await?;
-        let window = calls::window_24h(&self.db(), &ctx.tenant_id).await?;
+        let last = calls::last_calls(self.db(), &ctx.tenant_id, &ids).await?;
+        let window = calls::window_24h(self.db(), &ctx.tenant_id).await?;
         let status = calls::status(&connections, &last, &window, stored_valid);
+        let mut status = status;
+        status.last_sync_at = self
+            .engine
+            .last_success(&ctx.tenant_id)
+            .await?
+            .map(bac_runtime::connections::timestamp);
         self.remote.cache_status(&ctx.tenant_id, &status);
         Ok(Response::new(status))
     }
 
     async fn list_sync_runs(
         &self,
-        _request: Request<ListSyncRunsRequest>,
+        request: Request<ListSyncRunsRequest>,
     ) -> Result<Response<ListSyncRunsResponse>, Status> {
-        Err(not_built("ListSyncRuns"))
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let runs = self
+            .engine
+            .runs(&ctx.tenant_id, &req.connection_id, &req.entity, req.limit)
+            .await?;
+        Ok(Response::new(ListSyncRunsResponse {
+            runs: runs.iter().map(|r| r.to_proto()).collect(),
+        }))
     }
 
     async fn list_conflicts(
         &self,
-        _request: Request<ListConflictsRequest>,
+        request: Request<ListConflictsRequest>,
     ) -> Result<Response<ListConflictsResponse>, Status> {
-        Err(not_built("ListConflicts"))
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let list = self
+            .engine
+            .conflicts(&ctx.tenant_id, &req.connection_id, &req.status)
+            .await?;
+        Ok(Response::new(ListConflictsResponse {
+            conflicts: list.iter().map(|c| c.to_proto()).collect(),
+        }))
     }
 
     async fn resolve_conflict(
         &self,
-        _request: Request<ResolveConflictRequest>,
+        request: Request<ResolveConflictRequest>,
     ) -> Result<Response<Conflict>, Status> {
-        Err(not_built("ResolveConflict"))
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let merged = req
+            .merged
+            .as_ref()
+            .and_then(|m| serde_json::to_value(m).ok());
+        let c = self
+            .engine
+            .resolve_conflict(
+                &ctx.tenant_id,
+                &req.id,
+                &req.resolution,
+                merged,
+                &ctx.principal,
+            )
+            .await?;
+        Ok(Response::new(c.to_proto()))
+    }
+
+    async fn ingest_changes(
+        &self,
+        request: Request<IngestChangesRequest>,
+    ) -> Result<Response<IngestChangesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        // Odoo's webhooks name the model (`_model`); the engine knows entities.
+        let entity = crate::sync::ENTITIES
+            .iter()
+            .find(|e| e.model == req.entity || e.entity == req.entity)
+            .map(|e| e.entity)
+            .ok_or_else(|| bad(format!("bac-odoo does not sync '{}'", req.entity)))?;
+        let [created, updated, deleted, unchanged] = self
+            .engine
+            .ingest(&ctx.tenant_id, &req.connection_id, entity, &req.record_ids)
+            .await?;
+        Ok(Response::new(IngestChangesResponse {
+            entity: entity.to_string(),
+            created,
+            updated,
+            deleted,
+            unchanged,
+        }))
+    }
+
+    async fn list_sync_settings(
+        &self,
+        request: Request<ListSyncSettingsRequest>,
+    ) -> Result<Response<ListSyncSettingsResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let settings = self
+            .engine
+            .settings(&ctx.tenant_id, &request.get_ref().connection_id)
+            .await?;
+        Ok(Response::new(ListSyncSettingsResponse {
+            settings: settings.iter().map(|s| s.to_proto()).collect(),
+        }))
+    }
+
+    async fn update_sync_settings(
+        &self,
+        request: Request<UpdateSyncSettingsRequest>,
+    ) -> Result<Response<SyncSettings>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let s = self
+            .engine
+            .update_settings(
+                &ctx.tenant_id,
+                &req.connection_id,
+                &req.entity,
+                req.frequency.as_deref(),
+                req.conflict_strategy.as_deref(),
+                req.field_owners.map(|o| o.owners.into_iter().collect()),
+            )
+            .await?;
+        Ok(Response::new(s.to_proto()))
+    }
+
+    async fn get_mapping(
+        &self,
+        request: Request<GetMappingRequest>,
+    ) -> Result<Response<FieldMapping>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        self.connections()
+            .get(&ctx.tenant_id, &req.connection_id)
+            .await?;
+        let (version, mapping, at) = self
+            .engine
+            .mapping(&ctx.tenant_id, &req.connection_id, &req.entity)
+            .await?;
+        Ok(Response::new(mapping_proto(
+            &req.connection_id,
+            &req.entity,
+            version,
+            &mapping,
+            at,
+        )))
+    }
+
+    async fn put_mapping(
+        &self,
+        request: Request<PutMappingRequest>,
+    ) -> Result<Response<FieldMapping>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let rules = req
+            .rules
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok())
+            .ok_or_else(|| bad("rules is required"))?;
+        let (version, mapping, at) = self
+            .engine
+            .put_mapping(
+                &ctx.tenant_id,
+                &req.connection_id,
+                &req.entity,
+                &rules,
+                &ctx.principal,
+            )
+            .await?;
+        Ok(Response::new(mapping_proto(
+            &req.connection_id,
+            &req.entity,
+            version,
+            &mapping,
+            Some(at),
+        )))
+    }
+
+    async fn preview_mapping(
+        &self,
+        request: Request<PreviewMappingRequest>,
+    ) -> Result<Response<PreviewMappingResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let conn = self
+            .connections()
+            .get(&ctx.tenant_id, &req.connection_id)
+            .await?;
+        let mapping = match &req.rules {
+            Some(r) => {
+                let v = serde_json::to_value(r).map_err(|e| ServiceError::internal("odoo", e))?;
+                bac_runtime::sync::Mapping::parse(&v)
+                    .map_err(|errs| bad(format!("invalid mapping: {}", errs.join("; "))))?
+            }
+            None => {
+                self.engine
+                    .mapping(&ctx.tenant_id, &req.connection_id, &req.entity)
+                    .await?
+                    .1
+            }
+        };
+        if req.samples.len() > 100 {
+            return Err(bad("at most 100 samples").into());
+        }
+        let samples: Vec<Value> = req
+            .samples
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect();
+        let results = self
+            .engine
+            .preview(&conn, &req.entity, &mapping, samples)
+            .await?;
+        Ok(Response::new(PreviewMappingResponse {
+            results: results
+                .into_iter()
+                .map(|(input, out)| PreviewResult {
+                    input: serde_json::from_value(input).ok(),
+                    output: out
+                        .as_ref()
+                        .ok()
+                        .and_then(|o| serde_json::from_value(o.clone()).ok()),
+                    error: out.err().unwrap_or_default(),
+                })
+                .collect(),
+        }))
     }
 }
-

@@ -26,6 +26,10 @@
 //! * `for_calls`: the rule is removed after matching that many calls.
 //!
 //! Several rules can match one call: their delays add up and the first failure wins.
+//!
+//! Every call is also counted by protocol, model and method: `GET /_sandbox/odoo/calls`
+//! answers `{"calls": {"json2 crm.lead/create": 1, "jsonrpc -/version": 2, ...}}`,
+//! `DELETE` resets the counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -177,11 +181,24 @@ pub struct Decision {
     pub lose_response: bool,
 }
 
-/// The fault rules of one sandbox.
+/// The fault rules of one sandbox, and the count of the calls they were asked about.
 #[derive(Debug, Default)]
 pub struct Faults {
     rules: Mutex<Vec<Rule>>,
     next_id: AtomicU64,
+    /// `"<protocol> <model>/<method>"` (model `-` for non-ORM calls) -> calls seen.
+    calls: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl Protocol {
+    /// The name used in rules and call counts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Jsonrpc => "jsonrpc",
+            Protocol::Json2 => "json2",
+            Protocol::Web => "web",
+        }
+    }
 }
 
 impl Faults {
@@ -219,8 +236,38 @@ impl Faults {
         rules.len() != before
     }
 
+    /// Calls seen so far by protocol, model and method (`GET /_sandbox/odoo/calls`).
+    pub fn calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the call counts.
+    pub fn reset_calls(&self) {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Applies the matching rules to a call (counting it against `for_calls`).
     pub fn decide(&self, call: &Call<'_>) -> Decision {
+        {
+            let key = format!(
+                "{} {}/{}",
+                call.protocol.as_str(),
+                call.model.unwrap_or("-"),
+                call.method.unwrap_or("-")
+            );
+            *self
+                .calls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key)
+                .or_insert(0) += 1;
+        }
         let mut rules = self.rules();
         if rules.is_empty() {
             return Decision::default();

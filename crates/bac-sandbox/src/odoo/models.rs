@@ -310,8 +310,7 @@ pub fn crm_lead() -> ModelDef {
                 .default_with(Default::CurrentUser),
             FieldDef::new("description", "Notes", Html),
             FieldDef::new("date_deadline", "Expected Closing", Date),
-            // sandbox addition: crm.lead has no reference field in stock Odoo
-            FieldDef::new("ref", "Reference", Char),
+            FieldDef::new("referred", "Referred By", Char),
             FieldDef::new("active", "Active", Boolean).default(json!(true)),
         ],
     )
@@ -713,6 +712,7 @@ pub fn hr_employee() -> ModelDef {
             FieldDef::new("parent_id", "Manager", Many2one("hr.employee")),
             FieldDef::new("user_id", "User", Many2one("res.users")),
             FieldDef::new("barcode", "Badge ID", Char),
+            FieldDef::new("identification_id", "Identification No", Char),
             // sandbox addition: hr.employee has no reference field in stock Odoo
             FieldDef::new("ref", "Reference", Char),
             FieldDef::new("active", "Active", Boolean).default(json!(true)),

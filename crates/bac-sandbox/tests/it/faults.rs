@@ -193,7 +193,7 @@ async fn lost_response_create_happened() {
         &sb,
         "crm.lead",
         "create",
-        json!([{"name": "intent", "ref": "intent-42"}]),
+        json!([{"name": "intent", "referred": "intent-42"}]),
     )
     .await;
     // the client saw a gateway error...
@@ -203,7 +203,7 @@ async fn lost_response_create_happened() {
         .ok(
             "crm.lead",
             "search_read",
-            json!([[["ref", "=", "intent-42"]], ["name"]]),
+            json!([[["referred", "=", "intent-42"]], ["name"]]),
             json!({}),
         )
         .await;
@@ -329,4 +329,39 @@ async fn json2_faults() {
         .await,
         1
     );
+}
+
+#[tokio::test]
+async fn calls_are_counted_by_protocol_model_and_method() {
+    let sb = spawn_v19().await;
+    let calls = |sb: &Sandbox| {
+        let url = format!("{}/_sandbox/odoo/calls", sb.base);
+        let http = sb.http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()["calls"]
+                .clone()
+        }
+    };
+    assert_eq!(calls(&sb).await, json!({}));
+    raw_execute_kw(&sb, "crm.lead", "search_count", json!([[]])).await;
+    raw_execute_kw(&sb, "crm.lead", "search_count", json!([[]])).await;
+    sb.json2_ok("res.partner/search_count", json!({"domain": []}))
+        .await;
+    let c = calls(&sb).await;
+    assert_eq!(c["jsonrpc crm.lead/search_count"], 2, "{c}");
+    assert_eq!(c["json2 res.partner/search_count"], 1, "{c}");
+    let reset = sb
+        .http
+        .delete(format!("{}/_sandbox/odoo/calls", sb.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    assert_eq!(calls(&sb).await, json!({}));
 }

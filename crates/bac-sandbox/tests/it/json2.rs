@@ -14,7 +14,7 @@ async fn crud_with_named_arguments() {
         .json2_ok(
             "crm.lead/create",
             json!({"vals_list": [
-                {"name": "Website inquiry", "email_from": "a@example.com", "ref": "intent-1"},
+                {"name": "Website inquiry", "email_from": "a@example.com", "referred": "intent-1"},
                 {"name": "Cold call", "priority": "2"},
             ]}),
         )
@@ -71,7 +71,7 @@ async fn crud_with_named_arguments() {
     let found = sb
         .json2_ok(
             "crm.lead/search",
-            json!({"domain": [["ref", "=", "intent-1"]]}),
+            json!({"domain": [["referred", "=", "intent-1"]]}),
         )
         .await;
     assert_eq!(found, json!([ids[0]]));

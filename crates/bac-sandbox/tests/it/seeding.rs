@@ -101,7 +101,7 @@ async fn seed_values_backdating_and_errors() {
         .seed(json!({
             "model": "crm.lead",
             "count": 50,
-            "values": {"type": "opportunity", "ref": "seeded"},
+            "values": {"type": "opportunity", "referred": "seeded"},
             "write_date": "2024-01-02 03:04:05",
         }))
         .await;
@@ -113,7 +113,7 @@ async fn seed_values_backdating_and_errors() {
             "search_read",
             json!([
                 [["write_date", "=", "2024-01-02 03:04:05"]],
-                ["type", "ref", "create_date"]
+                ["type", "referred", "create_date"]
             ]),
             json!({}),
         )
@@ -121,7 +121,7 @@ async fn seed_values_backdating_and_errors() {
     let recs = recs.as_array().unwrap();
     assert_eq!(recs.len(), 50);
     assert!(recs.iter().all(|r| r["type"] == "opportunity"
-        && r["ref"] == "seeded"
+        && r["referred"] == "seeded"
         && r["create_date"] == "2024-01-02 03:04:05"));
     let newer = sb
         .ok(

@@ -1,0 +1,1052 @@
+//! The sync engine on Odoo, black-box: runs triggered through the REST API against the Odoo
+//! sandbox, with the events read back from Kafka and the rows from Postgres.
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use bac_e2e::{connect, kafka, Fleet};
+use bac_runtime::ServiceKind;
+use rdkafka::{
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+    ClientConfig,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// `model.method(*args, **kwargs)` on the sandbox as admin, like any Odoo client would.
+async fn odoo(fleet: &Fleet, model: &str, method: &str, args: Value, kwargs: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+        "service": "object", "method": "execute_kw",
+        "args": ["demo", 2, "admin", model, method, args, kwargs]}});
+    let resp: Value = fleet
+        .http
+        .post(format!("{}/jsonrpc", fleet.sandbox_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(resp.get("error").is_none(), "{resp}");
+    resp["result"].clone()
+}
+
+async fn seed(fleet: &Fleet, model: &str, count: usize, values: Value, write_date: Option<&str>) {
+    let resp = fleet
+        .http
+        .post(format!("{}/_sandbox/odoo/seed", fleet.sandbox_url))
+        .json(&json!({"model": model, "count": count, "values": values, "write_date": write_date}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+}
+
+async fn connection(fleet: &Fleet) -> String {
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    conn["id"].as_str().unwrap().to_string()
+}
+
+/// Triggers a sync and waits until its run ends; returns the run.
+async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value {
+    let (status, body) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/connections/{conn}/sync"),
+            Some(json!({"entity": entity, "mode": mode})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let run_id = body["sync_run_id"].as_str().unwrap().to_string();
+    wait_run(fleet, conn, &run_id).await
+}
+
+async fn wait_run(fleet: &Fleet, conn: &str, run_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, body) = fleet
+            .call(
+                Method::GET,
+                &format!("/api/v1/integrations/connections/{conn}/sync-runs?limit=200"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(run) = body["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == run_id)
+        {
+            if run["status"] == "succeeded" || run["status"] == "failed" {
+                return run.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} did not end: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn count(run: &Value, what: &str) -> u64 {
+    run[format!("records_{what}")].as_u64().unwrap_or(0)
+}
+
+/// Events of a topic until `expected` arrived, then one more second to catch extras.
+async fn events(fleet: &Fleet, topic: &str, expected: usize) -> Vec<kafka::Record> {
+    let c = kafka::consumer(&fleet.kafka.brokers(), topic);
+    let mut got = kafka::collect(&c, Duration::from_secs(60), |r| r.len() >= expected).await;
+    got.extend(kafka::collect(&c, Duration::from_secs(1), |_| false).await);
+    got
+}
+
+fn by_type(records: &[kafka::Record]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for r in records {
+        *m.entry(r.headers["ce_type"].clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[tokio::test]
+async fn incremental_sync_reports_each_change_once_even_when_many_share_a_write_date() {
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    // 2,500 leads share one write_date: more than two pages of 1,000.
+    seed(
+        &fleet,
+        "crm.lead",
+        2500,
+        json!({}),
+        Some("2026-01-01 00:00:00"),
+    )
+    .await;
+    let total = odoo(&fleet, "crm.lead", "search_count", json!([[]]), json!({})).await;
+    let total = total.as_u64().unwrap();
+    let run = sync(&fleet, &conn, "crm_lead", "full").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(count(&run, "created"), total, "{run}");
+    assert_eq!(run["mode"], "full");
+
+    // Changes upstream: 3 updates, 2 deletions, 4 creations.
+    let ids: Vec<i64> = odoo(
+        &fleet,
+        "crm.lead",
+        "search",
+        json!([[]]),
+        json!({"limit": 5, "order": "id"}),
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|v| v.as_i64().unwrap())
+    .collect();
+    odoo(
+        &fleet,
+        "crm.lead",
+        "write",
+        json!([ids[0..3], {"phone": "+32 2 555 0000"}]),
+        json!({}),
+    )
+    .await;
+    odoo(&fleet, "crm.lead", "unlink", json!([ids[3..5]]), json!({})).await;
+    for i in 0..4 {
+        odoo(
+            &fleet,
+            "crm.lead",
+            "create",
+            json!([{"name": format!("Fresh lead {i}")}]),
+            json!({}),
+        )
+        .await;
+    }
+    let run = sync(&fleet, &conn, "crm_lead", "incremental").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        (
+            count(&run, "created"),
+            count(&run, "updated"),
+            count(&run, "deleted")
+        ),
+        (4, 3, 2),
+        "{run}"
+    );
+    // Nothing changed: nothing reported (the re-read last second is deduplicated by hash).
+    let run = sync(&fleet, &conn, "crm_lead", "incremental").await;
+    assert_eq!(
+        (
+            count(&run, "created"),
+            count(&run, "updated"),
+            count(&run, "deleted")
+        ),
+        (0, 0, 0),
+        "{run}"
+    );
+
+    let expected = total as usize + 4 + 3 + 2;
+    let got = events(&fleet, "bac.odoo.crm_lead.v1", expected).await;
+    let types = by_type(&got);
+    assert_eq!(
+        types.get("bac.odoo.crm_lead.created"),
+        Some(&(total as usize + 4)),
+        "{types:?}"
+    );
+    assert_eq!(
+        types.get("bac.odoo.crm_lead.updated"),
+        Some(&3),
+        "{types:?}"
+    );
+    assert_eq!(
+        types.get("bac.odoo.crm_lead.deleted"),
+        Some(&2),
+        "{types:?}"
+    );
+    // One created event per record, each with its origin and run.
+    let subjects: HashSet<&str> = got
+        .iter()
+        .filter(|r| r.headers["ce_type"].ends_with(".created"))
+        .map(|r| r.headers["ce_subject"].as_str())
+        .collect();
+    assert_eq!(subjects.len(), total as usize + 4);
+    let updated = got
+        .iter()
+        .find(|r| r.headers["ce_type"].ends_with(".updated"))
+        .unwrap();
+    let payload: Value = serde_json::from_slice(&updated.payload).unwrap();
+    assert_eq!(payload["origin"], "remote");
+    assert_eq!(payload["after"]["phone"], "+32 2 555 0000");
+    assert!(payload["before"].is_object(), "{payload}");
+    assert!(!payload["sync_run_id"].as_str().unwrap().is_empty());
+    // The dashboard knows when the tenant last synced.
+    let (status, s) = fleet
+        .call(Method::GET, "/api/v1/integrations/odoo/status", None)
+        .await;
+    assert_eq!(status, 200, "{s}");
+    assert!(s["last_sync_at"].is_string(), "{s}");
+    // Run starts and ends are events too.
+    let runs = events(&fleet, "bac.integrations.sync_run.v1", 6).await;
+    let t = by_type(&runs);
+    assert_eq!(
+        t.get("bac.integrations.sync_run.started"),
+        Some(&3),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.get("bac.integrations.sync_run.succeeded"),
+        Some(&3),
+        "{t:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_lead_created_through_the_api_does_not_come_back_from_the_next_pull() {
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    sync(&fleet, &conn, "crm_lead", "full").await;
+    let (status, lead) = fleet.create_lead("Made by the platform", Some(&conn)).await;
+    assert_eq!(status, 201, "{lead}");
+    let run = sync(&fleet, &conn, "crm_lead", "incremental").await;
+    assert_eq!(
+        (count(&run, "created"), count(&run, "updated")),
+        (0, 0),
+        "the fleet's own write came back: {run}"
+    );
+    let c = kafka::consumer(&fleet.kafka.brokers(), "bac.odoo.crm_lead.v1");
+    let mine_of = |got: &[kafka::Record]| -> Vec<Value> {
+        got.iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.payload).unwrap())
+            .filter(|p| p["after"]["name"] == "Made by the platform")
+            .collect()
+    };
+    let mut got = kafka::collect(&c, Duration::from_secs(30), |r| !mine_of(r).is_empty()).await;
+    got.extend(kafka::collect(&c, Duration::from_secs(2), |_| false).await);
+    let mine = mine_of(&got);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["origin"], "platform");
+}
+
+#[tokio::test]
+async fn three_replicas_run_each_due_sync_once() {
+    let mut fleet = Fleet::start().await;
+    let mut replicas = vec![fleet.odoo.take().unwrap()];
+    for _ in 0..2 {
+        replicas.push(
+            bac_odoo::run(fleet.infra.config(ServiceKind::Odoo))
+                .await
+                .unwrap(),
+        );
+    }
+    // The gateway talks to the first; every replica shares the database.
+    fleet.odoo = Some(replicas.remove(0));
+    let conn = connection(&fleet).await;
+    seed(&fleet, "crm.lead", 1500, json!({}), None).await;
+    seed(&fleet, "res.partner", 300, json!({}), None).await;
+    for entity in ["crm_lead", "partner"] {
+        let (status, body) = fleet
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/integrations/connections/{conn}/sync-settings/{entity}"),
+                Some(json!({"frequency": "*/2 * * * * *"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Let the three schedulers race for ~8 s, then stop scheduling.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    for entity in ["crm_lead", "partner"] {
+        fleet
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/integrations/connections/{conn}/sync-settings/{entity}"),
+                Some(json!({"frequency": "manual"})),
+            )
+            .await;
+    }
+    let db = connect(&fleet.infra.database_url).await;
+    // Wait for the runs in flight to end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db
+        .query_one(
+            "SELECT count(*) FROM odoo.sync_runs WHERE status IN ('queued', 'running')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(Instant::now() < deadline, "runs did not end");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = db
+        .query(
+            "SELECT entity, status, attempts, started_at, finished_at, records_created, lease_owner
+             FROM odoo.sync_runs ORDER BY entity, started_at",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        rows.len() >= 4,
+        "the schedule queued too few runs: {}",
+        rows.len()
+    );
+    let mut last_end: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
+    for r in &rows {
+        let entity: String = r.get(0);
+        assert_eq!(r.get::<_, String>(1), "succeeded");
+        assert_eq!(r.get::<_, i32>(2), 1, "a run was leased twice");
+        let started: chrono::DateTime<chrono::Utc> = r.get(3);
+        let finished: chrono::DateTime<chrono::Utc> = r.get(4);
+        if let Some(prev) = last_end.get(&entity) {
+            assert!(started >= *prev, "two {entity} runs overlapped");
+        }
+        last_end.insert(entity, finished);
+    }
+    let created: i64 = rows.iter().map(|r| r.get::<_, i64>(5)).sum();
+    let leads = odoo(&fleet, "crm.lead", "search_count", json!([[]]), json!({}))
+        .await
+        .as_i64()
+        .unwrap();
+    let partners = odoo(
+        &fleet,
+        "res.partner",
+        "search_count",
+        json!([[]]),
+        json!({}),
+    )
+    .await
+    .as_i64()
+    .unwrap();
+    assert_eq!(
+        created,
+        leads + partners,
+        "each record is created once across all runs"
+    );
+    let got = events(&fleet, "bac.odoo.crm_lead.v1", leads as usize).await;
+    assert_eq!(got.len(), leads as usize, "one event per lead, none twice");
+    for r in replicas {
+        r.stop().await.unwrap();
+    }
+}
+
+fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap()
+}
+
+/// Sends a command as another platform service would.
+async fn command(
+    fleet: &Fleet,
+    p: &FutureProducer,
+    ce_id: &str,
+    ty: &str,
+    time: &str,
+    payload: Value,
+) {
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "ce_specversion",
+            value: Some("1.0"),
+        })
+        .insert(Header {
+            key: "ce_id",
+            value: Some(ce_id),
+        })
+        .insert(Header {
+            key: "ce_source",
+            value: Some("/platform/test"),
+        })
+        .insert(Header {
+            key: "ce_type",
+            value: Some(ty),
+        })
+        .insert(Header {
+            key: "ce_time",
+            value: Some(time),
+        })
+        .insert(Header {
+            key: "ce_tenantid",
+            value: Some(fleet.tenant.as_str()),
+        });
+    let body = payload.to_string();
+    p.send(
+        FutureRecord::to("bac.odoo.commands.v1")
+            .key(ce_id)
+            .payload(&body)
+            .headers(headers),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until the command is settled; its status.
+async fn settled(fleet: &Fleet, ce_id: &str) -> String {
+    let db = connect(&fleet.infra.database_url).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = db
+            .query_opt(
+                "SELECT status, error FROM odoo.sync_commands WHERE tenant_id = $1 AND command_id = $2",
+                &[&fleet.tenant, &ce_id],
+            )
+            .await
+            .unwrap();
+        if let Some(r) = row {
+            let s: String = r.get(0);
+            if s != "pending" {
+                return s;
+            }
+        }
+        assert!(Instant::now() < deadline, "command {ce_id} not settled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn lead_by_name(fleet: &Fleet, name: &str) -> Vec<Value> {
+    odoo(
+        fleet,
+        "crm.lead",
+        "search_read",
+        json!([[["name", "=", name]]]),
+        json!({"fields": ["name", "phone", "referred"]}),
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+#[tokio::test]
+async fn commands_apply_once_and_a_lost_create_answer_is_not_duplicated() {
+    let fleet = Fleet::start().await;
+    let _conn = connection(&fleet).await;
+    let p = producer(&fleet.kafka.brokers());
+    let now = chrono::Utc::now().to_rfc3339();
+    // The same command twice.
+    let payload = json!({"entity": "crm_lead", "op": "create", "values": {"name": "From a command", "priority": "high"}});
+    command(
+        &fleet,
+        &p,
+        "cmd-once-1",
+        "bac.odoo.crm_lead.create",
+        &now,
+        payload.clone(),
+    )
+    .await;
+    command(
+        &fleet,
+        &p,
+        "cmd-once-1",
+        "bac.odoo.crm_lead.create",
+        &now,
+        payload,
+    )
+    .await;
+    assert_eq!(settled(&fleet, "cmd-once-1").await, "applied");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let found = lead_by_name(&fleet, "From a command").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0]["referred"], "cmd-once-1",
+        "the intent id is on the record"
+    );
+
+    // The create happens but its answer is lost: the retry finds it instead of creating again.
+    let (status, _) = (fleet.http.post(format!("{}/_sandbox/odoo/faults", fleet.sandbox_url))
+        .json(&json!({"model": "crm.lead", "method": "create", "lose_response": true, "for_calls": 1}))
+        .send()
+        .await
+        .unwrap()
+        .status(), ());
+    assert!(status.is_success());
+    command(
+        &fleet,
+        &p,
+        "cmd-lost-1",
+        "bac.odoo.crm_lead.create",
+        &now,
+        json!({"entity": "crm_lead", "op": "create", "values": {"name": "Lost answer"}}),
+    )
+    .await;
+    assert_eq!(settled(&fleet, "cmd-lost-1").await, "applied");
+    assert_eq!(lead_by_name(&fleet, "Lost answer").await.len(), 1);
+
+    // A bad command is recorded as failed, not retried forever.
+    command(
+        &fleet,
+        &p,
+        "cmd-bad-1",
+        "bac.odoo.crm_lead.create",
+        &now,
+        json!({"entity": "crm_lead", "op": "create", "values": {"colour": "red"}}),
+    )
+    .await;
+    assert_eq!(settled(&fleet, "cmd-bad-1").await, "failed");
+}
+
+#[tokio::test]
+async fn each_conflict_strategy_and_a_manual_resolution() {
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    let p = producer(&fleet.kafka.brokers());
+    let mut n = 0;
+    // A synced lead changed upstream, then an update command for it: a conflict.
+    let mut conflict = |strategy: &'static str, owners: Value, local_time: &'static str| {
+        n += 1;
+        let (fleet, conn, p) = (&fleet, conn.clone(), &p);
+        let name = format!("Conflict {strategy} {n}");
+        async move {
+            let (status, body) = fleet
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/integrations/connections/{conn}/sync-settings/crm_lead"),
+                    Some(json!({"conflict_strategy": strategy, "field_owners": owners})),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let id = odoo(
+                fleet,
+                "crm.lead",
+                "create",
+                json!([{"name": name, "phone": "1"}]),
+                json!({}),
+            )
+            .await
+            .as_i64()
+            .unwrap();
+            sync(fleet, &conn, "crm_lead", "incremental").await;
+            odoo(
+                fleet,
+                "crm.lead",
+                "write",
+                json!([[id], {"name": format!("{name} remote")}]),
+                json!({}),
+            )
+            .await;
+            let ce_id = format!("cmd-{strategy}-{id}");
+            let time = if local_time == "now" {
+                chrono::Utc::now().to_rfc3339()
+            } else {
+                local_time.to_string()
+            };
+            command(
+                fleet,
+                p,
+                &ce_id,
+                "bac.odoo.crm_lead.update",
+                &time,
+                json!({"record_id": id, "values": {"name": format!("{name} local"), "phone": "2"}}),
+            )
+            .await;
+            let status = settled(fleet, &ce_id).await;
+            let rec = odoo(
+                fleet,
+                "crm.lead",
+                "read",
+                json!([[id]]),
+                json!({"fields": ["name", "phone"]}),
+            )
+            .await;
+            (
+                status,
+                rec[0]["name"].as_str().unwrap().to_string(),
+                rec[0]["phone"].as_str().unwrap_or("").to_string(),
+                name,
+            )
+        }
+    };
+    let (s, name, phone, base) = conflict("prefer_remote", json!({}), "now").await;
+    assert_eq!(
+        (s.as_str(), name, phone),
+        ("skipped", format!("{base} remote"), "1".into())
+    );
+    let (s, name, phone, base) = conflict("prefer_local", json!({}), "now").await;
+    assert_eq!(
+        (s.as_str(), name, phone),
+        ("applied", format!("{base} local"), "2".into())
+    );
+    let (s, name, _, base) = conflict("last_write_wins", json!({}), "2020-01-01T00:00:00Z").await;
+    assert_eq!(
+        (s.as_str(), name),
+        ("skipped", format!("{base} remote")),
+        "an older local change loses"
+    );
+    let (s, name, _, base) = conflict("last_write_wins", json!({}), "now").await;
+    assert_eq!(
+        (s.as_str(), name),
+        ("applied", format!("{base} local")),
+        "a newer local change wins"
+    );
+    // merge: name changed on both sides stays remote's (default owner); phone only changed locally.
+    let (s, name, phone, base) = conflict("merge", json!({}), "now").await;
+    assert_eq!(
+        (s.as_str(), name, phone),
+        ("applied", format!("{base} remote"), "2".into())
+    );
+    let (_, name, _, base) = conflict("merge", json!({"name": "platform"}), "now").await;
+    assert_eq!(
+        name,
+        format!("{base} local"),
+        "a platform-owned field takes the local value"
+    );
+    // manual: queued, then resolved through the REST route.
+    let (s, name, _, base) = conflict("manual", json!({}), "now").await;
+    assert_eq!((s.as_str(), name), ("conflict", format!("{base} remote")));
+    let (status, list) = fleet
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/connections/{conn}/conflicts"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let open = list["conflicts"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "{list}");
+    assert_eq!(open[0]["local"]["name"], format!("{base} local"));
+    assert_eq!(open[0]["remote"]["name"], format!("{base} remote"));
+    let cid = open[0]["id"].as_str().unwrap().to_string();
+    let (status, body) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/conflicts/{cid}/resolve"),
+            Some(json!({"resolution": "merged", "merged": {"name": format!("{base} merged")}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "resolved");
+    assert_eq!(body["resolution"], "merged");
+    assert_eq!(
+        lead_by_name(&fleet, &format!("{base} merged")).await.len(),
+        1
+    );
+    let (status, again) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/conflicts/{cid}/resolve"),
+            Some(json!({"resolution": "remote"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    let (status, missing) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/integrations/conflicts/cfl_nope/resolve",
+            Some(json!({"resolution": "remote"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    // Every conflict and resolution is an event: 7 detected, 7 resolved.
+    let got = events(&fleet, "bac.integrations.conflict.v1", 14).await;
+    let t = by_type(&got);
+    assert_eq!(
+        t.get("bac.integrations.conflict.detected"),
+        Some(&7),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.get("bac.integrations.conflict.resolved"),
+        Some(&7),
+        "{t:?}"
+    );
+}
+
+#[tokio::test]
+async fn mappings_are_validated_versioned_previewed_and_used_by_the_next_run() {
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    let base = format!("/api/v1/integrations/connections/{conn}/mappings/crm_lead");
+    let (status, m) = fleet.call(Method::GET, &base, None).await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["version"], 0);
+    let bad =
+        json!({"fields": [{"target": "x", "source": "name", "transforms": [{"op": "shout"}]}]});
+    let (status, err) = fleet.call(Method::PUT, &base, Some(bad)).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("fields[0]"),
+        "{err}"
+    );
+    let mapping = json!({"fields": [
+        {"target": "id", "source": "id"},
+        {"target": "title", "source": "name", "transforms": [{"op": "trim"}, {"op": "upper"}]},
+        {"target": "contact.email", "source": "email_from", "transforms": [{"op": "empty_to_null"}, {"op": "lower"}], "default": "none"},
+        {"target": "revenue_cents", "source": "expected_revenue", "transforms": [{"op": "scale", "factor": 100, "decimals": 0}]},
+        {"target": "name", "source": "name", "required": true}
+    ]});
+    let (status, saved) = fleet.call(Method::PUT, &base, Some(mapping.clone())).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["version"], 1);
+    let (status, preview) = fleet
+        .call(
+            Method::POST,
+            &format!("{base}/preview"),
+            Some(json!({"samples": [
+                {"id": 1, "name": " deal ", "email_from": "A@B.C", "expected_revenue": 12.5},
+                {"id": 2, "name": false, "email_from": false, "expected_revenue": 1}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let r = preview["results"].as_array().unwrap();
+    assert_eq!(r[0]["output"]["title"], "DEAL");
+    assert_eq!(r[0]["output"]["contact"]["email"], "a@b.c");
+    assert_eq!(r[0]["output"]["revenue_cents"], 1250.0);
+    assert!(
+        r[1]["error"].as_str().unwrap().contains("title")
+            || r[1]["error"].as_str().unwrap().contains("name"),
+        "{preview}"
+    );
+    odoo(
+        &fleet,
+        "crm.lead",
+        "create",
+        json!([{"name": "Good one", "email_from": "X@Y.Z"}]),
+        json!({}),
+    )
+    .await;
+    let run = sync(&fleet, &conn, "crm_lead", "full").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(count(&run, "created") >= 1, "{run}");
+    let db = connect(&fleet.infra.database_url).await;
+    let row = db
+        .query_one(
+            "SELECT data FROM odoo.sync_records WHERE tenant_id = $1 AND data->>'title' = 'GOOD ONE'",
+            &[&fleet.tenant],
+        )
+        .await
+        .unwrap();
+    let data: Value = row.get(0);
+    assert_eq!(data["contact"]["email"], "x@y.z");
+    // A record that fails the mapping goes to the dead letters; the run goes on.
+    let strict = json!({"fields": [
+        {"target": "id", "source": "id"},
+        {"target": "priority", "source": "priority", "transforms": [{"op": "lookup", "table": {"0": "low"}}]}
+    ]});
+    let (status, saved) = fleet.call(Method::PUT, &base, Some(strict)).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["version"], 2);
+    odoo(
+        &fleet,
+        "crm.lead",
+        "create",
+        json!([{"name": "Urgent", "priority": "3"}]),
+        json!({}),
+    )
+    .await;
+    let run = sync(&fleet, &conn, "crm_lead", "full").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(count(&run, "failed") >= 1, "{run}");
+    assert!(
+        run["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("priority"),
+        "{run}"
+    );
+    let dead = db
+        .query_one(
+            "SELECT count(*) FROM odoo.sync_dead_letters
+             WHERE tenant_id = $1 AND record->>'name' = 'Urgent' AND error LIKE '%priority%'",
+            &[&fleet.tenant],
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.get::<_, i64>(0), 1);
+    // Deleting the connection removes its mirror, mappings and schedule.
+    let (status, _) = fleet
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/integrations/connections/{conn}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    for table in ["sync_records", "sync_mappings", "sync_settings"] {
+        let left: i64 = db
+            .query_one(
+                &format!("SELECT count(*) FROM odoo.{table} WHERE tenant_id = $1"),
+                &[&fleet.tenant],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{table}");
+    }
+    // Another tenant cannot see or change it.
+    let (status, _) = fleet
+        .call(
+            Method::GET,
+            "/api/v1/integrations/connections/con_someone_else/mappings/crm_lead",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// Not a test on its own: the body of a bac-odoo replica process for
+/// `a_replica_killed_mid_backfill_is_taken_over`, which runs this test binary again with
+/// `BAC_E2E_REPLICA=1` so it can `kill -9` a real process.
+#[tokio::test]
+#[ignore = "run as a child process by a_replica_killed_mid_backfill_is_taken_over"]
+async fn replica_process() {
+    if std::env::var("BAC_E2E_REPLICA").is_err() {
+        return;
+    }
+    let config =
+        bac_runtime::Config::from_lookup(ServiceKind::Odoo, |k| std::env::var(k).ok()).unwrap();
+    let running = bac_odoo::run(config).await.unwrap();
+    running.wait().await.unwrap();
+}
+
+fn spawn_replica(fleet: &Fleet, grpc_port: u16) -> std::process::Child {
+    let exe = std::env::current_exe().unwrap();
+    std::process::Command::new(exe)
+        .args([
+            "sync_engine::replica_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("BAC_E2E_REPLICA", "1")
+        .env("BAC_DATABASE_URL", &fleet.infra.database_url)
+        .env("BAC_DATABASE_POOL_SIZE", "4")
+        .env("BAC_KAFKA_BROKERS", &fleet.infra.brokers)
+        .env("BAC_VAULT_ADDR", &fleet.infra.vault_addr)
+        .env("BAC_VAULT_TOKEN", &fleet.infra.vault_token)
+        .env("BAC_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+        .env("BAC_HTTP_ADDR", "127.0.0.1:0")
+        .env("BAC_UPSTREAM_TIMEOUT_MS", "5000")
+        .env("BAC_SYNC_LEASE_SECS", "3")
+        .env("BAC_SYNC_PAGE_SIZE", "500")
+        .env("BAC_SYNC_TICK_MS", "200")
+        .env("BAC_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_backfill_is_taken_over() {
+    let mut fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    // Only the child processes run syncs from here on.
+    fleet.odoo.take().unwrap().stop().await.unwrap();
+    seed(&fleet, "crm.lead", 50_000, json!({}), None).await;
+    let total = odoo(&fleet, "crm.lead", "search_count", json!([[]]), json!({}))
+        .await
+        .as_i64()
+        .unwrap();
+    let db = connect(&fleet.infra.database_url).await;
+    let run_id = uuid::Uuid::now_v7();
+    db.execute(
+        "INSERT INTO odoo.sync_runs (id, tenant_id, connection_id, entity, mode, trigger, status)
+         VALUES ($1, $2, $3, 'crm_lead', 'full', 'manual', 'queued')",
+        &[&run_id, &fleet.tenant, &conn],
+    )
+    .await
+    .unwrap();
+    let mut first = spawn_replica(&fleet, bac_e2e::free_port());
+    // Kill it once it has committed part of the backfill.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let seen: i64 = db
+            .query_one(
+                "SELECT records_seen FROM odoo.sync_runs WHERE id = $1",
+                &[&run_id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if seen >= 5_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first replica made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap(); // SIGKILL: no shutdown, the lease stays until it expires
+    first.wait().unwrap();
+    let at_kill: i64 = db
+        .query_one(
+            "SELECT records_seen FROM odoo.sync_runs WHERE id = $1",
+            &[&run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        at_kill < total,
+        "killed too late to test a takeover ({at_kill} of {total})"
+    );
+    let mut second = spawn_replica(&fleet, bac_e2e::free_port());
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let row = loop {
+        let row = db
+            .query_one(
+                "SELECT status, attempts, records_created FROM odoo.sync_runs WHERE id = $1",
+                &[&run_id],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, String>(0) != "running" && row.get::<_, String>(0) != "queued" {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "the takeover did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(row.get::<_, String>(0), "succeeded");
+    assert_eq!(row.get::<_, i32>(1), 2, "taken over once");
+    assert_eq!(
+        row.get::<_, i64>(2),
+        total,
+        "every record created once across both replicas"
+    );
+    let got = events(&fleet, "bac.odoo.crm_lead.v1", total as usize).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    // Deduplicated by ce_id (at-least-once into Kafka), every lead has exactly one created event.
+    let mut by_id: HashMap<&str, &str> = HashMap::new();
+    for r in &got {
+        by_id.insert(
+            r.headers["ce_id"].as_str(),
+            r.headers["ce_subject"].as_str(),
+        );
+    }
+    let mut per_subject: HashMap<&str, usize> = HashMap::new();
+    for subject in by_id.values() {
+        *per_subject.entry(subject).or_insert(0) += 1;
+    }
+    assert_eq!(per_subject.len(), total as usize, "a lead is missing");
+    assert!(
+        per_subject.values().all(|n| *n == 1),
+        "a lead was created twice"
+    );
+}
+
+#[tokio::test]
+async fn an_odoo_webhook_feeds_the_same_pipeline_in_real_time() {
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    let (status, created) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/connections/{conn}/webhook-token"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let url = format!("{}{}", fleet.api, created["webhook_url"].as_str().unwrap());
+    let id = odoo(
+        &fleet,
+        "crm.lead",
+        "create",
+        json!([{"name": "Pushed lead"}]),
+        json!({}),
+    )
+    .await
+    .as_i64()
+    .unwrap();
+    // What Odoo's "Send Webhook Notification" automation posts.
+    let body = json!({"_action": "Send Webhook Notification(#1)", "_model": "crm.lead", "_id": id, "name": "Pushed lead"});
+    let post = |url: String, body: Value| {
+        let http = fleet.http.clone();
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // A forged or missing token is refused, in the one error shape.
+    let forged = format!(
+        "{}/api/v1/integrations/connections/{conn}/webhook?token=whk_forged",
+        fleet.api
+    );
+    let (status, err) = post(forged, body.clone()).await;
+    assert_eq!(status, 401, "{err}");
+    assert!(err["request_id"].is_string(), "{err}");
+    let (status, err) = post(
+        format!(
+            "{}/api/v1/integrations/connections/{conn}/webhook",
+            fleet.api
+        ),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 401, "{err}");
+    let (status, r) = post(url.clone(), body.clone()).await;
+    assert_eq!(status, 202, "{r}");
+    assert_eq!(
+        (r["entity"].as_str(), r["created"].as_u64()),
+        (Some("crm_lead"), Some(1)),
+        "{r}"
+    );
+    // The same notification again: nothing changed, no second event.
+    let (_, r) = post(url.clone(), body.clone()).await;
+    assert_eq!(r["unchanged"], 1, "{r}");
+    // Deleted upstream, then notified: a deleted event.
+    odoo(&fleet, "crm.lead", "unlink", json!([[id]]), json!({})).await;
+    let (_, r) = post(url.clone(), body).await;
+    assert_eq!(r["deleted"], 1, "{r}");
+    let (status, err) = post(url, json!({"_model": "crm.lead"})).await;
+    assert_eq!(status, 400, "{err}");
+    let got = events(&fleet, "bac.odoo.crm_lead.v1", 2).await;
+    let t = by_type(&got);
+    assert_eq!(t.get("bac.odoo.crm_lead.created"), Some(&1), "{t:?}");
+    assert_eq!(t.get("bac.odoo.crm_lead.deleted"), Some(&1), "{t:?}");
+    let first: Value = serde_json::from_slice(&got[0].payload).unwrap();
+    assert_eq!(first["origin"], "remote");
+}

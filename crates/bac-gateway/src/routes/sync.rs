@@ -1,0 +1,546 @@
+//! Sync management: trigger a sync, its run log, per-entity settings (frequency, conflict
+//! strategy), field mappings with a preview, and the conflict review queue. Each route finds
+//! the connection's owning service and calls its `IntegrationService`.
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use bac_proto::integration::v1::{
+    FieldOwners, GetMappingRequest, ListConflictsRequest, ListSyncRunsRequest,
+    ListSyncSettingsRequest, PreviewMappingRequest, PutMappingRequest, ResolveConflictRequest,
+    TriggerSyncRequest, UpdateSyncSettingsRequest,
+};
+use bac_runtime::ServiceKind;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::{
+    connections::{integration_client, owner},
+    ApiJson, ApiQuery,
+};
+use crate::{
+    audit::{self, Change, Origin},
+    auth::Principal,
+    authz::{self, Action},
+    error::ApiError,
+    AppState,
+};
+
+/// Services that run the sync engine (conflict ids are looked up in each).
+const SYNCING: &[ServiceKind] = &[ServiceKind::Odoo];
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn to_struct(v: Value, what: &str) -> Result<pbjson_types::Struct, ApiError> {
+    serde_json::from_value(v)
+        .map_err(|_| ApiError::bad_request(format!("{what} must be an object")))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    /// One entity (e.g. `crm_lead`); absent: every entity.
+    pub entity: Option<String>,
+    /// `incremental` (default) or `full`.
+    pub mode: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/sync", tag = "sync",
+    summary = "Start a sync now (one entity or all); a run already queued or running is reused",
+    params(("id" = String, Path, description = "Connection id")),
+    request_body(content = TriggerBody, description = "Optional"),
+    responses((status = 202, description = "Queued: {sync_run_id, sync_run_ids}"), crate::openapi::CommonErrors))]
+pub async fn trigger(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: TriggerBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TriggerBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::WriteData).await?;
+    let resp = integration_client(&state, kind)?
+        .trigger_sync(principal.context().request(TriggerSyncRequest {
+            connection_id: id,
+            entity: body.entity.unwrap_or_default(),
+            mode: body.mode.unwrap_or_default(),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    Ok((StatusCode::ACCEPTED, Json(to_json(&resp))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    pub entity: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/sync-runs", tag = "sync",
+    summary = "The connection's sync runs, newest first, with counts, errors and timings",
+    params(("id" = String, Path, description = "Connection id"),
+           ("entity" = Option<String>, Query, description = "Only this entity"),
+           ("limit" = Option<u32>, Query, description = "Default 20, at most 200")),
+    responses((status = 200, description = "{runs: [...]}"), crate::openapi::CommonErrors))]
+pub async fn runs(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::ViewStatus).await?;
+    if q.limit.is_some_and(|l| l > 200) {
+        return Err(ApiError::bad_request("limit must be at most 200"));
+    }
+    let resp = integration_client(&state, kind)?
+        .list_sync_runs(principal.context().request(ListSyncRunsRequest {
+            connection_id: id,
+            entity: q.entity.unwrap_or_default(),
+            limit: q.limit.unwrap_or(0),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    Ok(Json(to_json(&resp)))
+}
+
+#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/sync-settings", tag = "sync",
+    summary = "Frequency, conflict strategy and field owners of every synced entity",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "{settings: [...]}"), crate::openapi::CommonErrors))]
+pub async fn settings(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::ViewStatus).await?;
+    let resp = integration_client(&state, kind)?
+        .list_sync_settings(
+            principal
+                .context()
+                .request(ListSyncSettingsRequest { connection_id: id }),
+        )
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    Ok(Json(to_json(&resp)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    /// manual | hourly | daily | weekly | a cron expression ("*/15 * * * *", UTC)
+    pub frequency: Option<String>,
+    /// last_write_wins | merge | prefer_remote | prefer_local | manual
+    pub conflict_strategy: Option<String>,
+    /// For merge: field -> "platform" | "remote" (who wins when both changed it).
+    pub field_owners: Option<BTreeMap<String, String>>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/integrations/connections/{id}/sync-settings/{entity}", tag = "sync",
+    summary = "Change an entity's sync frequency, conflict strategy or field owners",
+    params(("id" = String, Path, description = "Connection id"), ("entity" = String, Path, description = "Entity, e.g. crm_lead")),
+    request_body = SettingsBody,
+    responses((status = 200, description = "The entity's settings"), crate::openapi::CommonErrors))]
+pub async fn update_settings(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path((id, entity)): Path<(String, String)>,
+    ApiJson(body): ApiJson<SettingsBody>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
+    if body.frequency.is_none() && body.conflict_strategy.is_none() && body.field_owners.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to update: give frequency, conflict_strategy and/or field_owners",
+        ));
+    }
+    let diff = json!({"entity": entity, "frequency": body.frequency,
+        "conflict_strategy": body.conflict_strategy, "field_owners": body.field_owners});
+    let resp = integration_client(&state, kind)?
+        .update_sync_settings(principal.context().request(UpdateSyncSettingsRequest {
+            connection_id: id.clone(),
+            entity,
+            frequency: body.frequency,
+            conflict_strategy: body.conflict_strategy,
+            field_owners: body.field_owners.map(|o| FieldOwners {
+                owners: o.into_iter().collect(),
+            }),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    audited(
+        &state,
+        &principal,
+        &origin,
+        "sync_settings.updated",
+        &id,
+        diff,
+    )
+    .await?;
+    Ok(Json(to_json(&resp)))
+}
+
+async fn audited(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    action: &'static str,
+    id: &str,
+    diff: Value,
+) -> Result<(), ApiError> {
+    let mut client = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = client.transaction().await.map_err(ApiError::internal)?;
+    audit::record(
+        &tx,
+        principal,
+        origin,
+        Change {
+            action,
+            target_type: "connection",
+            target_id: id,
+            diff,
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(ApiError::internal)
+}
+
+#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/mappings/{entity}", tag = "sync",
+    summary = "The field mapping in force (version 0: the integration's default)",
+    params(("id" = String, Path, description = "Connection id"), ("entity" = String, Path, description = "Entity, e.g. crm_lead")),
+    responses((status = 200, description = "{connection_id, entity, version, rules, created_at}"), crate::openapi::CommonErrors))]
+pub async fn get_mapping(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path((id, entity)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::ViewStatus).await?;
+    let resp = integration_client(&state, kind)?
+        .get_mapping(principal.context().request(GetMappingRequest {
+            connection_id: id,
+            entity,
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    Ok(Json(to_json(&resp)))
+}
+
+#[utoipa::path(put, path = "/api/v1/integrations/connections/{id}/mappings/{entity}", tag = "sync",
+    summary = "Validate and save a new version of an entity's field mapping",
+    params(("id" = String, Path, description = "Connection id"), ("entity" = String, Path, description = "Entity, e.g. crm_lead")),
+    request_body(content = Object, description = "{\"fields\": [{\"target\", \"source\" | \"constant\" | \"concat\", \"transforms\", \"default\", \"required\"}]}"),
+    responses((status = 200, description = "The saved mapping with its version"), crate::openapi::CommonErrors))]
+pub async fn put_mapping(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path((id, entity)): Path<(String, String)>,
+    ApiJson(rules): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
+    let resp = integration_client(&state, kind)?
+        .put_mapping(principal.context().request(PutMappingRequest {
+            connection_id: id.clone(),
+            entity: entity.clone(),
+            rules: Some(to_struct(rules, "the mapping")?),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    audited(
+        &state,
+        &principal,
+        &origin,
+        "mapping.updated",
+        &id,
+        json!({"entity": entity, "version": resp.version}),
+    )
+    .await?;
+    Ok(Json(to_json(&resp)))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewBody {
+    /// A mapping to try; absent: the one in force.
+    #[schema(value_type = Option<Object>)]
+    pub rules: Option<Value>,
+    /// Upstream records to map; absent: the first five upstream records, fetched live.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub samples: Option<Vec<Value>>,
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/mappings/{entity}/preview", tag = "sync",
+    summary = "Apply a mapping to sample records without saving anything",
+    params(("id" = String, Path, description = "Connection id"), ("entity" = String, Path, description = "Entity, e.g. crm_lead")),
+    request_body = PreviewBody,
+    responses((status = 200, description = "{results: [{input, output, error}]}"), crate::openapi::CommonErrors))]
+pub async fn preview_mapping(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path((id, entity)): Path<(String, String)>,
+    ApiJson(body): ApiJson<PreviewBody>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::ReadData).await?;
+    let samples = body
+        .samples
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| to_struct(s, "every sample"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rules = body.rules.map(|r| to_struct(r, "rules")).transpose()?;
+    let resp = integration_client(&state, kind)?
+        .preview_mapping(principal.context().request(PreviewMappingRequest {
+            connection_id: id,
+            entity,
+            rules,
+            samples,
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    Ok(Json(to_json(&resp)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictsQuery {
+    /// open (default) | resolved | all
+    pub status: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/conflicts", tag = "sync",
+    summary = "Conflicts of two-way sync (open ones by default)",
+    params(("id" = String, Path, description = "Connection id"),
+           ("status" = Option<String>, Query, description = "open | resolved | all")),
+    responses((status = 200, description = "{conflicts: [...]}"), crate::openapi::CommonErrors))]
+pub async fn conflicts(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ConflictsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::ReadData).await?;
+    let resp = integration_client(&state, kind)?
+        .list_conflicts(principal.context().request(ListConflictsRequest {
+            connection_id: id,
+            status: q.status.unwrap_or_default(),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    Ok(Json(to_json(&resp)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    /// remote (keep upstream's record) | local (write the platform's values) | merged
+    pub resolution: String,
+    /// The field values to write when resolution is "merged".
+    #[schema(value_type = Option<Object>)]
+    pub merged: Option<Value>,
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/conflicts/{id}/resolve", tag = "sync",
+    summary = "Resolve a conflict from the review queue",
+    params(("id" = String, Path, description = "Conflict id (cfl_...)")),
+    request_body = ResolveBody,
+    responses((status = 200, description = "The resolved conflict"), crate::openapi::CommonErrors))]
+pub async fn resolve(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ResolveBody>,
+) -> Result<Json<Value>, ApiError> {
+    if !id.starts_with("cfl_") || id.len() > 64 {
+        return Err(ApiError::not_found(format!("no conflict {id}")));
+    }
+    let merged = body.merged.map(|m| to_struct(m, "merged")).transpose()?;
+    for kind in SYNCING {
+        authz::require(&state.db, &principal, kind.key(), Action::WriteData).await?;
+        let result = integration_client(&state, *kind)?
+            .resolve_conflict(principal.context().request(ResolveConflictRequest {
+                id: id.clone(),
+                resolution: body.resolution.clone(),
+                merged: merged.clone(),
+            }))
+            .await;
+        match result {
+            Ok(c) => {
+                let c = c.into_inner();
+                audited(
+                    &state,
+                    &principal,
+                    &origin,
+                    "conflict.resolved",
+                    &c.connection_id,
+                    json!({"conflict": id, "resolution": c.resolution}),
+                )
+                .await?;
+                return Ok(Json(to_json(&c)));
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => continue,
+            Err(s) => return Err(ApiError::from_status(&s, kind.key())),
+        }
+    }
+    Err(ApiError::not_found(format!("no conflict {id}")))
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/webhook-token", tag = "sync",
+    summary = "Create (or replace) the connection's webhook token; shown once",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 201, description = "{token, webhook_url}: point the upstream's webhook at webhook_url"), crate::openapi::CommonErrors))]
+pub async fn create_webhook_token(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let kind = owner(&state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
+    let token = format!("whk_{}", crate::auth::mint_key().key.replace("bac_", ""));
+    let mut client = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = client.transaction().await.map_err(ApiError::internal)?;
+    tx.execute(
+        "UPDATE connections SET webhook_token_sha256 = $3 WHERE tenant_id = $1 AND id = $2",
+        &[&principal.tenant_id, &id, &crate::auth::hash_key(&token)],
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    audit::record(
+        &tx,
+        &principal,
+        &origin,
+        Change {
+            action: "webhook_token.created",
+            target_type: "connection",
+            target_id: &id,
+            diff: json!({"integration": kind.key()}),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "connection_id": id,
+            "token": token,
+            "webhook_url": format!("/api/v1/integrations/connections/{id}/webhook?token={token}"),
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookQuery {
+    pub token: Option<String>,
+}
+
+/// What the upstream posts: Odoo's "Send Webhook Notification" automation
+/// (`{"_model": "crm.lead", "_id": 42, ...fields}`), or a list (`{"entity", "ids"}`).
+fn webhook_targets(body: &Value) -> Result<(String, Vec<String>), ApiError> {
+    let id_text = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let entity = ["_model", "entity", "model"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_str))
+        .ok_or_else(|| ApiError::bad_request("the webhook body names no _model or entity"))?;
+    let ids: Vec<String> = match (body.get("_id"), body.get("ids")) {
+        (Some(id), _) => id_text(id).into_iter().collect(),
+        (None, Some(Value::Array(ids))) => ids.iter().filter_map(id_text).collect(),
+        _ => Vec::new(),
+    };
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(ApiError::bad_request(
+            "the webhook body needs _id or ids (1 to 100)",
+        ));
+    }
+    Ok((entity.to_string(), ids))
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/webhook", tag = "sync",
+    summary = "Upstream webhook: the named records changed (authenticated by the webhook token)",
+    params(("id" = String, Path, description = "Connection id"),
+           ("token" = String, Query, description = "The connection's webhook token")),
+    request_body(content = Object, description = "Odoo automation webhook body {\"_model\", \"_id\", ...} or {\"entity\", \"ids\"}"),
+    responses((status = 202, description = "{entity, created, updated, deleted, unchanged}"), crate::openapi::CommonErrors),
+    security(()))]
+pub async fn webhook(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<WebhookQuery>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    use subtle::ConstantTimeEq;
+    let refused = || ApiError::unauthorized("invalid or missing webhook token");
+    let token = q
+        .token
+        .filter(|t| t.starts_with("whk_"))
+        .ok_or_else(refused)?;
+    let client = state.db.get().await.map_err(ApiError::internal)?;
+    let row = client
+        .query_opt(
+            "SELECT tenant_id, integration, webhook_token_sha256 FROM connections WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(refused)?;
+    drop(client);
+    let (tenant, integration, stored): (String, String, Option<String>) =
+        (row.get(0), row.get(1), row.get(2));
+    let given = crate::auth::hash_key(&token);
+    let ok = stored.is_some_and(|s| bool::from(s.as_bytes().ct_eq(given.as_bytes())));
+    if !ok {
+        return Err(refused());
+    }
+    let kind = ServiceKind::parse(&integration).ok_or_else(refused)?;
+    let (entity, record_ids) = webhook_targets(&body)?;
+    let ctx = bac_runtime::RequestContext {
+        tenant_id: tenant,
+        principal: format!("webhook:{id}"),
+        request_id: crate::error::current_request_id(),
+        traceparent: bac_runtime::telemetry::current_traceparent(),
+    };
+    let resp = integration_client(&state, kind)?
+        .ingest_changes(
+            ctx.request(bac_proto::integration::v1::IngestChangesRequest {
+                connection_id: id,
+                entity,
+                record_ids,
+            }),
+        )
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    Ok((StatusCode::ACCEPTED, Json(to_json(&resp))))
+}

@@ -1,0 +1,547 @@
+//! The record mirror and where a synced record becomes an event. The mirror keeps, per
+//! connection, entity and upstream id, the canonical record as last synced, its content hash
+//! and the upstream version time; a pulled record produces an event only when its hash
+//! changed (created, updated), and a record upstream no longer has produces `deleted`. A write
+//! the fleet made itself updates the mirror at once ([`record_platform_write`]), so the next
+//! pull finds the same hash and does not report the fleet's own change back (echo
+//! suppression); events carry their origin, `platform` or `remote`.
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{Mapping, RemoteRecord, SyncEngine};
+use crate::{
+    db::Transaction,
+    error::ServiceError,
+    events::{self, CloudEvent},
+    outbox,
+};
+
+/// created | updated | deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Created => "created",
+            Op::Updated => "updated",
+            Op::Deleted => "deleted",
+        }
+    }
+}
+
+/// What identifies the records a change belongs to.
+#[derive(Debug, Clone)]
+pub struct Scope<'a> {
+    pub tenant: &'a str,
+    pub connection_id: &'a str,
+    pub entity: &'a str,
+}
+
+/// One change, ready to become an event.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub op: Op,
+    pub remote_id: &'a str,
+    pub before: Option<&'a Value>,
+    pub after: Option<&'a Value>,
+    pub remote_time: Option<DateTime<Utc>>,
+    /// `platform` or `remote`.
+    pub origin: &'a str,
+    pub run_id: Option<Uuid>,
+}
+
+impl SyncEngine {
+    pub fn record_event(&self, scope: &Scope<'_>, c: &Change<'_>) -> CloudEvent {
+        record_event(self.inner.integration, scope, c)
+    }
+}
+
+/// The `bac.<integration>.<entity>.<op>` event of a change (payload: the proto3 JSON of
+/// `bac.events.v1.RecordChanged`).
+pub fn record_event(integration: &str, scope: &Scope<'_>, c: &Change<'_>) -> CloudEvent {
+    {
+        let data = json!({
+            "op": c.op.as_str(),
+            "integration": integration,
+            "entity": scope.entity,
+            "record_id": c.remote_id,
+            "tenant_id": scope.tenant,
+            "connection_id": scope.connection_id,
+            "before": c.before,
+            "after": c.after,
+            "remote_time": c.remote_time.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            "origin": c.origin,
+            "sync_run_id": c.run_id.map(|r| r.to_string()).unwrap_or_default(),
+        });
+        CloudEvent {
+            id: Uuid::now_v7(),
+            source: format!("/bac/{integration}"),
+            ty: format!("bac.{integration}.{}.{}", scope.entity, c.op.as_str()),
+            subject: Some(format!("{}/{}", scope.entity, c.remote_id)),
+            time: Utc::now(),
+            tenant_id: scope.tenant.to_string(),
+            connection_id: Some(scope.connection_id.to_string()),
+            traceparent: crate::telemetry::current_traceparent(),
+            data: serde_json::to_vec(&data).unwrap_or_default(),
+            topic: events::topic(integration, scope.entity),
+            key: format!("{}/{}/{}", scope.tenant, scope.entity, c.remote_id),
+        }
+    }
+}
+
+impl SyncEngine {
+    /// Records a write the fleet made upstream (the record as read back after it): the mirror
+    /// row and its event (origin `platform`) in one transaction. Returns the canonical record.
+    pub async fn record_platform_write(
+        &self,
+        scope: &Scope<'_>,
+        record: &RemoteRecord,
+    ) -> Result<Value, ServiceError> {
+        let (_, mapping, _) = self
+            .mapping(scope.tenant, scope.connection_id, scope.entity)
+            .await?;
+        write_platform(
+            &self.inner.db,
+            self.inner.integration,
+            scope,
+            &mapping,
+            record,
+        )
+        .await
+    }
+
+    pub(crate) async fn write_in(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &Scope<'_>,
+        mapping: &Mapping,
+        record: &RemoteRecord,
+        origin: &str,
+        run_id: Option<Uuid>,
+    ) -> Result<Value, ServiceError> {
+        write_in(
+            tx,
+            self.inner.integration,
+            scope,
+            mapping,
+            record,
+            origin,
+            run_id,
+        )
+        .await
+    }
+}
+
+/// [`SyncEngine::record_platform_write`] for code that holds no engine (a service's API
+/// handlers), with the mapping in force given.
+pub async fn write_platform(
+    db: &crate::db::Pool,
+    integration: &str,
+    scope: &Scope<'_>,
+    mapping: &Mapping,
+    record: &RemoteRecord,
+) -> Result<Value, ServiceError> {
+    let db_err =
+        |e: &dyn std::fmt::Display| ServiceError::internal(integration, format!("sync store: {e}"));
+    let mut client = db.get().await.map_err(|e| db_err(&e))?;
+    let tx = client.transaction().await.map_err(|e| db_err(&e))?;
+    let canonical = write_in(&tx, integration, scope, mapping, record, "platform", None).await?;
+    tx.commit().await.map_err(|e| db_err(&e))?;
+    Ok(canonical)
+}
+
+/// Mirror row + event for one record, inside `tx`; no event when nothing changed.
+pub(crate) async fn write_in(
+    tx: &Transaction<'_>,
+    integration: &str,
+    scope: &Scope<'_>,
+    mapping: &Mapping,
+    record: &RemoteRecord,
+    origin: &str,
+    run_id: Option<Uuid>,
+) -> Result<Value, ServiceError> {
+    let db_err =
+        |e: &dyn std::fmt::Display| ServiceError::internal(integration, format!("sync store: {e}"));
+    let existing = tx
+        .query_opt(
+            "SELECT data, content_hash, deleted FROM sync_records
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND remote_id = $4
+                 FOR UPDATE",
+            &[
+                &scope.tenant,
+                &scope.connection_id,
+                &scope.entity,
+                &record.id,
+            ],
+        )
+        .await
+        .map_err(|e| db_err(&e))?;
+    let before: Option<(Value, String, bool)> = existing.map(|r| (r.get(0), r.get(1), r.get(2)));
+    if record.deleted {
+        let Some((data, _, false)) = before else {
+            return Ok(Value::Null);
+        };
+        tx.execute(
+            "UPDATE sync_records SET deleted = true, origin = $5, updated_at = now()
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND remote_id = $4",
+            &[
+                &scope.tenant,
+                &scope.connection_id,
+                &scope.entity,
+                &record.id,
+                &origin,
+            ],
+        )
+        .await
+        .map_err(|e| db_err(&e))?;
+        let event = record_event(
+            integration,
+            scope,
+            &Change {
+                op: Op::Deleted,
+                remote_id: &record.id,
+                before: Some(&data),
+                after: None,
+                remote_time: record.version,
+                origin,
+                run_id,
+            },
+        );
+        outbox::enqueue(tx, &event).await.map_err(|e| db_err(&e))?;
+        return Ok(Value::Null);
+    }
+    let canonical = mapping.apply(&record.raw).map_err(|e| {
+        ServiceError::new(
+            integration,
+            crate::ErrorCode::UpstreamRejected,
+            format!("the record does not fit the {} mapping: {e}", scope.entity),
+        )
+    })?;
+    let hash = events::content_hash(&canonical);
+    let op = match &before {
+        Some((_, h, false)) if *h == hash => None,
+        Some((_, _, false)) => Some(Op::Updated),
+        _ => Some(Op::Created),
+    };
+    tx.execute(
+        "INSERT INTO sync_records (tenant_id, connection_id, entity, remote_id, data,
+                                       content_hash, remote_version, deleted, origin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, false, $8)
+             ON CONFLICT (tenant_id, connection_id, entity, remote_id) DO UPDATE SET
+               data = EXCLUDED.data, content_hash = EXCLUDED.content_hash,
+               remote_version = EXCLUDED.remote_version, deleted = false,
+               origin = EXCLUDED.origin, updated_at = now()",
+        &[
+            &scope.tenant,
+            &scope.connection_id,
+            &scope.entity,
+            &record.id,
+            &canonical,
+            &hash,
+            &record.version,
+            &origin,
+        ],
+    )
+    .await
+    .map_err(|e| db_err(&e))?;
+    if let Some(op) = op {
+        let event = record_event(
+            integration,
+            scope,
+            &Change {
+                op,
+                remote_id: &record.id,
+                before: before
+                    .as_ref()
+                    .filter(|b| !b.2 && op == Op::Updated)
+                    .map(|b| &b.0),
+                after: Some(&canonical),
+                remote_time: record.version,
+                origin,
+                run_id,
+            },
+        );
+        outbox::enqueue(tx, &event).await.map_err(|e| db_err(&e))?;
+    }
+    Ok(canonical)
+}
+
+impl SyncEngine {
+    /// The mirror row of one record: (canonical data, hash, remote version), unless deleted.
+    pub async fn mirrored(
+        &self,
+        scope: &Scope<'_>,
+        remote_id: &str,
+    ) -> Result<Option<(Value, String, Option<DateTime<Utc>>)>, ServiceError> {
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_opt(
+                "SELECT data, content_hash, remote_version FROM sync_records
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND remote_id = $4
+                   AND NOT deleted",
+                &[
+                    &scope.tenant,
+                    &scope.connection_id,
+                    &scope.entity,
+                    &remote_id,
+                ],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+}
+
+/// What one page changed.
+#[derive(Debug, Default, Clone)]
+pub struct PageCounts {
+    pub seen: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub deleted: i64,
+    pub failed: i64,
+    /// (record id, message) of records that failed, at most 20 a page.
+    pub errors: Vec<(String, String)>,
+}
+
+/// A mirror row: canonical data, content hash, remote version, deleted.
+type Mirrored = (Value, String, Option<DateTime<Utc>>, bool);
+
+/// Row of a page about to be written.
+struct Upsert {
+    id: String,
+    data: Value,
+    hash: String,
+    version: Option<DateTime<Utc>>,
+    deleted: bool,
+}
+
+impl SyncEngine {
+    /// Mirror rows, dead letters and events of one pulled page, inside the run's page
+    /// transaction (the caller advances the checkpoint in the same transaction).
+    pub(crate) async fn apply_page(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &Scope<'_>,
+        mapping: &Mapping,
+        records: &[RemoteRecord],
+        run_id: Uuid,
+    ) -> Result<PageCounts, ServiceError> {
+        let mut counts = PageCounts::default();
+        // The last occurrence of an id in a page wins.
+        let mut latest: HashMap<&str, &RemoteRecord> = HashMap::with_capacity(records.len());
+        for r in records {
+            latest.insert(r.id.as_str(), r);
+        }
+        let ids: Vec<&str> = latest.keys().copied().collect();
+        let rows = tx
+            .query(
+                "SELECT remote_id, data, content_hash, remote_version, deleted FROM sync_records
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3
+                   AND remote_id = ANY($4) FOR UPDATE",
+                &[&scope.tenant, &scope.connection_id, &scope.entity, &ids],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let existing: HashMap<String, Mirrored> = rows
+            .into_iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
+            .collect();
+        let mut upserts: Vec<Upsert> = Vec::new();
+        let mut events = Vec::new();
+        let mut dead: Vec<(String, Value, String)> = Vec::new();
+        counts.seen = latest.len() as i64;
+        for r in records {
+            // Skip all but the last occurrence of an id.
+            if !std::ptr::eq(latest[r.id.as_str()], r) {
+                continue;
+            }
+            let old = existing.get(&r.id);
+            if let (Some(old), Some(v)) = (old, r.version) {
+                if old.2.is_some_and(|seen| seen > v) {
+                    continue; // older than what the mirror holds (a platform write won)
+                }
+            }
+            if r.deleted {
+                if let Some((data, hash, _, false)) = old {
+                    counts.deleted += 1;
+                    events.push(self.record_event(
+                        scope,
+                        &Change {
+                            op: Op::Deleted,
+                            remote_id: &r.id,
+                            before: Some(data),
+                            after: None,
+                            remote_time: r.version,
+                            origin: "remote",
+                            run_id: Some(run_id),
+                        },
+                    ));
+                    upserts.push(Upsert {
+                        id: r.id.clone(),
+                        data: data.clone(),
+                        hash: hash.clone(),
+                        version: r.version,
+                        deleted: true,
+                    });
+                }
+                continue;
+            }
+            let canonical = match mapping.apply(&r.raw) {
+                Ok(c) => c,
+                Err(e) => {
+                    counts.failed += 1;
+                    if counts.errors.len() < 20 {
+                        counts.errors.push((r.id.clone(), e.to_string()));
+                    }
+                    dead.push((r.id.clone(), r.raw.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            let hash = events::content_hash(&canonical);
+            let op = match old {
+                Some((_, h, _, false)) if *h == hash => continue,
+                Some((_, _, _, false)) => Op::Updated,
+                _ => Op::Created,
+            };
+            match op {
+                Op::Created => counts.created += 1,
+                _ => counts.updated += 1,
+            }
+            events.push(self.record_event(
+                scope,
+                &Change {
+                    op,
+                    remote_id: &r.id,
+                    before: old.filter(|_| op == Op::Updated).map(|o| &o.0),
+                    after: Some(&canonical),
+                    remote_time: r.version,
+                    origin: "remote",
+                    run_id: Some(run_id),
+                },
+            ));
+            upserts.push(Upsert {
+                id: r.id.clone(),
+                data: canonical,
+                hash,
+                version: r.version,
+                deleted: false,
+            });
+        }
+        if !upserts.is_empty() {
+            let ids: Vec<&str> = upserts.iter().map(|u| u.id.as_str()).collect();
+            let data: Vec<&Value> = upserts.iter().map(|u| &u.data).collect();
+            let hashes: Vec<&str> = upserts.iter().map(|u| u.hash.as_str()).collect();
+            let versions: Vec<Option<DateTime<Utc>>> = upserts.iter().map(|u| u.version).collect();
+            let deleted: Vec<bool> = upserts.iter().map(|u| u.deleted).collect();
+            tx.execute(
+                "INSERT INTO sync_records (tenant_id, connection_id, entity, remote_id, data,
+                                           content_hash, remote_version, deleted, origin)
+                 SELECT $1, $2, $3, u.id, u.data, u.hash, u.version, u.deleted, 'remote'
+                 FROM UNNEST($4::text[], $5::jsonb[], $6::text[], $7::timestamptz[], $8::bool[])
+                      AS u(id, data, hash, version, deleted)
+                 ON CONFLICT (tenant_id, connection_id, entity, remote_id) DO UPDATE SET
+                   data = EXCLUDED.data, content_hash = EXCLUDED.content_hash,
+                   remote_version = EXCLUDED.remote_version, deleted = EXCLUDED.deleted,
+                   origin = 'remote', updated_at = now()",
+                &[
+                    &scope.tenant,
+                    &scope.connection_id,
+                    &scope.entity,
+                    &ids,
+                    &data,
+                    &hashes,
+                    &versions,
+                    &deleted,
+                ],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        }
+        if !dead.is_empty() {
+            let ids: Vec<&str> = dead.iter().map(|d| d.0.as_str()).collect();
+            let raws: Vec<&Value> = dead.iter().map(|d| &d.1).collect();
+            let errs: Vec<&str> = dead.iter().map(|d| d.2.as_str()).collect();
+            tx.execute(
+                "INSERT INTO sync_dead_letters (run_id, tenant_id, connection_id, entity, remote_id, record, error)
+                 SELECT $1, $2, $3, $4, d.id, d.record, d.error
+                 FROM UNNEST($5::text[], $6::jsonb[], $7::text[]) AS d(id, record, error)",
+                &[
+                    &run_id,
+                    &scope.tenant,
+                    &scope.connection_id,
+                    &scope.entity,
+                    &ids,
+                    &raws,
+                    &errs,
+                ],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        }
+        outbox::enqueue_many(tx, &events)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(counts)
+    }
+
+    /// Marks mirrored records upstream no longer has as deleted (with their events), for
+    /// ids in `gone`, inside `tx`. Only rows last written before `listed_at` count: a record
+    /// the fleet created after upstream listed its ids is not missing.
+    pub(crate) async fn delete_missing(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &Scope<'_>,
+        gone: &[String],
+        listed_at: DateTime<Utc>,
+        run_id: Uuid,
+    ) -> Result<i64, ServiceError> {
+        let rows = tx
+            .query(
+                "UPDATE sync_records SET deleted = true, origin = 'remote', updated_at = now()
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3
+                   AND remote_id = ANY($4) AND NOT deleted AND updated_at < $5
+                 RETURNING remote_id, data",
+                &[
+                    &scope.tenant,
+                    &scope.connection_id,
+                    &scope.entity,
+                    &gone,
+                    &listed_at,
+                ],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let events: Vec<CloudEvent> = rows
+            .iter()
+            .map(|r| {
+                let id: String = r.get(0);
+                let data: Value = r.get(1);
+                self.record_event(
+                    scope,
+                    &Change {
+                        op: Op::Deleted,
+                        remote_id: &id,
+                        before: Some(&data),
+                        after: None,
+                        remote_time: None,
+                        origin: "remote",
+                        run_id: Some(run_id),
+                    },
+                )
+            })
+            .collect();
+        outbox::enqueue_many(tx, &events)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows.len() as i64)
+    }
+}

@@ -1,0 +1,615 @@
+//! The worker every replica runs: it queues scheduled runs that are due, leases queued runs
+//! (and runs whose lease expired: their replica died) with `FOR UPDATE SKIP LOCKED`, and
+//! executes them page by page. Each page's mirror rows, events and checkpoint commit in one
+//! transaction that also extends the lease, so a run continues where its last page ended
+//! and a replica that lost its lease stops at its next page without writing.
+use std::{collections::HashSet, sync::Arc, time::Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{
+    mirror::Scope, schedule::Frequency, Mode, PullRequest, SyncEngine, SyncError, SyncRunView,
+    RUN_COLUMNS, SYNC_RUN_TOPIC,
+};
+use crate::{db::Transaction, error::ServiceError, events::CloudEvent, outbox};
+
+/// A run held by this replica.
+#[derive(Debug, Clone)]
+pub(crate) struct Leased {
+    pub run: SyncRunView,
+    pub checkpoint: Option<Value>,
+}
+
+/// Queues a run unless one of this connection and entity is already queued or running.
+pub(crate) async fn enqueue(
+    engine: &SyncEngine,
+    tenant: &str,
+    connection_id: &str,
+    entity: &str,
+    mode: Mode,
+    trigger: &str,
+) -> Result<Uuid, ServiceError> {
+    let client = engine.inner.db.get().await.map_err(|e| engine.db_err(e))?;
+    let id = Uuid::now_v7();
+    let inserted = client
+        .query_opt(
+            "INSERT INTO sync_runs (id, tenant_id, connection_id, entity, mode, trigger, status)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued')
+             ON CONFLICT (tenant_id, connection_id, entity) WHERE status IN ('queued', 'running')
+             DO NOTHING RETURNING id",
+            &[
+                &id,
+                &tenant,
+                &connection_id,
+                &entity,
+                &mode.as_str(),
+                &trigger,
+            ],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    if let Some(r) = inserted {
+        return Ok(r.get(0));
+    }
+    let row = client
+        .query_opt(
+            "SELECT id FROM sync_runs WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3
+               AND status IN ('queued', 'running')",
+            &[&tenant, &connection_id, &entity],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    match row {
+        Some(r) => Ok(r.get(0)),
+        // It finished between the two statements: queue a fresh one.
+        None => {
+            Box::pin(enqueue(
+                engine,
+                tenant,
+                connection_id,
+                entity,
+                mode,
+                trigger,
+            ))
+            .await
+        }
+    }
+}
+
+pub(crate) async fn worker(engine: SyncEngine, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(engine.inner.options.concurrency.max(1)));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(engine.inner.options.tick) => {}
+            _ = engine.inner.wake.notified() => {}
+        }
+        if let Err(e) = queue_due(&engine).await {
+            tracing::warn!(error = %e, "sync scheduler: could not queue due runs");
+        }
+        while let Ok(slot) = slots.clone().try_acquire_owned() {
+            match lease_next(&engine).await {
+                Ok(Some(leased)) => {
+                    let engine = engine.clone();
+                    let shutdown = shutdown.clone();
+                    let span = tracing::info_span!("sync_run", run_id = %leased.run.id,
+                        tenant = %leased.run.tenant_id, connection = %leased.run.connection_id,
+                        entity = %leased.run.entity, mode = %leased.run.mode);
+                    tokio::spawn(
+                        async move {
+                            execute(&engine, leased, &shutdown).await;
+                            drop(slot);
+                            engine.inner.wake.notify_one();
+                        }
+                        .instrument(span),
+                    );
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sync worker: could not lease a run");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Queues the scheduled runs that are due and moves their next due time forward; rows
+/// another replica is queueing are skipped.
+async fn queue_due(engine: &SyncEngine) -> Result<(), ServiceError> {
+    let mut client = engine.inner.db.get().await.map_err(|e| engine.db_err(e))?;
+    let tx = client.transaction().await.map_err(|e| engine.db_err(e))?;
+    let due = tx
+        .query(
+            "SELECT tenant_id, connection_id, entity, frequency FROM sync_settings
+             WHERE next_due_at <= now() ORDER BY next_due_at LIMIT 100 FOR UPDATE SKIP LOCKED",
+            &[],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    for row in &due {
+        let (tenant, conn, entity, freq): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let next = Frequency::parse(&freq)
+            .ok()
+            .and_then(|f| f.next_after(Utc::now()));
+        tx.execute(
+            "INSERT INTO sync_runs (id, tenant_id, connection_id, entity, mode, trigger, status)
+             VALUES ($1, $2, $3, $4, 'incremental', 'schedule', 'queued')
+             ON CONFLICT (tenant_id, connection_id, entity) WHERE status IN ('queued', 'running')
+             DO NOTHING",
+            &[&Uuid::now_v7(), &tenant, &conn, &entity],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+        tx.execute(
+            "UPDATE sync_settings SET next_due_at = $4
+             WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3",
+            &[&tenant, &conn, &entity, &next],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    }
+    tx.commit().await.map_err(|e| engine.db_err(e))
+}
+
+/// Takes the oldest queued run, or a running one whose lease expired.
+async fn lease_next(engine: &SyncEngine) -> Result<Option<Leased>, ServiceError> {
+    let client = engine.inner.db.get().await.map_err(|e| engine.db_err(e))?;
+    let lease = engine.inner.options.lease.as_secs_f64();
+    let adapters: Vec<&str> = engine.entities();
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE sync_runs SET status = 'running', lease_owner = $1,
+                   lease_until = now() + make_interval(secs => $2),
+                   started_at = COALESCE(started_at, now()), attempts = attempts + 1
+                 WHERE id = (
+                   SELECT id FROM sync_runs
+                   WHERE (status = 'queued' OR (status = 'running' AND lease_until < now()))
+                     AND entity = ANY($3)
+                   ORDER BY queued_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING {RUN_COLUMNS}, checkpoint"
+            ),
+            &[&engine.inner.owner, &lease, &adapters],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    Ok(row.map(|r| Leased {
+        run: SyncRunView::from_row(&r),
+        checkpoint: r.get(18),
+    }))
+}
+
+/// Most leases a run gets before it is given up (a run that kills its replica every time).
+const MAX_ATTEMPTS: i32 = 10;
+
+async fn execute(engine: &SyncEngine, leased: Leased, shutdown: &CancellationToken) {
+    let run = &leased.run;
+    let started = Instant::now();
+    let outcome = if run.attempts > MAX_ATTEMPTS {
+        Err(format!(
+            "given up after {MAX_ATTEMPTS} attempts (the replicas running it stopped each time)"
+        ))
+    } else {
+        if run.attempts == 1 {
+            publish_run_event(engine, run.id, "started").await;
+        } else {
+            tracing::info!(run_id = %run.id, attempts = run.attempts, "sync run taken over");
+        }
+        pull_all(engine, &leased, shutdown).await
+    };
+    let labels = [
+        ("integration", engine.inner.integration.to_string()),
+        ("entity", run.entity.clone()),
+    ];
+    match outcome {
+        Ok(Some(cursor)) => match finish(engine, run, "succeeded", None, Some(cursor)).await {
+            Ok(true) => {
+                let mut l = labels.to_vec();
+                l.push(("status", "succeeded".into()));
+                metrics::counter!("bac_sync_runs_total", &l).increment(1);
+                metrics::histogram!("bac_sync_run_duration_seconds", &labels)
+                    .record(started.elapsed().as_secs_f64());
+                if let Some(s) = run.started_at {
+                    metrics::gauge!("bac_sync_last_success_timestamp_seconds", &labels)
+                        .set(s.timestamp() as f64);
+                }
+                tracing::info!(run_id = %run.id, "sync run succeeded");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(run_id = %run.id, error = %e, "sync run: could not finish"),
+        },
+        Ok(None) => {} // lease lost or shutting down: another replica continues
+        Err(message) => {
+            tracing::warn!(run_id = %run.id, error = %message, "sync run failed");
+            if let Ok(true) = finish(engine, run, "failed", Some(&message), None).await {
+                let mut l = labels.to_vec();
+                l.push(("status", "failed".into()));
+                metrics::counter!("bac_sync_runs_total", &l).increment(1);
+            }
+        }
+    }
+}
+
+/// Pulls and commits every page, then reconciles deletions. `Ok(Some(cursor))`: done;
+/// `Ok(None)`: the lease was lost or the process is stopping.
+async fn pull_all(
+    engine: &SyncEngine,
+    leased: &Leased,
+    shutdown: &CancellationToken,
+) -> Result<Option<Value>, String> {
+    let run = &leased.run;
+    let adapter = engine.adapter(&run.entity).map_err(|e| e.message)?;
+    let conn = match engine
+        .inner
+        .connections
+        .get(&run.tenant_id, &run.connection_id)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return Err(format!("connection: {}", e.message)),
+    };
+    let scope = Scope {
+        tenant: &run.tenant_id,
+        connection_id: &run.connection_id,
+        entity: &run.entity,
+    };
+    let (_, mapping, _) = engine
+        .mapping(&run.tenant_id, &run.connection_id, &run.entity)
+        .await
+        .map_err(|e| e.message)?;
+    let stored_cursor = stored_cursor(engine, &scope).await.map_err(|e| e.message)?;
+    let mode = Mode::parse(&run.mode).unwrap_or(Mode::Incremental);
+    let mut position = leased.checkpoint.clone();
+    let run_started_at = run.started_at.unwrap_or_else(Utc::now);
+    let labels = [
+        ("integration", engine.inner.integration.to_string()),
+        ("entity", run.entity.clone()),
+    ];
+    loop {
+        if shutdown.is_cancelled() {
+            release(engine, run.id).await;
+            return Ok(None);
+        }
+        let req = PullRequest {
+            mode,
+            cursor: if mode == Mode::Incremental {
+                stored_cursor.clone()
+            } else {
+                None
+            },
+            position: position.clone(),
+            page_size: engine.inner.options.page_size,
+            run_started_at,
+        };
+        let page = pull_with_retry(&*adapter, &conn, &req).await?;
+        let mut client = engine
+            .inner
+            .db
+            .get()
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+        if !extend_lease(engine, &tx, run.id).await? {
+            return Ok(None);
+        }
+        let counts = engine
+            .apply_page(&tx, &scope, &mapping, &page.records, run.id)
+            .await
+            .map_err(|e| e.message)?;
+        let errors: Value = counts
+            .errors
+            .iter()
+            .map(|(id, m)| json!({"record_id": id, "message": m}))
+            .collect();
+        tx.execute(
+            "UPDATE sync_runs SET checkpoint = $2,
+               records_seen = records_seen + $3, records_created = records_created + $4,
+               records_updated = records_updated + $5, records_deleted = records_deleted + $6,
+               records_failed = records_failed + $7,
+               errors = (SELECT COALESCE(jsonb_agg(e), '[]'::jsonb)
+                         FROM (SELECT e FROM jsonb_array_elements(errors || $8) e LIMIT 20) x)
+             WHERE id = $1",
+            &[
+                &run.id,
+                &json!({"position": page.position, "cursor": page.cursor}),
+                &counts.seen,
+                &counts.created,
+                &counts.updated,
+                &counts.deleted,
+                &counts.failed,
+                &errors,
+            ],
+        )
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+        tx.commit().await.map_err(|e| format!("postgres: {e}"))?;
+        for (op, n) in [
+            ("created", counts.created),
+            ("updated", counts.updated),
+            ("deleted", counts.deleted),
+            ("failed", counts.failed),
+            (
+                "unchanged",
+                counts.seen - counts.created - counts.updated - counts.deleted - counts.failed,
+            ),
+        ] {
+            if n > 0 {
+                let mut l = labels.to_vec();
+                l.push(("op", op.into()));
+                metrics::counter!("bac_sync_records_total", &l).increment(n as u64);
+            }
+        }
+        if let Some(newest) = page.records.iter().filter_map(|r| r.version).max() {
+            metrics::gauge!("bac_sync_lag_seconds", &labels)
+                .set((Utc::now() - newest).num_milliseconds().max(0) as f64 / 1000.0);
+        }
+        position = Some(json!({"position": page.position, "cursor": page.cursor}));
+        if page.done {
+            if !reconcile(engine, &*adapter, &conn, &scope, run.id).await? {
+                return Ok(None);
+            }
+            return Ok(Some(page.cursor));
+        }
+    }
+}
+
+/// The adapter sees only its own position; the engine stores it with the cursor so a
+/// taken-over run can also finish after its last page.
+fn adapter_position(stored: &Option<Value>) -> Option<Value> {
+    stored.as_ref().and_then(|v| v.get("position")).cloned()
+}
+
+async fn pull_with_retry(
+    adapter: &dyn super::EntityAdapter,
+    conn: &crate::connections::ConnectionRecord,
+    req: &PullRequest,
+) -> Result<super::Page, String> {
+    let req = PullRequest {
+        position: adapter_position(&req.position),
+        ..req.clone()
+    };
+    let mut delay = std::time::Duration::from_millis(500);
+    for attempt in 1..=4 {
+        match adapter.pull(conn, &req).await {
+            Ok(p) => return Ok(p),
+            Err(SyncError::Transient(e)) if attempt < 4 => {
+                tracing::warn!(error = %e, attempt, "sync pull failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.service_error().to_string()),
+        }
+    }
+    Err("upstream kept failing".into())
+}
+
+/// Upstream has no tombstones: the ids it lists now, against the mirror.
+async fn reconcile(
+    engine: &SyncEngine,
+    adapter: &dyn super::EntityAdapter,
+    conn: &crate::connections::ConnectionRecord,
+    scope: &Scope<'_>,
+    run_id: Uuid,
+) -> Result<bool, String> {
+    let client = engine
+        .inner
+        .db
+        .get()
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+    let listed_at: DateTime<Utc> = client
+        .query_one("SELECT now()", &[])
+        .await
+        .map_err(|e| format!("postgres: {e}"))?
+        .get(0);
+    let Some(ids) = adapter
+        .remote_ids(conn)
+        .await
+        .map_err(|e| e.service_error().to_string())?
+    else {
+        return Ok(true);
+    };
+    let upstream: HashSet<String> = ids.into_iter().collect();
+    let mirrored = client
+        .query(
+            "SELECT remote_id FROM sync_records
+             WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND NOT deleted",
+            &[&scope.tenant, &scope.connection_id, &scope.entity],
+        )
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+    drop(client);
+    let gone: Vec<String> = mirrored
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|id| !upstream.contains(id))
+        .collect();
+    for chunk in gone.chunks(1000) {
+        let mut client = engine
+            .inner
+            .db
+            .get()
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+        if !extend_lease(engine, &tx, run_id).await? {
+            return Ok(false);
+        }
+        let n = engine
+            .delete_missing(&tx, scope, chunk, listed_at, run_id)
+            .await
+            .map_err(|e| e.message)?;
+        tx.execute(
+            "UPDATE sync_runs SET records_deleted = records_deleted + $2 WHERE id = $1",
+            &[&run_id, &n],
+        )
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+        tx.commit().await.map_err(|e| format!("postgres: {e}"))?;
+        if n > 0 {
+            metrics::counter!("bac_sync_records_total",
+                "integration" => engine.inner.integration, "entity" => scope.entity.to_string(),
+                "op" => "deleted")
+            .increment(n as u64);
+        }
+    }
+    Ok(true)
+}
+
+async fn stored_cursor(
+    engine: &SyncEngine,
+    scope: &Scope<'_>,
+) -> Result<Option<Value>, ServiceError> {
+    let client = engine.inner.db.get().await.map_err(|e| engine.db_err(e))?;
+    let row = client
+        .query_opt(
+            "SELECT cursor FROM sync_cursors WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3",
+            &[&scope.tenant, &scope.connection_id, &scope.entity],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Extends this replica's lease inside a page transaction; false when it is no longer ours.
+async fn extend_lease(
+    engine: &SyncEngine,
+    tx: &Transaction<'_>,
+    run_id: Uuid,
+) -> Result<bool, String> {
+    let n = tx
+        .execute(
+            "UPDATE sync_runs SET lease_until = now() + make_interval(secs => $3)
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            &[
+                &run_id,
+                &engine.inner.owner,
+                &engine.inner.options.lease.as_secs_f64(),
+            ],
+        )
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+    if n == 0 {
+        tracing::warn!(run_id = %run_id, "sync run lease lost; another replica continues it");
+    }
+    Ok(n == 1)
+}
+
+/// On shutdown: let another replica take the run at once instead of after the lease.
+async fn release(engine: &SyncEngine, run_id: Uuid) {
+    if let Ok(client) = engine.inner.db.get().await {
+        let _ = client
+            .execute(
+                "UPDATE sync_runs SET lease_until = now() WHERE id = $1 AND lease_owner = $2",
+                &[&run_id, &engine.inner.owner],
+            )
+            .await;
+    }
+}
+
+/// Ends the run, stores the next cursor and publishes the end event, in one transaction.
+/// False when the run is no longer ours.
+async fn finish(
+    engine: &SyncEngine,
+    run: &SyncRunView,
+    status: &str,
+    error: Option<&str>,
+    cursor: Option<Value>,
+) -> Result<bool, ServiceError> {
+    let mut client = engine.inner.db.get().await.map_err(|e| engine.db_err(e))?;
+    let tx = client.transaction().await.map_err(|e| engine.db_err(e))?;
+    let n = tx
+        .execute(
+            "UPDATE sync_runs SET status = $3, error = $4, finished_at = now(),
+               lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            &[&run.id, &engine.inner.owner, &status, &error],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if let Some(cursor) = cursor {
+        tx.execute(
+            "INSERT INTO sync_cursors (tenant_id, connection_id, entity, cursor, last_success_at, last_run_id)
+             VALUES ($1, $2, $3, $4, now(), $5)
+             ON CONFLICT (tenant_id, connection_id, entity) DO UPDATE SET
+               cursor = EXCLUDED.cursor, last_success_at = now(), last_run_id = EXCLUDED.last_run_id",
+            &[&run.tenant_id, &run.connection_id, &run.entity, &cursor, &run.id],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    }
+    let event = run_event(engine, &tx, run.id, status).await?;
+    outbox::enqueue(&tx, &event)
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    tx.commit().await.map_err(|e| engine.db_err(e))?;
+    Ok(true)
+}
+
+async fn publish_run_event(engine: &SyncEngine, run_id: Uuid, what: &str) {
+    let result: Result<(), ServiceError> = async {
+        let mut client = engine.inner.db.get().await.map_err(|e| engine.db_err(e))?;
+        let tx = client.transaction().await.map_err(|e| engine.db_err(e))?;
+        let event = run_event(engine, &tx, run_id, what).await?;
+        outbox::enqueue(&tx, &event)
+            .await
+            .map_err(|e| engine.db_err(e))?;
+        tx.commit().await.map_err(|e| engine.db_err(e))
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(run_id = %run_id, error = %e, "sync run event not recorded");
+    }
+}
+
+/// `bac.integrations.sync_run.<started|succeeded|failed>` with the run as it is in `tx`.
+async fn run_event(
+    engine: &SyncEngine,
+    tx: &Transaction<'_>,
+    run_id: Uuid,
+    what: &str,
+) -> Result<CloudEvent, ServiceError> {
+    let row = tx
+        .query_one(
+            &format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"),
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| engine.db_err(e))?;
+    let view = SyncRunView::from_row(&row);
+    let data = serde_json::to_value(view.to_proto()).map_err(|e| engine.db_err(e))?;
+    Ok(CloudEvent {
+        id: Uuid::now_v7(),
+        source: format!("/bac/{}", engine.inner.integration),
+        ty: format!("bac.integrations.sync_run.{what}"),
+        subject: Some(format!("sync_run/{run_id}")),
+        time: Utc::now(),
+        tenant_id: view.tenant_id.clone(),
+        connection_id: Some(view.connection_id.clone()),
+        traceparent: crate::telemetry::current_traceparent(),
+        data: serde_json::to_vec(&data).map_err(|e| engine.db_err(e))?,
+        topic: SYNC_RUN_TOPIC.into(),
+        key: format!("{}/sync_run/{run_id}", view.tenant_id),
+    })
+}
+
+/// RFC 3339 with seconds, as cursors store times.
+pub fn cursor_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

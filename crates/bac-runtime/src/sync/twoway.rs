@@ -1,0 +1,917 @@
+//! The push half of two-way sync. Other platform services send create/update/delete
+//! commands as CloudEvents on `bac.<integration>.commands.v1`; each is applied upstream at
+//! most once (its `ce_id` is claimed in `sync_commands` first, and a create carries it as its
+//! intent id so a retry finds the first create). An update meets a conflict when upstream
+//! changed the record since the mirror last saw it; the entity's strategy settles it
+//! (last-write-wins, per-field merge, prefer remote/local) or queues it for a person. Every
+//! conflict and its resolution is an event on `bac.integrations.conflict.v1`.
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::{Headers, Message},
+    ClientConfig,
+};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{mirror::Scope, RemoteRecord, SyncEngine, SyncError, CONFLICT_TOPIC};
+use crate::{
+    config::KafkaConfig,
+    connections::{timestamp, ConnectionRecord},
+    error::{ErrorCode, ServiceError},
+    events::{self, CloudEvent},
+    outbox,
+};
+
+/// One inbound command.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// The CloudEvent's `ce_id`: applied at most once.
+    pub id: String,
+    pub tenant: String,
+    /// Empty: the tenant's only connection.
+    pub connection_id: String,
+    pub entity: String,
+    /// create | update | delete
+    pub op: String,
+    pub record_id: Option<String>,
+    /// Canonical field values.
+    pub values: Value,
+    /// When the platform made the change (`ce_time`): last-write-wins compares it.
+    pub time: DateTime<Utc>,
+}
+
+impl Command {
+    /// From a Kafka message in CloudEvents binary mode: headers `ce_id`, `ce_tenantid`,
+    /// optional `ce_connectionid`, `ce_time`, `ce_type` (`bac.<integration>.<entity>.<op>`),
+    /// payload `{"entity", "op", "record_id", "values"}` (payload fields win over the type).
+    pub fn parse(headers: &[(String, String)], payload: &[u8]) -> Result<Command, String> {
+        let h = |k: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let id = h("ce_id").ok_or("no ce_id header")?;
+        let tenant = h("ce_tenantid").ok_or("no ce_tenantid header")?;
+        if !crate::context::valid_tenant_id(&tenant) {
+            return Err(format!("ce_tenantid {tenant:?} is not a tenant id"));
+        }
+        let body: Value =
+            serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        let ty = h("ce_type").unwrap_or_default();
+        let mut parts = ty.rsplitn(3, '.');
+        let (ty_op, ty_entity) = (parts.next(), parts.next());
+        let entity = body["entity"]
+            .as_str()
+            .map(str::to_string)
+            .or(ty_entity.map(str::to_string))
+            .ok_or("no entity (payload.entity or ce_type)")?;
+        let op = body["op"]
+            .as_str()
+            .map(str::to_string)
+            .or(ty_op.map(str::to_string))
+            .ok_or("no op (payload.op or ce_type)")?;
+        if !["create", "update", "delete"].contains(&op.as_str()) {
+            return Err(format!("op {op:?} is not create, update or delete"));
+        }
+        let record_id = match &body["record_id"] {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        if op != "create" && record_id.is_none() {
+            return Err(format!("{op} needs payload.record_id"));
+        }
+        let values = match &body["values"] {
+            Value::Object(_) => body["values"].clone(),
+            Value::Null if op == "delete" => json!({}),
+            _ => return Err(format!("{op} needs payload.values (an object)")),
+        };
+        let time = h("ce_time")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(Utc::now);
+        Ok(Command {
+            id,
+            tenant,
+            connection_id: h("ce_connectionid").unwrap_or_default(),
+            entity,
+            op,
+            record_id,
+            values,
+            time,
+        })
+    }
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Applied {
+        remote_id: String,
+    },
+    /// Seen before (same `ce_id`): nothing done.
+    Duplicate,
+    /// Waiting in the manual review queue.
+    Queued {
+        conflict_id: String,
+    },
+    /// A conflict the strategy settled for the remote side: nothing written.
+    KeptRemote {
+        conflict_id: String,
+    },
+}
+
+/// A stored conflict.
+#[derive(Debug, Clone)]
+pub struct ConflictView {
+    pub id: String,
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub entity: String,
+    pub remote_id: String,
+    pub command_id: String,
+    pub strategy: String,
+    pub status: String,
+    pub base: Option<Value>,
+    pub local: Value,
+    pub remote: Value,
+    pub resolution: Option<String>,
+    pub resolved: Option<Value>,
+    pub resolved_by: Option<String>,
+    pub detected_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+const CONFLICT_COLUMNS: &str = "id, tenant_id, connection_id, entity, remote_id, command_id, \
+    strategy, status, base, local, remote, resolution, resolved, resolved_by, detected_at, resolved_at";
+
+fn to_struct(v: &Value) -> Option<pbjson_types::Struct> {
+    serde_json::from_value(v.clone()).ok()
+}
+
+impl ConflictView {
+    fn from_row(r: &tokio_postgres::Row) -> ConflictView {
+        ConflictView {
+            id: r.get(0),
+            tenant_id: r.get(1),
+            connection_id: r.get(2),
+            entity: r.get(3),
+            remote_id: r.get(4),
+            command_id: r.get(5),
+            strategy: r.get(6),
+            status: r.get(7),
+            base: r.get(8),
+            local: r.get(9),
+            remote: r.get(10),
+            resolution: r.get(11),
+            resolved: r.get(12),
+            resolved_by: r.get(13),
+            detected_at: r.get(14),
+            resolved_at: r.get(15),
+        }
+    }
+
+    pub fn to_proto(&self) -> bac_proto::integration::v1::Conflict {
+        bac_proto::integration::v1::Conflict {
+            id: self.id.clone(),
+            connection_id: self.connection_id.clone(),
+            entity: self.entity.clone(),
+            record_id: self.remote_id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            status: self.status.clone(),
+            strategy: self.strategy.clone(),
+            base: self.base.as_ref().and_then(to_struct),
+            local: to_struct(&self.local),
+            remote: to_struct(&self.remote),
+            resolution: self.resolution.clone().unwrap_or_default(),
+            resolved: self.resolved.as_ref().and_then(to_struct),
+            command_id: self.command_id.clone(),
+            detected_at: Some(timestamp(self.detected_at)),
+            resolved_at: self.resolved_at.map(timestamp),
+            resolved_by: self.resolved_by.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The canonical fields of `values` whose value differs from `base`.
+fn changed_fields(values: &Map<String, Value>, base: &Value) -> Vec<String> {
+    values
+        .iter()
+        .filter(|(k, v)| base.get(k.as_str()) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+impl SyncEngine {
+    /// Applies one command upstream, at most once per `ce_id`. `Err(Transient)`: try again
+    /// later (the claim stays `pending`, so a retry continues it); `Err(Permanent)`: the
+    /// command is recorded as failed.
+    pub async fn apply_command(&self, cmd: &Command) -> Result<Outcome, SyncError> {
+        let result = self.apply_claimed(cmd).await;
+        let (status, remote_id, error) = match &result {
+            Ok(Outcome::Duplicate) => return result,
+            Ok(Outcome::Applied { remote_id }) => ("applied", Some(remote_id.clone()), None),
+            Ok(Outcome::Queued { .. }) => ("conflict", cmd.record_id.clone(), None),
+            Ok(Outcome::KeptRemote { .. }) => ("skipped", cmd.record_id.clone(), None),
+            Err(SyncError::Transient(_)) => return result,
+            Err(SyncError::Permanent(e)) => ("failed", cmd.record_id.clone(), Some(e.to_string())),
+        };
+        let client = self
+            .inner
+            .db
+            .get()
+            .await
+            .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+        client
+            .execute(
+                "UPDATE sync_commands SET status = $3, remote_id = $4, error = $5, finished_at = now()
+                 WHERE tenant_id = $1 AND command_id = $2",
+                &[&cmd.tenant, &cmd.id, &status, &remote_id, &error],
+            )
+            .await
+            .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+        metrics::counter!("bac_sync_commands_total",
+            "integration" => self.inner.integration, "entity" => cmd.entity.clone(), "status" => status)
+        .increment(1);
+        result
+    }
+
+    async fn apply_claimed(&self, cmd: &Command) -> Result<Outcome, SyncError> {
+        let perm = SyncError::Permanent;
+        let adapter = self.adapter(&cmd.entity).map_err(perm)?;
+        let conn = self
+            .inner
+            .connections
+            .resolve(&cmd.tenant, &cmd.connection_id)
+            .await
+            .map_err(SyncError::from_service)?;
+        let client = self
+            .inner
+            .db
+            .get()
+            .await
+            .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+        let claimed = client
+            .query_opt(
+                "INSERT INTO sync_commands (tenant_id, command_id, connection_id, entity, op, remote_id, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending')
+                 ON CONFLICT (tenant_id, command_id) DO UPDATE SET status = sync_commands.status
+                 RETURNING status",
+                &[&cmd.tenant, &cmd.id, &conn.id, &cmd.entity, &cmd.op, &cmd.record_id],
+            )
+            .await
+            .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+        drop(client);
+        if claimed.is_some_and(|r| r.get::<_, &str>(0) != "pending") {
+            return Ok(Outcome::Duplicate);
+        }
+        let scope = Scope {
+            tenant: &cmd.tenant,
+            connection_id: &conn.id,
+            entity: &cmd.entity,
+        };
+        match cmd.op.as_str() {
+            "create" => {
+                let rec = adapter.create(&conn, &cmd.values, &cmd.id).await?;
+                self.record_platform_write(&scope, &rec)
+                    .await
+                    .map_err(SyncError::Transient)?;
+                Ok(Outcome::Applied { remote_id: rec.id })
+            }
+            "delete" => {
+                let id = cmd.record_id.clone().unwrap_or_default();
+                match adapter.delete(&conn, &id).await {
+                    Ok(()) => {}
+                    Err(SyncError::Permanent(e)) if e.code == ErrorCode::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                self.record_platform_write(
+                    &scope,
+                    &RemoteRecord {
+                        id: id.clone(),
+                        version: Some(Utc::now()),
+                        raw: Value::Null,
+                        deleted: true,
+                    },
+                )
+                .await
+                .map_err(SyncError::Transient)?;
+                Ok(Outcome::Applied { remote_id: id })
+            }
+            _ => self.apply_update(cmd, &conn, &scope).await,
+        }
+    }
+
+    async fn apply_update(
+        &self,
+        cmd: &Command,
+        conn: &ConnectionRecord,
+        scope: &Scope<'_>,
+    ) -> Result<Outcome, SyncError> {
+        let perm = SyncError::Permanent;
+        let adapter = self.adapter(&cmd.entity).map_err(perm)?;
+        let id = cmd.record_id.clone().unwrap_or_default();
+        let values = cmd.values.as_object().cloned().unwrap_or_default();
+        let base = self
+            .mirrored(scope, &id)
+            .await
+            .map_err(SyncError::Transient)?;
+        let remote = adapter.fetch(conn, &id).await?.ok_or_else(|| {
+            perm(self.err(
+                ErrorCode::NotFound,
+                format!("{} {id} no longer exists upstream", cmd.entity),
+            ))
+        })?;
+        let (_, mapping, _) = self
+            .mapping(scope.tenant, scope.connection_id, scope.entity)
+            .await
+            .map_err(SyncError::Transient)?;
+        let remote_canon = mapping
+            .apply(&remote.raw)
+            .map_err(|e| perm(self.err(ErrorCode::UpstreamRejected, format!("mapping: {e}"))))?;
+        let remote_changed = base
+            .as_ref()
+            .is_some_and(|(_, hash, _)| *hash != events::content_hash(&remote_canon));
+        if !remote_changed {
+            return self.push(conn, scope, &id, &Value::Object(values)).await;
+        }
+        // Both sides changed since the last synced version.
+        let settings = self
+            .settings(scope.tenant, scope.connection_id)
+            .await
+            .map_err(SyncError::Transient)?
+            .into_iter()
+            .find(|s| s.entity == scope.entity);
+        let strategy = settings
+            .as_ref()
+            .map(|s| s.conflict_strategy.clone())
+            .unwrap_or_else(|| "last_write_wins".into());
+        let owners = settings.map(|s| s.field_owners).unwrap_or_default();
+        let base_data = base.map(|b| b.0).unwrap_or(Value::Null);
+        let decision = decide(
+            &strategy,
+            &values,
+            &base_data,
+            &remote_canon,
+            cmd.time,
+            remote.version,
+            &owners,
+        );
+        let conflict_id = format!("cfl_{}", Uuid::now_v7().simple());
+        self.store_conflict(
+            &conflict_id,
+            cmd,
+            scope,
+            &strategy,
+            &base_data,
+            &Value::Object(values.clone()),
+            &remote_canon,
+        )
+        .await
+        .map_err(SyncError::Transient)?;
+        match decision {
+            Decision::Manual => Ok(Outcome::Queued { conflict_id }),
+            Decision::Remote => {
+                // The mirror catches up with upstream (the remote change is not lost).
+                let mut client = self
+                    .inner
+                    .db
+                    .get()
+                    .await
+                    .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+                let tx = client
+                    .transaction()
+                    .await
+                    .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+                self.write_in(&tx, scope, &mapping, &remote, "remote", None)
+                    .await
+                    .map_err(SyncError::Transient)?;
+                self.close_conflict(&tx, scope.tenant, &conflict_id, "remote", None, "strategy")
+                    .await
+                    .map_err(SyncError::Transient)?;
+                tx.commit()
+                    .await
+                    .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+                Ok(Outcome::KeptRemote { conflict_id })
+            }
+            Decision::Write(resolution, to_write) => {
+                let out = self.push(conn, scope, &id, &to_write).await?;
+                self.close_conflict_now(
+                    scope.tenant,
+                    &conflict_id,
+                    resolution,
+                    Some(&to_write),
+                    "strategy",
+                )
+                .await
+                .map_err(SyncError::Transient)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Writes canonical values upstream and records the read-back.
+    async fn push(
+        &self,
+        conn: &ConnectionRecord,
+        scope: &Scope<'_>,
+        id: &str,
+        values: &Value,
+    ) -> Result<Outcome, SyncError> {
+        let adapter = self.adapter(scope.entity).map_err(SyncError::Permanent)?;
+        let rec = adapter.update(conn, id, values).await?;
+        self.record_platform_write(scope, &rec)
+            .await
+            .map_err(SyncError::Transient)?;
+        Ok(Outcome::Applied { remote_id: rec.id })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn store_conflict(
+        &self,
+        id: &str,
+        cmd: &Command,
+        scope: &Scope<'_>,
+        strategy: &str,
+        base: &Value,
+        local: &Value,
+        remote: &Value,
+    ) -> Result<(), ServiceError> {
+        let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
+        let base = (!base.is_null()).then_some(base);
+        tx.execute(
+            "INSERT INTO sync_conflicts (id, tenant_id, connection_id, entity, remote_id, command_id,
+                                         strategy, status, base, local, remote)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10)",
+            &[
+                &id,
+                &scope.tenant,
+                &scope.connection_id,
+                &scope.entity,
+                &cmd.record_id,
+                &cmd.id,
+                &strategy,
+                &base,
+                local,
+                remote,
+            ],
+        )
+        .await
+        .map_err(|e| self.db_err(e))?;
+        let event = self
+            .conflict_event(&tx, scope.tenant, id, "detected")
+            .await?;
+        outbox::enqueue(&tx, &event)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        tx.commit().await.map_err(|e| self.db_err(e))
+    }
+
+    async fn close_conflict_now(
+        &self,
+        tenant: &str,
+        id: &str,
+        resolution: &str,
+        resolved: Option<&Value>,
+        by: &str,
+    ) -> Result<(), ServiceError> {
+        let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
+        self.close_conflict(&tx, tenant, id, resolution, resolved, by)
+            .await?;
+        tx.commit().await.map_err(|e| self.db_err(e))
+    }
+
+    async fn close_conflict(
+        &self,
+        tx: &crate::db::Transaction<'_>,
+        tenant: &str,
+        id: &str,
+        resolution: &str,
+        resolved: Option<&Value>,
+        by: &str,
+    ) -> Result<(), ServiceError> {
+        tx.execute(
+            "UPDATE sync_conflicts SET status = 'resolved', resolution = $3, resolved = $4,
+               resolved_by = $5, resolved_at = now()
+             WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &id, &resolution, &resolved, &by],
+        )
+        .await
+        .map_err(|e| self.db_err(e))?;
+        let event = self.conflict_event(tx, tenant, id, "resolved").await?;
+        outbox::enqueue(tx, &event)
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+
+    async fn conflict_event(
+        &self,
+        tx: &crate::db::Transaction<'_>,
+        tenant: &str,
+        id: &str,
+        what: &str,
+    ) -> Result<CloudEvent, ServiceError> {
+        let row = tx
+            .query_one(
+                &format!("SELECT {CONFLICT_COLUMNS} FROM sync_conflicts WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let c = ConflictView::from_row(&row);
+        Ok(CloudEvent {
+            id: Uuid::now_v7(),
+            source: format!("/bac/{}", self.inner.integration),
+            ty: format!("bac.integrations.conflict.{what}"),
+            subject: Some(format!("{}/{}", c.entity, c.remote_id)),
+            time: Utc::now(),
+            tenant_id: c.tenant_id.clone(),
+            connection_id: Some(c.connection_id.clone()),
+            traceparent: crate::telemetry::current_traceparent(),
+            data: serde_json::to_vec(&c.to_proto()).map_err(|e| self.db_err(e))?,
+            topic: CONFLICT_TOPIC.into(),
+            key: format!("{}/{}/{}", c.tenant_id, c.entity, c.remote_id),
+        })
+    }
+
+    pub async fn conflicts(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        status: &str,
+    ) -> Result<Vec<ConflictView>, ServiceError> {
+        let status = match status {
+            "" | "open" => "open",
+            "resolved" => "resolved",
+            "all" => "",
+            other => {
+                return Err(self.err(
+                    ErrorCode::InvalidRequest,
+                    format!("status {other:?} is not open, resolved or all"),
+                ))
+            }
+        };
+        self.inner.connections.get(tenant, connection_id).await?;
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {CONFLICT_COLUMNS} FROM sync_conflicts
+                     WHERE tenant_id = $1 AND connection_id = $2 AND ($3 = '' OR status = $3)
+                     ORDER BY detected_at DESC LIMIT 200"
+                ),
+                &[&tenant, &connection_id, &status],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows.iter().map(ConflictView::from_row).collect())
+    }
+
+    /// Settles an open conflict by hand: keep upstream's record, write the platform's values,
+    /// or write merged values.
+    pub async fn resolve_conflict(
+        &self,
+        tenant: &str,
+        id: &str,
+        resolution: &str,
+        merged: Option<Value>,
+        by: &str,
+    ) -> Result<ConflictView, ServiceError> {
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {CONFLICT_COLUMNS} FROM sync_conflicts WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?
+            .ok_or_else(|| self.err(ErrorCode::NotFound, format!("no conflict {id}")))?;
+        drop(client);
+        let c = ConflictView::from_row(&row);
+        if c.status != "open" {
+            return Err(self.err(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "conflict {id} was already resolved ({})",
+                    c.resolution.unwrap_or_default()
+                ),
+            ));
+        }
+        let to_write = match resolution {
+            "remote" => None,
+            "local" => Some(c.local.clone()),
+            "merged" => match merged {
+                Some(Value::Object(m)) if !m.is_empty() => Some(Value::Object(m)),
+                _ => {
+                    return Err(self.err(
+                        ErrorCode::InvalidRequest,
+                        "resolution \"merged\" needs merged: the field values to write",
+                    ))
+                }
+            },
+            other => {
+                return Err(self.err(
+                    ErrorCode::InvalidRequest,
+                    format!("resolution {other:?} is not remote, local or merged"),
+                ))
+            }
+        };
+        let conn = self.inner.connections.get(tenant, &c.connection_id).await?;
+        let scope = Scope {
+            tenant,
+            connection_id: &c.connection_id,
+            entity: &c.entity,
+        };
+        if let Some(values) = &to_write {
+            self.push(&conn, &scope, &c.remote_id, values)
+                .await
+                .map_err(|e| e.service_error().clone())?;
+        }
+        self.close_conflict_now(tenant, id, resolution, to_write.as_ref(), by)
+            .await?;
+        if let Some(cmd) = Some(&c.command_id) {
+            let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+            client
+                .execute(
+                    "UPDATE sync_commands SET status = 'applied', finished_at = now()
+                     WHERE tenant_id = $1 AND command_id = $2 AND status = 'conflict'",
+                    &[&tenant, cmd],
+                )
+                .await
+                .map_err(|e| self.db_err(e))?;
+        }
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_one(
+                &format!("SELECT {CONFLICT_COLUMNS} FROM sync_conflicts WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(ConflictView::from_row(&row))
+    }
+}
+
+/// How a conflict is settled.
+#[derive(Debug, Clone, PartialEq)]
+enum Decision {
+    /// Write these values upstream (resolution: local or merged).
+    Write(&'static str, Value),
+    /// Keep upstream's record.
+    Remote,
+    /// Queue for a person.
+    Manual,
+}
+
+fn decide(
+    strategy: &str,
+    local: &Map<String, Value>,
+    base: &Value,
+    remote: &Value,
+    local_time: DateTime<Utc>,
+    remote_time: Option<DateTime<Utc>>,
+    owners: &BTreeMap<String, String>,
+) -> Decision {
+    match strategy {
+        "prefer_local" => Decision::Write("local", Value::Object(local.clone())),
+        "prefer_remote" => Decision::Remote,
+        "manual" => Decision::Manual,
+        "merge" => {
+            // A field only the platform changed is taken; a field both changed goes to its
+            // owner (remote unless the field is owned by the platform).
+            let remote_changed = changed_fields(remote.as_object().unwrap_or(&Map::new()), base);
+            let merged: Map<String, Value> = local
+                .iter()
+                .filter(|(k, _)| {
+                    !remote_changed.contains(k)
+                        || owners.get(k.as_str()).map(String::as_str) == Some("platform")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if merged.is_empty() {
+                Decision::Remote
+            } else {
+                Decision::Write("merged", Value::Object(merged))
+            }
+        }
+        // last_write_wins: the newer change wins; upstream without a version loses.
+        _ => match remote_time {
+            Some(r) if r >= local_time => Decision::Remote,
+            _ => Decision::Write("local", Value::Object(local.clone())),
+        },
+    }
+}
+
+/// Consumes the integration's commands topic until `shutdown`; restarts with capped backoff.
+/// Offsets are committed after a command is settled; an undecodable command is logged and
+/// skipped, a transient failure retried with backoff.
+pub(crate) async fn consume(
+    engine: SyncEngine,
+    kafka: KafkaConfig,
+    topic: String,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = consume_once(&engine, &kafka, &topic, &shutdown) => r,
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, topic, "commands consumer stopped; restarting");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn consume_once(
+    engine: &SyncEngine,
+    kafka: &KafkaConfig,
+    topic: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set(
+            "group.id",
+            format!("bac-{}-commands", engine.inner.integration),
+        )
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = consumer.recv() => m?,
+        };
+        let headers: Vec<(String, String)> = msg
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .filter_map(|x| {
+                        Some((
+                            x.key.to_string(),
+                            String::from_utf8_lossy(x.value?).into_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        match Command::parse(&headers, msg.payload().unwrap_or_default()) {
+            Err(e) => {
+                tracing::warn!(error = %e, topic, offset = msg.offset(), "command rejected: not a valid command");
+                metrics::counter!("bac_sync_commands_total",
+                    "integration" => engine.inner.integration, "entity" => "", "status" => "rejected")
+                .increment(1);
+            }
+            Ok(cmd) => {
+                let mut delay = Duration::from_millis(500);
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match engine.apply_command(&cmd).await {
+                        Ok(outcome) => {
+                            tracing::info!(command_id = %cmd.id, tenant = %cmd.tenant, entity = %cmd.entity,
+                                op = %cmd.op, ?outcome, "command settled");
+                            break;
+                        }
+                        Err(SyncError::Permanent(e)) => {
+                            tracing::warn!(command_id = %cmd.id, tenant = %cmd.tenant, error = %e, "command failed");
+                            break;
+                        }
+                        Err(SyncError::Transient(e)) => {
+                            if attempt >= 8 {
+                                // Leave it pending and move on: a redelivery continues it.
+                                tracing::error!(command_id = %cmd.id, error = %e, "command still failing; skipped for now");
+                                break;
+                            }
+                            tracing::warn!(command_id = %cmd.id, error = %e, attempt, "command failed; retrying");
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return Ok(()),
+                                _ = tokio::time::sleep(delay) => {}
+                            }
+                            delay = (delay * 2).min(Duration::from_secs(30));
+                        }
+                    }
+                }
+            }
+        }
+        consumer.commit_message(&msg, CommitMode::Async)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn strategies_decide() {
+        let base = json!({"name": "A", "phone": "1", "email": "a@x"});
+        let remote = json!({"name": "B", "phone": "1", "email": "a@x"});
+        let local = json!({"name": "C", "phone": "2"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let (lt, rt) = (t("2026-01-01T10:00:00Z"), t("2026-01-01T09:00:00Z"));
+        let none = BTreeMap::new();
+        assert_eq!(
+            decide("prefer_remote", &local, &base, &remote, lt, Some(rt), &none),
+            Decision::Remote
+        );
+        assert_eq!(
+            decide("manual", &local, &base, &remote, lt, Some(rt), &none),
+            Decision::Manual
+        );
+        assert_eq!(
+            decide("prefer_local", &local, &base, &remote, lt, Some(rt), &none),
+            Decision::Write("local", Value::Object(local.clone()))
+        );
+        // last-write-wins: local newer, then remote newer
+        assert!(matches!(
+            decide(
+                "last_write_wins",
+                &local,
+                &base,
+                &remote,
+                lt,
+                Some(rt),
+                &none
+            ),
+            Decision::Write("local", _)
+        ));
+        assert_eq!(
+            decide(
+                "last_write_wins",
+                &local,
+                &base,
+                &remote,
+                rt,
+                Some(lt),
+                &none
+            ),
+            Decision::Remote
+        );
+        // merge: phone only changed locally is taken; name changed on both sides goes to remote
+        assert_eq!(
+            decide("merge", &local, &base, &remote, lt, Some(rt), &none),
+            Decision::Write("merged", json!({"phone": "2"}))
+        );
+        let owners: BTreeMap<String, String> =
+            [("name".to_string(), "platform".to_string())].into();
+        assert_eq!(
+            decide("merge", &local, &base, &remote, lt, Some(rt), &owners),
+            Decision::Write("merged", json!({"name": "C", "phone": "2"}))
+        );
+    }
+
+    #[test]
+    fn commands_parse_from_headers_and_payload() {
+        let h = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let cmd = Command::parse(
+            &h(&[
+                ("ce_id", "c1"),
+                ("ce_tenantid", "demo"),
+                ("ce_type", "bac.odoo.crm_lead.update"),
+            ]),
+            br#"{"record_id": 42, "values": {"name": "x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (cmd.entity.as_str(), cmd.op.as_str()),
+            ("crm_lead", "update")
+        );
+        assert_eq!(cmd.record_id.as_deref(), Some("42"));
+        assert!(Command::parse(&h(&[("ce_tenantid", "demo")]), b"{}").is_err());
+        assert!(
+            Command::parse(&h(&[("ce_id", "c"), ("ce_tenantid", "demo")]), b"not json").is_err()
+        );
+        assert!(Command::parse(
+            &h(&[("ce_id", "c"), ("ce_tenantid", "demo")]),
+            br#"{"entity": "crm_lead", "op": "update", "values": {}}"#
+        )
+        .unwrap_err()
+        .contains("record_id"));
+    }
+}
