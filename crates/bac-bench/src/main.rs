@@ -11,8 +11,16 @@
 //!     connection was still busy counts its latency from when it was due, so a stall is not
 //!     hidden) or closed-loop as fast as possible (--max). Prints one JSON object: counts,
 //!     requests/s and latency percentiles in milliseconds (exact, from every sample).
+//! bac-bench sync --grpc URL --database-url URL --brokers HOST:PORT --sandbox HOST:PORT
+//!                [--records N] [--page-size N] [--tenant T] [--timeout SECS] [--proc NAME=PID]...
+//!     The sync backfill benchmark against a running sandbox and bac-odoo (see `sync.rs`):
+//!     seeds N leads, creates a connection over gRPC, triggers a full crm_lead sync and waits
+//!     for the run and for N distinct created events in Kafka, then measures the COPY and
+//!     produce baselines on the same rows and events. Prints one JSON object.
 //! ```
 #![allow(clippy::print_stdout)]
+
+mod sync;
 
 use std::{
     net::SocketAddr,
@@ -31,7 +39,10 @@ use tokio::net::TcpStream;
 
 const USAGE: &str = "usage: bac-bench serve --addr ADDR --body FILE [--content-type TYPE]
        bac-bench load --url URL [-H 'Name: value']... [--rate N | --max] [--duration SECS]
-                      [--warmup SECS] [--connections N] [--label TEXT]";
+                      [--warmup SECS] [--connections N] [--label TEXT]
+       bac-bench sync --grpc URL --database-url URL --brokers HOST:PORT
+                      --sandbox HOST:PORT [--records N] [--page-size N] [--tenant T]
+                      [--timeout SECS] [--proc NAME=PID]...";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,6 +59,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let report = rt.block_on(load(Arc::new(opts)))?;
+            println!("{report}");
+            Ok(())
+        }
+        Some("sync") => {
+            let opts = sync::SyncOpts::parse(&flag_values(&args[1..])?)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(sync::run(opts))?;
             println!("{report}");
             Ok(())
         }
