@@ -59,9 +59,14 @@ pub fn topic(integration_schema: &str, entity: &str) -> String {
 
 /// Stable hash of a record's content, to tell a real change from a repeat.
 pub fn content_hash(v: &serde_json::Value) -> String {
-    use sha2::{Digest, Sha256};
     // serde_json keeps object keys sorted (no preserve_order), so equal records hash equally.
-    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+    text_hash(&v.to_string())
+}
+
+/// [`content_hash`] of a value already serialized with `Value::to_string`.
+pub fn text_hash(json: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(json.as_bytes()))
 }
 
 #[cfg(test)]

@@ -46,29 +46,41 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// Adds many events in one statement (a sync page), inside the caller's transaction.
+/// Adds many events (a sync page) inside the caller's transaction, with a binary `COPY`:
+/// several times cheaper for Postgres than an `INSERT` of the same rows.
 pub async fn enqueue_many(
     tx: &Transaction<'_>,
     events: &[CloudEvent],
 ) -> Result<(), tokio_postgres::Error> {
+    use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
     if events.is_empty() {
         return Ok(());
     }
-    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
-    let tenants: Vec<&str> = events.iter().map(|e| e.tenant_id.as_str()).collect();
-    let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
-    let keys: Vec<&str> = events.iter().map(|e| e.key.as_str()).collect();
-    let headers: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| serde_json::to_value(e.headers()).unwrap_or_default())
-        .collect();
-    let payloads: Vec<&[u8]> = events.iter().map(|e| e.data.as_slice()).collect();
-    tx.execute(
-        "INSERT INTO outbox (event_id, tenant_id, topic, key, headers, payload)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])",
-        &[&ids, &tenants, &topics, &keys, &headers, &payloads],
-    )
-    .await?;
+    let sink = tx
+        .copy_in(
+            "COPY outbox (event_id, tenant_id, topic, key, headers, payload) FROM STDIN BINARY",
+        )
+        .await?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::UUID,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::JSONB,
+            Type::BYTEA,
+        ],
+    );
+    futures::pin_mut!(writer);
+    for e in events {
+        let headers = serde_json::to_value(e.headers()).unwrap_or_default();
+        writer
+            .as_mut()
+            .write(&[&e.id, &e.tenant_id, &e.topic, &e.key, &headers, &e.data])
+            .await?;
+    }
+    writer.finish().await?;
     Ok(())
 }
 

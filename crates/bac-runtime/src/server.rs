@@ -86,7 +86,8 @@ impl Runtime {
                 schema: schema.to_string(),
                 kafka: config.kafka.clone(),
                 topics: spec.topics.clone(),
-                batch_size: 256,
+                // A sync page commits 1,000 events at once; one round trip per page keeps up.
+                batch_size: 1000,
             };
             tokio::spawn(relay.run(shutdown.child_token()));
         }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Mapping, RemoteRecord, SyncEngine};
@@ -67,34 +67,84 @@ impl SyncEngine {
 /// The `bac.<integration>.<entity>.<op>` event of a change (payload: the proto3 JSON of
 /// `bac.events.v1.RecordChanged`).
 pub fn record_event(integration: &str, scope: &Scope<'_>, c: &Change<'_>) -> CloudEvent {
-    {
-        let data = json!({
-            "op": c.op.as_str(),
-            "integration": integration,
-            "entity": scope.entity,
-            "record_id": c.remote_id,
-            "tenant_id": scope.tenant,
-            "connection_id": scope.connection_id,
-            "before": c.before,
-            "after": c.after,
-            "remote_time": c.remote_time.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-            "origin": c.origin,
-            "sync_run_id": c.run_id.map(|r| r.to_string()).unwrap_or_default(),
-        });
-        CloudEvent {
-            id: Uuid::now_v7(),
-            source: format!("/bac/{integration}"),
-            ty: format!("bac.{integration}.{}.{}", scope.entity, c.op.as_str()),
-            subject: Some(format!("{}/{}", scope.entity, c.remote_id)),
-            time: Utc::now(),
-            tenant_id: scope.tenant.to_string(),
-            connection_id: Some(scope.connection_id.to_string()),
-            traceparent: crate::telemetry::current_traceparent(),
-            data: serde_json::to_vec(&data).unwrap_or_default(),
-            topic: events::topic(integration, scope.entity),
-            key: format!("{}/{}/{}", scope.tenant, scope.entity, c.remote_id),
-        }
+    let after = c.after.map(Value::to_string);
+    record_event_json(integration, scope, c, after.as_deref())
+}
+
+/// [`record_event`] with `after` already serialized (a sync page maps and serializes its
+/// records before its transaction starts, so the text is written as is, not cloned).
+pub(crate) fn record_event_json(
+    integration: &str,
+    scope: &Scope<'_>,
+    c: &Change<'_>,
+    after: Option<&str>,
+) -> CloudEvent {
+    CloudEvent {
+        id: Uuid::now_v7(),
+        source: format!("/bac/{integration}"),
+        ty: format!("bac.{integration}.{}.{}", scope.entity, c.op.as_str()),
+        subject: Some(format!("{}/{}", scope.entity, c.remote_id)),
+        time: Utc::now(),
+        tenant_id: scope.tenant.to_string(),
+        connection_id: Some(scope.connection_id.to_string()),
+        traceparent: crate::telemetry::current_traceparent(),
+        data: payload(integration, scope, c, after),
+        topic: events::topic(integration, scope.entity),
+        key: format!("{}/{}/{}", scope.tenant, scope.entity, c.remote_id),
     }
+}
+
+/// The proto3 JSON of `RecordChanged`, written field by field.
+fn payload(integration: &str, scope: &Scope<'_>, c: &Change<'_>, after: Option<&str>) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(320 + after.map_or(0, str::len));
+    let field = |out: &mut Vec<u8>, first: bool, name: &str| {
+        if !first {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
+    let text = |out: &mut Vec<u8>, v: &str| {
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+    };
+    out.push(b'{');
+    field(&mut out, true, "op");
+    text(&mut out, c.op.as_str());
+    for (name, value) in [
+        ("integration", integration),
+        ("entity", scope.entity),
+        ("record_id", c.remote_id),
+        ("tenant_id", scope.tenant),
+        ("connection_id", scope.connection_id),
+    ] {
+        field(&mut out, false, name);
+        text(&mut out, value);
+    }
+    field(&mut out, false, "before");
+    match c.before {
+        Some(v) => {
+            let _ = serde_json::to_writer(&mut out, v);
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    field(&mut out, false, "after");
+    out.extend_from_slice(after.unwrap_or("null").as_bytes());
+    field(&mut out, false, "remote_time");
+    match c.remote_time {
+        Some(t) => text(&mut out, &t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        None => out.extend_from_slice(b"null"),
+    }
+    field(&mut out, false, "origin");
+    text(&mut out, c.origin);
+    field(&mut out, false, "sync_run_id");
+    text(
+        &mut out,
+        &c.run_id.map(|r| r.to_string()).unwrap_or_default(),
+    );
+    out.push(b'}');
+    out
 }
 
 impl SyncEngine {
@@ -300,6 +350,43 @@ impl SyncEngine {
     }
 }
 
+/// A pulled record with the mapping applied: the CPU part of a page, done while the previous
+/// page's transaction runs.
+#[derive(Debug)]
+pub struct Prepared {
+    pub record: RemoteRecord,
+    /// (canonical record, its content hash, its JSON text), or why the mapping failed.
+    pub mapped: Result<(Value, String, String), String>,
+}
+
+/// Maps a page (the last occurrence of an id wins) and hashes the results.
+pub fn prepare(mapping: &Mapping, records: Vec<RemoteRecord>) -> Vec<Prepared> {
+    let mut last: HashMap<String, usize> = HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        last.insert(r.id.clone(), i);
+    }
+    records
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(&r.id) == Some(i))
+        .map(|(_, record)| {
+            let mapped = if record.deleted {
+                Ok((Value::Null, String::new(), String::new()))
+            } else {
+                mapping
+                    .apply(&record.raw)
+                    .map(|c| {
+                        let text = c.to_string();
+                        let hash = events::text_hash(&text);
+                        (c, hash, text)
+                    })
+                    .map_err(|e| e.to_string())
+            };
+            Prepared { record, mapped }
+        })
+        .collect()
+}
+
 /// What one page changed.
 #[derive(Debug, Default, Clone)]
 pub struct PageCounts {
@@ -318,7 +405,8 @@ type Mirrored = (Value, String, Option<DateTime<Utc>>, bool);
 /// Row of a page about to be written.
 struct Upsert {
     id: String,
-    data: Value,
+    /// Canonical JSON text.
+    data: String,
     hash: String,
     version: Option<DateTime<Utc>>,
     deleted: bool,
@@ -331,17 +419,11 @@ impl SyncEngine {
         &self,
         tx: &Transaction<'_>,
         scope: &Scope<'_>,
-        mapping: &Mapping,
-        records: &[RemoteRecord],
+        page: &[Prepared],
         run_id: Uuid,
     ) -> Result<PageCounts, ServiceError> {
         let mut counts = PageCounts::default();
-        // The last occurrence of an id in a page wins.
-        let mut latest: HashMap<&str, &RemoteRecord> = HashMap::with_capacity(records.len());
-        for r in records {
-            latest.insert(r.id.as_str(), r);
-        }
-        let ids: Vec<&str> = latest.keys().copied().collect();
+        let ids: Vec<&str> = page.iter().map(|p| p.record.id.as_str()).collect();
         let rows = tx
             .query(
                 "SELECT remote_id, data, content_hash, remote_version, deleted FROM sync_records
@@ -358,12 +440,10 @@ impl SyncEngine {
         let mut upserts: Vec<Upsert> = Vec::new();
         let mut events = Vec::new();
         let mut dead: Vec<(String, Value, String)> = Vec::new();
-        counts.seen = latest.len() as i64;
-        for r in records {
-            // Skip all but the last occurrence of an id.
-            if !std::ptr::eq(latest[r.id.as_str()], r) {
-                continue;
-            }
+        counts.seen = page.len() as i64;
+        let integration = self.inner.integration;
+        for p in page {
+            let r = &p.record;
             let old = existing.get(&r.id);
             if let (Some(old), Some(v)) = (old, r.version) {
                 if old.2.is_some_and(|seen| seen > v) {
@@ -387,7 +467,7 @@ impl SyncEngine {
                     ));
                     upserts.push(Upsert {
                         id: r.id.clone(),
-                        data: data.clone(),
+                        data: data.to_string(),
                         hash: hash.clone(),
                         version: r.version,
                         deleted: true,
@@ -395,20 +475,19 @@ impl SyncEngine {
                 }
                 continue;
             }
-            let canonical = match mapping.apply(&r.raw) {
-                Ok(c) => c,
+            let (hash, text) = match &p.mapped {
+                Ok((_, hash, text)) => (hash, text),
                 Err(e) => {
                     counts.failed += 1;
                     if counts.errors.len() < 20 {
-                        counts.errors.push((r.id.clone(), e.to_string()));
+                        counts.errors.push((r.id.clone(), e.clone()));
                     }
-                    dead.push((r.id.clone(), r.raw.clone(), e.to_string()));
+                    dead.push((r.id.clone(), r.raw.clone(), e.clone()));
                     continue;
                 }
             };
-            let hash = events::content_hash(&canonical);
             let op = match old {
-                Some((_, h, _, false)) if *h == hash => continue,
+                Some((_, h, _, false)) if h == hash => continue,
                 Some((_, _, _, false)) => Op::Updated,
                 _ => Op::Created,
             };
@@ -416,37 +495,39 @@ impl SyncEngine {
                 Op::Created => counts.created += 1,
                 _ => counts.updated += 1,
             }
-            events.push(self.record_event(
+            events.push(record_event_json(
+                integration,
                 scope,
                 &Change {
                     op,
                     remote_id: &r.id,
                     before: old.filter(|_| op == Op::Updated).map(|o| &o.0),
-                    after: Some(&canonical),
+                    after: None,
                     remote_time: r.version,
                     origin: "remote",
                     run_id: Some(run_id),
                 },
+                Some(text),
             ));
             upserts.push(Upsert {
                 id: r.id.clone(),
-                data: canonical,
-                hash,
+                data: text.clone(),
+                hash: hash.clone(),
                 version: r.version,
                 deleted: false,
             });
         }
         if !upserts.is_empty() {
             let ids: Vec<&str> = upserts.iter().map(|u| u.id.as_str()).collect();
-            let data: Vec<&Value> = upserts.iter().map(|u| &u.data).collect();
+            let data: Vec<&str> = upserts.iter().map(|u| u.data.as_str()).collect();
             let hashes: Vec<&str> = upserts.iter().map(|u| u.hash.as_str()).collect();
             let versions: Vec<Option<DateTime<Utc>>> = upserts.iter().map(|u| u.version).collect();
             let deleted: Vec<bool> = upserts.iter().map(|u| u.deleted).collect();
             tx.execute(
                 "INSERT INTO sync_records (tenant_id, connection_id, entity, remote_id, data,
                                            content_hash, remote_version, deleted, origin)
-                 SELECT $1, $2, $3, u.id, u.data, u.hash, u.version, u.deleted, 'remote'
-                 FROM UNNEST($4::text[], $5::jsonb[], $6::text[], $7::timestamptz[], $8::bool[])
+                 SELECT $1, $2, $3, u.id, u.data::jsonb, u.hash, u.version, u.deleted, 'remote'
+                 FROM UNNEST($4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bool[])
                       AS u(id, data, hash, version, deleted)
                  ON CONFLICT (tenant_id, connection_id, entity, remote_id) DO UPDATE SET
                    data = EXCLUDED.data, content_hash = EXCLUDED.content_hash,
@@ -543,5 +624,91 @@ impl SyncEngine {
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(rows.len() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_is_record_changed_in_proto3_json() {
+        let scope = Scope {
+            tenant: "demo",
+            connection_id: "con_1",
+            entity: "crm_lead",
+        };
+        let before = serde_json::json!({"name": "Old \"quoted\"", "n": 1});
+        let after = serde_json::json!({"name": "New", "n": 2, "nested": {"a": [1, null]}});
+        let run = Uuid::nil();
+        let e = record_event(
+            "odoo",
+            &scope,
+            &Change {
+                op: Op::Updated,
+                remote_id: "42",
+                before: Some(&before),
+                after: Some(&after),
+                remote_time: DateTime::from_timestamp(1_700_000_000, 0),
+                origin: "remote",
+                run_id: Some(run),
+            },
+        );
+        let v: Value = serde_json::from_slice(&e.data).unwrap();
+        assert_eq!(v["before"], before);
+        assert_eq!(v["after"], after);
+        assert_eq!(v["remote_time"], "2023-11-14T22:13:20Z");
+        let typed: bac_proto::events::v1::RecordChanged = serde_json::from_slice(&e.data).unwrap();
+        assert_eq!(typed.op, "updated");
+        assert_eq!(typed.record_id, "42");
+        assert_eq!(typed.sync_run_id, run.to_string());
+        assert_eq!(e.ty, "bac.odoo.crm_lead.updated");
+        assert_eq!(e.key, "demo/crm_lead/42");
+        let created = record_event(
+            "odoo",
+            &scope,
+            &Change {
+                op: Op::Created,
+                remote_id: "7",
+                before: None,
+                after: Some(&after),
+                remote_time: None,
+                origin: "platform",
+                run_id: None,
+            },
+        );
+        let typed: bac_proto::events::v1::RecordChanged =
+            serde_json::from_slice(&created.data).unwrap();
+        assert!(typed.before.is_none() && typed.remote_time.is_none());
+    }
+
+    #[test]
+    fn prepare_keeps_the_last_occurrence_and_reports_mapping_errors() {
+        let m = Mapping::parse(&serde_json::json!({"fields": [
+            {"target": "id", "source": "id"},
+            {"target": "name", "source": "name", "transforms": [{"op": "upper"}]}
+        ]}))
+        .unwrap();
+        let rec = |id: &str, name: Value| RemoteRecord {
+            id: id.into(),
+            version: None,
+            raw: serde_json::json!({"id": id, "name": name}),
+            deleted: false,
+        };
+        let out = prepare(
+            &m,
+            vec![
+                rec("1", "a".into()),
+                rec("2", 5.into()),
+                rec("1", "b".into()),
+            ],
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].record.id, "2");
+        assert!(out[0].mapped.as_ref().unwrap_err().contains("name"));
+        let (c, hash, text) = out[1].mapped.as_ref().unwrap();
+        assert_eq!(c["name"], "B");
+        assert_eq!(*hash, events::content_hash(c));
+        assert_eq!(*text, c.to_string());
     }
 }

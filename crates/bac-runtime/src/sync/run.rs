@@ -266,29 +266,41 @@ async fn pull_all(
         .map_err(|e| e.message)?;
     let stored_cursor = stored_cursor(engine, &scope).await.map_err(|e| e.message)?;
     let mode = Mode::parse(&run.mode).unwrap_or(Mode::Incremental);
-    let mut position = leased.checkpoint.clone();
+    let position = leased.checkpoint.clone();
     let run_started_at = run.started_at.unwrap_or_else(Utc::now);
     let labels = [
         ("integration", engine.inner.integration.to_string()),
         ("entity", run.entity.clone()),
     ];
+    let request = |position: Option<Value>| PullRequest {
+        mode,
+        cursor: if mode == Mode::Incremental {
+            stored_cursor.clone()
+        } else {
+            None
+        },
+        position,
+        page_size: engine.inner.options.page_size,
+        run_started_at,
+    };
+    let mapping = Arc::new(mapping);
+    let mut next = Some(read_page(&*adapter, &conn, &request(position.clone()), &mapping).await?);
     loop {
         if shutdown.is_cancelled() {
             release(engine, run.id).await;
             return Ok(None);
         }
-        let req = PullRequest {
-            mode,
-            cursor: if mode == Mode::Incremental {
-                stored_cursor.clone()
-            } else {
-                None
-            },
-            position: position.clone(),
-            page_size: engine.inner.options.page_size,
-            run_started_at,
+        let Some((page, prepared)) = next.take() else {
+            return Err("no page".into());
         };
-        let page = pull_with_retry(&*adapter, &conn, &req).await?;
+        // While this page commits, the next one is read from upstream (the two overlap; the
+        // checkpoint still advances only with a committed page).
+        let prefetch = (!page.done).then(|| {
+            let position = Some(json!({"position": page.position, "cursor": page.cursor}));
+            let (adapter, conn, req) = (adapter.clone(), conn.clone(), request(position));
+            let mapping = mapping.clone();
+            tokio::spawn(async move { read_page(&*adapter, &conn, &req, &mapping).await })
+        });
         let mut client = engine
             .inner
             .db
@@ -299,11 +311,17 @@ async fn pull_all(
             .transaction()
             .await
             .map_err(|e| format!("postgres: {e}"))?;
+        // A page lost to a Postgres crash right after its commit is harmless: its rows,
+        // events and checkpoint go together and the run reads the page again from upstream.
+        // So the page does not wait for its WAL flush.
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
         if !extend_lease(engine, &tx, run.id).await? {
             return Ok(None);
         }
         let counts = engine
-            .apply_page(&tx, &scope, &mapping, &page.records, run.id)
+            .apply_page(&tx, &scope, &prepared, run.id)
             .await
             .map_err(|e| e.message)?;
         let errors: Value = counts
@@ -349,11 +367,13 @@ async fn pull_all(
                 metrics::counter!("bac_sync_records_total", &l).increment(n as u64);
             }
         }
-        if let Some(newest) = page.records.iter().filter_map(|r| r.version).max() {
+        if let Some(newest) = prepared.iter().filter_map(|p| p.record.version).max() {
             metrics::gauge!("bac_sync_lag_seconds", &labels)
                 .set((Utc::now() - newest).num_milliseconds().max(0) as f64 / 1000.0);
         }
-        position = Some(json!({"position": page.position, "cursor": page.cursor}));
+        if let Some(handle) = prefetch {
+            next = Some(handle.await.map_err(|e| format!("page read: {e}"))??);
+        }
         if page.done {
             if !reconcile(engine, &*adapter, &conn, &scope, run.id).await? {
                 return Ok(None);
@@ -367,6 +387,18 @@ async fn pull_all(
 /// taken-over run can also finish after its last page.
 fn adapter_position(stored: &Option<Value>) -> Option<Value> {
     stored.as_ref().and_then(|v| v.get("position")).cloned()
+}
+
+/// One page read from upstream and mapped (the CPU part of a page, off its transaction).
+async fn read_page(
+    adapter: &dyn super::EntityAdapter,
+    conn: &crate::connections::ConnectionRecord,
+    req: &PullRequest,
+    mapping: &super::Mapping,
+) -> Result<(super::Page, Vec<super::mirror::Prepared>), String> {
+    let mut page = pull_with_retry(adapter, conn, req).await?;
+    let records = std::mem::take(&mut page.records);
+    Ok((page, super::mirror::prepare(mapping, records)))
 }
 
 async fn pull_with_retry(
