@@ -75,6 +75,7 @@ pub const ENTITIES: &[OdooEntity] = &[
         entity: "crm_lead",
         model: "crm.lead",
         fields: &[
+            "active",
             "name",
             "partner_name",
             "email_from",
@@ -98,6 +99,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             fields(vec![
                 rename("id", "id"),
                 rename("name", "name"),
+                rename("active", "active"),
                 optional("partner_name", "partner_name"),
                 optional("email", "email_from"),
                 optional("phone", "phone"),
@@ -115,6 +117,7 @@ pub const ENTITIES: &[OdooEntity] = &[
         entity: "partner",
         model: "res.partner",
         fields: &[
+            "active",
             "name",
             "email",
             "phone",
@@ -135,6 +138,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             fields(vec![
                 rename("id", "id"),
                 rename("name", "name"),
+                rename("active", "active"),
                 optional("email", "email"),
                 optional("phone", "phone"),
                 rename("is_company", "is_company"),
@@ -224,6 +228,7 @@ pub const ENTITIES: &[OdooEntity] = &[
         entity: "product",
         model: "product.product",
         fields: &[
+            "active",
             "name",
             "default_code",
             "barcode",
@@ -242,6 +247,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             fields(vec![
                 rename("id", "id"),
                 rename("name", "name"),
+                rename("active", "active"),
                 optional("default_code", "default_code"),
                 optional("barcode", "barcode"),
                 rename("list_price", "list_price"),
@@ -282,6 +288,7 @@ pub const ENTITIES: &[OdooEntity] = &[
         entity: "employee",
         model: "hr.employee",
         fields: &[
+            "active",
             "name",
             "work_email",
             "work_phone",
@@ -300,6 +307,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             fields(vec![
                 rename("id", "id"),
                 rename("name", "name"),
+                rename("active", "active"),
                 optional("work_email", "work_email"),
                 optional("work_phone", "work_phone"),
                 optional("job_title", "job_title"),
@@ -478,7 +486,8 @@ impl EntityAdapter for OdooAdapter {
                 conn,
                 "search_read",
                 vec![Value::Array(domain)],
-                json!({"fields": read_fields, "limit": req.page_size, "order": "id asc"}),
+                json!({"fields": read_fields, "limit": req.page_size, "order": "id asc",
+                       "context": {"active_test": false}}),
                 true,
             )
             .await?;
@@ -516,20 +525,33 @@ impl EntityAdapter for OdooAdapter {
                 conn,
                 "search",
                 vec![Value::Array(self.base_domain())],
-                json!({"order": "id"}),
+                json!({"order": "id", "context": {"active_test": false}}),
                 true,
             )
             .await?;
-        Ok(Some(
-            ids.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_i64)
-                        .map(|i| i.to_string())
-                        .collect()
-                })
-                .unwrap_or_default(),
-        ))
+        // Anything but a list of ids would read as "upstream has nothing" and delete the
+        // whole mirror.
+        let ids = ids.as_array().ok_or_else(|| {
+            SyncError::Transient(ServiceError::new(
+                "odoo",
+                ErrorCode::UpstreamRejected,
+                format!(
+                    "Odoo answered search on {} with something other than ids",
+                    self.spec.model
+                ),
+            ))
+        })?;
+        let ids: Vec<String> = ids
+            .iter()
+            .map(|v| v.as_i64().map(|i| i.to_string()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                bad(format!(
+                    "Odoo returned a non-numeric id for {}",
+                    self.spec.model
+                ))
+            })?;
+        Ok(Some(ids))
     }
 
     async fn fetch(
@@ -549,7 +571,7 @@ impl EntityAdapter for OdooAdapter {
                 conn,
                 "search_read",
                 vec![Value::Array(domain)],
-                json!({"fields": read_fields, "limit": 1}),
+                json!({"fields": read_fields, "limit": 1, "context": {"active_test": false}}),
                 true,
             )
             .await?;
@@ -579,6 +601,13 @@ impl EntityAdapter for OdooAdapter {
                 self.spec.model
             ))
         })?;
+        if vals.get(&field).is_some() {
+            return Err(bad(format!(
+                "{} carries the command's intent id on create, so it cannot be set by the command; \
+                 set the connection's intent_fields.{} to another field to write it",
+                field, self.spec.model
+            )));
+        }
         // At most once: a create already made for this intent (a redelivered command, or a
         // create whose answer was lost) is found instead of made again.
         let id = self

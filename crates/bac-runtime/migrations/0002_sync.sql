@@ -46,6 +46,9 @@ CREATE TABLE sync_runs (
     errors          jsonb NOT NULL DEFAULT '[]'::jsonb,
     error           text,
     lease_owner     text,
+    -- A fresh token per lease: a holder whose lease was taken over (even by its own replica)
+    -- can no longer extend it or write pages.
+    lease_token     uuid,
     lease_until     timestamptz,
     attempts        integer NOT NULL DEFAULT 0,
     queued_at       timestamptz NOT NULL DEFAULT now(),
@@ -110,11 +113,18 @@ CREATE TABLE sync_commands (
     remote_id     text,
     -- pending | applied | conflict | skipped | failed
     status        text NOT NULL,
+    -- The whole command, so a pending one can be retried without Kafka redelivering it.
+    command       jsonb NOT NULL,
+    -- Who is applying it until when: a claim, so two replicas never apply it at once.
+    claimed_until timestamptz,
+    attempts      integer NOT NULL DEFAULT 0,
+    retry_at      timestamptz,
     error         text,
     received_at   timestamptz NOT NULL DEFAULT now(),
     finished_at   timestamptz,
     PRIMARY KEY (tenant_id, command_id)
 );
+CREATE INDEX sync_commands_retry ON sync_commands (retry_at) WHERE status = 'pending';
 
 CREATE TABLE sync_conflicts (
     id            text PRIMARY KEY,
@@ -134,4 +144,6 @@ CREATE TABLE sync_conflicts (
     detected_at   timestamptz NOT NULL DEFAULT now(),
     resolved_at   timestamptz
 );
+-- One conflict per command, however often the command is retried.
+CREATE UNIQUE INDEX sync_conflicts_one_per_command ON sync_conflicts (tenant_id, command_id);
 CREATE INDEX sync_conflicts_by_connection ON sync_conflicts (tenant_id, connection_id, detected_at DESC);

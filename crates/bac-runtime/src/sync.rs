@@ -372,6 +372,11 @@ impl SyncEngine {
                     self.db_err(e)
                 }
             })?;
+        // The mirror holds records mapped the old way: a full run re-maps them (an `updated`
+        // event where the canonical record changed), and conflict detection compares like
+        // with like again.
+        run::enqueue(self, tenant, connection_id, entity, Mode::Full, "mapping").await?;
+        self.inner.wake.notify_one();
         Ok((row.get::<_, i32>(0) as u32, mapping, row.get(1)))
     }
 
@@ -619,8 +624,8 @@ impl SyncEngine {
         Ok(counts)
     }
 
-    /// A connection was deleted: its schedule, cursors, mappings and mirror go; queued runs
-    /// end as failed (a running one fails at its next page, when the connection is gone).
+    /// A connection was deleted: its schedule, cursors, mappings and mirror go; its queued
+    /// and running runs end as failed (a running one's next page then finds its lease gone).
     pub async fn forget_connection(
         &self,
         tenant: &str,
@@ -644,7 +649,7 @@ impl SyncEngine {
         tx.execute(
             "UPDATE sync_runs SET status = 'failed', error = 'the connection was deleted',
                finished_at = now()
-             WHERE tenant_id = $1 AND connection_id = $2 AND status = 'queued'",
+             WHERE tenant_id = $1 AND connection_id = $2 AND status IN ('queued', 'running')",
             &[&tenant, &connection_id],
         )
         .await
@@ -701,6 +706,26 @@ impl SyncEngine {
         shutdown: tokio_util::sync::CancellationToken,
     ) {
         tokio::spawn(run::worker(self.clone(), shutdown.clone()));
+        // Parked commands (upstream failed for a while) are retried apart from the runs, so a
+        // hanging upstream never holds up the scheduler.
+        let engine = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let every = engine
+                .inner
+                .options
+                .tick
+                .max(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = engine.retry_commands().await {
+                    tracing::warn!(error = %e, "could not retry parked commands");
+                }
+            }
+        });
         if let (Some(kafka), Some(topic)) = (kafka, self.inner.options.commands_topic.clone()) {
             tokio::spawn(twoway::consume(self.clone(), kafka, topic, shutdown));
         }

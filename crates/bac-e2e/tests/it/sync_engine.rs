@@ -157,6 +157,28 @@ async fn incremental_sync_reports_each_change_once_even_when_many_share_a_write_
     )
     .await;
     odoo(&fleet, "crm.lead", "unlink", json!([ids[3..5]]), json!({})).await;
+    // Archived (a lost lead) is a change, not a deletion.
+    let archived: Vec<i64> = odoo(
+        &fleet,
+        "crm.lead",
+        "search",
+        json!([[["id", ">", ids[4]]]]),
+        json!({"limit": 1, "order": "id"}),
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|v| v.as_i64().unwrap())
+    .collect();
+    odoo(
+        &fleet,
+        "crm.lead",
+        "write",
+        json!([archived, {"active": false}]),
+        json!({}),
+    )
+    .await;
     for i in 0..4 {
         odoo(
             &fleet,
@@ -175,7 +197,7 @@ async fn incremental_sync_reports_each_change_once_even_when_many_share_a_write_
             count(&run, "updated"),
             count(&run, "deleted")
         ),
-        (4, 3, 2),
+        (4, 4, 2),
         "{run}"
     );
     // Nothing changed: nothing reported (the re-read last second is deduplicated by hash).
@@ -190,7 +212,7 @@ async fn incremental_sync_reports_each_change_once_even_when_many_share_a_write_
         "{run}"
     );
 
-    let expected = total as usize + 4 + 3 + 2;
+    let expected = total as usize + 4 + 4 + 2;
     let got = events(&fleet, "bac.odoo.crm_lead.v1", expected).await;
     let types = by_type(&got);
     assert_eq!(
@@ -200,7 +222,7 @@ async fn incremental_sync_reports_each_change_once_even_when_many_share_a_write_
     );
     assert_eq!(
         types.get("bac.odoo.crm_lead.updated"),
-        Some(&3),
+        Some(&4),
         "{types:?}"
     );
     assert_eq!(
@@ -215,13 +237,24 @@ async fn incremental_sync_reports_each_change_once_even_when_many_share_a_write_
         .map(|r| r.headers["ce_subject"].as_str())
         .collect();
     assert_eq!(subjects.len(), total as usize + 4);
-    let updated = got
+    let updates: Vec<Value> = got
         .iter()
-        .find(|r| r.headers["ce_type"].ends_with(".updated"))
+        .filter(|r| r.headers["ce_type"].ends_with(".updated"))
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    assert_eq!(
+        updates
+            .iter()
+            .filter(|p| p["after"]["active"] == false)
+            .count(),
+        1,
+        "the archived lead is an update: {updates:?}"
+    );
+    let payload = updates
+        .iter()
+        .find(|p| p["after"]["phone"] == "+32 2 555 0000")
         .unwrap();
-    let payload: Value = serde_json::from_slice(&updated.payload).unwrap();
     assert_eq!(payload["origin"], "remote");
-    assert_eq!(payload["after"]["phone"], "+32 2 555 0000");
     assert!(payload["before"].is_object(), "{payload}");
     assert!(!payload["sync_run_id"].as_str().unwrap().is_empty());
     // The dashboard knows when the tenant last synced.
@@ -533,6 +566,60 @@ async fn commands_apply_once_and_a_lost_create_answer_is_not_duplicated() {
     )
     .await;
     assert_eq!(settled(&fleet, "cmd-bad-1").await, "failed");
+
+    // A field that carries the intent id cannot also be a value of the create.
+    command(
+        &fleet,
+        &p,
+        "cmd-intent-1",
+        "bac.odoo.sale_order.create",
+        &now,
+        json!({"entity": "sale_order", "op": "create", "values": {"partner_id": 1, "client_order_ref": "PO-7"}}),
+    )
+    .await;
+    assert_eq!(settled(&fleet, "cmd-intent-1").await, "failed");
+
+    // Odoo failing for a while: the command is parked and retried, not lost, and the
+    // consumer goes on with the next command meanwhile.
+    let resp = fleet
+        .http
+        .post(format!("{}/_sandbox/odoo/faults", fleet.sandbox_url))
+        .json(&json!({"model": "crm.lead", "method": "create", "status": 503, "for_calls": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    command(
+        &fleet,
+        &p,
+        "cmd-parked-1",
+        "bac.odoo.crm_lead.create",
+        &now,
+        json!({"entity": "crm_lead", "op": "create", "values": {"name": "Parked for a while"}}),
+    )
+    .await;
+    command(
+        &fleet,
+        &p,
+        "cmd-after-1",
+        "bac.odoo.partner.create",
+        &now,
+        json!({"entity": "partner", "op": "create", "values": {"name": "Not held up"}}),
+    )
+    .await;
+    assert_eq!(settled(&fleet, "cmd-after-1").await, "applied");
+    assert_eq!(settled(&fleet, "cmd-parked-1").await, "applied");
+    assert_eq!(lead_by_name(&fleet, "Parked for a while").await.len(), 1);
+    let db = connect(&fleet.infra.database_url).await;
+    let attempts: i32 = db
+        .query_one(
+            "SELECT attempts FROM odoo.sync_commands WHERE tenant_id = $1 AND command_id = 'cmd-parked-1'",
+            &[&fleet.tenant],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(attempts >= 2, "{attempts}");
 }
 
 #[tokio::test]
@@ -724,6 +811,14 @@ async fn mappings_are_validated_versioned_previewed_and_used_by_the_next_run() {
         {"target": "revenue_cents", "source": "expected_revenue", "transforms": [{"op": "scale", "factor": 100, "decimals": 0}]},
         {"target": "name", "source": "name", "required": true}
     ]});
+    odoo(
+        &fleet,
+        "crm.lead",
+        "create",
+        json!([{"name": "Good one", "email_from": "X@Y.Z"}]),
+        json!({}),
+    )
+    .await;
     let (status, saved) = fleet.call(Method::PUT, &base, Some(mapping.clone())).await;
     assert_eq!(status, 200, "{saved}");
     assert_eq!(saved["version"], 1);
@@ -747,17 +842,9 @@ async fn mappings_are_validated_versioned_previewed_and_used_by_the_next_run() {
             || r[1]["error"].as_str().unwrap().contains("name"),
         "{preview}"
     );
-    odoo(
-        &fleet,
-        "crm.lead",
-        "create",
-        json!([{"name": "Good one", "email_from": "X@Y.Z"}]),
-        json!({}),
-    )
-    .await;
+    // Saving the mapping queued a full run; this one joins it or follows it.
     let run = sync(&fleet, &conn, "crm_lead", "full").await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    assert!(count(&run, "created") >= 1, "{run}");
     let db = connect(&fleet.infra.database_url).await;
     let row = db
         .query_one(
@@ -773,9 +860,6 @@ async fn mappings_are_validated_versioned_previewed_and_used_by_the_next_run() {
         {"target": "id", "source": "id"},
         {"target": "priority", "source": "priority", "transforms": [{"op": "lookup", "table": {"0": "low"}}]}
     ]});
-    let (status, saved) = fleet.call(Method::PUT, &base, Some(strict)).await;
-    assert_eq!(status, 200, "{saved}");
-    assert_eq!(saved["version"], 2);
     odoo(
         &fleet,
         "crm.lead",
@@ -784,6 +868,11 @@ async fn mappings_are_validated_versioned_previewed_and_used_by_the_next_run() {
         json!({}),
     )
     .await;
+    // Saving a mapping queues a full run that re-maps the mirror; the trigger below joins it
+    // or starts the next one.
+    let (status, saved) = fleet.call(Method::PUT, &base, Some(strict)).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["version"], 2);
     let run = sync(&fleet, &conn, "crm_lead", "full").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(count(&run, "failed") >= 1, "{run}");
@@ -802,7 +891,7 @@ async fn mappings_are_validated_versioned_previewed_and_used_by_the_next_run() {
         )
         .await
         .unwrap();
-    assert_eq!(dead.get::<_, i64>(0), 1);
+    assert!(dead.get::<_, i64>(0) >= 1);
     // Deleting the connection removes its mirror, mappings and schedule.
     let (status, _) = fleet
         .call(

@@ -427,12 +427,16 @@ pub async fn create_webhook_token(
     let token = format!("whk_{}", crate::auth::mint_key().key.replace("bac_", ""));
     let mut client = state.db.get().await.map_err(ApiError::internal)?;
     let tx = client.transaction().await.map_err(ApiError::internal)?;
-    tx.execute(
-        "UPDATE connections SET webhook_token_sha256 = $3 WHERE tenant_id = $1 AND id = $2",
-        &[&principal.tenant_id, &id, &crate::auth::hash_key(&token)],
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    let n = tx
+        .execute(
+            "UPDATE connections SET webhook_token_sha256 = $3 WHERE tenant_id = $1 AND id = $2",
+            &[&principal.tenant_id, &id, &crate::auth::hash_key(&token)],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    if n == 0 {
+        return Err(ApiError::not_found(format!("no connection {id}")));
+    }
     audit::record(
         &tx,
         &principal,
@@ -490,20 +494,26 @@ fn webhook_targets(body: &Value) -> Result<(String, Vec<String>), ApiError> {
 #[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/webhook", tag = "sync",
     summary = "Upstream webhook: the named records changed (authenticated by the webhook token)",
     params(("id" = String, Path, description = "Connection id"),
-           ("token" = String, Query, description = "The connection's webhook token")),
+           ("token" = Option<String>, Query, description = "The connection's webhook token (or the X-Webhook-Token header)")),
     request_body(content = Object, description = "Odoo automation webhook body {\"_model\", \"_id\", ...} or {\"entity\", \"ids\"}"),
     responses((status = 202, description = "{entity, created, updated, deleted, unchanged}"), crate::openapi::CommonErrors),
     security(()))]
 pub async fn webhook(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<WebhookQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     use subtle::ConstantTimeEq;
     let refused = || ApiError::unauthorized("invalid or missing webhook token");
-    let token = q
-        .token
+    // The header keeps the token out of access logs; the query form is for upstreams (Odoo's
+    // automation webhooks) that cannot set headers.
+    let token = headers
+        .get("x-webhook-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(q.token)
         .filter(|t| t.starts_with("whk_"))
         .ok_or_else(refused)?;
     let client = state.db.get().await.map_err(ApiError::internal)?;

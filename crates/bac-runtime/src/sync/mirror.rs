@@ -222,7 +222,7 @@ pub(crate) async fn write_in(
         |e: &dyn std::fmt::Display| ServiceError::internal(integration, format!("sync store: {e}"));
     let existing = tx
         .query_opt(
-            "SELECT data, content_hash, deleted FROM sync_records
+            "SELECT data, content_hash, deleted, remote_version FROM sync_records
                  WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND remote_id = $4
                  FOR UPDATE",
             &[
@@ -234,7 +234,15 @@ pub(crate) async fn write_in(
         )
         .await
         .map_err(|e| db_err(&e))?;
+    let mirrored_version: Option<DateTime<Utc>> = existing.as_ref().and_then(|r| r.get(3));
     let before: Option<(Value, String, bool)> = existing.map(|r| (r.get(0), r.get(1), r.get(2)));
+    // A record older than the mirror's (a slower webhook or write read it earlier) must not
+    // roll the mirror back.
+    if let (Some(seen), Some(v), Some(b)) = (mirrored_version, record.version, &before) {
+        if seen > v {
+            return Ok(b.0.clone());
+        }
+    }
     if record.deleted {
         let Some((data, _, false)) = before else {
             return Ok(Value::Null);

@@ -23,6 +23,8 @@ use crate::{db::Transaction, error::ServiceError, events::CloudEvent, outbox};
 pub(crate) struct Leased {
     pub run: SyncRunView,
     pub checkpoint: Option<Value>,
+    /// This lease's fence: every write of the run checks it.
+    pub token: Uuid,
 }
 
 /// Queues a run unless one of this connection and entity is already queued or running.
@@ -92,6 +94,7 @@ pub(crate) async fn worker(engine: SyncEngine, shutdown: CancellationToken) {
         if let Err(e) = queue_due(&engine).await {
             tracing::warn!(error = %e, "sync scheduler: could not queue due runs");
         }
+
         while let Ok(slot) = slots.clone().try_acquire_owned() {
             match lease_next(&engine).await {
                 Ok(Some(leased)) => {
@@ -163,10 +166,11 @@ async fn lease_next(engine: &SyncEngine) -> Result<Option<Leased>, ServiceError>
     let client = engine.inner.db.get().await.map_err(|e| engine.db_err(e))?;
     let lease = engine.inner.options.lease.as_secs_f64();
     let adapters: Vec<&str> = engine.entities();
+    let token = Uuid::new_v4();
     let row = client
         .query_opt(
             &format!(
-                "UPDATE sync_runs SET status = 'running', lease_owner = $1,
+                "UPDATE sync_runs SET status = 'running', lease_owner = $1, lease_token = $4,
                    lease_until = now() + make_interval(secs => $2),
                    started_at = COALESCE(started_at, now()), attempts = attempts + 1
                  WHERE id = (
@@ -176,13 +180,14 @@ async fn lease_next(engine: &SyncEngine) -> Result<Option<Leased>, ServiceError>
                    ORDER BY queued_at LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING {RUN_COLUMNS}, checkpoint"
             ),
-            &[&engine.inner.owner, &lease, &adapters],
+            &[&engine.inner.owner, &lease, &adapters, &token],
         )
         .await
         .map_err(|e| engine.db_err(e))?;
     Ok(row.map(|r| Leased {
         run: SyncRunView::from_row(&r),
         checkpoint: r.get(18),
+        token,
     }))
 }
 
@@ -202,33 +207,61 @@ async fn execute(engine: &SyncEngine, leased: Leased, shutdown: &CancellationTok
         } else {
             tracing::info!(run_id = %run.id, attempts = run.attempts, "sync run taken over");
         }
-        pull_all(engine, &leased, shutdown).await
+        // Keeps the lease while a slow page or the id listing is read (pages extend it too).
+        let beat = {
+            let (engine, id, token) = (engine.clone(), run.id, leased.token);
+            tokio::spawn(async move {
+                let every = engine.inner.options.lease / 3;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Ok(client) = engine.inner.db.get().await else {
+                        continue;
+                    };
+                    let _ = client
+                        .execute(
+                            "UPDATE sync_runs SET lease_until = now() + make_interval(secs => $3)
+                             WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+                            &[&id, &token, &engine.inner.options.lease.as_secs_f64()],
+                        )
+                        .await;
+                }
+            })
+        };
+        let outcome = pull_all(engine, &leased, shutdown).await;
+        beat.abort();
+        outcome
     };
     let labels = [
         ("integration", engine.inner.integration.to_string()),
         ("entity", run.entity.clone()),
     ];
     match outcome {
-        Ok(Some(cursor)) => match finish(engine, run, "succeeded", None, Some(cursor)).await {
-            Ok(true) => {
-                let mut l = labels.to_vec();
-                l.push(("status", "succeeded".into()));
-                metrics::counter!("bac_sync_runs_total", &l).increment(1);
-                metrics::histogram!("bac_sync_run_duration_seconds", &labels)
-                    .record(started.elapsed().as_secs_f64());
-                if let Some(s) = run.started_at {
-                    metrics::gauge!("bac_sync_last_success_timestamp_seconds", &labels)
-                        .set(s.timestamp() as f64);
+        Ok(Some(cursor)) => {
+            match finish(engine, run, leased.token, "succeeded", None, Some(cursor)).await {
+                Ok(true) => {
+                    let mut l = labels.to_vec();
+                    l.push(("status", "succeeded".into()));
+                    metrics::counter!("bac_sync_runs_total", &l).increment(1);
+                    metrics::histogram!("bac_sync_run_duration_seconds", &labels)
+                        .record(started.elapsed().as_secs_f64());
+                    if let Some(s) = run.started_at {
+                        metrics::gauge!("bac_sync_last_success_timestamp_seconds", &labels)
+                            .set(s.timestamp() as f64);
+                    }
+                    tracing::info!(run_id = %run.id, "sync run succeeded");
                 }
-                tracing::info!(run_id = %run.id, "sync run succeeded");
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(run_id = %run.id, error = %e, "sync run: could not finish")
+                }
             }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(run_id = %run.id, error = %e, "sync run: could not finish"),
-        },
+        }
         Ok(None) => {} // lease lost or shutting down: another replica continues
         Err(message) => {
             tracing::warn!(run_id = %run.id, error = %message, "sync run failed");
-            if let Ok(true) = finish(engine, run, "failed", Some(&message), None).await {
+            if let Ok(true) =
+                finish(engine, run, leased.token, "failed", Some(&message), None).await
+            {
                 let mut l = labels.to_vec();
                 l.push(("status", "failed".into()));
                 metrics::counter!("bac_sync_runs_total", &l).increment(1);
@@ -287,7 +320,7 @@ async fn pull_all(
     let mut next = Some(read_page(&*adapter, &conn, &request(position.clone()), &mapping).await?);
     loop {
         if shutdown.is_cancelled() {
-            release(engine, run.id).await;
+            release(engine, run.id, leased.token).await;
             return Ok(None);
         }
         let Some((page, prepared)) = next.take() else {
@@ -317,7 +350,7 @@ async fn pull_all(
         tx.batch_execute("SET LOCAL synchronous_commit = off")
             .await
             .map_err(|e| format!("postgres: {e}"))?;
-        if !extend_lease(engine, &tx, run.id).await? {
+        if !extend_lease(engine, &tx, run.id, leased.token).await? {
             return Ok(None);
         }
         let counts = engine
@@ -375,7 +408,7 @@ async fn pull_all(
             next = Some(handle.await.map_err(|e| format!("page read: {e}"))??);
         }
         if page.done {
-            if !reconcile(engine, &*adapter, &conn, &scope, run.id).await? {
+            if !reconcile(engine, &*adapter, &conn, &scope, run.id, leased.token).await? {
                 return Ok(None);
             }
             return Ok(Some(page.cursor));
@@ -432,6 +465,7 @@ async fn reconcile(
     conn: &crate::connections::ConnectionRecord,
     scope: &Scope<'_>,
     run_id: Uuid,
+    token: Uuid,
 ) -> Result<bool, String> {
     let client = engine
         .inner
@@ -477,7 +511,7 @@ async fn reconcile(
             .transaction()
             .await
             .map_err(|e| format!("postgres: {e}"))?;
-        if !extend_lease(engine, &tx, run_id).await? {
+        if !extend_lease(engine, &tx, run_id, token).await? {
             return Ok(false);
         }
         let n = engine
@@ -521,16 +555,13 @@ async fn extend_lease(
     engine: &SyncEngine,
     tx: &Transaction<'_>,
     run_id: Uuid,
+    token: Uuid,
 ) -> Result<bool, String> {
     let n = tx
         .execute(
             "UPDATE sync_runs SET lease_until = now() + make_interval(secs => $3)
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-            &[
-                &run_id,
-                &engine.inner.owner,
-                &engine.inner.options.lease.as_secs_f64(),
-            ],
+             WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+            &[&run_id, &token, &engine.inner.options.lease.as_secs_f64()],
         )
         .await
         .map_err(|e| format!("postgres: {e}"))?;
@@ -541,12 +572,14 @@ async fn extend_lease(
 }
 
 /// On shutdown: let another replica take the run at once instead of after the lease.
-async fn release(engine: &SyncEngine, run_id: Uuid) {
+async fn release(engine: &SyncEngine, run_id: Uuid, token: Uuid) {
     if let Ok(client) = engine.inner.db.get().await {
         let _ = client
             .execute(
-                "UPDATE sync_runs SET lease_until = now() WHERE id = $1 AND lease_owner = $2",
-                &[&run_id, &engine.inner.owner],
+                // A graceful hand-over does not count toward MAX_ATTEMPTS.
+                "UPDATE sync_runs SET lease_until = now(), attempts = attempts - 1
+                 WHERE id = $1 AND lease_token = $2",
+                &[&run_id, &token],
             )
             .await;
     }
@@ -557,6 +590,7 @@ async fn release(engine: &SyncEngine, run_id: Uuid) {
 async fn finish(
     engine: &SyncEngine,
     run: &SyncRunView,
+    token: Uuid,
     status: &str,
     error: Option<&str>,
     cursor: Option<Value>,
@@ -566,9 +600,9 @@ async fn finish(
     let n = tx
         .execute(
             "UPDATE sync_runs SET status = $3, error = $4, finished_at = now(),
-               lease_owner = NULL, lease_until = NULL
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-            &[&run.id, &engine.inner.owner, &status, &error],
+               lease_owner = NULL, lease_until = NULL, lease_token = NULL
+             WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+            &[&run.id, &token, &status, &error],
         )
         .await
         .map_err(|e| engine.db_err(e))?;

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// One inbound command.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Command {
     /// The CloudEvent's `ce_id`: applied at most once.
     pub id: String,
@@ -125,7 +125,16 @@ pub enum Outcome {
     KeptRemote {
         conflict_id: String,
     },
+    /// Upstream failed for now: stored, and retried later by the worker (the consumer moves on).
+    Parked {
+        attempts: i32,
+    },
+    /// Another replica is applying it right now.
+    Busy,
 }
+
+/// Tries a parked command gets before it is marked failed.
+const MAX_COMMAND_ATTEMPTS: i32 = 10;
 
 /// A stored conflict.
 #[derive(Debug, Clone)]
@@ -213,13 +222,81 @@ impl SyncEngine {
     /// later (the claim stays `pending`, so a retry continues it); `Err(Permanent)`: the
     /// command is recorded as failed.
     pub async fn apply_command(&self, cmd: &Command) -> Result<Outcome, SyncError> {
+        let transient = |e: tokio_postgres::Error| SyncError::Transient(self.db_err(e));
+        let client = self
+            .inner
+            .db
+            .get()
+            .await
+            .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+        // The claim: a new command, or a pending one nobody holds. Stored whole, so a parked
+        // command can be retried without Kafka.
+        let stored = serde_json::to_value(cmd).map_err(|e| SyncError::Transient(self.db_err(e)))?;
+        let claimed = client
+            .query_opt(
+                "INSERT INTO sync_commands (tenant_id, command_id, connection_id, entity, op,
+                                            remote_id, status, command, claimed_until, attempts)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, now() + interval '5 minutes', 1)
+                 ON CONFLICT (tenant_id, command_id) DO UPDATE
+                   SET claimed_until = now() + interval '5 minutes',
+                       attempts = sync_commands.attempts + 1
+                   WHERE sync_commands.status = 'pending'
+                     AND (sync_commands.claimed_until IS NULL OR sync_commands.claimed_until < now())
+                 RETURNING attempts",
+                &[&cmd.tenant, &cmd.id, &cmd.connection_id, &cmd.entity, &cmd.op, &cmd.record_id, &stored],
+            )
+            .await
+            .map_err(transient)?;
+        let Some(claimed) = claimed else {
+            let status: Option<String> = client
+                .query_opt(
+                    "SELECT status FROM sync_commands WHERE tenant_id = $1 AND command_id = $2",
+                    &[&cmd.tenant, &cmd.id],
+                )
+                .await
+                .map_err(transient)?
+                .map(|r| r.get(0));
+            return Ok(match status.as_deref() {
+                Some("pending") => Outcome::Busy,
+                _ => Outcome::Duplicate,
+            });
+        };
+        let attempts: i32 = claimed.get(0);
+        drop(client);
         let result = self.apply_claimed(cmd).await;
         let (status, remote_id, error) = match &result {
-            Ok(Outcome::Duplicate) => return result,
             Ok(Outcome::Applied { remote_id }) => ("applied", Some(remote_id.clone()), None),
             Ok(Outcome::Queued { .. }) => ("conflict", cmd.record_id.clone(), None),
             Ok(Outcome::KeptRemote { .. }) => ("skipped", cmd.record_id.clone(), None),
-            Err(SyncError::Transient(_)) => return result,
+            Ok(_) => return result,
+            Err(SyncError::Transient(e)) if attempts < MAX_COMMAND_ATTEMPTS => {
+                // Park it: retried with backoff by the worker; other commands go on meanwhile.
+                let client = self
+                    .inner
+                    .db
+                    .get()
+                    .await
+                    .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+                let delay = 2f64.powi(attempts.min(10)).min(600.0);
+                client
+                    .execute(
+                        "UPDATE sync_commands SET claimed_until = NULL, error = $3,
+                           retry_at = now() + make_interval(secs => $4)
+                         WHERE tenant_id = $1 AND command_id = $2",
+                        &[&cmd.tenant, &cmd.id, &e.to_string(), &delay],
+                    )
+                    .await
+                    .map_err(transient)?;
+                metrics::counter!("bac_sync_commands_total",
+                    "integration" => self.inner.integration, "entity" => cmd.entity.clone(), "status" => "parked")
+                .increment(1);
+                return Ok(Outcome::Parked { attempts });
+            }
+            Err(SyncError::Transient(e)) => (
+                "failed",
+                cmd.record_id.clone(),
+                Some(format!("gave up after {attempts} attempts: {e}")),
+            ),
             Err(SyncError::Permanent(e)) => ("failed", cmd.record_id.clone(), Some(e.to_string())),
         };
         let client = self
@@ -230,16 +307,51 @@ impl SyncEngine {
             .map_err(|e| SyncError::Transient(self.db_err(e)))?;
         client
             .execute(
-                "UPDATE sync_commands SET status = $3, remote_id = $4, error = $5, finished_at = now()
+                "UPDATE sync_commands SET status = $3, remote_id = $4, error = $5, finished_at = now(),
+                   claimed_until = NULL, retry_at = NULL
                  WHERE tenant_id = $1 AND command_id = $2",
                 &[&cmd.tenant, &cmd.id, &status, &remote_id, &error],
             )
             .await
-            .map_err(|e| SyncError::Transient(self.db_err(e)))?;
+            .map_err(transient)?;
         metrics::counter!("bac_sync_commands_total",
             "integration" => self.inner.integration, "entity" => cmd.entity.clone(), "status" => status)
         .increment(1);
-        result
+        match result {
+            Err(SyncError::Transient(e)) => Err(SyncError::Permanent(e)),
+            other => other,
+        }
+    }
+
+    /// Retries parked commands that are due (and ones whose claim expired: their replica
+    /// stopped mid-way). Called by the worker every tick.
+    pub(crate) async fn retry_commands(&self) -> Result<(), ServiceError> {
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let rows = client
+            .query(
+                "SELECT command FROM sync_commands
+                 WHERE status = 'pending' AND COALESCE(retry_at, claimed_until) <= now()
+                   AND (claimed_until IS NULL OR claimed_until < now())
+                 ORDER BY received_at LIMIT 20",
+                &[],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        drop(client);
+        for row in rows {
+            let Ok(cmd) = serde_json::from_value::<Command>(row.get(0)) else {
+                continue;
+            };
+            match self.apply_command(&cmd).await {
+                Ok(outcome) => {
+                    tracing::info!(command_id = %cmd.id, tenant = %cmd.tenant, ?outcome, "parked command retried")
+                }
+                Err(e) => {
+                    tracing::warn!(command_id = %cmd.id, tenant = %cmd.tenant, error = %e, "parked command failed")
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn apply_claimed(&self, cmd: &Command) -> Result<Outcome, SyncError> {
@@ -251,26 +363,6 @@ impl SyncEngine {
             .resolve(&cmd.tenant, &cmd.connection_id)
             .await
             .map_err(SyncError::from_service)?;
-        let client = self
-            .inner
-            .db
-            .get()
-            .await
-            .map_err(|e| SyncError::Transient(self.db_err(e)))?;
-        let claimed = client
-            .query_opt(
-                "INSERT INTO sync_commands (tenant_id, command_id, connection_id, entity, op, remote_id, status)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending')
-                 ON CONFLICT (tenant_id, command_id) DO UPDATE SET status = sync_commands.status
-                 RETURNING status",
-                &[&cmd.tenant, &cmd.id, &conn.id, &cmd.entity, &cmd.op, &cmd.record_id],
-            )
-            .await
-            .map_err(|e| SyncError::Transient(self.db_err(e)))?;
-        drop(client);
-        if claimed.is_some_and(|r| r.get::<_, &str>(0) != "pending") {
-            return Ok(Outcome::Duplicate);
-        }
         let scope = Scope {
             tenant: &cmd.tenant,
             connection_id: &conn.id,
@@ -341,6 +433,17 @@ impl SyncEngine {
         if !remote_changed {
             return self.push(conn, scope, &id, &Value::Object(values)).await;
         }
+        // Upstream already holds exactly these values (this command's own earlier attempt
+        // wrote them, then recording it failed): applied, not a conflict.
+        if values
+            .iter()
+            .all(|(k, v)| remote_canon.get(k.as_str()) == Some(v))
+        {
+            self.record_platform_write(scope, &remote)
+                .await
+                .map_err(SyncError::Transient)?;
+            return Ok(Outcome::Applied { remote_id: id });
+        }
         // Both sides changed since the last synced version.
         let settings = self
             .settings(scope.tenant, scope.connection_id)
@@ -363,18 +466,18 @@ impl SyncEngine {
             remote.version,
             &owners,
         );
-        let conflict_id = format!("cfl_{}", Uuid::now_v7().simple());
-        self.store_conflict(
-            &conflict_id,
-            cmd,
-            scope,
-            &strategy,
-            &base_data,
-            &Value::Object(values.clone()),
-            &remote_canon,
-        )
-        .await
-        .map_err(SyncError::Transient)?;
+        let conflict_id = self
+            .store_conflict(
+                &format!("cfl_{}", Uuid::now_v7().simple()),
+                cmd,
+                scope,
+                &strategy,
+                &base_data,
+                &Value::Object(values.clone()),
+                &remote_canon,
+            )
+            .await
+            .map_err(SyncError::Transient)?;
         match decision {
             Decision::Manual => Ok(Outcome::Queued { conflict_id }),
             Decision::Remote => {
@@ -432,6 +535,8 @@ impl SyncEngine {
         Ok(Outcome::Applied { remote_id: rec.id })
     }
 
+    /// Records the conflict of a command (once: a retried command gets its first conflict
+    /// back) and publishes `conflict.detected`; returns the conflict's id.
     #[allow(clippy::too_many_arguments)]
     async fn store_conflict(
         &self,
@@ -442,14 +547,15 @@ impl SyncEngine {
         base: &Value,
         local: &Value,
         remote: &Value,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<String, ServiceError> {
         let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
         let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
         let base = (!base.is_null()).then_some(base);
         tx.execute(
             "INSERT INTO sync_conflicts (id, tenant_id, connection_id, entity, remote_id, command_id,
                                          strategy, status, base, local, remote)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10)
+             ON CONFLICT (tenant_id, command_id) DO NOTHING",
             &[
                 &id,
                 &scope.tenant,
@@ -465,13 +571,24 @@ impl SyncEngine {
         )
         .await
         .map_err(|e| self.db_err(e))?;
-        let event = self
-            .conflict_event(&tx, scope.tenant, id, "detected")
-            .await?;
-        outbox::enqueue(&tx, &event)
+        let row = tx
+            .query_one(
+                "SELECT id, (id = $3) FROM sync_conflicts WHERE tenant_id = $1 AND command_id = $2",
+                &[&scope.tenant, &cmd.id, &id],
+            )
             .await
             .map_err(|e| self.db_err(e))?;
-        tx.commit().await.map_err(|e| self.db_err(e))
+        let (id, new): (String, bool) = (row.get(0), row.get(1));
+        if new {
+            let event = self
+                .conflict_event(&tx, scope.tenant, &id, "detected")
+                .await?;
+            outbox::enqueue(&tx, &event)
+                .await
+                .map_err(|e| self.db_err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.db_err(e))?;
+        Ok(id)
     }
 
     async fn close_conflict_now(
@@ -630,14 +747,41 @@ impl SyncEngine {
             connection_id: &c.connection_id,
             entity: &c.entity,
         };
+        // Claim it, so two people (or a retried request) cannot resolve it twice.
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let claimed = client
+            .execute(
+                "UPDATE sync_conflicts SET status = 'resolving'
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'open'",
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        drop(client);
+        if claimed == 0 {
+            return Err(self.err(
+                ErrorCode::AlreadyExists,
+                format!("conflict {id} is being or was already resolved"),
+            ));
+        }
         if let Some(values) = &to_write {
-            self.push(&conn, &scope, &c.remote_id, values)
-                .await
-                .map_err(|e| e.service_error().clone())?;
+            if let Err(e) = self.push(&conn, &scope, &c.remote_id, values).await {
+                if let Ok(client) = self.inner.db.get().await {
+                    let _ = client
+                        .execute(
+                            "UPDATE sync_conflicts SET status = 'open'
+                             WHERE tenant_id = $1 AND id = $2 AND status = 'resolving'",
+                            &[&tenant, &id],
+                        )
+                        .await;
+                }
+                return Err(e.service_error().clone());
+            }
         }
         self.close_conflict_now(tenant, id, resolution, to_write.as_ref(), by)
             .await?;
-        if let Some(cmd) = Some(&c.command_id) {
+        {
+            let cmd = &c.command_id;
             let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
             client
                 .execute(
@@ -779,10 +923,12 @@ async fn consume_once(
                 .increment(1);
             }
             Ok(cmd) => {
+                // Only "could not even store it" (Postgres down) keeps the offset: the
+                // command is retried here until it is stored; upstream failures are parked
+                // by apply_command and retried by the worker, so one tenant's outage does not
+                // hold up the others.
                 let mut delay = Duration::from_millis(500);
-                let mut attempt = 0;
                 loop {
-                    attempt += 1;
                     match engine.apply_command(&cmd).await {
                         Ok(outcome) => {
                             tracing::info!(command_id = %cmd.id, tenant = %cmd.tenant, entity = %cmd.entity,
@@ -794,12 +940,7 @@ async fn consume_once(
                             break;
                         }
                         Err(SyncError::Transient(e)) => {
-                            if attempt >= 8 {
-                                // Leave it pending and move on: a redelivery continues it.
-                                tracing::error!(command_id = %cmd.id, error = %e, "command still failing; skipped for now");
-                                break;
-                            }
-                            tracing::warn!(command_id = %cmd.id, error = %e, attempt, "command failed; retrying");
+                            tracing::warn!(command_id = %cmd.id, error = %e, "command not stored yet; retrying");
                             tokio::select! {
                                 _ = shutdown.cancelled() => return Ok(()),
                                 _ = tokio::time::sleep(delay) => {}
