@@ -624,7 +624,8 @@ impl SyncEngine {
         Ok(counts)
     }
 
-    /// A connection was deleted: its schedule, cursors, mappings and mirror go; its queued
+    /// A connection was deleted: its schedule, cursors, mappings, mirror and dead letters go
+    /// (conflicts and commands stay as history); its queued
     /// and running runs end as failed (a running one's next page then finds its lease gone).
     pub async fn forget_connection(
         &self,
@@ -633,11 +634,13 @@ impl SyncEngine {
     ) -> Result<(), ServiceError> {
         let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
         let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
+        // Dead letters hold upstream records (personal data): they go with the connection.
         for table in [
             "sync_settings",
             "sync_cursors",
             "sync_mappings",
             "sync_records",
+            "sync_dead_letters",
         ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE tenant_id = $1 AND connection_id = $2"),

@@ -901,7 +901,12 @@ async fn mappings_are_validated_versioned_previewed_and_used_by_the_next_run() {
         )
         .await;
     assert_eq!(status, 204);
-    for table in ["sync_records", "sync_mappings", "sync_settings"] {
+    for table in [
+        "sync_records",
+        "sync_mappings",
+        "sync_settings",
+        "sync_dead_letters",
+    ] {
         let left: i64 = db
             .query_one(
                 &format!("SELECT count(*) FROM odoo.{table} WHERE tenant_id = $1"),

@@ -58,6 +58,17 @@ pub(crate) async fn enqueue(
     if let Some(r) = inserted {
         return Ok(r.get(0));
     }
+    // A full run asked for while an incremental one is still queued makes that one full.
+    if mode == Mode::Full {
+        client
+            .execute(
+                "UPDATE sync_runs SET mode = 'full'
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND status = 'queued'",
+                &[&tenant, &connection_id, &entity],
+            )
+            .await
+            .map_err(|e| engine.db_err(e))?;
+    }
     let row = client
         .query_opt(
             "SELECT id FROM sync_runs WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3
