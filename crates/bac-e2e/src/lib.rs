@@ -273,7 +273,7 @@ impl InfraEnv {
     pub fn config(&self, kind: ServiceKind) -> Config {
         let mut vars: HashMap<&str, String> = HashMap::new();
         vars.insert("BAC_DATABASE_URL", self.database_url.clone());
-        vars.insert("BAC_DATABASE_POOL_SIZE", "4".into());
+        vars.insert("BAC_DATABASE_POOL_SIZE", "8".into());
         vars.insert("BAC_KAFKA_BROKERS", self.brokers.clone());
         vars.insert("BAC_VAULT_ADDR", self.vault_addr.clone());
         vars.insert("BAC_VAULT_TOKEN", self.vault_token.clone());

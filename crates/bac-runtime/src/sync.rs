@@ -253,6 +253,11 @@ impl SyncEngine {
         adapters: Vec<Arc<dyn EntityAdapter>>,
         options: SyncOptions,
     ) -> SyncEngine {
+        // A run holds up to three pool connections at once (its page transaction, the next
+        // page's call log, the lease heartbeat): runs never take more than half the pool, so
+        // API requests are not starved.
+        let mut options = options;
+        options.concurrency = options.concurrency.min((db.status().max_size / 6).max(1));
         let owner = format!(
             "{}-{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),

@@ -1144,3 +1144,45 @@ async fn an_odoo_webhook_feeds_the_same_pipeline_in_real_time() {
     let first: Value = serde_json::from_slice(&got[0].payload).unwrap();
     assert_eq!(first["origin"], "remote");
 }
+
+#[tokio::test]
+async fn every_odoo_entity_syncs() {
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    for model in [
+        "crm.lead",
+        "res.partner",
+        "sale.order",
+        "account.move",
+        "product.product",
+        "stock.quant",
+        "hr.employee",
+    ] {
+        seed(&fleet, model, 5, json!({}), None).await;
+    }
+    let (status, body) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/connections/{conn}/sync"),
+            Some(json!({"mode": "full"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let ids = body["sync_run_ids"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 7, "{body}");
+    for id in ids {
+        let run = wait_run(&fleet, &conn, id.as_str().unwrap()).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert!(count(&run, "created") >= 1, "{run}");
+        assert_eq!(count(&run, "failed"), 0, "{run}");
+    }
+    // Each entity's events on its own topic.
+    for entity in ["sale_order", "invoice", "stock_quant", "employee"] {
+        let got = events(&fleet, &format!("bac.odoo.{entity}.v1"), 1).await;
+        assert!(
+            got.iter()
+                .any(|r| r.headers["ce_type"] == format!("bac.odoo.{entity}.created")),
+            "{entity}"
+        );
+    }
+}

@@ -489,6 +489,8 @@ async fn reconcile(
         .await
         .map_err(|e| format!("postgres: {e}"))?
         .get(0);
+    // No pool connection is held across the upstream call.
+    drop(client);
     let Some(ids) = adapter
         .remote_ids(conn)
         .await
@@ -497,6 +499,12 @@ async fn reconcile(
         return Ok(true);
     };
     let upstream: HashSet<String> = ids.into_iter().collect();
+    let client = engine
+        .inner
+        .db
+        .get()
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
     let mirrored = client
         .query(
             "SELECT remote_id FROM sync_records
