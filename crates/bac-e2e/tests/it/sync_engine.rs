@@ -1186,3 +1186,43 @@ async fn every_odoo_entity_syncs() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_full_trigger_turns_a_queued_incremental_run_full() {
+    let mut fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    // No worker may lease the runs of this test: the service is stopped and the engine below
+    // is never spawned.
+    fleet.odoo.take().unwrap().stop().await.unwrap();
+    let config = fleet.infra.config(ServiceKind::Odoo);
+    let db = bac_runtime::db::pool(&config.database_url, "odoo", 2).unwrap();
+    let vault = bac_runtime::vault::Vault::new(config.vault.clone()).unwrap();
+    let store = bac_runtime::connections::ConnectionStore::new(db.clone(), vault, "odoo");
+    let remote = bac_odoo::remote::Remote::new(db.clone(), store.clone(), Duration::from_secs(5));
+    let engine = bac_runtime::sync::SyncEngine::new(
+        db,
+        "odoo",
+        store,
+        bac_odoo::sync::adapters(&remote),
+        bac_runtime::sync::SyncOptions::from_env("odoo"),
+    );
+    let first = engine
+        .trigger(&fleet.tenant, &conn, "crm_lead", "incremental", "manual")
+        .await
+        .unwrap();
+    let second = engine
+        .trigger(&fleet.tenant, &conn, "crm_lead", "full", "manual")
+        .await
+        .unwrap();
+    assert_eq!(first, second, "one queued run per connection and entity");
+    let pg = connect(&fleet.infra.database_url).await;
+    let mode: String = pg
+        .query_one(
+            "SELECT mode FROM odoo.sync_runs WHERE id = $1",
+            &[&first[0]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mode, "full");
+}
