@@ -9,11 +9,9 @@ use bac_runtime::{
     sync::{
         self,
         mirror::{self as engine_mirror, Scope},
-        Mapping, RemoteRecord,
     },
     RequestContext, ServiceError,
 };
-use chrono::NaiveDateTime;
 use serde_json::Value;
 
 pub use bac_runtime::sync::mirror::Op;
@@ -52,27 +50,13 @@ pub async fn record_write(
     raw: &Value,
     op: Op,
 ) -> Result<(), ServiceError> {
-    let id = raw
-        .get("id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ServiceError::internal("odoo", "mirror: record without id"))?;
-    let default = crate::sync::ENTITIES
-        .iter()
-        .find(|e| e.entity == entity)
-        .and_then(|e| Mapping::parse(&(e.mapping)()).ok())
+    let default = crate::sync::default_mapping(entity)
         .ok_or_else(|| ServiceError::internal("odoo", format!("mirror: no entity {entity}")))?;
     let (_, mapping, _) =
         sync::mapping_in_force(db, "odoo", &ctx.tenant_id, &rec.id, entity, default).await?;
-    let record = RemoteRecord {
-        id: id.to_string(),
-        version: raw
-            .get("write_date")
-            .and_then(Value::as_str)
-            .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok())
-            .map(|n| n.and_utc()),
-        raw: raw.clone(),
-        deleted: op == Op::Deleted,
-    };
+    let mut record = crate::sync::remote_record(raw.clone())
+        .ok_or_else(|| ServiceError::internal("odoo", "mirror: record without id"))?;
+    record.deleted = op == Op::Deleted;
     let scope = Scope {
         tenant: &ctx.tenant_id,
         connection_id: &rec.id,

@@ -356,6 +356,25 @@ fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
         .map(|n| n.and_utc())
 }
 
+/// An Odoo row as the engine sees it: its id, `write_date` as the version, the row itself.
+pub(crate) fn remote_record(row: Value) -> Option<RemoteRecord> {
+    let id = row.get("id")?.as_i64()?;
+    Some(RemoteRecord {
+        id: id.to_string(),
+        version: parse_time(&row["write_date"]),
+        raw: row,
+        deleted: false,
+    })
+}
+
+/// The default mapping of an entity (the table's; covered by a unit test).
+pub(crate) fn default_mapping(entity: &str) -> Option<Mapping> {
+    ENTITIES
+        .iter()
+        .find(|e| e.entity == entity)
+        .and_then(|e| Mapping::parse(&(e.mapping)()).ok())
+}
+
 fn fmt_time(t: DateTime<Utc>) -> String {
     t.format(ODOO_TIME).to_string()
 }
@@ -379,16 +398,6 @@ impl OdooAdapter {
             .iter()
             .map(|(f, op, v)| json!([f, op, v]))
             .collect()
-    }
-
-    fn record(&self, row: Value) -> Option<RemoteRecord> {
-        let id = row.get("id")?.as_i64()?;
-        Some(RemoteRecord {
-            id: id.to_string(),
-            version: parse_time(&row["write_date"]),
-            raw: row,
-            deleted: false,
-        })
     }
 
     async fn call(
@@ -458,7 +467,7 @@ impl EntityAdapter for OdooAdapter {
 
     fn default_mapping(&self) -> Mapping {
         // The table is ours and covered by a unit test; an invalid one would be a bug here.
-        Mapping::parse(&(self.spec.mapping)()).unwrap_or_else(|_| Mapping::identity(&["id"]))
+        default_mapping(self.spec.entity).unwrap_or_else(|| Mapping::identity(&["id"]))
     }
 
     async fn pull(&self, conn: &ConnectionRecord, req: &PullRequest) -> Result<Page, SyncError> {
@@ -493,7 +502,7 @@ impl EntityAdapter for OdooAdapter {
             .await?;
         let rows = rows.as_array().cloned().unwrap_or_default();
         let done = rows.len() < req.page_size;
-        let records: Vec<RemoteRecord> = rows.into_iter().filter_map(|r| self.record(r)).collect();
+        let records: Vec<RemoteRecord> = rows.into_iter().filter_map(remote_record).collect();
         if let Some(last) = records.last().and_then(|r| r.id.parse().ok()) {
             pos.after_id = last;
         }
@@ -579,7 +588,7 @@ impl EntityAdapter for OdooAdapter {
             .as_array()
             .and_then(|a| a.first())
             .cloned()
-            .and_then(|r| self.record(r)))
+            .and_then(remote_record))
     }
 
     async fn create(

@@ -606,19 +606,17 @@ impl SyncEngine {
                 },
                 Err(e) => return Err(e.service_error().clone()),
             };
-            let before = self.mirrored(&scope, id).await?;
             let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
             let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
-            let after = self
+            let (_, op) = self
                 .write_in(&tx, &scope, &mapping, &record, "remote", None)
                 .await?;
             tx.commit().await.map_err(|e| self.db_err(e))?;
-            let slot = match (&before, record.deleted) {
-                (Some(_), true) => 2,
-                (None, true) => 3,
-                (None, false) => 0,
-                (Some((_, hash, _)), false) if *hash == events::content_hash(&after) => 3,
-                (Some(_), false) => 1,
+            let slot = match op {
+                Some(mirror::Op::Created) => 0,
+                Some(mirror::Op::Updated) => 1,
+                Some(mirror::Op::Deleted) => 2,
+                None => 3,
             };
             counts[slot] += 1;
             let op = ["created", "updated", "deleted", "unchanged"][slot];

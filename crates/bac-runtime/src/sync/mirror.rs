@@ -176,7 +176,7 @@ impl SyncEngine {
         record: &RemoteRecord,
         origin: &str,
         run_id: Option<Uuid>,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<(Value, Option<Op>), ServiceError> {
         write_in(
             tx,
             self.inner.integration,
@@ -203,12 +203,14 @@ pub async fn write_platform(
         |e: &dyn std::fmt::Display| ServiceError::internal(integration, format!("sync store: {e}"));
     let mut client = db.get().await.map_err(|e| db_err(&e))?;
     let tx = client.transaction().await.map_err(|e| db_err(&e))?;
-    let canonical = write_in(&tx, integration, scope, mapping, record, "platform", None).await?;
+    let (canonical, _) =
+        write_in(&tx, integration, scope, mapping, record, "platform", None).await?;
     tx.commit().await.map_err(|e| db_err(&e))?;
     Ok(canonical)
 }
 
-/// Mirror row + event for one record, inside `tx`; no event when nothing changed.
+/// Mirror row + event for one record, inside `tx`; no event when nothing changed. Returns
+/// the canonical record and the change it made (`None`: nothing changed).
 pub(crate) async fn write_in(
     tx: &Transaction<'_>,
     integration: &str,
@@ -217,7 +219,7 @@ pub(crate) async fn write_in(
     record: &RemoteRecord,
     origin: &str,
     run_id: Option<Uuid>,
-) -> Result<Value, ServiceError> {
+) -> Result<(Value, Option<Op>), ServiceError> {
     let db_err =
         |e: &dyn std::fmt::Display| ServiceError::internal(integration, format!("sync store: {e}"));
     let existing = tx
@@ -240,12 +242,12 @@ pub(crate) async fn write_in(
     // roll the mirror back.
     if let (Some(seen), Some(v), Some(b)) = (mirrored_version, record.version, &before) {
         if seen > v {
-            return Ok(b.0.clone());
+            return Ok((b.0.clone(), None));
         }
     }
     if record.deleted {
         let Some((data, _, false)) = before else {
-            return Ok(Value::Null);
+            return Ok((Value::Null, None));
         };
         tx.execute(
             "UPDATE sync_records SET deleted = true, origin = $5, updated_at = now()
@@ -274,7 +276,7 @@ pub(crate) async fn write_in(
             },
         );
         outbox::enqueue(tx, &event).await.map_err(|e| db_err(&e))?;
-        return Ok(Value::Null);
+        return Ok((Value::Null, Some(Op::Deleted)));
     }
     let canonical = mapping.apply(&record.raw).map_err(|e| {
         ServiceError::new(
@@ -329,7 +331,7 @@ pub(crate) async fn write_in(
         );
         outbox::enqueue(tx, &event).await.map_err(|e| db_err(&e))?;
     }
-    Ok(canonical)
+    Ok((canonical, op))
 }
 
 impl SyncEngine {
