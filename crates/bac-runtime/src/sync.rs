@@ -209,14 +209,6 @@ impl SyncOptions {
     }
 }
 
-/// The environment variables [`SyncOptions::from_env`] reads.
-pub const VARIABLES: &[&str] = &[
-    "BAC_SYNC_LEASE_SECS",
-    "BAC_SYNC_TICK_MS",
-    "BAC_SYNC_CONCURRENCY",
-    "BAC_SYNC_PAGE_SIZE",
-];
-
 /// A service's sync engine: its adapters, its database, its worker.
 #[derive(Clone)]
 pub struct SyncEngine {

@@ -5,7 +5,7 @@
 //! and a replica that lost its lease stops at its next page without writing.
 use std::{collections::HashSet, sync::Arc, time::Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -692,9 +692,4 @@ async fn run_event(
         topic: SYNC_RUN_TOPIC.into(),
         key: format!("{}/sync_run/{run_id}", view.tenant_id),
     })
-}
-
-/// RFC 3339 with seconds, as cursors store times.
-pub fn cursor_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
