@@ -156,9 +156,60 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        if !json_content_type(req.headers()) {
+            // axum's own rejection (415 in the one error shape).
+            let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+            return Ok(ApiJson(v));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
+        if has_nul(&bytes) {
+            return Err(nul_refused());
+        }
+        let axum::Json(v) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(ApiJson(v))
     }
+}
+
+/// `application/json` or `application/<x>+json`, as axum's `Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// PostgreSQL text cannot hold a NUL character: a body string carrying one would fail deep
+/// in a query (a 500), so every JSON body and query string is refused with a 400 up front.
+fn has_nul(body: &[u8]) -> bool {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().any(walk),
+            serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    // In JSON a NUL can only be written as the escape \u0000.
+    if !body.windows(6).any(|w| w == b"\\u0000") {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| walk(&v))
+}
+
+fn nul_refused() -> ApiError {
+    ApiError::bad_request("text must not contain NUL (\\u0000) characters")
 }
 
 /// `Query<T>` whose rejections use the one error shape.
@@ -173,6 +224,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
+        {
+            return Err(nul_refused());
+        }
         let axum::extract::Query(v) =
             axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(ApiQuery(v))

@@ -271,3 +271,47 @@ async fn a_stopped_odoo_service_is_503_not_a_hang() {
     assert_eq!(status, 503, "{b}");
     assert_shape(&b, status, "SERVICE_UNAVAILABLE");
 }
+
+/// Postgres text cannot hold NUL: such strings were a 500 (schemathesis found
+/// `POST /api/v1/api-keys {"user_id": "\u0000..."}`); they are a 400 at the edge now.
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_in_bodies_and_query_strings_are_400() {
+    let fleet = Fleet::start().await;
+    let (status, body) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(json!({"user_id": "\u{b}\u{f1}\u{0}\u{9c}", "name": "x"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_shape(&body, status, "INVALID_REQUEST");
+    assert!(body["message"].as_str().unwrap().contains("NUL"), "{body}");
+    let (status, body) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"email": "a@b.c", "role": "user", "nested": {"k\u{0}": 1}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = fleet
+        .call(
+            Method::GET,
+            "/api/v1/odoo/crm/leads?name_contains=a%00b",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_shape(&body, status, "INVALID_REQUEST");
+    // A backslash-u text that is not a NUL still works.
+    let (status, body) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"email": "\\u0000@b.c", "role": "nobody"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(!body["message"].as_str().unwrap().contains("NUL"), "{body}");
+}
