@@ -697,7 +697,7 @@ async fn copy_baseline(
         .batch_execute(
             "DROP TABLE IF EXISTS public.bench_copy;
              CREATE TABLE public.bench_copy (id text NOT NULL, tenant_id text NOT NULL,
-               connection_id text NOT NULL, entity text NOT NULL, data jsonb NOT NULL,
+               connection_id text NOT NULL, entity text NOT NULL, data json NOT NULL,
                content_hash text NOT NULL)",
         )
         .await?;
@@ -715,7 +715,7 @@ async fn copy_baseline(
             Type::TEXT,
             Type::TEXT,
             Type::TEXT,
-            Type::JSONB,
+            Type::JSON,
             Type::TEXT,
         ],
     );
@@ -949,13 +949,17 @@ pub async fn run(opts: SyncOpts) -> anyhow::Result<Value> {
         .context("reading odoo.sync_runs")?;
     let (queued, started, finished): (f64, Option<f64>, Option<f64>) =
         (r.get(0), r.get(1), r.get(2));
+    // A page's events are one outbox_batches row (its transaction's now() and its relay
+    // round's published_at).
     let rows = db
         .query(
-            "SELECT extract(epoch FROM created_at)::float8, extract(epoch FROM published_at)::float8
-             FROM odoo.outbox WHERE topic = $1 ORDER BY id",
+            "SELECT extract(epoch FROM created_at)::float8, extract(epoch FROM published_at)::float8,
+                    event_count
+             FROM odoo.outbox_batches WHERE topic = $1 ORDER BY id",
             &[&TOPIC],
         )
         .await?;
+    let relayed: usize = rows.iter().map(|r| r.get::<_, i32>(2) as usize).sum();
     let mut commits: Vec<f64> = rows.iter().map(|r| r.get::<_, f64>(0)).collect();
     commits.dedup();
     let mut published: Vec<f64> = rows
@@ -983,7 +987,7 @@ pub async fn run(opts: SyncOpts) -> anyhow::Result<Value> {
         "first_published_s": rel(first_published),
         "last_published_s": rel(last_published),
         "relay_batch_interval": gaps(&published),
-        "relay_records_per_s": rate(rows.len(), relay_window),
+        "relay_records_per_s": rate(relayed, relay_window),
         "pages_records_per_s": rate(n, last_commit - first_commit),
         "outbox_rows": rows.len(),
         "run_progress": marks.iter().map(|(t, s)| json!([t, s])).collect::<Vec<_>>(),
@@ -1030,11 +1034,11 @@ pub async fn run(opts: SyncOpts) -> anyhow::Result<Value> {
 
     let events: Vec<OutboxEvent> = rows_to_events(
         db.query(
-            "SELECT key, headers, payload FROM odoo.outbox WHERE topic = $1 ORDER BY id",
+            "SELECT events FROM odoo.outbox_batches WHERE topic = $1 ORDER BY id",
             &[&TOPIC],
         )
         .await?,
-    );
+    )?;
     ensure!(
         events.len() == n,
         "the outbox holds {} events, not {n}",
@@ -1081,27 +1085,25 @@ pub async fn run(opts: SyncOpts) -> anyhow::Result<Value> {
     }))
 }
 
-fn rows_to_events(rows: Vec<tokio_postgres::Row>) -> Vec<OutboxEvent> {
-    rows.into_iter()
-        .map(|r| {
-            let headers: Value = r.get(1);
-            let headers = headers
-                .as_array()
-                .map(|list| {
-                    list.iter()
-                        .filter_map(|p| {
-                            Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+fn rows_to_events(rows: Vec<tokio_postgres::Row>) -> anyhow::Result<Vec<OutboxEvent>> {
+    let mut out = Vec::new();
+    for r in rows {
+        let blob: Vec<u8> = r.get(0);
+        let events = bac_runtime::outbox::decode_batch(&blob)
+            .map_err(|e| anyhow::anyhow!("an outbox batch row cannot be read: {e}"))?;
+        out.extend(events.into_iter().map(|e| {
             OutboxEvent {
-                key: r.get(0),
-                headers,
-                payload: r.get(2),
+                key: e.key.to_string(),
+                headers: e
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                payload: e.payload.to_vec(),
             }
-        })
-        .collect()
+        }));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

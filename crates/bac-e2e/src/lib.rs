@@ -503,14 +503,15 @@ impl Fleet {
         .await
     }
 
-    /// Waits until the odoo outbox has no unpublished rows.
+    /// Waits until the odoo outbox (single events and batch rows) has no unpublished rows.
     pub async fn wait_outbox_drained(&self, within: Duration) -> bool {
         let db = connect(&self.infra.database_url).await;
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             let row = db
                 .query_one(
-                    "SELECT count(*) FROM odoo.outbox WHERE published_at IS NULL",
+                    "SELECT (SELECT count(*) FROM odoo.outbox WHERE published_at IS NULL)
+                          + (SELECT count(*) FROM odoo.outbox_batches WHERE published_at IS NULL)",
                     &[],
                 )
                 .await

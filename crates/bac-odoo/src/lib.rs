@@ -23,6 +23,7 @@ use tonic::service::Routes;
 pub const MIGRATIONS: &[Migration] = &[
     connections::MIGRATION,
     bac_runtime::sync::MIGRATION,
+    bac_runtime::sync::MIRROR_MIGRATION,
     Migration {
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),

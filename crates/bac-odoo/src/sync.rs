@@ -350,10 +350,21 @@ pub struct OdooAdapter {
 
 const ODOO_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
+/// Odoo's `write_date` (UTC, `2026-01-31 12:00:00`), read for every pulled record: the
+/// pattern is split into chrono's items once, not per record.
 fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str()
-        .and_then(|s| NaiveDateTime::parse_from_str(s, ODOO_TIME).ok())
-        .map(|n| n.and_utc())
+    static ITEMS: std::sync::LazyLock<Vec<chrono::format::Item<'static>>> =
+        std::sync::LazyLock::new(|| {
+            chrono::format::StrftimeItems::new(ODOO_TIME)
+                .parse_to_owned()
+                .unwrap_or_default()
+        });
+    let mut parsed = chrono::format::Parsed::new();
+    chrono::format::parse(&mut parsed, v.as_str()?, ITEMS.iter()).ok()?;
+    parsed
+        .to_naive_datetime_with_offset(0)
+        .ok()
+        .map(|n: NaiveDateTime| n.and_utc())
 }
 
 /// An Odoo row as the engine sees it: its id, `write_date` as the version, the row itself.
@@ -500,7 +511,10 @@ impl EntityAdapter for OdooAdapter {
                 true,
             )
             .await?;
-        let rows = rows.as_array().cloned().unwrap_or_default();
+        let rows = match rows {
+            Value::Array(rows) => rows,
+            _ => Vec::new(),
+        };
         let done = rows.len() < req.page_size;
         let records: Vec<RemoteRecord> = rows.into_iter().filter_map(remote_record).collect();
         if let Some(last) = records.last().and_then(|r| r.id.parse().ok()) {
@@ -675,6 +689,21 @@ impl EntityAdapter for OdooAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_dates_read_as_utc_instants() {
+        let t = parse_time(&json!("2026-01-31 12:34:56")).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-31T12:34:56+00:00");
+        assert_eq!(fmt_time(t), "2026-01-31 12:34:56");
+        for bad in [
+            json!(false),
+            json!("2026-01-31"),
+            json!("31/01/2026 12:00:00"),
+            json!(3),
+        ] {
+            assert_eq!(parse_time(&bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn default_mappings_are_valid_and_map_odoo_rows() {

@@ -16,10 +16,16 @@ pub struct Migration {
 }
 
 /// Tables the runtime itself owns in every service schema (the outbox).
-pub const RUNTIME_MIGRATIONS: &[Migration] = &[Migration {
-    name: "runtime_0001_outbox",
-    sql: include_str!("../migrations/0001_outbox.sql"),
-}];
+pub const RUNTIME_MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "runtime_0001_outbox",
+        sql: include_str!("../migrations/0001_outbox.sql"),
+    },
+    Migration {
+        name: "runtime_0003_outbox_batches",
+        sql: include_str!("../migrations/0003_outbox_batches.sql"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

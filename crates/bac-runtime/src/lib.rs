@@ -33,3 +33,10 @@ pub use config::{Config, ServiceKind};
 pub use context::RequestContext;
 pub use error::{ErrorCode, ServiceError};
 pub use server::{run_main, Running, Runtime, ServiceSpec};
+
+/// Every binary (and test) linking the runtime allocates with mimalloc: a sync page builds and
+/// drops hundreds of thousands of small JSON values, and glibc's malloc spent a quarter of
+/// bac-odoo's CPU on them in `scripts/bench sync` (perf: `_int_malloc`, `_int_free`,
+/// `malloc_consolidate`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -5,7 +5,8 @@
 //! session advisory lock so exactly one replica of a service relays at a time (another takes
 //! over when that session dies), publishes in id order with the idempotent producer and marks
 //! rows published only after the broker acknowledged them. At-least-once into Kafka; consumers
-//! dedupe on `ce_id`.
+//! dedupe on `ce_id`. A sync page's events share one `outbox_batches` row ([`enqueue_many`]);
+//! both tables draw ids from one sequence and are relayed in that order.
 use std::time::Duration;
 
 use futures::{future::join_all, StreamExt};
@@ -46,42 +47,103 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// Adds many events (a sync page) inside the caller's transaction, with a binary `COPY`:
-/// several times cheaper for Postgres than an `INSERT` of the same rows.
+/// Adds many events (a sync page) inside the caller's transaction as one `outbox_batches`
+/// row per run of events sharing tenant and topic: for Postgres one row instead of a
+/// thousand, written and later marked published once.
 pub async fn enqueue_many(
     tx: &Transaction<'_>,
     events: &[CloudEvent],
 ) -> Result<(), tokio_postgres::Error> {
-    use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
-    if events.is_empty() {
-        return Ok(());
-    }
-    let sink = tx
-        .copy_in(
-            "COPY outbox (event_id, tenant_id, topic, key, headers, payload) FROM STDIN BINARY",
+    for group in events.chunk_by(|a, b| a.tenant_id == b.tenant_id && a.topic == b.topic) {
+        let first = &group[0];
+        let count = i32::try_from(group.len()).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO outbox_batches (tenant_id, topic, event_count, events)
+             VALUES ($1, $2, $3, $4)",
+            &[&first.tenant_id, &first.topic, &count, &encode_batch(group)],
         )
         .await?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::UUID,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::JSONB,
-            Type::BYTEA,
-        ],
-    );
-    futures::pin_mut!(writer);
-    for e in events {
-        let headers = serde_json::to_value(e.headers()).unwrap_or_default();
-        writer
-            .as_mut()
-            .write(&[&e.id, &e.tenant_id, &e.topic, &e.key, &headers, &e.data])
-            .await?;
     }
-    writer.finish().await?;
     Ok(())
+}
+
+/// One event of an `outbox_batches` row, borrowed from the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchEvent<'a> {
+    pub key: &'a str,
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub payload: &'a [u8],
+}
+
+fn netstring(out: &mut Vec<u8>, bytes: &[u8]) {
+    use std::io::Write;
+    let _ = write!(out, "{}:", bytes.len());
+    out.extend_from_slice(bytes);
+    out.push(b',');
+}
+
+/// The `events` column of a batch row: per event, netstrings of the key, the header count,
+/// each header's name and value, and the payload.
+pub fn encode_batch(events: &[CloudEvent]) -> Vec<u8> {
+    let size: usize = events
+        .iter()
+        .map(|e| e.data.len() + e.key.len() + 400)
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for e in events {
+        let headers = e.headers();
+        netstring(&mut out, e.key.as_bytes());
+        netstring(&mut out, headers.len().to_string().as_bytes());
+        for (k, v) in &headers {
+            netstring(&mut out, k.as_bytes());
+            netstring(&mut out, v.as_bytes());
+        }
+        netstring(&mut out, &e.data);
+    }
+    out
+}
+
+/// Reads back what [`encode_batch`] wrote.
+pub fn decode_batch(mut blob: &[u8]) -> Result<Vec<BatchEvent<'_>>, String> {
+    fn next<'a>(blob: &mut &'a [u8]) -> Result<&'a [u8], String> {
+        let colon = blob
+            .iter()
+            .take(21)
+            .position(|b| *b == b':')
+            .ok_or("a netstring without its length")?;
+        let len: usize = std::str::from_utf8(&blob[..colon])
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or("a netstring with a bad length")?;
+        let rest = &blob[colon + 1..];
+        if rest.len() <= len || rest[len] != b',' {
+            return Err("a truncated netstring".into());
+        }
+        let (item, tail) = (&rest[..len], &rest[len + 1..]);
+        *blob = tail;
+        Ok(item)
+    }
+    fn text<'a>(blob: &mut &'a [u8]) -> Result<&'a str, String> {
+        std::str::from_utf8(next(blob)?).map_err(|_| "a header or key that is not UTF-8".into())
+    }
+    let mut events = Vec::new();
+    while !blob.is_empty() {
+        let key = text(&mut blob)?;
+        let count: usize = text(&mut blob)?
+            .parse()
+            .map_err(|_| "a bad header count".to_string())?;
+        let mut headers = Vec::with_capacity(count.min(64));
+        for _ in 0..count {
+            headers.push((text(&mut blob)?, text(&mut blob)?));
+        }
+        let payload = next(&mut blob)?;
+        events.push(BatchEvent {
+            key,
+            headers,
+            payload,
+        });
+    }
+    Ok(events)
 }
 
 /// Publishes the outbox of one service schema.
@@ -202,67 +264,140 @@ impl Relay {
         }
     }
 
+    /// Publishes the oldest unpublished events, about `batch_size` of them, in id order across
+    /// both tables. Returns how many rows were published.
     async fn publish_batch(
         &self,
         client: &tokio_postgres::Client,
         producer: &FutureProducer,
     ) -> Result<usize, BatchError> {
+        // Single events come with their content, batch rows with their event count only: their
+        // blobs are read once the batch is cut.
         let rows = client
             .query(
-                "SELECT id, topic, key, headers, payload,
+                "SELECT id, false, topic, key, headers, payload, 1,
                         EXTRACT(EPOCH FROM (now() - created_at))::float8
-                 FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                   FROM outbox WHERE published_at IS NULL
+                 UNION ALL
+                 SELECT id, true, topic, NULL, NULL, NULL, event_count,
+                        EXTRACT(EPOCH FROM (now() - created_at))::float8
+                   FROM outbox_batches WHERE published_at IS NULL
+                 ORDER BY 1 LIMIT $1",
                 &[&self.batch_size],
             )
             .await?;
-        let oldest = rows.first().map(|r| r.get::<_, f64>(5)).unwrap_or(0.0);
+        let oldest = rows.first().map(|r| r.get::<_, f64>(7)).unwrap_or(0.0);
         metrics::gauge!("bac_outbox_lag_seconds", "schema" => self.schema.clone()).set(oldest);
         if rows.is_empty() {
             return Ok(0);
         }
-        let sends = rows.iter().map(|row| {
-            let topic: String = row.get(1);
-            let key: String = row.get(2);
-            let headers: serde_json::Value = row.get(3);
-            let payload: Vec<u8> = row.get(4);
-            let mut h = OwnedHeaders::new();
-            if let Some(list) = headers.as_array() {
-                for pair in list {
-                    if let (Some(k), Some(v)) = (pair[0].as_str(), pair[1].as_str()) {
+        let mut taken = 0usize;
+        let mut total = 0i64;
+        for row in &rows {
+            if taken > 0 && total >= self.batch_size {
+                break;
+            }
+            total += i64::from(row.get::<_, i32>(6));
+            taken += 1;
+        }
+        let rows = &rows[..taken];
+        let batch_ids: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.get::<_, bool>(1))
+            .map(|r| r.get(0))
+            .collect();
+        let blobs: std::collections::HashMap<i64, Vec<u8>> = if batch_ids.is_empty() {
+            Default::default()
+        } else {
+            client
+                .query(
+                    "SELECT id, events FROM outbox_batches WHERE id = ANY($1)",
+                    &[&batch_ids],
+                )
+                .await?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        };
+        // Every row as the events it holds (or why they cannot be read).
+        let singles: Vec<Option<(String, serde_json::Value, Vec<u8>)>> = rows
+            .iter()
+            .map(|r| (!r.get::<_, bool>(1)).then(|| (r.get(3), r.get(4), r.get(5))))
+            .collect();
+        let contents: Vec<Result<Vec<BatchEvent<'_>>, String>> = rows
+            .iter()
+            .zip(&singles)
+            .map(|(row, single)| match single {
+                Some((key, headers, payload)) => Ok(vec![BatchEvent {
+                    key,
+                    headers: headers
+                        .as_array()
+                        .map(|list| {
+                            list.iter()
+                                .filter_map(|pair| Some((pair[0].as_str()?, pair[1].as_str()?)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    payload,
+                }]),
+                None => blobs
+                    .get(&row.get::<_, i64>(0))
+                    .ok_or_else(|| "batch row vanished".to_string())
+                    .and_then(|blob| decode_batch(blob)),
+            })
+            .collect();
+        let topics: Vec<String> = rows.iter().map(|r| r.get(2)).collect();
+        let sends = contents
+            .iter()
+            .zip(&topics)
+            .map(|(events, topic)| async move {
+                let events = events.as_ref().map_err(Clone::clone)?;
+                let results = join_all(events.iter().map(|e| {
+                    let mut h = OwnedHeaders::new_with_capacity(e.headers.len());
+                    for (k, v) in &e.headers {
                         h = h.insert(Header {
                             key: k,
-                            value: Some(v),
+                            value: Some(*v),
                         });
                     }
+                    let record = FutureRecord::to(topic)
+                        .key(e.key)
+                        .payload(e.payload)
+                        .headers(h);
+                    producer.send(record, self.kafka.message_timeout)
+                }))
+                .await;
+                match results.into_iter().find_map(Result::err) {
+                    Some((e, _)) => Err(e.to_string()),
+                    None => Ok(events.len()),
                 }
-            }
-            async move {
-                let record = FutureRecord::to(&topic)
-                    .key(&key)
-                    .payload(&payload)
-                    .headers(h);
-                producer
-                    .send(record, self.kafka.message_timeout)
-                    .await
-                    .map(|_| ())
-                    .map_err(|(e, _)| e.to_string())
-            }
-        });
+            });
         let results = join_all(sends).await;
         // Only the rows before the first failure count as published: a later row of the same
         // key must not overtake a failed earlier one. The rows after it are sent again (a
         // consumer dedupes on ce_id), in order.
-        let mut published = Vec::new();
+        let mut published = (Vec::new(), Vec::new());
+        let mut events = 0usize;
         let mut first_error = None;
         for (row, result) in rows.iter().zip(results) {
-            let id: i64 = row.get(0);
+            let (id, batch): (i64, bool) = (row.get(0), row.get(1));
             match (result, &first_error) {
-                (Ok(()), None) => published.push(id),
-                (Ok(()), Some(_)) => {}
+                (Ok(n), None) => {
+                    events += n;
+                    if batch {
+                        published.1.push(id)
+                    } else {
+                        published.0.push(id)
+                    }
+                }
+                (Ok(_), Some(_)) => {}
                 (Err(e), _) => {
+                    let table = if batch { "outbox_batches" } else { "outbox" };
                     client
                         .execute(
-                            "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                            &format!(
+                                "UPDATE {table} SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
+                            ),
                             &[&id, &e],
                         )
                         .await?;
@@ -270,20 +405,27 @@ impl Relay {
                 }
             }
         }
-        if !published.is_empty() {
-            client
-                .execute(
-                    "UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL
-                     WHERE id = ANY($1)",
-                    &[&published],
-                )
-                .await?;
+        for (table, ids) in [("outbox", &published.0), ("outbox_batches", &published.1)] {
+            if !ids.is_empty() {
+                client
+                    .execute(
+                        &format!(
+                            "UPDATE {table} SET published_at = now(), attempts = attempts + 1,
+                                    last_error = NULL
+                             WHERE id = ANY($1)"
+                        ),
+                        &[ids],
+                    )
+                    .await?;
+            }
+        }
+        if events > 0 {
             metrics::counter!("bac_outbox_published_total", "schema" => self.schema.clone())
-                .increment(published.len() as u64);
+                .increment(events as u64);
         }
         match first_error {
             Some(e) => Err(BatchError::Publish(e)),
-            None => Ok(published.len()),
+            None => Ok(published.0.len() + published.1.len()),
         }
     }
 }
@@ -331,5 +473,68 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(key: &str, data: &[u8]) -> CloudEvent {
+        CloudEvent {
+            id: uuid::Uuid::now_v7(),
+            source: "/bac/odoo".into(),
+            ty: "bac.odoo.crm_lead.created".into(),
+            subject: Some("crm_lead/1".into()),
+            time: chrono::Utc::now(),
+            tenant_id: "demo".into(),
+            connection_id: Some("con_1".into()),
+            traceparent: None,
+            data: data.to_vec(),
+            topic: "bac.odoo.crm_lead.v1".into(),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_back_as_written() {
+        let events = vec![
+            event("demo/crm_lead/1", br#"{"a":"x,y:z"}"#),
+            event("demo/crm_lead/2", b""),
+            event(
+                "demo/crm_lead/\u{e9}",
+                "{\"name\":\"caf\u{e9} 12:3,\"}".as_bytes(),
+            ),
+        ];
+        let blob = encode_batch(&events);
+        assert!(
+            std::str::from_utf8(&blob).is_ok(),
+            "a batch stays readable text"
+        );
+        let back = decode_batch(&blob).unwrap();
+        assert_eq!(back.len(), 3);
+        for (e, b) in events.iter().zip(&back) {
+            assert_eq!(b.key, e.key);
+            assert_eq!(b.payload, &e.data[..]);
+            let headers: Vec<(String, String)> = b
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(headers, e.headers());
+        }
+    }
+
+    #[test]
+    fn a_damaged_batch_is_an_error_not_a_panic() {
+        let blob = encode_batch(&[event("k", b"{}")]);
+        for cut in 0..blob.len() {
+            let _ = decode_batch(&blob[..cut]);
+        }
+        assert!(decode_batch(&blob[..blob.len() - 1]).is_err());
+        assert!(decode_batch(b"99999999999999999999999:x,").is_err());
+        assert!(decode_batch(b"18446744073709551615:x,").is_err());
+        assert!(decode_batch(b"x").is_err());
+        assert_eq!(decode_batch(b"").unwrap(), vec![]);
     }
 }

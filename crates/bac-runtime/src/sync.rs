@@ -35,10 +35,17 @@ use crate::{
 };
 pub use mapping::Mapping;
 
-/// The runtime's sync tables (add to a service's migrations when it syncs).
+/// The runtime's sync tables (add to a service's migrations when it syncs, with
+/// [`MIRROR_MIGRATION`] after it).
 pub const MIGRATION: crate::db::Migration = crate::db::Migration {
     name: "runtime_0002_sync",
     sql: include_str!("../migrations/0002_sync.sql"),
+};
+
+/// The mirror's cheaper column types (bytewise key collation, json data).
+pub const MIRROR_MIGRATION: crate::db::Migration = crate::db::Migration {
+    name: "runtime_0004_sync_mirror_types",
+    sql: include_str!("../migrations/0004_sync_mirror_types.sql"),
 };
 
 /// Topic of sync run starts and ends, shared by every integration.

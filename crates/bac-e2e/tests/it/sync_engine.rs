@@ -1226,3 +1226,73 @@ async fn a_full_trigger_turns_a_queued_incremental_run_full() {
         .get(0);
     assert_eq!(mode, "full");
 }
+
+/// A page writes records new to the mirror by COPY. Another writer (here a transaction held
+/// open by the test, as a webhook or an API write would) creating one of them between the
+/// page's lookup and its COPY must not fail the run or report the record as new: the page is
+/// worked out again and sees the row.
+#[tokio::test]
+async fn a_page_racing_another_writer_of_a_new_record_reports_it_once() {
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    seed(&fleet, "crm.lead", 1500, json!({}), None).await;
+    let total = odoo(&fleet, "crm.lead", "search_count", json!([[]]), json!({}))
+        .await
+        .as_u64()
+        .unwrap();
+    let first = odoo(
+        &fleet,
+        "crm.lead",
+        "search",
+        json!([[]]),
+        json!({"order": "id", "limit": 1}),
+    )
+    .await[0]
+        .as_i64()
+        .unwrap();
+    let mut db = connect(&fleet.infra.database_url).await;
+    let racer = db.transaction().await.unwrap();
+    racer
+        .execute(
+            "INSERT INTO odoo.sync_records (tenant_id, connection_id, entity, remote_id, data,
+                                            content_hash, origin)
+             VALUES ($1, $2, 'crm_lead', $3, '{\"stale\": true}', 'stale', 'platform')",
+            &[&fleet.tenant, &conn, &first.to_string()],
+        )
+        .await
+        .unwrap();
+    let (status, body) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/connections/{conn}/sync"),
+            Some(json!({"entity": "crm_lead", "mode": "full"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let run_id = body["sync_run_id"].as_str().unwrap().to_string();
+    // The first page's COPY now waits on the racer's uncommitted row.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    racer.commit().await.unwrap();
+    let run = wait_run(&fleet, &conn, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(count(&run, "created"), total - 1, "{run}");
+    assert_eq!(count(&run, "updated"), 1, "{run}");
+    let got = events(&fleet, "bac.odoo.crm_lead.v1", total as usize).await;
+    let of_first: Vec<&str> = got
+        .iter()
+        .filter(|r| r.headers["ce_subject"] == format!("crm_lead/{first}"))
+        .map(|r| r.headers["ce_type"].as_str())
+        .collect();
+    assert_eq!(of_first, vec!["bac.odoo.crm_lead.updated"], "{got:?}");
+    assert_eq!(got.len() as u64, total, "one event per record");
+    let row = db
+        .query_one(
+            "SELECT data->>'stale' IS NULL, origin FROM odoo.sync_records
+             WHERE tenant_id = $1 AND connection_id = $2 AND remote_id = $3",
+            &[&fleet.tenant, &conn, &first.to_string()],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the mirror holds the pulled record");
+    assert_eq!(row.get::<_, String>(1), "remote");
+}

@@ -12,8 +12,8 @@
 use std::{collections::BTreeMap, fmt::Write as _};
 
 use chrono::{
-    format::{Item, ParseErrorKind, StrftimeItems},
-    DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc,
+    format::{Item, ParseErrorKind, Parsed, StrftimeItems},
+    DateTime, SecondsFormat, TimeZone, Utc,
 };
 use chrono_tz::Tz;
 use serde::{de::Error as _, Deserialize, Deserializer, Serialize};
@@ -717,15 +717,24 @@ fn read_unix(v: &Value) -> Result<DateTime<Utc>, String> {
 /// (midnight when the pattern has no time).
 fn parse_with_pattern(s: &str, pattern: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     let fail = |e: chrono::ParseError| format!("\"{s}\" does not match \"{pattern}\": {e}");
-    match DateTime::parse_from_str(s, pattern) {
+    // One parse, then read as an instant, a wall-clock time or a date, whichever the pattern
+    // gave enough for.
+    let mut parsed = Parsed::new();
+    match pattern_items(pattern) {
+        Some(items) => chrono::format::parse(&mut parsed, s, items.iter()),
+        None => chrono::format::parse(&mut parsed, s, StrftimeItems::new(pattern)),
+    }
+    .map_err(fail)?;
+    match parsed.to_datetime() {
         Ok(d) => return Ok(d.with_timezone(&Utc)),
         Err(e) if e.kind() != ParseErrorKind::NotEnough => return Err(fail(e)),
         Err(_) => {}
     }
-    let naive = match NaiveDateTime::parse_from_str(s, pattern) {
+    let naive = match parsed.to_naive_datetime_with_offset(0) {
         Ok(n) => n,
         Err(e) if e.kind() != ParseErrorKind::NotEnough => return Err(fail(e)),
-        Err(_) => NaiveDate::parse_from_str(s, pattern)
+        Err(_) => parsed
+            .to_naive_date()
             .map_err(fail)?
             .and_time(chrono::NaiveTime::MIN),
     };
@@ -734,6 +743,32 @@ fn parse_with_pattern(s: &str, pattern: &str, tz: Tz) -> Result<DateTime<Utc>, S
         .earliest()
         .map(|d| d.with_timezone(&Utc))
         .ok_or_else(|| format!("{naive} does not exist in {tz} (a daylight-saving gap)"))
+}
+
+/// A pattern split into chrono's items, once per thread: a mapping applies the same few
+/// patterns to every record, and splitting the pattern again each time was the largest single
+/// cost of mapping a page (perf, `scripts/bench sync`). `None` for a pattern chrono refuses.
+fn pattern_items(pattern: &str) -> Option<std::rc::Rc<[Item<'static>]>> {
+    type Cache = std::collections::HashMap<String, Option<std::rc::Rc<[Item<'static>]>>>;
+    thread_local! {
+        static PATTERNS: std::cell::RefCell<Cache> = Default::default();
+    }
+    PATTERNS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(items) = cache.get(pattern) {
+            return items.clone();
+        }
+        // Patterns come from tenants' mappings: keep the cache bounded.
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        let items = StrftimeItems::new(pattern)
+            .parse_to_owned()
+            .ok()
+            .map(std::rc::Rc::from);
+        cache.insert(pattern.to_owned(), items.clone());
+        items
+    })
 }
 
 fn write_datetime(d: DateTime<Tz>, to: TimeFormat<'_>) -> Result<Value, String> {
@@ -747,11 +782,11 @@ fn write_datetime(d: DateTime<Tz>, to: TimeFormat<'_>) -> Result<Value, String> 
 
 /// `DelayedFormat`'s `to_string` panics on a bad pattern; `write!` reports it instead.
 fn format_pattern(d: &DateTime<Tz>, pattern: &str) -> Result<String, String> {
-    if StrftimeItems::new(pattern).any(|i| matches!(i, Item::Error)) {
-        return Err(format!("invalid strftime pattern \"{pattern}\""));
-    }
+    let items =
+        pattern_items(pattern).ok_or_else(|| format!("invalid strftime pattern \"{pattern}\""))?;
     let mut s = String::new();
-    write!(s, "{}", d.format(pattern)).map_err(|_| format!("cannot format with \"{pattern}\""))?;
+    write!(s, "{}", d.format_with_items(items.iter()))
+        .map_err(|_| format!("cannot format with \"{pattern}\""))?;
     Ok(s)
 }
 

@@ -422,9 +422,41 @@ struct Upsert {
     deleted: bool,
 }
 
+/// Why a page could not be applied.
+enum PageError {
+    /// A row the page meant to create was inserted by another writer (a webhook, an API
+    /// write) after the page looked it up.
+    Raced,
+    Failed(ServiceError),
+}
+
+/// Canonical JSON already serialized, sent as `json`/`jsonb` without parsing it again.
+#[derive(Debug)]
+struct JsonText<'a>(&'a str);
+
+impl tokio_postgres::types::ToSql for JsonText<'_> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use bytes::BufMut;
+        if *ty == tokio_postgres::types::Type::JSONB {
+            out.put_u8(1); // jsonb's binary format version
+        }
+        out.put_slice(self.0.as_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    tokio_postgres::types::accepts!(JSON, JSONB);
+    tokio_postgres::types::to_sql_checked!();
+}
+
 impl SyncEngine {
     /// Mirror rows, dead letters and events of one pulled page, inside the run's page
-    /// transaction (the caller advances the checkpoint in the same transaction).
+    /// transaction (the caller advances the checkpoint in the same transaction). Records new
+    /// to the mirror go in with a binary `COPY`; if another writer created one of them in the
+    /// meantime, the page is worked out again from a savepoint, now seeing that row.
     pub(crate) async fn apply_page(
         &self,
         tx: &Transaction<'_>,
@@ -432,17 +464,60 @@ impl SyncEngine {
         page: &[Prepared],
         run_id: Uuid,
     ) -> Result<PageCounts, ServiceError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            tx.batch_execute("SAVEPOINT apply_page")
+                .await
+                .map_err(|e| self.db_err(e))?;
+            match self.try_apply_page(tx, scope, page, run_id).await {
+                Ok(counts) => {
+                    tx.batch_execute("RELEASE SAVEPOINT apply_page")
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                    return Ok(counts);
+                }
+                Err(PageError::Raced) if attempt < 5 => {
+                    tracing::debug!(entity = scope.entity, "page raced another writer; again");
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT apply_page")
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                }
+                Err(PageError::Raced) => {
+                    return Err(self.db_err("the page kept racing other writers of its records"))
+                }
+                Err(PageError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_apply_page(
+        &self,
+        tx: &Transaction<'_>,
+        scope: &Scope<'_>,
+        page: &[Prepared],
+        run_id: Uuid,
+    ) -> Result<PageCounts, PageError> {
+        let db_err = |e: tokio_postgres::Error| PageError::Failed(self.db_err(e));
         let mut counts = PageCounts::default();
         let ids: Vec<&str> = page.iter().map(|p| p.record.id.as_str()).collect();
+        // One primary-key probe per id. Written as `remote_id = ANY($4)` the planner prices a
+        // thousand-element array above a scan of the connection's whole mirror and scans it
+        // (measured: 15 ms at 50,000 rows and growing with the mirror, against a flat 7 ms);
+        // the LATERAL ... LIMIT 1 keeps it a nested loop of index probes at any size.
         let rows = tx
             .query(
-                "SELECT remote_id, data, content_hash, remote_version, deleted FROM sync_records
-                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3
-                   AND remote_id = ANY($4) FOR UPDATE",
+                "SELECT s.remote_id, s.data, s.content_hash, s.remote_version, s.deleted
+                 FROM unnest($4::text[]) AS page(id)
+                 CROSS JOIN LATERAL (
+                   SELECT * FROM sync_records r
+                   WHERE r.tenant_id = $1 AND r.connection_id = $2 AND r.entity = $3
+                     AND r.remote_id = page.id
+                   LIMIT 1 FOR UPDATE) s",
                 &[&scope.tenant, &scope.connection_id, &scope.entity, &ids],
             )
             .await
-            .map_err(|e| self.db_err(e))?;
+            .map_err(db_err)?;
         let existing: HashMap<String, Mirrored> = rows
             .into_iter()
             .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
@@ -527,16 +602,29 @@ impl SyncEngine {
                 deleted: false,
             });
         }
-        if !upserts.is_empty() {
-            let ids: Vec<&str> = upserts.iter().map(|u| u.id.as_str()).collect();
-            let data: Vec<&str> = upserts.iter().map(|u| u.data.as_str()).collect();
-            let hashes: Vec<&str> = upserts.iter().map(|u| u.hash.as_str()).collect();
-            let versions: Vec<Option<DateTime<Utc>>> = upserts.iter().map(|u| u.version).collect();
-            let deleted: Vec<bool> = upserts.iter().map(|u| u.deleted).collect();
+        // New records (nothing to lock, nothing to conflict with unless another writer raced
+        // us) by COPY; known ones by upsert.
+        let (fresh, known): (Vec<&Upsert>, Vec<&Upsert>) =
+            upserts.iter().partition(|u| !existing.contains_key(&u.id));
+        if !fresh.is_empty() {
+            copy_records(tx, scope, &fresh).await.map_err(|e| {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    PageError::Raced
+                } else {
+                    db_err(e)
+                }
+            })?;
+        }
+        if !known.is_empty() {
+            let ids: Vec<&str> = known.iter().map(|u| u.id.as_str()).collect();
+            let data: Vec<&str> = known.iter().map(|u| u.data.as_str()).collect();
+            let hashes: Vec<&str> = known.iter().map(|u| u.hash.as_str()).collect();
+            let versions: Vec<Option<DateTime<Utc>>> = known.iter().map(|u| u.version).collect();
+            let deleted: Vec<bool> = known.iter().map(|u| u.deleted).collect();
             tx.execute(
                 "INSERT INTO sync_records (tenant_id, connection_id, entity, remote_id, data,
                                            content_hash, remote_version, deleted, origin)
-                 SELECT $1, $2, $3, u.id, u.data::jsonb, u.hash, u.version, u.deleted, 'remote'
+                 SELECT $1, $2, $3, u.id, u.data::json, u.hash, u.version, u.deleted, 'remote'
                  FROM UNNEST($4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bool[])
                       AS u(id, data, hash, version, deleted)
                  ON CONFLICT (tenant_id, connection_id, entity, remote_id) DO UPDATE SET
@@ -555,7 +643,7 @@ impl SyncEngine {
                 ],
             )
             .await
-            .map_err(|e| self.db_err(e))?;
+            .map_err(db_err)?;
         }
         if !dead.is_empty() {
             let ids: Vec<&str> = dead.iter().map(|d| d.0.as_str()).collect();
@@ -576,11 +664,9 @@ impl SyncEngine {
                 ],
             )
             .await
-            .map_err(|e| self.db_err(e))?;
+            .map_err(db_err)?;
         }
-        outbox::enqueue_many(tx, &events)
-            .await
-            .map_err(|e| self.db_err(e))?;
+        outbox::enqueue_many(tx, &events).await.map_err(db_err)?;
         Ok(counts)
     }
 
@@ -635,6 +721,55 @@ impl SyncEngine {
             .map_err(|e| self.db_err(e))?;
         Ok(rows.len() as i64)
     }
+}
+
+/// Mirror rows of records new to the mirror, by binary `COPY` (about twice as cheap for
+/// Postgres as the same rows through `INSERT ... ON CONFLICT`).
+async fn copy_records(
+    tx: &Transaction<'_>,
+    scope: &Scope<'_>,
+    rows: &[&Upsert],
+) -> Result<(), tokio_postgres::Error> {
+    use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
+    let sink = tx
+        .copy_in(
+            "COPY sync_records (tenant_id, connection_id, entity, remote_id, data, content_hash,
+                                remote_version, deleted, origin) FROM STDIN BINARY",
+        )
+        .await?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::JSON,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::BOOL,
+            Type::TEXT,
+        ],
+    );
+    futures::pin_mut!(writer);
+    for u in rows {
+        writer
+            .as_mut()
+            .write(&[
+                &scope.tenant,
+                &scope.connection_id,
+                &scope.entity,
+                &u.id,
+                &JsonText(&u.data),
+                &u.hash,
+                &u.version,
+                &u.deleted,
+                &"remote",
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
 }
 
 #[cfg(test)]
