@@ -94,7 +94,7 @@ impl SyncOpts {
     pub fn parse(args: &[(&str, Option<&str>)]) -> anyhow::Result<SyncOpts> {
         let (mut grpc, mut database_url, mut brokers, mut sandbox) = (None, None, None, None);
         let mut records = 100_000;
-        let mut page_size = 1000;
+        let mut page_size = 2000;
         let mut tenant = "bench".to_string();
         let mut timeout = 600.0;
         let mut procs = Vec::new();
