@@ -637,11 +637,27 @@ ensure_nextest() {
 }
 
 # ---------------------------------------------------------------------------------------
+# ensure_build_deps: Debian packages the workspace build links against (librdkafka is built
+# with TLS and SASL/SCRAM, which take OpenSSL).
+ensure_build_deps() {
+  local pkg missing=()
+  for pkg in pkg-config libssl-dev; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]} > 0)); then
+    apt_install "${missing[@]}"
+    BAC_INSTALLED+=("${missing[*]}")
+  else
+    BAC_SKIPPED+=("pkg-config libssl-dev")
+  fi
+}
+
 # install_deps: everything the dev fleet and the test suite need on this machine.
 
 install_deps() {
   BAC_INSTALLED=()
   BAC_SKIPPED=()
+  ensure_build_deps
   ensure_postgres
   ensure_tansu
   ensure_venv

@@ -54,6 +54,8 @@ class Fleet:
             "BAC_VAULT_ADDR": os.environ["BAC_TEST_VAULT_ADDR"],
             "BAC_VAULT_TOKEN": os.environ["BAC_TEST_VAULT_TOKEN"],
             "BAC_LOG": "info",
+            # The sandbox stands on loopback, which upstream calls may reach only when opened.
+            "BAC_UPSTREAM_ALLOW_CIDRS": "127.0.0.1/32",
             # schemathesis sends many requests with one key.
             "BAC_RATE_LIMIT_PER_KEY": "100000",
             "BAC_RATE_LIMIT_PER_TENANT": "100000",

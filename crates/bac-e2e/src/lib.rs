@@ -266,9 +266,14 @@ pub struct InfraEnv {
     pub brokers: String,
     pub vault_addr: String,
     pub vault_token: String,
+    /// `BAC_UPSTREAM_ALLOW_CIDRS` of the services: the sandbox's range, opened explicitly.
+    pub upstream_allow: String,
 }
 
 impl InfraEnv {
+    /// Where the sandbox of most tests stands.
+    pub const LOOPBACK: &'static str = "127.0.0.1/32";
+
     /// A service config on random loopback ports.
     pub fn config(&self, kind: ServiceKind) -> Config {
         let mut vars: HashMap<&str, String> = HashMap::new();
@@ -282,6 +287,7 @@ impl InfraEnv {
         vars.insert("BAC_API_ADDR", "127.0.0.1:0".into());
         vars.insert("BAC_UPSTREAM_TIMEOUT_MS", "3000".into());
         vars.insert("BAC_SHUTDOWN_GRACE_SECS", "2".into());
+        vars.insert("BAC_UPSTREAM_ALLOW_CIDRS", self.upstream_allow.clone());
         Config::from_lookup(kind, |k| vars.get(k).cloned()).unwrap()
     }
 }
@@ -294,6 +300,9 @@ pub struct FleetOptions {
     pub stand_ins: bool,
     /// gRPC URLs the gateway uses instead of the fleet's own (e.g. one that never answers).
     pub service_urls: HashMap<ServiceKind, String>,
+    /// Where the sandbox listens and the only range upstream calls may reach (default
+    /// 127.0.0.1). Egress tests move it to 127.0.0.2 so that 127.0.0.1 stays closed.
+    pub sandbox_ip: Option<std::net::IpAddr>,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
@@ -336,8 +345,13 @@ impl Fleet {
             brokers: kafka.brokers(),
             vault_addr: vault.addr.clone(),
             vault_token: vault.token.clone(),
+            upstream_allow: match opts.sandbox_ip {
+                Some(ip) => format!("{ip}/32"),
+                None => InfraEnv::LOOPBACK.into(),
+            },
         };
-        let (sandbox, _) = bac_sandbox::spawn_odoo(sandbox_cfg, "127.0.0.1:0".parse().unwrap())
+        let sandbox_ip = opts.sandbox_ip.unwrap_or([127, 0, 0, 1].into());
+        let (sandbox, _) = bac_sandbox::spawn_odoo(sandbox_cfg, (sandbox_ip, 0).into())
             .await
             .unwrap();
         let odoo = bac_odoo::run(infra.config(ServiceKind::Odoo))
@@ -510,8 +524,10 @@ impl Fleet {
         while Instant::now() < deadline {
             let row = db
                 .query_one(
-                    "SELECT (SELECT count(*) FROM odoo.outbox WHERE published_at IS NULL)
-                          + (SELECT count(*) FROM odoo.outbox_batches WHERE published_at IS NULL)",
+                    "SELECT (SELECT count(*) FROM odoo.outbox
+                              WHERE published_at IS NULL AND parked_at IS NULL)
+                          + (SELECT count(*) FROM odoo.outbox_batches
+                              WHERE published_at IS NULL AND parked_at IS NULL)",
                     &[],
                 )
                 .await

@@ -268,6 +268,9 @@ impl Modify for Security {
         crate::routes::sync::resolve,
         crate::routes::sync::create_webhook_token,
         crate::routes::sync::webhook,
+        crate::routes::parked::list,
+        crate::routes::parked::retry,
+        crate::routes::parked::discard,
     ),
     components(schemas(ErrorBody, ErrorDetails)),
     modifiers(&Security),
@@ -280,6 +283,7 @@ impl Modify for Security {
         (name = "status", description = "Integration status and the dashboard"),
         (name = "odoo", description = "Odoo ERP data"),
         (name = "sync", description = "Syncs, their runs, field mappings and conflicts"),
+        (name = "events", description = "Events the broker refused for good (parked)"),
     )
 )]
 pub struct ApiDoc;

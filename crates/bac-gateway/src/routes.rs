@@ -3,6 +3,7 @@
 pub mod access;
 pub mod connections;
 pub mod odoo;
+pub mod parked;
 pub mod permissions;
 pub mod status;
 pub mod sync;
@@ -21,7 +22,7 @@ use serde::de::DeserializeOwned;
 use crate::{error::ApiError, AppState};
 
 pub fn router() -> Router<Arc<AppState>> {
-    status::routes(Router::new())
+    parked::routes(status::routes(Router::new()))
         .route(
             "/api/v1/integrations/connections",
             post(connections::create).get(connections::list),

@@ -83,6 +83,22 @@ pub struct OdooClient {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The answer to a URL, redirect or DNS name that leads where the egress policy refuses: the
+/// class of address, never anything learnt from the target.
+pub fn address_not_allowed(refused: &bac_runtime::upstream::EgressRefused) -> ServiceError {
+    ServiceError::new(
+        "odoo",
+        ErrorCode::UpstreamAddressNotAllowed,
+        format!(
+            "the Odoo URL leads to {}, a {} address; upstream calls may not reach it",
+            refused.host, refused.class
+        ),
+    )
+    .suggest(
+        "Use the Odoo server's public address; an operator can allow a private network with BAC_UPSTREAM_ALLOW_CIDRS",
+    )
+}
+
 /// The JSON-RPC request for `service.method(*args)`.
 pub fn rpc_request(
     url: &str,
@@ -115,6 +131,10 @@ pub fn rpc_request(
 impl OdooClient {
     pub fn new(upstream: UpstreamClient) -> Self {
         OdooClient { upstream }
+    }
+
+    pub fn egress(&self) -> &bac_runtime::upstream::EgressPolicy {
+        self.upstream.egress()
     }
 
     async fn call(&self, req: UpstreamRequest) -> Result<Value, OdooCallError> {
@@ -304,6 +324,9 @@ pub fn service_error(e: OdooCallError, url: &str) -> ServiceError {
             format!("Odoo at {url} answered HTTP {status}; is this an Odoo server?"),
         )
         .suggest("Check the connection's URL (the server root, without /web or /jsonrpc)"),
+        OdooCallError::Upstream(UpstreamError::AddressNotAllowed(refused)) => {
+            address_not_allowed(&refused)
+        }
         OdooCallError::Upstream(UpstreamError::Request(m)) => {
             err(ErrorCode::InvalidRequest, format!("invalid Odoo URL: {m}"))
         }

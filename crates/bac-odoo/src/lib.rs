@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[Migration] = &[
     connections::MIGRATION,
     bac_runtime::sync::MIGRATION,
     bac_runtime::sync::MIRROR_MIGRATION,
+    bac_runtime::sync::COMMAND_REJECTS_MIGRATION,
     Migration {
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),
@@ -53,9 +54,11 @@ pub fn spec() -> ServiceSpec {
 /// Starts bac-odoo (listeners from `config`, port 0 allowed) and serves until shut down.
 pub async fn run(config: Config) -> anyhow::Result<Running> {
     let deadline = config.upstream_timeout;
+    let egress = config.upstream_egress.clone();
     let rt = Runtime::start(config, spec()).await?;
-    let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "odoo");
-    let remote = remote::Remote::new(rt.db.clone(), store.clone(), deadline);
+    let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "odoo")
+        .bind_credentials_to(&["url", "database", "username"]);
+    let remote = remote::Remote::new(rt.db.clone(), store.clone(), deadline, egress);
     let engine = bac_runtime::sync::SyncEngine::new(
         rt.db.clone(),
         "odoo",

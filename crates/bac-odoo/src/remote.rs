@@ -13,7 +13,7 @@ use bac_proto::integration::v1::IntegrationStatus;
 use bac_runtime::{
     connections::{ConnectionRecord, ConnectionStore},
     db::Pool,
-    upstream::{RetryPolicy, UpstreamClient},
+    upstream::{EgressPolicy, RetryPolicy, UpstreamClient},
     ErrorCode, ServiceError,
 };
 use secrecy::ExposeSecret;
@@ -142,7 +142,12 @@ struct Inner {
 }
 
 impl Remote {
-    pub fn new(db: Pool, connections: ConnectionStore, upstream_deadline: Duration) -> Self {
+    pub fn new(
+        db: Pool,
+        connections: ConnectionStore,
+        upstream_deadline: Duration,
+        egress: EgressPolicy,
+    ) -> Self {
         let policy = RetryPolicy {
             deadline: upstream_deadline,
             ..RetryPolicy::default()
@@ -152,7 +157,7 @@ impl Remote {
                 db,
                 connections,
                 // Odoo publishes no quota; 20 calls/s keeps a small self-hosted server healthy.
-                client: OdooClient::new(UpstreamClient::new("odoo", Some(20), policy)),
+                client: OdooClient::new(UpstreamClient::new("odoo", Some(20), policy, egress)),
                 uids: Mutex::new(HashMap::new()),
                 servers: Mutex::new(HashMap::new()),
                 statuses: std::sync::Mutex::new(HashMap::new()),

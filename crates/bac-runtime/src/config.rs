@@ -4,6 +4,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use secrecy::SecretString;
 
+use crate::upstream::EgressPolicy;
+
 /// Which binary is starting; decides default ports, schema and names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceKind {
@@ -109,6 +111,74 @@ pub struct KafkaConfig {
     pub topic_replication: i32,
     /// librdkafka `message.timeout.ms`: how long one publish attempt may wait for a broker.
     pub message_timeout: Duration,
+    /// TLS and SASL for every producer, consumer and admin client.
+    pub security: KafkaSecurity,
+}
+
+/// How the fleet's Kafka clients authenticate and encrypt (`BAC_KAFKA_SECURITY_PROTOCOL`...).
+#[derive(Debug, Clone, Default)]
+pub struct KafkaSecurity {
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub protocol: String,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL protocols only).
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<SecretString>,
+    /// KV v2 path (under the Vault mount) holding `username` and `password`, read at start
+    /// when the password is not given in the environment.
+    pub sasl_vault_path: Option<String>,
+    /// PEM file of the CA that signed the brokers' certificates (default: the system's).
+    pub ssl_ca_file: Option<String>,
+    /// Client certificate and key (PEM) for brokers that require mutual TLS.
+    pub ssl_cert_file: Option<String>,
+    pub ssl_key_file: Option<String>,
+}
+
+impl KafkaSecurity {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let protocol = get("BAC_KAFKA_SECURITY_PROTOCOL")
+            .unwrap_or_else(|| "plaintext".into())
+            .to_ascii_lowercase();
+        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
+            return Err(err(
+                "BAC_KAFKA_SECURITY_PROTOCOL",
+                &protocol,
+                "expected plaintext, ssl, sasl_plaintext or sasl_ssl",
+            ));
+        }
+        let sasl = protocol.starts_with("sasl_");
+        let sasl_mechanism = get("BAC_KAFKA_SASL_MECHANISM").map(|m| m.to_ascii_uppercase());
+        if let Some(m) = &sasl_mechanism {
+            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&m.as_str()) {
+                return Err(err(
+                    "BAC_KAFKA_SASL_MECHANISM",
+                    m,
+                    "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                ));
+            }
+        }
+        let security = KafkaSecurity {
+            sasl_mechanism: sasl_mechanism.or_else(|| sasl.then(|| "SCRAM-SHA-512".into())),
+            sasl_username: get("BAC_KAFKA_SASL_USERNAME"),
+            sasl_password: get("BAC_KAFKA_SASL_PASSWORD").map(SecretString::from),
+            sasl_vault_path: get("BAC_KAFKA_SASL_VAULT_PATH"),
+            ssl_ca_file: get("BAC_KAFKA_SSL_CA_FILE"),
+            ssl_cert_file: get("BAC_KAFKA_SSL_CERT_FILE"),
+            ssl_key_file: get("BAC_KAFKA_SSL_KEY_FILE"),
+            protocol,
+        };
+        if sasl
+            && security.sasl_vault_path.is_none()
+            && (security.sasl_username.is_none() || security.sasl_password.is_none())
+        {
+            return Err(err(
+                "BAC_KAFKA_SECURITY_PROTOCOL",
+                &security.protocol,
+                "SASL needs BAC_KAFKA_SASL_USERNAME and BAC_KAFKA_SASL_PASSWORD, or BAC_KAFKA_SASL_VAULT_PATH",
+            ));
+        }
+        Ok(security)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +199,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Deadline of one upstream HTTP call including retries.
     pub upstream_timeout: Duration,
+    /// Non-public address ranges upstream calls may reach (`BAC_UPSTREAM_ALLOW_CIDRS`);
+    /// public addresses are always allowed.
+    pub upstream_egress: EgressPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +243,7 @@ impl Config {
                     "BAC_KAFKA_MESSAGE_TIMEOUT_MS",
                     60_000,
                 )?),
+                security: KafkaSecurity::from_lookup(&get)?,
             },
             vault: VaultConfig {
                 addr: get("BAC_VAULT_ADDR").unwrap_or_else(|| "http://127.0.0.1:8200".into()),
@@ -197,6 +271,11 @@ impl Config {
                 "BAC_UPSTREAM_TIMEOUT_MS",
                 15_000,
             )?),
+            upstream_egress: match get("BAC_UPSTREAM_ALLOW_CIDRS") {
+                None => EgressPolicy::strict(),
+                Some(v) => EgressPolicy::parse(&v)
+                    .map_err(|reason| err("BAC_UPSTREAM_ALLOW_CIDRS", &v, &reason))?,
+            },
         })
     }
 
@@ -208,6 +287,14 @@ impl Config {
         "BAC_KAFKA_TOPIC_PARTITIONS",
         "BAC_KAFKA_TOPIC_REPLICATION",
         "BAC_KAFKA_MESSAGE_TIMEOUT_MS",
+        "BAC_KAFKA_SECURITY_PROTOCOL",
+        "BAC_KAFKA_SASL_MECHANISM",
+        "BAC_KAFKA_SASL_USERNAME",
+        "BAC_KAFKA_SASL_PASSWORD",
+        "BAC_KAFKA_SASL_VAULT_PATH",
+        "BAC_KAFKA_SSL_CA_FILE",
+        "BAC_KAFKA_SSL_CERT_FILE",
+        "BAC_KAFKA_SSL_KEY_FILE",
         "BAC_VAULT_ADDR",
         "BAC_VAULT_TOKEN",
         "BAC_VAULT_ROLE_ID",
@@ -226,6 +313,7 @@ impl Config {
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "BAC_SHUTDOWN_GRACE_SECS",
         "BAC_UPSTREAM_TIMEOUT_MS",
+        "BAC_UPSTREAM_ALLOW_CIDRS",
     ];
 }
 
@@ -275,6 +363,45 @@ mod tests {
         assert_eq!(c.grpc_addr.port(), 50052);
         assert_eq!(c.http_addr.port(), 9102);
         assert_eq!(c.kafka.topic_partitions, 3);
+    }
+
+    #[test]
+    fn kafka_security_is_checked_before_anything_binds() {
+        let with = |vars: &'static [(&'static str, &'static str)]| {
+            Config::from_lookup(ServiceKind::Odoo, move |k| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        let c = with(&[]).unwrap();
+        assert_eq!(c.kafka.security.protocol, "plaintext");
+        let c = with(&[
+            ("BAC_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("BAC_KAFKA_SASL_USERNAME", "bac"),
+            ("BAC_KAFKA_SASL_PASSWORD", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(c.kafka.security.protocol, "sasl_ssl");
+        assert_eq!(
+            c.kafka.security.sasl_mechanism.as_deref(),
+            Some("SCRAM-SHA-512")
+        );
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the password stays out of Debug"
+        );
+        let e = with(&[("BAC_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")]).unwrap_err();
+        assert!(e.to_string().contains("BAC_KAFKA_SASL_USERNAME"), "{e}");
+        let e = with(&[("BAC_KAFKA_SECURITY_PROTOCOL", "tls")]).unwrap_err();
+        assert!(e.to_string().contains("BAC_KAFKA_SECURITY_PROTOCOL"), "{e}");
+        let e = with(&[
+            ("BAC_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+            ("BAC_KAFKA_SASL_MECHANISM", "GSSAPI"),
+            ("BAC_KAFKA_SASL_VAULT_PATH", "bac/kafka"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("BAC_KAFKA_SASL_MECHANISM"), "{e}");
     }
 
     #[test]

@@ -58,6 +58,21 @@ pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
     }
 }
 
+/// Whether two values of a bound setting name the same target: URLs by origin (scheme, host,
+/// port; a new path is harmless), anything else by value.
+fn same_target(old: Option<&Value>, new: Option<&Value>) -> bool {
+    let origin = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| url::Url::parse(s).ok())
+            .filter(|u| u.has_host())
+            .map(|u| u.origin())
+    };
+    match (origin(old), origin(new)) {
+        (Some(a), Some(b)) => a == b,
+        _ => old == new,
+    }
+}
+
 /// Connection ids come from the gateway (`con_...`); they end up in Vault paths.
 pub fn valid_connection_id(id: &str) -> bool {
     !id.is_empty()
@@ -72,6 +87,8 @@ pub struct ConnectionStore {
     db: Pool,
     vault: Vault,
     integration: &'static str,
+    /// Settings that say where and as whom the secret is used (see [`Self::bind_credentials_to`]).
+    bound: &'static [&'static str],
 }
 
 impl ConnectionStore {
@@ -80,7 +97,24 @@ impl ConnectionStore {
             db,
             vault,
             integration,
+            bound: &[],
         }
+    }
+
+    /// The stored credentials belong to these settings (a URL's origin, a database, a user):
+    /// an update that changes one of them must send the credentials again, so whoever may
+    /// edit a connection cannot point its stored secret at a server of their choosing.
+    pub fn bind_credentials_to(mut self, settings: &'static [&'static str]) -> Self {
+        self.bound = settings;
+        self
+    }
+
+    /// The first bound setting `new` changes, if any.
+    fn rebinding(&self, old: &Value, new: &Value) -> Option<&'static str> {
+        self.bound
+            .iter()
+            .copied()
+            .find(|k| !same_target(old.get(*k), new.get(*k)))
     }
 
     fn err(&self, code: ErrorCode, msg: impl Into<String>) -> ServiceError {
@@ -231,6 +265,18 @@ impl ConnectionStore {
         secrets: Option<HashMap<String, SecretString>>,
     ) -> Result<(ConnectionRecord, Vec<String>), ServiceError> {
         let current = self.get(tenant, id).await?;
+        if let (Some(new), None) = (&config, &secrets) {
+            if let Some(setting) = self.rebinding(&current.config, new) {
+                return Err(self
+                    .err(
+                        ErrorCode::InvalidRequest,
+                        format!(
+                            "changing config.{setting} points the stored credentials elsewhere; send credentials in the same request"
+                        ),
+                    )
+                    .suggest("Repeat the change with the credentials for the new server or user"));
+            }
+        }
         let mut changed = Vec::new();
         let mut fields = current.secret_fields.clone();
         if let Some(secrets) = &secrets {
@@ -348,6 +394,31 @@ fn record(row: &tokio_postgres::Row) -> ConnectionRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_keeps_its_target_across_paths_not_hosts() {
+        let v = |s: &str| Some(Value::String(s.into()));
+        let same = |a: &str, b: &str| same_target(v(a).as_ref(), v(b).as_ref());
+        assert!(same(
+            "https://odoo.example.com",
+            "https://odoo.example.com/"
+        ));
+        assert!(same(
+            "https://odoo.example.com",
+            "https://odoo.example.com:443/odoo"
+        ));
+        assert!(!same(
+            "https://odoo.example.com",
+            "https://evil.example.com"
+        ));
+        assert!(!same("https://odoo.example.com", "http://odoo.example.com"));
+        assert!(!same(
+            "https://odoo.example.com",
+            "https://odoo.example.com:8443"
+        ));
+        assert!(same("demo", "demo"));
+        assert!(!same("demo", "prod"));
+    }
 
     fn secrets(pairs: &[(&str, &str)]) -> HashMap<String, SecretString> {
         pairs

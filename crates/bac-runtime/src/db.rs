@@ -25,6 +25,10 @@ pub const RUNTIME_MIGRATIONS: &[Migration] = &[
         name: "runtime_0003_outbox_batches",
         sql: include_str!("../migrations/0003_outbox_batches.sql"),
     },
+    Migration {
+        name: "runtime_0005_outbox_parked",
+        sql: include_str!("../migrations/0005_outbox_parked.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     UpstreamRateLimited,
     /// The upstream refused the request itself (validation, missing model...).
     UpstreamRejected,
+    /// The upstream URL points where the deployment's egress policy does not allow.
+    UpstreamAddressNotAllowed,
     SecretStoreUnavailable,
     NotImplemented,
     Internal,
@@ -43,6 +45,7 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             ErrorCode::UpstreamRateLimited => "UPSTREAM_RATE_LIMITED",
             ErrorCode::UpstreamRejected => "UPSTREAM_REJECTED",
+            ErrorCode::UpstreamAddressNotAllowed => "UPSTREAM_ADDRESS_NOT_ALLOWED",
             ErrorCode::SecretStoreUnavailable => "SECRET_STORE_UNAVAILABLE",
             ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
             ErrorCode::Internal => "INTERNAL",
@@ -56,7 +59,9 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => Code::AlreadyExists,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
             ErrorCode::PermissionDenied => Code::PermissionDenied,
-            ErrorCode::NotConnected | ErrorCode::InvalidCredentials => Code::FailedPrecondition,
+            ErrorCode::NotConnected
+            | ErrorCode::InvalidCredentials
+            | ErrorCode::UpstreamAddressNotAllowed => Code::FailedPrecondition,
             ErrorCode::ConnectionTimeout => Code::DeadlineExceeded,
             ErrorCode::UpstreamUnavailable | ErrorCode::SecretStoreUnavailable => Code::Unavailable,
             ErrorCode::UpstreamRateLimited => Code::ResourceExhausted,

@@ -8,7 +8,8 @@ use bac_proto::integration::v1::{
     DeleteConnectionResponse, FieldMapping, GetConnectionRequest, GetMappingRequest,
     GetStatusRequest, IngestChangesRequest, IngestChangesResponse, IntegrationStatus,
     ListConflictsRequest, ListConflictsResponse, ListConnectionsRequest, ListConnectionsResponse,
-    ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest, ListSyncSettingsResponse,
+    ListParkedEventsRequest, ListParkedEventsResponse, ListSyncRunsRequest, ListSyncRunsResponse,
+    ListSyncSettingsRequest, ListSyncSettingsResponse, ParkedEvent, ParkedEventRequest,
     PreviewMappingRequest, PreviewMappingResponse, PutMappingRequest, ResolveConflictRequest,
     SyncSettings, TestConnectionRequest, TestConnectionResponse, TriggerSyncRequest,
     TriggerSyncResponse, UpdateConnectionRequest, UpdateConnectionResponse,
@@ -128,6 +129,18 @@ impl IntegrationService for NotBuilt {
         Err(self.status())
     }
     async fn ingest_changes(&self, _: Request<IngestChangesRequest>) -> R<IngestChangesResponse> {
+        Err(self.status())
+    }
+    async fn list_parked_events(
+        &self,
+        _: Request<ListParkedEventsRequest>,
+    ) -> R<ListParkedEventsResponse> {
+        Err(self.status())
+    }
+    async fn retry_parked_event(&self, _: Request<ParkedEventRequest>) -> R<ParkedEvent> {
+        Err(self.status())
+    }
+    async fn discard_parked_event(&self, _: Request<ParkedEventRequest>) -> R<ParkedEvent> {
         Err(self.status())
     }
 }

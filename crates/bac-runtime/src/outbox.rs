@@ -6,7 +6,10 @@
 //! over when that session dies), publishes in id order with the idempotent producer and marks
 //! rows published only after the broker acknowledged them. At-least-once into Kafka; consumers
 //! dedupe on `ce_id`. A sync page's events share one `outbox_batches` row ([`enqueue_many`]);
-//! both tables draw ids from one sequence and are relayed in that order.
+//! both tables draw ids from one sequence and are relayed in that order. A row the broker
+//! refuses for good is parked ([`parked`]) so the rest keeps flowing.
+pub mod parked;
+
 use std::time::Duration;
 
 use futures::{future::join_all, StreamExt};
@@ -40,7 +43,7 @@ pub async fn enqueue(
             &event.topic,
             &event.key,
             &headers,
-            &event.data,
+            &event.fitted_data().as_ref(),
         ],
     )
     .await?;
@@ -98,7 +101,7 @@ pub fn encode_batch(events: &[CloudEvent]) -> Vec<u8> {
             netstring(&mut out, k.as_bytes());
             netstring(&mut out, v.as_bytes());
         }
-        netstring(&mut out, &e.data);
+        netstring(&mut out, &e.fitted_data());
     }
     out
 }
@@ -264,6 +267,20 @@ impl Relay {
         }
     }
 
+    /// Sets the `bac_outbox_parked` gauge: events set aside that wait for an administrator.
+    async fn count_parked(&self, client: &tokio_postgres::Client) -> Result<(), BatchError> {
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL)
+                      + (SELECT count(*) FROM outbox_batches WHERE parked_at IS NOT NULL)",
+                &[],
+            )
+            .await?;
+        metrics::gauge!("bac_outbox_parked", "schema" => self.schema.clone())
+            .set(row.get::<_, i64>(0) as f64);
+        Ok(())
+    }
+
     /// Publishes the oldest unpublished events, about `batch_size` of them, in id order across
     /// both tables. Returns how many rows were published.
     async fn publish_batch(
@@ -277,11 +294,11 @@ impl Relay {
             .query(
                 "SELECT id, false, topic, key, headers, payload, 1,
                         EXTRACT(EPOCH FROM (now() - created_at))::float8
-                   FROM outbox WHERE published_at IS NULL
+                   FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
                  UNION ALL
                  SELECT id, true, topic, NULL, NULL, NULL, event_count,
                         EXTRACT(EPOCH FROM (now() - created_at))::float8
-                   FROM outbox_batches WHERE published_at IS NULL
+                   FROM outbox_batches WHERE published_at IS NULL AND parked_at IS NULL
                  ORDER BY 1 LIMIT $1",
                 &[&self.batch_size],
             )
@@ -289,6 +306,7 @@ impl Relay {
         let oldest = rows.first().map(|r| r.get::<_, f64>(7)).unwrap_or(0.0);
         metrics::gauge!("bac_outbox_lag_seconds", "schema" => self.schema.clone()).set(oldest);
         if rows.is_empty() {
+            self.count_parked(client).await?;
             return Ok(0);
         }
         let mut taken = 0usize;
@@ -351,7 +369,10 @@ impl Relay {
             .iter()
             .zip(&topics)
             .map(|(events, topic)| async move {
-                let events = events.as_ref().map_err(Clone::clone)?;
+                let events = events.as_ref().map_err(|e| Failure {
+                    reason: format!("unreadable batch row: {e}"),
+                    permanent: true,
+                })?;
                 let results = join_all(events.iter().map(|e| {
                     let mut h = OwnedHeaders::new_with_capacity(e.headers.len());
                     for (k, v) in &e.headers {
@@ -368,7 +389,10 @@ impl Relay {
                 }))
                 .await;
                 match results.into_iter().find_map(Result::err) {
-                    Some((e, _)) => Err(e.to_string()),
+                    Some((e, _)) => Err(Failure {
+                        permanent: permanent(&e),
+                        reason: e.to_string(),
+                    }),
                     None => Ok(events.len()),
                 }
             });
@@ -381,7 +405,31 @@ impl Relay {
         let mut first_error = None;
         for (row, result) in rows.iter().zip(results) {
             let (id, batch): (i64, bool) = (row.get(0), row.get(1));
+            let table = if batch { "outbox_batches" } else { "outbox" };
             match (result, &first_error) {
+                // No retry can publish it: set it aside and go on, so one tenant's event
+                // never stops everyone else's.
+                (
+                    Err(Failure {
+                        reason,
+                        permanent: true,
+                    }),
+                    _,
+                ) => {
+                    client
+                        .execute(
+                            &format!(
+                                "UPDATE {table} SET parked_at = now(), attempts = attempts + 1,
+                                        last_error = $2
+                                 WHERE id = $1"
+                            ),
+                            &[&id, &reason],
+                        )
+                        .await?;
+                    metrics::counter!("bac_outbox_parked_total", "schema" => self.schema.clone())
+                        .increment(1);
+                    tracing::error!(schema = %self.schema, outbox_id = id, reason = %reason, "outbox event parked: the broker can never take it");
+                }
                 (Ok(n), None) => {
                     events += n;
                     if batch {
@@ -391,8 +439,7 @@ impl Relay {
                     }
                 }
                 (Ok(_), Some(_)) => {}
-                (Err(e), _) => {
-                    let table = if batch { "outbox_batches" } else { "outbox" };
+                (Err(Failure { reason: e, .. }), _) => {
                     client
                         .execute(
                             &format!(
@@ -456,6 +503,24 @@ async fn guard_topics(
 }
 
 const TOPIC_CHECK: Duration = Duration::from_secs(5);
+
+/// Why a row could not be published, and whether retrying could ever help.
+struct Failure {
+    reason: String,
+    permanent: bool,
+}
+
+/// Errors no retry can cure: the message itself is refused (its size, its topic's name).
+/// Everything else (timeouts, a broker down, a topic missing for a moment) is transient.
+fn permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::{error::KafkaError, types::RDKafkaErrorCode as C};
+    matches!(
+        e,
+        KafkaError::MessageProduction(
+            C::MessageSizeTooLarge | C::InvalidMessageSize | C::InvalidTopic | C::InvalidRecord
+        )
+    )
+}
 
 enum BatchError {
     Db(tokio_postgres::Error),

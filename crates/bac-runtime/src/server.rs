@@ -67,8 +67,38 @@ impl Running {
     }
 }
 
+/// Kafka's SASL credentials from Vault (`BAC_KAFKA_SASL_VAULT_PATH`: a KV v2 secret with
+/// `username` and `password`) when the environment does not carry the password.
+async fn kafka_credentials_from_vault(config: &mut Config, vault: &Vault) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let security = &mut config.kafka.security;
+    let Some(path) = security.sasl_vault_path.clone() else {
+        return Ok(());
+    };
+    if security.sasl_password.is_some() {
+        return Ok(());
+    }
+    let secret = vault
+        .read(&path)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading Kafka's credentials from Vault ({path}): {e}"))?
+        .ok_or_else(|| anyhow::anyhow!("BAC_KAFKA_SASL_VAULT_PATH: no secret at {path}"))?;
+    let field = |k: &str| {
+        secret
+            .data
+            .get(k)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the Vault secret {path} has no {k}"))
+    };
+    if security.sasl_username.is_none() {
+        security.sasl_username = Some(field("username")?.expose_secret().to_string());
+    }
+    security.sasl_password = Some(field("password")?);
+    Ok(())
+}
+
 impl Runtime {
-    pub async fn start(config: Config, spec: ServiceSpec) -> anyhow::Result<Runtime> {
+    pub async fn start(mut config: Config, spec: ServiceSpec) -> anyhow::Result<Runtime> {
         // Install the recorder before anything records a metric.
         metrics_handle();
         let grpc_listener = bind(config.grpc_addr, "BAC_GRPC_ADDR").await?;
@@ -78,6 +108,7 @@ impl Runtime {
         let pool = db::pool(&config.database_url, schema, config.database_pool_size)?;
         db::migrate(&pool, schema, spec.migrations).await?;
         let vault = Vault::new(config.vault.clone())?;
+        kafka_credentials_from_vault(&mut config, &vault).await?;
         let probe = kafka::producer(&config.kafka, &format!("bac-{schema}-probe"))?;
         let shutdown = CancellationToken::new();
         if !spec.topics.is_empty() {

@@ -48,6 +48,12 @@ pub const MIRROR_MIGRATION: crate::db::Migration = crate::db::Migration {
     sql: include_str!("../migrations/0004_sync_mirror_types.sql"),
 };
 
+/// Commands refused before they were stored ([`twoway::Command`] rejects).
+pub const COMMAND_REJECTS_MIGRATION: crate::db::Migration = crate::db::Migration {
+    name: "runtime_0006_sync_command_rejects",
+    sql: include_str!("../migrations/0006_sync_command_rejects.sql"),
+};
+
 /// Topic of sync run starts and ends, shared by every integration.
 pub const SYNC_RUN_TOPIC: &str = "bac.integrations.sync_run.v1";
 /// Topic of conflicts detected and resolved, shared by every integration.

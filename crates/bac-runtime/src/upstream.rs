@@ -1,13 +1,18 @@
 //! The one HTTP client every integration uses to reach its upstream: a per-connection quota
 //! (governor), retries with exponential backoff and jitter (backon) on 429/5xx/timeouts that
 //! honour `Retry-After`, an overall deadline per call, and metrics per call. A request that is
-//! not idempotent is retried only when it certainly never reached the upstream.
+//! not idempotent is retried only when it certainly never reached the upstream. Every address
+//! it connects to passes the deployment's [`egress`] policy first.
+pub mod egress;
+
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, Method, StatusCode};
 use std::time::Instant;
+
+pub use egress::{AddressClass, EgressPolicy, EgressRefused};
 
 /// A request described as a value; adapters build these, [`UpstreamClient::send`] does the I/O.
 #[derive(Debug, Clone)]
@@ -44,6 +49,9 @@ pub enum UpstreamError {
     Status { upstream: String, status: u16 },
     #[error("building the request failed: {0}")]
     Request(String),
+    /// The URL, a redirect or a DNS answer points where the egress policy does not allow.
+    #[error(transparent)]
+    AddressNotAllowed(#[from] EgressRefused),
 }
 
 /// Retry and deadline policy of one client.
@@ -76,16 +84,46 @@ pub struct UpstreamClient {
     policy: RetryPolicy,
     /// Provider name for metrics (`odoo`, `zoho`...).
     upstream: String,
+    egress: EgressPolicy,
 }
+
+/// Redirect hops followed at most (each re-checked by the egress policy).
+const MAX_REDIRECTS: usize = 5;
 
 impl UpstreamClient {
     /// `per_second`: the provider's documented quota for one connection (None: unlimited).
-    pub fn new(upstream: &str, per_second: Option<u32>, policy: RetryPolicy) -> Self {
+    /// `egress`: which non-public addresses the deployment allows (see [`egress`]).
+    pub fn new(
+        upstream: &str,
+        per_second: Option<u32>,
+        policy: RetryPolicy,
+        egress: EgressPolicy,
+    ) -> Self {
+        let hops = egress.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            // Names in the new location go through the resolver below; literals stop here.
+            match hops.check_literal(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(refused),
+            }
+        });
+        // The client never falls back to an unchecked one: without the resolver, names would
+        // reach any address.
+        #[allow(clippy::expect_used)]
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
+            // A proxy would resolve the name instead of us, past the policy.
+            .no_proxy()
+            .dns_resolver(Arc::new(egress::EgressResolver {
+                policy: egress.clone(),
+            }))
+            .redirect(redirects)
             .build()
-            .unwrap_or_default();
+            .expect("the upstream HTTP client (TLS roots) could not be built");
         let limiter = per_second
             .and_then(NonZeroU32::new)
             .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
@@ -94,7 +132,13 @@ impl UpstreamClient {
             limiter,
             policy,
             upstream: upstream.to_string(),
+            egress,
         }
+    }
+
+    /// The egress policy this client enforces.
+    pub fn egress(&self) -> &EgressPolicy {
+        &self.egress
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -148,6 +192,11 @@ impl UpstreamClient {
                         return outcome;
                     }
                 }
+                Err(UpstreamError::AddressNotAllowed(refused)) => {
+                    self.record(req, "address_not_allowed", started.elapsed());
+                    tracing::warn!(upstream = %self.upstream, operation = %req.operation, host = %refused.host, class = %refused.class, "upstream address refused by the egress policy");
+                    return outcome;
+                }
                 Err(UpstreamError::Connect { .. }) => {
                     self.record(req, "connect_error", started.elapsed());
                     (true, None)
@@ -181,6 +230,10 @@ impl UpstreamClient {
     }
 
     async fn send_once(&self, req: &UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        // IP literals are never resolved, so the resolver cannot check them.
+        if let Ok(url) = url::Url::parse(&req.url) {
+            self.egress.check_literal(&url)?;
+        }
         let mut builder = self
             .http
             .request(req.method.clone(), &req.url)
@@ -215,7 +268,9 @@ impl UpstreamClient {
     }
 
     fn classify(&self, e: reqwest::Error) -> UpstreamError {
-        if e.is_timeout() {
+        if let Some(refused) = egress::find_refusal(&e) {
+            UpstreamError::AddressNotAllowed(refused)
+        } else if e.is_timeout() {
             UpstreamError::Timeout {
                 upstream: self.upstream.clone(),
                 after: self.policy.deadline,
@@ -225,6 +280,8 @@ impl UpstreamClient {
                 upstream: self.upstream.clone(),
                 reason: e.without_url().to_string(),
             }
+        } else if e.is_redirect() {
+            UpstreamError::Request(format!("{} redirected too often", self.upstream))
         } else if e.is_builder() {
             UpstreamError::Request(e.without_url().to_string())
         } else {

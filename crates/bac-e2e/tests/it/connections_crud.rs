@@ -53,12 +53,24 @@ async fn create_get_patch_delete_round_trip() {
     assert_eq!(got["config"]["database"], "demo");
     assert_eq!(got["credentials_set"], json!(["password"]));
 
+    // The user the secret belongs to changes only with the secret (egress.rs has the rest).
+    let (status, refused) = fleet
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "Renamed", "config": {"username": "integration"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
     // PATCH name and one setting (merge patch): the rest stays.
     let (status, patched) = fleet
         .call(
             Method::PATCH,
             &path,
-            Some(json!({"name": "Renamed", "config": {"username": "integration"}})),
+            Some(
+                json!({"name": "Renamed", "config": {"username": "integration"},
+                        "credentials": {"password": first}}),
+            ),
         )
         .await;
     assert_eq!(status, 200, "{patched}");
@@ -73,7 +85,7 @@ async fn create_get_patch_delete_round_trip() {
         .call(
             Method::PATCH,
             &path,
-            Some(json!({"config": {"username": "admin"}})),
+            Some(json!({"config": {"username": "admin"}, "credentials": {"password": first}})),
         )
         .await;
     assert_eq!(status, 200);

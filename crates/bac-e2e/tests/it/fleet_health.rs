@@ -37,6 +37,7 @@ async fn all_six_binaries_are_healthy_and_ready() {
         brokers: kafka.brokers(),
         vault_addr: vault.addr.clone(),
         vault_token: vault.token.clone(),
+        upstream_allow: InfraEnv::LOOPBACK.into(),
     };
     let mut running = Vec::new();
     running.push((

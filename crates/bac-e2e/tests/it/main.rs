@@ -11,14 +11,17 @@
 mod access;
 mod bad_input;
 mod catalog;
+mod command_rejects;
 mod connections_crud;
 mod dashboard;
+mod egress;
 mod fleet_health;
 mod gateway_edge;
 mod lead_path;
 mod odoo_domain;
 mod odoo_json2;
 mod outage;
+mod parked_events;
 mod runtime;
 mod secrets;
 mod sync_engine;

@@ -961,6 +961,7 @@ fn spawn_replica(fleet: &Fleet, grpc_port: u16) -> std::process::Child {
         .env("BAC_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
         .env("BAC_HTTP_ADDR", "127.0.0.1:0")
         .env("BAC_UPSTREAM_TIMEOUT_MS", "5000")
+        .env("BAC_UPSTREAM_ALLOW_CIDRS", &fleet.infra.upstream_allow)
         .env("BAC_SYNC_LEASE_SECS", "3")
         .env("BAC_SYNC_PAGE_SIZE", "500")
         .env("BAC_SYNC_TICK_MS", "200")
@@ -1198,7 +1199,12 @@ async fn a_full_trigger_turns_a_queued_incremental_run_full() {
     let db = bac_runtime::db::pool(&config.database_url, "odoo", 2).unwrap();
     let vault = bac_runtime::vault::Vault::new(config.vault.clone()).unwrap();
     let store = bac_runtime::connections::ConnectionStore::new(db.clone(), vault, "odoo");
-    let remote = bac_odoo::remote::Remote::new(db.clone(), store.clone(), Duration::from_secs(5));
+    let remote = bac_odoo::remote::Remote::new(
+        db.clone(),
+        store.clone(),
+        Duration::from_secs(5),
+        config.upstream_egress.clone(),
+    );
     let engine = bac_runtime::sync::SyncEngine::new(
         db,
         "odoo",

@@ -2,10 +2,13 @@
 //! and conflicts.
 use bac_proto::integration::v1::{
     FieldMapping, GetMappingRequest, IngestChangesRequest, IngestChangesResponse,
-    ListSyncSettingsRequest, ListSyncSettingsResponse, PreviewMappingRequest,
+    ListParkedEventsRequest, ListParkedEventsResponse, ListSyncSettingsRequest,
+    ListSyncSettingsResponse, ParkedEvent, ParkedEventRequest, PreviewMappingRequest,
     PreviewMappingResponse, PreviewResult, PutMappingRequest, SyncSettings,
     UpdateSyncSettingsRequest,
 };
+
+use bac_runtime::outbox::parked;
 
 use super::*;
 
@@ -27,6 +30,43 @@ fn mapping_proto(
     }
 }
 
+impl OdooApi {
+    async fn decide_parked(
+        &self,
+        request: Request<ParkedEventRequest>,
+        decision: parked::Decision,
+    ) -> Result<Response<ParkedEvent>, Status> {
+        let ctx = ctx(&request)?;
+        let event = parked::decide(
+            self.remote.db(),
+            "odoo",
+            &ctx.tenant_id,
+            &request.get_ref().id,
+            decision,
+        )
+        .await?;
+        Ok(Response::new(event))
+    }
+
+    /// A connection's URL must lead where the egress policy allows; checked when it is saved
+    /// (and again on every call, since names resolve anew).
+    async fn check_url(&self, settings: &Value) -> Result<(), ServiceError> {
+        let Some(url) = settings
+            .get("url")
+            .and_then(Value::as_str)
+            .and_then(|u| url::Url::parse(u).ok())
+        else {
+            return Ok(());
+        };
+        self.remote
+            .client()
+            .egress()
+            .check_url(&url)
+            .await
+            .map_err(|r| crate::client::address_not_allowed(&r))
+    }
+}
+
 #[tonic::async_trait]
 impl IntegrationService for OdooApi {
     async fn create_connection(
@@ -36,6 +76,7 @@ impl IntegrationService for OdooApi {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
         let config = validate_config(&req)?;
+        self.check_url(&config).await?;
         let name = if req.name.trim().is_empty() {
             "Odoo".to_string()
         } else {
@@ -85,6 +126,9 @@ impl IntegrationService for OdooApi {
             )?),
             None => None,
         };
+        if let Some(c) = &config {
+            self.check_url(c).await?;
+        }
         let secrets = match req.secrets {
             Some(s) => {
                 validate_secrets(&s.fields)?;
@@ -414,5 +458,34 @@ impl IntegrationService for OdooApi {
                 })
                 .collect(),
         }))
+    }
+
+    async fn list_parked_events(
+        &self,
+        request: Request<ListParkedEventsRequest>,
+    ) -> Result<Response<ListParkedEventsResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let events = parked::list(
+            self.remote.db(),
+            "odoo",
+            &ctx.tenant_id,
+            request.get_ref().limit,
+        )
+        .await?;
+        Ok(Response::new(ListParkedEventsResponse { events }))
+    }
+
+    async fn retry_parked_event(
+        &self,
+        request: Request<ParkedEventRequest>,
+    ) -> Result<Response<ParkedEvent>, Status> {
+        self.decide_parked(request, parked::Decision::Retry).await
+    }
+
+    async fn discard_parked_event(
+        &self,
+        request: Request<ParkedEventRequest>,
+    ) -> Result<Response<ParkedEvent>, Status> {
+        self.decide_parked(request, parked::Decision::Discard).await
     }
 }

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::{Headers, Message},
-    ClientConfig,
 };
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -131,6 +130,25 @@ pub enum Outcome {
     },
     /// Another replica is applying it right now.
     Busy,
+    /// Refused for good before it was stored (its connection is not the named tenant's, or
+    /// Postgres cannot hold its values); kept in `sync_command_rejects` with the reason.
+    Rejected {
+        reason: String,
+    },
+}
+
+/// Postgres refused the data itself (SQLSTATE class 22 data exception, 23 integrity
+/// violation): storing it again cannot succeed.
+fn refused_data(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+}
+
+/// Where a rejected command came from and what it said, kept as it arrived.
+pub struct Received<'a> {
+    pub source: String,
+    pub headers: &'a [(String, String)],
+    pub payload: &'a [u8],
 }
 
 /// Tries a parked command gets before it is marked failed.
@@ -223,6 +241,27 @@ impl SyncEngine {
     /// command is recorded as failed.
     pub async fn apply_command(&self, cmd: &Command) -> Result<Outcome, SyncError> {
         let transient = |e: tokio_postgres::Error| SyncError::Transient(self.db_err(e));
+        // A command acts only on a connection of the tenant it names; one naming another
+        // tenant's (or no existing) connection is refused before anything is stored.
+        if !cmd.connection_id.is_empty() {
+            match self
+                .inner
+                .connections
+                .get(&cmd.tenant, &cmd.connection_id)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == ErrorCode::NotFound => {
+                    return Ok(Outcome::Rejected {
+                        reason: format!(
+                            "connection {} is not a connection of tenant {}",
+                            cmd.connection_id, cmd.tenant
+                        ),
+                    });
+                }
+                Err(e) => return Err(SyncError::Transient(e)),
+            }
+        }
         let client = self
             .inner
             .db
@@ -245,8 +284,15 @@ impl SyncEngine {
                  RETURNING attempts",
                 &[&cmd.tenant, &cmd.id, &cmd.connection_id, &cmd.entity, &cmd.op, &cmd.record_id, &stored],
             )
-            .await
-            .map_err(transient)?;
+            .await;
+        let claimed = match claimed {
+            Err(e) if refused_data(&e) => {
+                return Ok(Outcome::Rejected {
+                    reason: format!("the command cannot be stored: {}", pg_message(&e)),
+                })
+            }
+            other => other.map_err(transient)?,
+        };
         let Some(claimed) = claimed else {
             let status: Option<String> = client
                 .query_opt(
@@ -323,6 +369,44 @@ impl SyncEngine {
         }
     }
 
+    /// Keeps a command refused before it was stored, with the reason (see [`Outcome::Rejected`]).
+    pub(crate) async fn record_reject(
+        &self,
+        tenant: &str,
+        command_id: &str,
+        received: &Received<'_>,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        // jsonb cannot hold NUL; the payload is kept byte for byte.
+        let headers: Value = received
+            .headers
+            .iter()
+            .map(|(k, v)| json!([k.replace('\0', "\u{fffd}"), v.replace('\0', "\u{fffd}")]))
+            .collect();
+        let clean = |s: &str| s.replace('\0', "\u{fffd}");
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        client
+            .execute(
+                "INSERT INTO sync_command_rejects (tenant_id, command_id, source, headers, payload, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &clean(tenant),
+                    &clean(command_id),
+                    &received.source,
+                    &headers,
+                    &received.payload,
+                    &clean(reason),
+                ],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        metrics::counter!("bac_sync_commands_total",
+            "integration" => self.inner.integration, "entity" => "", "status" => "rejected")
+        .increment(1);
+        tracing::warn!(tenant, command_id, source = %received.source, reason, "command rejected");
+        Ok(())
+    }
+
     /// Retries parked commands that are due (and ones whose claim expired: their replica
     /// stopped mid-way). Called by the worker every tick.
     pub(crate) async fn retry_commands(&self) -> Result<(), ServiceError> {
@@ -343,6 +427,19 @@ impl SyncEngine {
                 continue;
             };
             match self.apply_command(&cmd).await {
+                // Its connection went away while it waited: it can never apply.
+                Ok(Outcome::Rejected { reason }) => {
+                    let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+                    client
+                        .execute(
+                            "UPDATE sync_commands SET status = 'failed', error = $3, finished_at = now(),
+                               claimed_until = NULL, retry_at = NULL
+                             WHERE tenant_id = $1 AND command_id = $2 AND status = 'pending'",
+                            &[&cmd.tenant, &cmd.id, &reason],
+                        )
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                }
                 Ok(outcome) => {
                     tracing::info!(command_id = %cmd.id, tenant = %cmd.tenant, ?outcome, "parked command retried")
                 }
@@ -886,8 +983,7 @@ async fn consume_once(
     topic: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
+    let consumer: StreamConsumer = crate::kafka::client_config(kafka)
         .set(
             "group.id",
             format!("bac-{}-commands", engine.inner.integration),
@@ -915,12 +1011,33 @@ async fn consume_once(
                     .collect()
             })
             .unwrap_or_default();
-        match Command::parse(&headers, msg.payload().unwrap_or_default()) {
+        let received = Received {
+            source: format!("{topic}/{}@{}", msg.partition(), msg.offset()),
+            headers: &headers,
+            payload: msg.payload().unwrap_or_default(),
+        };
+        let named = |k: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        match Command::parse(&headers, received.payload) {
             Err(e) => {
-                tracing::warn!(error = %e, topic, offset = msg.offset(), "command rejected: not a valid command");
-                metrics::counter!("bac_sync_commands_total",
-                    "integration" => engine.inner.integration, "entity" => "", "status" => "rejected")
-                .increment(1);
+                let reason = format!("not a valid command: {e}");
+                if !keep_reject(
+                    engine,
+                    &named("ce_tenantid"),
+                    &named("ce_id"),
+                    &received,
+                    &reason,
+                    shutdown,
+                )
+                .await
+                {
+                    return Ok(());
+                }
             }
             Ok(cmd) => {
                 // Only "could not even store it" (Postgres down) keeps the offset: the
@@ -930,6 +1047,21 @@ async fn consume_once(
                 let mut delay = Duration::from_millis(500);
                 loop {
                     match engine.apply_command(&cmd).await {
+                        Ok(Outcome::Rejected { reason }) => {
+                            if !keep_reject(
+                                engine,
+                                &cmd.tenant,
+                                &cmd.id,
+                                &received,
+                                &reason,
+                                shutdown,
+                            )
+                            .await
+                            {
+                                return Ok(());
+                            }
+                            break;
+                        }
                         Ok(outcome) => {
                             tracing::info!(command_id = %cmd.id, tenant = %cmd.tenant, entity = %cmd.entity,
                                 op = %cmd.op, ?outcome, "command settled");
@@ -953,6 +1085,38 @@ async fn consume_once(
         }
         consumer.commit_message(&msg, CommitMode::Async)?;
     }
+}
+
+/// The message text of a Postgres error (its `Display` says only "db error").
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+/// Records a rejected command, retrying while Postgres is unreachable: the offset moves on
+/// only once the reject is kept (false: shutting down first, so the offset must stay).
+async fn keep_reject(
+    engine: &SyncEngine,
+    tenant: &str,
+    command_id: &str,
+    received: &Received<'_>,
+    reason: &str,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut delay = Duration::from_millis(500);
+    while let Err(e) = engine
+        .record_reject(tenant, command_id, received, reason)
+        .await
+    {
+        tracing::warn!(error = %e, "keeping a rejected command failed; retrying");
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+    true
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use std::{
 };
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::any, Router};
-use bac_runtime::upstream::{RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest};
+use bac_runtime::upstream::{
+    AddressClass, EgressPolicy, RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest,
+};
 
 /// The scripted answers and the hit counter.
 type Scripted = (Arc<Vec<(u16, Option<&'static str>)>>, Arc<AtomicUsize>);
@@ -54,6 +56,11 @@ fn req(url: &str, idempotent: bool) -> UpstreamRequest {
     }
 }
 
+/// These servers stand on 127.0.0.1, which a deployment must open explicitly.
+fn loopback() -> EgressPolicy {
+    EgressPolicy::parse("127.0.0.1/32").unwrap()
+}
+
 fn policy() -> RetryPolicy {
     RetryPolicy {
         max_retries: 3,
@@ -66,7 +73,7 @@ fn policy() -> RetryPolicy {
 #[tokio::test]
 async fn retries_429_honouring_retry_after() {
     let (url, hits) = server(vec![(429, Some("1")), (503, None)]).await;
-    let client = UpstreamClient::new("test", None, policy());
+    let client = UpstreamClient::new("test", None, policy(), loopback());
     let started = Instant::now();
     let resp = client.send(&req(&url, true)).await.unwrap();
     assert_eq!(resp.status, 200);
@@ -80,7 +87,7 @@ async fn retries_429_honouring_retry_after() {
 #[tokio::test]
 async fn a_non_idempotent_call_is_not_retried_after_a_5xx() {
     let (url, hits) = server(vec![(500, None)]).await;
-    let client = UpstreamClient::new("test", None, policy());
+    let client = UpstreamClient::new("test", None, policy(), loopback());
     let resp = client.send(&req(&url, false)).await.unwrap();
     assert_eq!(resp.status, 500);
     assert_eq!(
@@ -93,7 +100,7 @@ async fn a_non_idempotent_call_is_not_retried_after_a_5xx() {
 #[tokio::test]
 async fn persistent_429_ends_as_rate_limited() {
     let (url, hits) = server(vec![(429, None); 10]).await;
-    let client = UpstreamClient::new("test", None, policy());
+    let client = UpstreamClient::new("test", None, policy(), loopback());
     let err = client.send(&req(&url, true)).await.unwrap_err();
     assert!(matches!(err, UpstreamError::RateLimited { .. }), "{err}");
     assert_eq!(hits.load(Ordering::SeqCst), 4, "one try and three retries");
@@ -115,6 +122,7 @@ async fn a_closed_port_is_a_connect_error_and_the_deadline_holds() {
             max_delay: Duration::from_millis(200),
             max_retries: 10,
         },
+        loopback(),
     );
     let started = Instant::now();
     let err = client
@@ -134,7 +142,7 @@ async fn a_closed_port_is_a_connect_error_and_the_deadline_holds() {
 #[tokio::test]
 async fn the_quota_spaces_calls() {
     let (url, hits) = server(vec![]).await;
-    let client = UpstreamClient::new("test", Some(5), policy());
+    let client = UpstreamClient::new("test", Some(5), policy(), loopback());
     let started = Instant::now();
     for _ in 0..10 {
         client.send(&req(&url, true)).await.unwrap();
@@ -152,7 +160,7 @@ async fn the_quota_spaces_calls() {
 async fn each_upstream_origin_has_its_own_quota() {
     let (a, _) = server(vec![]).await;
     let (b, _) = server(vec![]).await;
-    let client = UpstreamClient::new("test", Some(5), policy());
+    let client = UpstreamClient::new("test", Some(5), policy(), loopback());
     // Exhaust a's burst; b is not slowed by it.
     for _ in 0..5 {
         client.send(&req(&a, true)).await.unwrap();
@@ -170,4 +178,100 @@ async fn each_upstream_origin_has_its_own_quota() {
     let started = Instant::now();
     client.send(&req(&a, true)).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(100));
+}
+
+/// A listener that counts the connections it accepts (and answers none).
+async fn target() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(sock);
+        }
+    });
+    (addr, seen)
+}
+
+fn refused(err: UpstreamError) -> AddressClass {
+    match err {
+        UpstreamError::AddressNotAllowed(r) => r.class,
+        other => panic!("expected the egress policy to refuse, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn loopback_literals_and_names_are_refused_before_connecting() {
+    let (addr, seen) = target().await;
+    let client = UpstreamClient::new("test", None, policy(), EgressPolicy::strict());
+    for url in [
+        format!("http://{addr}"),
+        format!("http://localhost:{}", addr.port()),
+        format!("http://[::ffff:127.0.0.1]:{}", addr.port()),
+    ] {
+        let err = client.send(&req(&url, true)).await.unwrap_err();
+        assert_eq!(refused(err), AddressClass::Loopback, "{url}");
+    }
+    let err = client
+        .send(&req("http://169.254.169.254", true))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(err), AddressClass::Metadata);
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "the target saw a connection"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_into_loopback_is_refused_hop_by_hop() {
+    let (inside, seen) = target().await;
+    // The allowed upstream stands on 127.0.0.2; 127.0.0.1 stays closed.
+    let location = format!("http://{inside}/v1/secret");
+    let app = axum::Router::new().route(
+        "/*path",
+        any(move || {
+            let location = location.clone();
+            async move { (StatusCode::TEMPORARY_REDIRECT, [("location", location)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let outside = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = UpstreamClient::new(
+        "test",
+        None,
+        policy(),
+        EgressPolicy::parse("127.0.0.2/32").unwrap(),
+    );
+    let err = client
+        .send(&req(&format!("http://{outside}"), true))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(err), AddressClass::Loopback);
+    // The same through a name: localhost resolves to 127.0.0.1 (and ::1), both closed.
+    let by_name = format!("http://localhost:{}/v1/secret", inside.port());
+    let app = axum::Router::new().route(
+        "/*path",
+        any(move || {
+            let location = by_name.clone();
+            async move { (StatusCode::FOUND, [("location", location)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let outside = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let err = client
+        .send(&req(&format!("http://{outside}"), true))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(err), AddressClass::Loopback);
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "the target saw a connection"
+    );
 }
