@@ -59,6 +59,8 @@ class Fleet:
             # schemathesis sends many requests with one key.
             "BAC_RATE_LIMIT_PER_KEY": "100000",
             "BAC_RATE_LIMIT_PER_TENANT": "100000",
+            # schemathesis also sends requests without a valid key, many of them.
+            "BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE": "100000",
         })
         self.log_dir = Path(log_dir)
         self.procs = []

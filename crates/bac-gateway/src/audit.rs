@@ -16,30 +16,23 @@ pub struct Origin {
 }
 
 #[axum::async_trait]
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {
+impl axum::extract::FromRequestParts<std::sync::Arc<crate::AppState>> for Origin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &std::sync::Arc<crate::AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(256).collect::<String>())
-        };
-        // Behind an ingress the first X-Forwarded-For hop is the client.
-        let forwarded = header("x-forwarded-for")
-            .and_then(|v| v.split(',').next().map(|s| s.trim().to_string()));
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect::<String>());
+        // X-Forwarded-For counts only from a trusted proxy (BAC_TRUSTED_PROXIES).
         Ok(Origin {
-            source_ip: forwarded.or(peer),
-            user_agent: header("user-agent"),
+            source_ip: crate::http::client_ip(parts, &state.settings.trusted_proxies)
+                .map(|ip| ip.to_string()),
+            user_agent,
         })
     }
 }

@@ -114,19 +114,42 @@ pub fn key_prefix(key: &str) -> Option<&str> {
     (!prefix.is_empty() && prefix.len() <= 32 && secret.len() >= 16).then_some(prefix)
 }
 
-/// Looks the key up (through the invalidated cache) and checks it is current.
+/// Looks the key up (through the invalidated cache) and checks it is current. A source that
+/// failed lately pays for every lookup the cache cannot answer (`ratelimit::SourceGuard`).
 pub async fn authenticate(
     state: &AppState,
     key: &str,
     request_id: &str,
+    source: Option<std::net::IpAddr>,
+) -> Result<Principal, ApiError> {
+    let result = check_key(state, key, request_id, source).await;
+    if matches!(&result, Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED) {
+        state.guard.failed(source);
+    }
+    result
+}
+
+async fn check_key(
+    state: &AppState,
+    key: &str,
+    request_id: &str,
+    source: Option<std::net::IpAddr>,
 ) -> Result<Principal, ApiError> {
     let invalid = || ApiError::unauthorized("invalid API key");
     let prefix = key_prefix(key).ok_or_else(invalid)?;
     let found = match state.keys.get(prefix) {
         Some(k) => k,
         None => {
+            state.guard.spend_if_failing(source)?;
+            // A prefix no key has, seen lately: no query.
+            if state.keys.is_missing(prefix) {
+                return Err(invalid());
+            }
             let started = std::time::Instant::now();
-            let k = lookup(&state.db, prefix).await?.ok_or_else(invalid)?;
+            let Some(k) = lookup(&state.db, prefix).await? else {
+                state.keys.put_missing(prefix, started);
+                return Err(invalid());
+            };
             state.keys.put(prefix, k.clone(), started);
             k
         }
@@ -153,6 +176,7 @@ pub async fn authenticate(
 }
 
 async fn lookup(db: &Pool, prefix: &str) -> Result<Option<CachedKey>, ApiError> {
+    metrics::counter!("bac_gateway_key_lookups_total").increment(1);
     let client = db.get().await.map_err(ApiError::internal)?;
     let Some(row) = client
         .query_opt(
@@ -205,7 +229,8 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let key = parts
+        let source = crate::http::client_ip(parts, &state.settings.trusted_proxies);
+        let Some(key) = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -215,9 +240,13 @@ impl FromRequestParts<Arc<AppState>> for Principal {
             })
             .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
             .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("missing API key"))?;
+        else {
+            state.guard.spend_if_failing(source)?;
+            state.guard.failed(source);
+            return Err(ApiError::unauthorized("missing API key"));
+        };
         let request_id = crate::error::current_request_id();
-        let principal = authenticate(state, key, &request_id).await?;
+        let principal = authenticate(state, key, &request_id, source).await?;
         // Rate limits (bac_gateway::ratelimit): per key and per tenant, after authentication.
         state
             .limits

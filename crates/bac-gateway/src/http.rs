@@ -13,6 +13,55 @@ use tracing::Instrument;
 
 use crate::error::{too_large, ApiError, REQUEST_ID};
 
+/// The client's address: the socket's peer, or, when the peer is a trusted proxy
+/// (`BAC_TRUSTED_PROXIES`), the nearest `X-Forwarded-For` hop that is not one. From anyone
+/// else the header is ignored: a client cannot choose its own audit source or rate-limit key.
+pub fn client_ip(
+    parts: &axum::http::request::Parts,
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+        .0
+        .ip();
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<std::net::IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    Some(
+        hops.iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .or(hops.first())
+            .copied()
+            .unwrap_or(peer),
+    )
+}
+
+/// The client's address ([`client_ip`]) as an extractor.
+pub struct Source(pub Option<std::net::IpAddr>);
+
+#[axum::async_trait]
+impl axum::extract::FromRequestParts<std::sync::Arc<crate::AppState>> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &std::sync::Arc<crate::AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Source(client_ip(parts, &state.settings.trusted_proxies)))
+    }
+}
+
 fn usable_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?.trim();
     (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))

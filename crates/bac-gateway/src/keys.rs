@@ -1,5 +1,6 @@
 //! A short cache of API-key lookups, invalidated on every replica by `NOTIFY gateway_api_keys`
-//! (a trigger fires on revocation, expiry change and rotation; role changes notify too). When
+//! (a trigger fires on creation, revocation, expiry change and rotation; role changes notify
+//! too). Prefixes no key has are cached as well, so a flood of made-up keys costs no queries. When
 //! the listening session is down the cache is bypassed, so a revocation is never missed.
 use std::{
     collections::HashMap,
@@ -34,6 +35,9 @@ const TTL: Duration = Duration::from_secs(60);
 #[derive(Default)]
 struct Entries {
     keys: HashMap<String, (Instant, CachedKey)>,
+    /// Prefixes no key has (a lookup found none): answered without a query until the TTL
+    /// ends or a key with the prefix is created (the insert notifies like a revocation).
+    missing: HashMap<String, Instant>,
     /// When each prefix was last invalidated: a lookup that started earlier is not cached.
     invalidated: HashMap<String, Instant>,
     /// When the current LISTEN session started: notifications sent before it may be lost,
@@ -86,6 +90,43 @@ impl KeyCache {
         e.keys.insert(prefix.to_string(), (Instant::now(), key));
     }
 
+    /// True when a recent lookup found no key with this prefix.
+    pub fn is_missing(&self, prefix: &str) -> bool {
+        if !self.listening.load(Ordering::Acquire) {
+            return false;
+        }
+        self.entries
+            .lock()
+            .ok()
+            .and_then(|e| e.missing.get(prefix).map(|at| at.elapsed() < TTL))
+            .unwrap_or(false)
+    }
+
+    /// Remembers that a lookup started at `looked_up_at` found no key with `prefix`.
+    pub fn put_missing(&self, prefix: &str, looked_up_at: Instant) {
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut e) = self.entries.lock() else {
+            return;
+        };
+        let stale = e
+            .invalidated
+            .get(prefix)
+            .is_some_and(|at| *at >= looked_up_at)
+            || e.listening_since.is_none_or(|since| since > looked_up_at);
+        if stale {
+            return;
+        }
+        if e.missing.len() > 100_000 {
+            e.missing.retain(|_, at| at.elapsed() < TTL);
+            if e.missing.len() > 100_000 {
+                e.missing.clear();
+            }
+        }
+        e.missing.insert(prefix.to_string(), Instant::now());
+    }
+
     /// True at most once a minute per key (per replica): time to record `last_used_at`.
     pub fn due_for_touch(&self, key_id: &str) -> bool {
         let Ok(mut map) = self.touched.lock() else {
@@ -108,12 +149,14 @@ impl KeyCache {
             e.invalidated.retain(|_, at| at.elapsed() < TTL);
             e.invalidated.insert(prefix.to_string(), Instant::now());
             e.keys.remove(prefix);
+            e.missing.remove(prefix);
         }
     }
 
     fn set_listening(&self, on: bool) {
         if let Ok(mut e) = self.entries.lock() {
             e.keys.clear();
+            e.missing.clear();
             e.listening_since = on.then(Instant::now);
         }
         self.listening.store(on, Ordering::Release);
@@ -216,6 +259,21 @@ mod tests {
         // Losing the session drops everything and bypasses the cache.
         cache.set_listening(false);
         assert!(cache.get("p").is_none());
+    }
+
+    #[test]
+    fn an_unknown_prefix_is_remembered_until_a_key_with_it_appears() {
+        let cache = KeyCache::default();
+        cache.set_listening(true);
+        cache.put_missing("p", Instant::now());
+        assert!(cache.is_missing("p"));
+        assert!(!cache.is_missing("q"));
+        // The insert of a key with that prefix notifies.
+        cache.forget("p");
+        assert!(!cache.is_missing("p"));
+        cache.put_missing("p", Instant::now());
+        cache.set_listening(false);
+        assert!(!cache.is_missing("p"), "no listener, no cache");
     }
 
     #[test]

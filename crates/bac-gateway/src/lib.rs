@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "gateway_0003_webhooks",
         sql: include_str!("../migrations/0003_webhooks.sql"),
     },
+    Migration {
+        name: "gateway_0004_key_insert_notify",
+        sql: include_str!("../migrations/0004_key_insert_notify.sql"),
+    },
 ];
 
 /// Largest accepted request body.
@@ -59,6 +63,8 @@ pub struct AppState {
     pub services: services::Services,
     pub keys: keys::KeyCache,
     pub limits: ratelimit::RateLimits,
+    /// Failed authentications per source address.
+    pub guard: ratelimit::SourceGuard,
     pub settings: Arc<GatewaySettings>,
 }
 
@@ -122,6 +128,7 @@ pub async fn run_with_settings(
         db: rt.db.clone(),
         services: services::Services::with_settings(&urls, settings.grpc)?,
         limits: ratelimit::RateLimits::new(settings.rate_per_key, settings.rate_per_tenant),
+        guard: ratelimit::SourceGuard::new(settings.rate_unauthenticated),
         settings: Arc::new(settings),
         keys,
     });

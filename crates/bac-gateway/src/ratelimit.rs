@@ -191,6 +191,90 @@ impl RateLimits {
     }
 }
 
+/// Callers without a valid key, per source address. A source that failed to authenticate in
+/// the last minute (no key, an unknown, revoked or expired one, a wrong webhook token) spends
+/// one request of its budget (`BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE`, burst `..._BURST`)
+/// on each failure and on each lookup the key cache cannot answer; once it is spent, the
+/// source is answered 429 before any query until the budget refills. Made-up keys thus cost a
+/// handful of queries however many are sent, while a source that never fails (a platform
+/// service, an upstream sending webhooks in bursts) never touches the budget.
+pub struct SourceGuard {
+    limiter: Option<Limiter>,
+    clock: DefaultClock,
+    /// When each source last failed to authenticate (see [`Self::spend_if_failing`]).
+    failing: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
+}
+
+/// How long a failed authentication keeps its source on the budget.
+const FAILING_FOR: Duration = Duration::from_secs(60);
+
+impl SourceGuard {
+    /// `None` switches the guard off.
+    pub fn new(quota: Option<RateQuota>) -> SourceGuard {
+        let clock = DefaultClock::default();
+        SourceGuard {
+            limiter: quota.and_then(|q| Limiter::new(q, &clock)),
+            clock,
+            failing: Default::default(),
+        }
+    }
+
+    /// Spends one request of `ip`'s budget if it failed lately (429 when spent); free otherwise.
+    pub fn spend_if_failing(&self, ip: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+        let failing = ip.is_some_and(|ip| {
+            self.failing
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&ip).map(|at| at.elapsed() < FAILING_FOR))
+                .unwrap_or(false)
+        });
+        if failing {
+            self.spend(ip)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `ip` failed to authenticate: it is on the budget for a minute, and this costs one.
+    pub fn failed(&self, ip: Option<std::net::IpAddr>) {
+        let (Some(ip), Ok(mut m)) = (ip, self.failing.lock()) else {
+            return;
+        };
+        if m.len() > 100_000 {
+            m.retain(|_, at| at.elapsed() < FAILING_FOR);
+        }
+        m.insert(ip, std::time::Instant::now());
+        drop(m);
+        let _ = self.spend(Some(ip));
+    }
+
+    /// Spends one request of `ip`'s budget; 429 when it is spent.
+    pub fn spend(&self, ip: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+        let (Some(ip), Some(l)) = (ip, &self.limiter) else {
+            return Ok(());
+        };
+        let info = l.check(&ip.to_string(), &self.clock);
+        let Some(wait) = info.retry_after else {
+            return Ok(());
+        };
+        record(info);
+        metrics::counter!("bac_http_rate_limited_total", "scope" => "source").increment(1);
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "RATE_LIMITED",
+            format!(
+                "this address sent more than {} requests per second that needed a key lookup or had no valid key",
+                l.quota.per_second
+            ),
+        )
+        .suggest(format!(
+            "Check the API key; retry after {} s (Retry-After header)",
+            ceil_secs(wait).max(1)
+        )))
+    }
+}
+
 tokio::task_local! {
     static RATE: Cell<Option<RateInfo>>;
 }
@@ -276,6 +360,37 @@ mod tests {
         let e = limits.check("t", "c").unwrap_err();
         assert!(e.message.contains("tenant"), "{}", e.message);
         assert!(limits.check("other", "d").is_ok());
+    }
+
+    #[test]
+    fn a_source_spends_its_budget_then_waits() {
+        let guard = SourceGuard::new(Some(RateQuota {
+            per_second: 1,
+            burst: 3,
+        }));
+        let ip = Some("203.0.113.9".parse().unwrap());
+        let other = Some("203.0.113.10".parse().unwrap());
+        for _ in 0..3 {
+            assert!(guard.spend(ip).is_ok());
+        }
+        let e = guard.spend(ip).unwrap_err();
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            guard.spend(other).is_ok(),
+            "another address is not affected"
+        );
+        assert!(SourceGuard::new(None).spend(ip).is_ok());
+        assert!(guard.spend(None).is_ok(), "no address known, no limit");
+        // Webhooks: free until the source fails a check.
+        let hook = SourceGuard::new(Some(RateQuota {
+            per_second: 1,
+            burst: 2,
+        }));
+        assert!((0..100).all(|_| hook.spend_if_failing(ip).is_ok()));
+        hook.failed(ip);
+        assert!(hook.spend_if_failing(ip).is_ok());
+        assert!(hook.spend_if_failing(ip).is_err());
+        assert!(hook.spend_if_failing(other).is_ok());
     }
 
     #[test]

@@ -11,6 +11,12 @@ pub struct GatewaySettings {
     pub rate_per_key: Option<RateQuota>,
     /// `BAC_RATE_LIMIT_PER_TENANT` requests/s (0 = off), `BAC_RATE_LIMIT_PER_TENANT_BURST`.
     pub rate_per_tenant: Option<RateQuota>,
+    /// `BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE` failed authentications/s per source
+    /// address (0 = off), `..._BURST` (see `ratelimit::SourceGuard`).
+    pub rate_unauthenticated: Option<RateQuota>,
+    /// `BAC_TRUSTED_PROXIES`: CIDRs of the proxies (ingress) whose `X-Forwarded-For` is
+    /// believed; from anyone else the socket's address is the source.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `BAC_CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`) or
     /// `*`; empty: no CORS headers at all.
     pub cors_allowed_origins: Vec<String>,
@@ -33,6 +39,11 @@ impl Default for GatewaySettings {
                 per_second: 1000,
                 burst: 2000,
             }),
+            rate_unauthenticated: Some(RateQuota {
+                per_second: 5,
+                burst: 20,
+            }),
+            trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
             data_timeout: Duration::from_secs(30),
             management_timeout: Duration::from_secs(10),
@@ -48,6 +59,9 @@ impl GatewaySettings {
         "BAC_RATE_LIMIT_PER_KEY_BURST",
         "BAC_RATE_LIMIT_PER_TENANT",
         "BAC_RATE_LIMIT_PER_TENANT_BURST",
+        "BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE",
+        "BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE_BURST",
+        "BAC_TRUSTED_PROXIES",
         "BAC_CORS_ALLOWED_ORIGINS",
         "BAC_HTTP_TIMEOUT_DATA_SECS",
         "BAC_HTTP_TIMEOUT_MANAGEMENT_SECS",
@@ -134,6 +148,23 @@ impl GatewaySettings {
             }
             origins.push(o.trim_end_matches('/').to_string());
         }
+        let mut trusted_proxies = Vec::new();
+        for item in get("BAC_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let net = item
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "BAC_TRUSTED_PROXIES: {item:?} is not a CIDR such as 10.0.0.0/8"
+                    )
+                })?;
+            trusted_proxies.push(net);
+        }
         Ok(GatewaySettings {
             rate_per_key: quota(
                 "BAC_RATE_LIMIT_PER_KEY",
@@ -145,6 +176,12 @@ impl GatewaySettings {
                 "BAC_RATE_LIMIT_PER_TENANT_BURST",
                 d.rate_per_tenant,
             )?,
+            rate_unauthenticated: quota(
+                "BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE",
+                "BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE_BURST",
+                d.rate_unauthenticated,
+            )?,
+            trusted_proxies,
             cors_allowed_origins: origins,
             data_timeout: secs("BAC_HTTP_TIMEOUT_DATA_SECS", d.data_timeout)?,
             management_timeout: secs("BAC_HTTP_TIMEOUT_MANAGEMENT_SECS", d.management_timeout)?,

@@ -25,3 +25,4 @@ mod parked_events;
 mod runtime;
 mod secrets;
 mod sync_engine;
+mod unauthenticated;

@@ -500,10 +500,27 @@ fn webhook_targets(body: &Value) -> Result<(String, Vec<String>), ApiError> {
     security(()))]
 pub async fn webhook(
     State(state): State<Arc<AppState>>,
+    crate::http::Source(source): crate::http::Source,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<WebhookQuery>,
     ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // A source that sent a wrong token lately pays for each check (ratelimit::SourceGuard).
+    state.guard.spend_if_failing(source)?;
+    let result = webhook_call(&state, id, &headers, q, body).await;
+    if matches!(&result, Err(e) if e.status == StatusCode::UNAUTHORIZED) {
+        state.guard.failed(source);
+    }
+    result
+}
+
+async fn webhook_call(
+    state: &AppState,
+    id: String,
+    headers: &axum::http::HeaderMap,
+    q: WebhookQuery,
+    body: Value,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     use subtle::ConstantTimeEq;
     let refused = || ApiError::unauthorized("invalid or missing webhook token");
@@ -541,7 +558,7 @@ pub async fn webhook(
         request_id: crate::error::current_request_id(),
         traceparent: bac_runtime::telemetry::current_traceparent(),
     };
-    let resp = integration_client(&state, kind)?
+    let resp = integration_client(state, kind)?
         .ingest_changes(
             ctx.request(bac_proto::integration::v1::IngestChangesRequest {
                 connection_id: id,
