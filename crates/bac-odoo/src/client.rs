@@ -324,6 +324,11 @@ pub fn service_error(e: OdooCallError, url: &str) -> ServiceError {
             format!("Odoo at {url} answered HTTP {status}; is this an Odoo server?"),
         )
         .suggest("Check the connection's URL (the server root, without /web or /jsonrpc)"),
+        OdooCallError::Upstream(UpstreamError::TooLarge { limit, .. }) => err(
+            ErrorCode::UpstreamRejected,
+            format!("Odoo at {url} answered more than {} MiB", limit >> 20),
+        )
+        .suggest("Ask for fewer records at once (a smaller limit or page size)"),
         OdooCallError::Upstream(UpstreamError::AddressNotAllowed(refused)) => {
             address_not_allowed(&refused)
         }

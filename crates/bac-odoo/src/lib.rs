@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
     bac_runtime::sync::MIGRATION,
     bac_runtime::sync::MIRROR_MIGRATION,
     bac_runtime::sync::COMMAND_REJECTS_MIGRATION,
+    bac_runtime::sync::FAIR_LEASES_MIGRATION,
     Migration {
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),
@@ -55,10 +56,11 @@ pub fn spec() -> ServiceSpec {
 pub async fn run(config: Config) -> anyhow::Result<Running> {
     let deadline = config.upstream_timeout;
     let egress = config.upstream_egress.clone();
+    let max_body = config.upstream_max_body;
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "odoo")
         .bind_credentials_to(&["url", "database", "username"]);
-    let remote = remote::Remote::new(rt.db.clone(), store.clone(), deadline, egress);
+    let remote = remote::Remote::new(rt.db.clone(), store.clone(), deadline, egress, max_body);
     let engine = bac_runtime::sync::SyncEngine::new(
         rt.db.clone(),
         "odoo",

@@ -147,6 +147,7 @@ impl Remote {
         connections: ConnectionStore,
         upstream_deadline: Duration,
         egress: EgressPolicy,
+        max_body: usize,
     ) -> Self {
         let policy = RetryPolicy {
             deadline: upstream_deadline,
@@ -157,7 +158,9 @@ impl Remote {
                 db,
                 connections,
                 // Odoo publishes no quota; 20 calls/s keeps a small self-hosted server healthy.
-                client: OdooClient::new(UpstreamClient::new("odoo", Some(20), policy, egress)),
+                client: OdooClient::new(
+                    UpstreamClient::new("odoo", Some(20), policy, egress).with_max_body(max_body),
+                ),
                 uids: Mutex::new(HashMap::new()),
                 servers: Mutex::new(HashMap::new()),
                 statuses: std::sync::Mutex::new(HashMap::new()),

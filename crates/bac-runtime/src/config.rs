@@ -202,6 +202,8 @@ pub struct Config {
     /// Non-public address ranges upstream calls may reach (`BAC_UPSTREAM_ALLOW_CIDRS`);
     /// public addresses are always allowed.
     pub upstream_egress: EgressPolicy,
+    /// Largest upstream answer one call reads (`BAC_UPSTREAM_MAX_BODY_BYTES`, default 16 MiB).
+    pub upstream_max_body: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +273,11 @@ impl Config {
                 "BAC_UPSTREAM_TIMEOUT_MS",
                 15_000,
             )?),
+            upstream_max_body: parse(
+                &get,
+                "BAC_UPSTREAM_MAX_BODY_BYTES",
+                crate::upstream::DEFAULT_MAX_BODY,
+            )?,
             upstream_egress: match get("BAC_UPSTREAM_ALLOW_CIDRS") {
                 None => EgressPolicy::strict(),
                 Some(v) => EgressPolicy::parse(&v)
@@ -314,6 +321,7 @@ impl Config {
         "BAC_SHUTDOWN_GRACE_SECS",
         "BAC_UPSTREAM_TIMEOUT_MS",
         "BAC_UPSTREAM_ALLOW_CIDRS",
+        "BAC_UPSTREAM_MAX_BODY_BYTES",
     ];
 }
 

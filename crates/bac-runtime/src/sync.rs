@@ -48,6 +48,12 @@ pub const MIRROR_MIGRATION: crate::db::Migration = crate::db::Migration {
     sql: include_str!("../migrations/0004_sync_mirror_types.sql"),
 };
 
+/// When each run last got a slot (fair leases between tenants).
+pub const FAIR_LEASES_MIGRATION: crate::db::Migration = crate::db::Migration {
+    name: "runtime_0007_sync_fair_leases",
+    sql: include_str!("../migrations/0007_sync_fair_leases.sql"),
+};
+
 /// Commands refused before they were stored ([`twoway::Command`] rejects).
 pub const COMMAND_REJECTS_MIGRATION: crate::db::Migration = crate::db::Migration {
     name: "runtime_0006_sync_command_rejects",
@@ -197,12 +203,16 @@ pub struct SyncOptions {
     /// Runs at once per replica.
     pub concurrency: usize,
     pub page_size: usize,
+    /// How long a run holds its slot before it goes back in line (checkpointed) so that
+    /// another tenant's run gets the slot; it continues where it stopped.
+    pub slice: Duration,
     /// Kafka topic of inbound commands, and the consumer group reading it.
     pub commands_topic: Option<String>,
 }
 
 impl SyncOptions {
     /// From `BAC_SYNC_LEASE_SECS` (30), `BAC_SYNC_TICK_MS` (1000), `BAC_SYNC_CONCURRENCY` (2),
+    /// `BAC_SYNC_SLICE_SECS` (20),
     /// `BAC_SYNC_PAGE_SIZE` (2000: each page costs a round trip upstream, a transaction and a
     /// relay round on top of its records; `scripts/bench sync` measured 17,839 records/s with
     /// pages of 1,000 and 21,721 with 2,000, docs/performance.md).
@@ -219,6 +229,7 @@ impl SyncOptions {
             tick: Duration::from_millis(num("BAC_SYNC_TICK_MS", 1000)),
             concurrency: num("BAC_SYNC_CONCURRENCY", 2) as usize,
             page_size: num("BAC_SYNC_PAGE_SIZE", 2000) as usize,
+            slice: Duration::from_secs(num("BAC_SYNC_SLICE_SECS", 20)),
             commands_topic: Some(format!("bac.{integration}.commands.v1")),
         }
     }

@@ -49,6 +49,9 @@ pub enum UpstreamError {
     Status { upstream: String, status: u16 },
     #[error("building the request failed: {0}")]
     Request(String),
+    /// The answer was larger than the client reads (`BAC_UPSTREAM_MAX_BODY_BYTES`).
+    #[error("{upstream} answered more than {limit} bytes")]
+    TooLarge { upstream: String, limit: usize },
     /// The URL, a redirect or a DNS answer points where the egress policy does not allow.
     #[error(transparent)]
     AddressNotAllowed(#[from] EgressRefused),
@@ -85,6 +88,8 @@ pub struct UpstreamClient {
     /// Provider name for metrics (`odoo`, `zoho`...).
     upstream: String,
     egress: EgressPolicy,
+    /// Largest answer body read; a larger one is refused, never buffered.
+    max_body: usize,
 }
 
 /// Redirect hops followed at most (each re-checked by the egress policy).
@@ -133,7 +138,14 @@ impl UpstreamClient {
             policy,
             upstream: upstream.to_string(),
             egress,
+            max_body: DEFAULT_MAX_BODY,
         }
+    }
+
+    /// Caps what one answer may make us buffer (`BAC_UPSTREAM_MAX_BODY_BYTES`).
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes.max(1);
+        self
     }
 
     /// The egress policy this client enforces.
@@ -250,12 +262,11 @@ impl UpstreamClient {
         // A hostile or broken upstream cannot make us buffer without bound.
         let mut body = bytes::BytesMut::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(e))? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(UpstreamError::Request(format!(
-                    "{} answered more than {} MiB",
-                    self.upstream,
-                    MAX_BODY >> 20
-                )));
+            if body.len() + chunk.len() > self.max_body {
+                return Err(UpstreamError::TooLarge {
+                    upstream: self.upstream.clone(),
+                    limit: self.max_body,
+                });
             }
             body.extend_from_slice(&chunk);
         }
@@ -321,8 +332,9 @@ impl UpstreamClient {
     }
 }
 
-/// Largest upstream response body we read.
-const MAX_BODY: usize = 64 << 20;
+/// Largest upstream answer read unless configured otherwise: a sync page of 2,000 Odoo
+/// records is about 2 MB.
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
 /// The quota bucket of a URL: its origin.
 fn quota_key(url: &str) -> String {

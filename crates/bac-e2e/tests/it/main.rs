@@ -15,6 +15,7 @@ mod command_rejects;
 mod connections_crud;
 mod dashboard;
 mod egress;
+mod fairness;
 mod fleet_health;
 mod gateway_edge;
 mod lead_path;

@@ -1204,6 +1204,7 @@ async fn a_full_trigger_turns_a_queued_incremental_run_full() {
         store.clone(),
         Duration::from_secs(5),
         config.upstream_egress.clone(),
+        config.upstream_max_body,
     );
     let engine = bac_runtime::sync::SyncEngine::new(
         db,

@@ -182,13 +182,21 @@ async fn lease_next(engine: &SyncEngine) -> Result<Option<Leased>, ServiceError>
         .query_opt(
             &format!(
                 "UPDATE sync_runs SET status = 'running', lease_owner = $1, lease_token = $4,
-                   lease_until = now() + make_interval(secs => $2),
+                   lease_until = now() + make_interval(secs => $2), last_leased_at = clock_timestamp(),
                    started_at = COALESCE(started_at, now()), attempts = attempts + 1
                  WHERE id = (
-                   SELECT id FROM sync_runs
-                   WHERE (status = 'queued' OR (status = 'running' AND lease_until < now()))
-                     AND entity = ANY($3)
-                   ORDER BY queued_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                   SELECT q.id FROM sync_runs q
+                   WHERE (q.status = 'queued' OR (q.status = 'running' AND q.lease_until < now()))
+                     AND q.entity = ANY($3)
+                   -- Fair shares: the tenant holding the fewest slots (fleet-wide) goes first,
+                   -- then the one served least recently, then the oldest in line.
+                   ORDER BY (SELECT count(*) FROM sync_runs r
+                              WHERE r.tenant_id = q.tenant_id AND r.status = 'running'
+                                AND r.lease_until >= now()),
+                            (SELECT max(r.last_leased_at) FROM sync_runs r
+                              WHERE r.tenant_id = q.tenant_id) NULLS FIRST,
+                            q.queued_at
+                   LIMIT 1 FOR UPDATE OF q SKIP LOCKED)
                  RETURNING {RUN_COLUMNS}, checkpoint"
             ),
             &[&engine.inner.owner, &lease, &adapters, &token],
@@ -213,7 +221,8 @@ async fn execute(engine: &SyncEngine, leased: Leased, shutdown: &CancellationTok
             "given up after {MAX_ATTEMPTS} attempts (the replicas running it stopped each time)"
         ))
     } else {
-        if run.attempts == 1 {
+        // A run back from its slice (checkpoint set) has started already.
+        if run.attempts == 1 && leased.checkpoint.is_none() {
             publish_run_event(engine, run.id, "started").await;
         } else {
             tracing::info!(run_id = %run.id, attempts = run.attempts, "sync run taken over");
@@ -328,6 +337,7 @@ async fn pull_all(
         run_started_at,
     };
     let mapping = Arc::new(mapping);
+    let slice_started = Instant::now();
     let mut next = Some(read_page(&*adapter, &conn, &request(position.clone()), &mapping).await?);
     loop {
         if shutdown.is_cancelled() {
@@ -414,6 +424,14 @@ async fn pull_all(
         if let Some(newest) = prepared.iter().filter_map(|p| p.record.version).max() {
             metrics::gauge!("bac_sync_lag_seconds", &labels)
                 .set((Utc::now() - newest).num_milliseconds().max(0) as f64 / 1000.0);
+        }
+        // Its slice is over: back in line, so another tenant's run gets the slot.
+        if !page.done && slice_started.elapsed() >= engine.inner.options.slice {
+            if let Some(handle) = prefetch {
+                handle.abort();
+            }
+            requeue(engine, run.id, leased.token).await;
+            return Ok(None);
         }
         if let Some(handle) = prefetch {
             next = Some(handle.await.map_err(|e| format!("page read: {e}"))??);
@@ -591,6 +609,33 @@ async fn extend_lease(
 }
 
 /// On shutdown: let another replica take the run at once instead of after the lease.
+/// Puts a running run back in line at the end of its slice; its checkpoint stays, so the next
+/// lease (on any replica) continues with the next page.
+async fn requeue(engine: &SyncEngine, run_id: Uuid, token: Uuid) {
+    let Ok(client) = engine.inner.db.get().await else {
+        // The lease runs out and the run is taken over from its checkpoint instead.
+        return;
+    };
+    let moved = client
+        .execute(
+            "UPDATE sync_runs SET status = 'queued', lease_owner = NULL, lease_token = NULL,
+               lease_until = NULL, queued_at = now(), attempts = attempts - 1
+             WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+            &[&run_id, &token],
+        )
+        .await;
+    match moved {
+        Ok(_) => {
+            metrics::counter!("bac_sync_run_slices_total", "integration" => engine.inner.integration)
+                .increment(1);
+            tracing::debug!(run_id = %run_id, "sync run slice over; back in line");
+        }
+        Err(e) => {
+            tracing::warn!(run_id = %run_id, error = %e, "sync run could not go back in line")
+        }
+    }
+}
+
 async fn release(engine: &SyncEngine, run_id: Uuid, token: Uuid) {
     if let Ok(client) = engine.inner.db.get().await {
         let _ = client

@@ -275,3 +275,26 @@ async fn a_redirect_into_loopback_is_refused_hop_by_hop() {
         "the target saw a connection"
     );
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_the_cap_is_refused_not_buffered() {
+    let app = axum::Router::new().route("/*path", any(|| async { vec![b'x'; 2 << 20] }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = UpstreamClient::new("test", None, policy(), loopback()).with_max_body(1 << 20);
+    let err = client
+        .send(&req(&format!("http://{addr}"), true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::TooLarge { limit, .. } if limit == 1 << 20),
+        "{err}"
+    );
+    let roomy = UpstreamClient::new("test", None, policy(), loopback());
+    let ok = roomy
+        .send(&req(&format!("http://{addr}"), true))
+        .await
+        .unwrap();
+    assert_eq!(ok.body.len(), 2 << 20);
+}
