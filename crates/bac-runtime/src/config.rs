@@ -204,6 +204,8 @@ pub struct Config {
     pub upstream_egress: EgressPolicy,
     /// Largest upstream answer one call reads (`BAC_UPSTREAM_MAX_BODY_BYTES`, default 16 MiB).
     pub upstream_max_body: usize,
+    /// What is kept how long (`BAC_RETENTION_DAYS`, `BAC_RETENTION_INTERVAL_SECS`).
+    pub retention: crate::retention::Retention,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +275,11 @@ impl Config {
                 "BAC_UPSTREAM_TIMEOUT_MS",
                 15_000,
             )?),
+            retention: crate::retention::Retention {
+                keep: Duration::from_secs(86_400 * positive(&get, "BAC_RETENTION_DAYS", 7)?),
+                every: Duration::from_secs(positive(&get, "BAC_RETENTION_INTERVAL_SECS", 600)?),
+                ..Default::default()
+            },
             upstream_max_body: parse(
                 &get,
                 "BAC_UPSTREAM_MAX_BODY_BYTES",
@@ -322,6 +329,8 @@ impl Config {
         "BAC_UPSTREAM_TIMEOUT_MS",
         "BAC_UPSTREAM_ALLOW_CIDRS",
         "BAC_UPSTREAM_MAX_BODY_BYTES",
+        "BAC_RETENTION_DAYS",
+        "BAC_RETENTION_INTERVAL_SECS",
     ];
 }
 
@@ -345,6 +354,19 @@ fn parse<T: std::str::FromStr>(
             .parse()
             .map_err(|_| err(var, &v, "not a valid number")),
     }
+}
+
+/// A number of at least 1.
+fn positive(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    let v: u64 = parse(get, var, default)?;
+    if v == 0 {
+        return Err(err(var, "0", "must be at least 1"));
+    }
+    Ok(v)
 }
 
 fn addr(

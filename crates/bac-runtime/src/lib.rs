@@ -23,6 +23,7 @@ pub mod kafka;
 pub mod not_built;
 pub mod observe;
 pub mod outbox;
+pub mod retention;
 pub mod server;
 pub mod sync;
 pub mod telemetry;

@@ -122,6 +122,12 @@ impl Runtime {
             };
             tokio::spawn(relay.run(shutdown.child_token()));
         }
+        tokio::spawn(crate::retention::run(
+            pool.clone(),
+            schema.to_string(),
+            config.retention,
+            shutdown.child_token(),
+        ));
         let readiness = Arc::new(Readiness {
             db: pool.clone(),
             kafka: probe,

@@ -23,6 +23,7 @@ mod odoo_domain;
 mod odoo_json2;
 mod outage;
 mod parked_events;
+mod retention;
 mod runtime;
 mod secrets;
 mod sync_engine;

@@ -17,11 +17,18 @@ impl Frequency {
             "hourly" => Ok(Frequency::Every(Duration::hours(1))),
             "daily" => Ok(Frequency::Every(Duration::days(1))),
             "weekly" => Ok(Frequency::Every(Duration::weeks(1))),
-            expr if expr.split_whitespace().count() >= 5 => Cron::new(expr)
-                .with_seconds_optional()
-                .parse()
-                .map(|c| Frequency::Cron(Box::new(c)))
-                .map_err(|e| format!("frequency {expr:?} is not a valid cron expression: {e}")),
+            expr if expr.split_whitespace().count() >= 5 => {
+                let cron = Cron::new(expr)
+                    .with_seconds_optional()
+                    .parse()
+                    .map_err(|e| format!("frequency {expr:?} is not a valid cron expression: {e}"))?;
+                if runs_more_than_once_a_minute(&cron) {
+                    return Err(format!(
+                        "frequency {expr:?} runs more often than once a minute; the shortest schedule is \"* * * * *\""
+                    ));
+                }
+                Ok(Frequency::Cron(Box::new(cron)))
+            }
             other => Err(format!(
                 "frequency {other:?} is not manual, hourly, daily, weekly or a cron expression such as \"*/15 * * * *\""
             )),
@@ -36,6 +43,31 @@ impl Frequency {
             Frequency::Cron(c) => c.find_next_occurrence(&now, false).ok(),
         }
     }
+}
+
+/// Two occurrences less than a minute apart within the next day (a seconds field such as
+/// `*/5`): a schedule that would keep a run slot busy for nothing.
+fn runs_more_than_once_a_minute(cron: &Cron) -> bool {
+    let Ok(start) = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z") else {
+        return false;
+    };
+    let mut at = start.with_timezone(&Utc);
+    let end = at + Duration::days(1);
+    let mut previous: Option<DateTime<Utc>> = None;
+    for _ in 0..2000 {
+        let Ok(next) = cron.find_next_occurrence(&at, false) else {
+            return false;
+        };
+        if previous.is_some_and(|p| next - p < Duration::minutes(1)) {
+            return true;
+        }
+        if next > end {
+            return false;
+        }
+        previous = Some(next);
+        at = next;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -66,5 +98,12 @@ mod tests {
         );
         assert!(Frequency::parse("every tuesday").is_err());
         assert!(Frequency::parse("61 * * * *").is_err());
+        // Once a minute is the shortest schedule.
+        assert!(Frequency::parse("* * * * *").is_ok());
+        assert!(Frequency::parse("30 * * * * *").is_ok());
+        for fast in ["*/5 * * * * *", "* * * * * *", "0,30 * * * * *"] {
+            let e = Frequency::parse(fast).unwrap_err();
+            assert!(e.contains("more often than once a minute"), "{fast}: {e}");
+        }
     }
 }
