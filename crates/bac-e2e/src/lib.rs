@@ -21,6 +21,26 @@ use std::{
 
 use bac_runtime::{Config, Running, ServiceKind};
 
+/// Polls `condition` (every 50 ms) until it holds; false if it still does not after `within`.
+/// What a test waits for is the condition, the bound only ends a test that would hang.
+pub async fn wait_until<F, Fut>(within: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
 /// A free TCP port on loopback (bound and released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -165,6 +185,11 @@ impl Vault {
                 child: None,
             };
         }
+        Self::start_own()
+    }
+
+    /// A dev server of this test's own (one it may freeze).
+    pub fn start_own() -> Vault {
         let port = free_port();
         let token = format!("test-{}", uuid::Uuid::new_v4().simple());
         let child = Command::new(which("bao", "BAO_BIN"))
@@ -197,6 +222,28 @@ impl Vault {
         }
     }
 
+    fn signal(&self, sig: &str) {
+        let c = self
+            .child
+            .as_ref()
+            .expect("only a Vault of the test's own can be frozen");
+        let ok = Command::new("kill")
+            .args([sig, &c.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Freezes the server (SIGSTOP): connections open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
     /// Reads a KV v2 secret's data as JSON (None when absent).
     pub async fn read(&self, path: &str) -> Option<serde_json::Value> {
         let resp = reqwest::Client::new()
@@ -215,6 +262,11 @@ impl Vault {
 
 impl Drop for Vault {
     fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-CONT", &c.id().to_string()])
+                .status();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -268,6 +320,8 @@ pub struct InfraEnv {
     pub vault_token: String,
     /// `BAC_UPSTREAM_ALLOW_CIDRS` of the services: the sandbox's range, opened explicitly.
     pub upstream_allow: String,
+    /// Further `BAC_*` settings of this test's services.
+    pub overrides: HashMap<String, String>,
 }
 
 impl InfraEnv {
@@ -288,6 +342,9 @@ impl InfraEnv {
         vars.insert("BAC_UPSTREAM_TIMEOUT_MS", "3000".into());
         vars.insert("BAC_SHUTDOWN_GRACE_SECS", "2".into());
         vars.insert("BAC_UPSTREAM_ALLOW_CIDRS", self.upstream_allow.clone());
+        for (k, v) in &self.overrides {
+            vars.insert(k.as_str(), v.clone());
+        }
         Config::from_lookup(kind, |k| vars.get(k).cloned()).unwrap()
     }
 }
@@ -303,6 +360,10 @@ pub struct FleetOptions {
     /// Where the sandbox listens and the only range upstream calls may reach (default
     /// 127.0.0.1). Egress tests move it to 127.0.0.2 so that 127.0.0.1 stays closed.
     pub sandbox_ip: Option<std::net::IpAddr>,
+    /// A Vault of the test's own (one it may freeze) instead of the shared one.
+    pub own_vault: bool,
+    /// Further `BAC_*` settings of the services.
+    pub env: HashMap<String, String>,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
@@ -339,7 +400,11 @@ impl Fleet {
     pub async fn start_opts(opts: FleetOptions) -> Fleet {
         let sandbox_cfg = opts.sandbox;
         let kafka = Tansu::start();
-        let vault = Vault::get();
+        let vault = if opts.own_vault {
+            Vault::start_own()
+        } else {
+            Vault::get()
+        };
         let infra = InfraEnv {
             database_url: fresh_database().await,
             brokers: kafka.brokers(),
@@ -349,6 +414,7 @@ impl Fleet {
                 Some(ip) => format!("{ip}/32"),
                 None => InfraEnv::LOOPBACK.into(),
             },
+            overrides: opts.env.clone(),
         };
         let sandbox_ip = opts.sandbox_ip.unwrap_or([127, 0, 0, 1].into());
         let (sandbox, _) = bac_sandbox::spawn_odoo(sandbox_cfg, (sandbox_ip, 0).into())

@@ -22,6 +22,7 @@ use tonic::service::Routes;
 
 pub const MIGRATIONS: &[Migration] = &[
     connections::MIGRATION,
+    connections::NOTIFY_MIGRATION,
     bac_runtime::sync::MIGRATION,
     bac_runtime::sync::MIRROR_MIGRATION,
     bac_runtime::sync::COMMAND_REJECTS_MIGRATION,

@@ -102,6 +102,8 @@ pub struct VaultConfig {
     pub mount: String,
     /// How long a read secret is reused before Vault is asked again.
     pub cache_ttl: Duration,
+    /// How long after it was read a cached secret still serves while Vault is down.
+    pub cache_max_stale: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +264,11 @@ impl Config {
                 }),
                 mount: get("BAC_VAULT_MOUNT").unwrap_or_else(|| "secret".into()),
                 cache_ttl: Duration::from_secs(parse(&get, "BAC_VAULT_CACHE_TTL_SECS", 30)?),
+                cache_max_stale: Duration::from_secs(parse(
+                    &get,
+                    "BAC_VAULT_CACHE_MAX_STALE_SECS",
+                    120,
+                )?),
             },
             grpc_addr: addr(&get, "BAC_GRPC_ADDR", 50050 + off)?,
             http_addr: addr(&get, "BAC_HTTP_ADDR", 9100 + off)?,
@@ -319,6 +326,7 @@ impl Config {
         "BAC_VAULT_K8S_TOKEN_PATH",
         "BAC_VAULT_MOUNT",
         "BAC_VAULT_CACHE_TTL_SECS",
+        "BAC_VAULT_CACHE_MAX_STALE_SECS",
         "BAC_GRPC_ADDR",
         "BAC_HTTP_ADDR",
         "BAC_API_ADDR",

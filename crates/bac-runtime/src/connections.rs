@@ -20,6 +20,12 @@ pub const MIGRATION: Migration = Migration {
     sql: include_str!("../migrations/connections.sql"),
 };
 
+/// After [`MIGRATION`]: announces connection changes to every replica's secret cache.
+pub const NOTIFY_MIGRATION: Migration = Migration {
+    name: "runtime_connections_notify",
+    sql: include_str!("../migrations/connections_notify.sql"),
+};
+
 #[derive(Debug, Clone)]
 pub struct ConnectionRecord {
     pub id: String,

@@ -38,7 +38,8 @@ impl NotBuilt {
 
 /// Starts a service of this kind that serves only health and `UNIMPLEMENTED`.
 pub async fn run(kind: ServiceKind, config: Config) -> anyhow::Result<Running> {
-    static MIGRATIONS: &[crate::db::Migration] = &[connections::MIGRATION];
+    static MIGRATIONS: &[crate::db::Migration] =
+        &[connections::MIGRATION, connections::NOTIFY_MIGRATION];
     let spec = ServiceSpec {
         kind,
         migrations: MIGRATIONS,

@@ -122,6 +122,14 @@ impl Runtime {
             };
             tokio::spawn(relay.run(shutdown.child_token()));
         }
+        if spec.kind != ServiceKind::Gateway {
+            tokio::spawn(vault.clone().listen_for_changes(
+                config.database_url.clone(),
+                schema.to_string(),
+                spec.kind.key().to_string(),
+                shutdown.child_token(),
+            ));
+        }
         tokio::spawn(crate::retention::run(
             pool.clone(),
             schema.to_string(),

@@ -61,6 +61,25 @@ struct Inner {
     cfg: VaultConfig,
     token: RwLock<Option<SecretString>>,
     cache: Mutex<HashMap<String, (Instant, Secret)>>,
+    /// Until when reads skip Vault after it failed (answered from the cache meanwhile).
+    down_until: std::sync::Mutex<Option<Instant>>,
+    /// True while this replica hears about connection changes ([`Vault::listen_for_changes`]):
+    /// only then may a cached secret outlive its TTL during an outage.
+    listening: std::sync::atomic::AtomicBool,
+}
+
+/// After a failed read, how long reads answer from the cache before asking Vault again.
+const DOWN_BACKOFF: Duration = Duration::from_secs(2);
+
+impl VaultError {
+    /// Vault could not be asked (down, frozen, sealed, overloaded), as opposed to refusing.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            VaultError::Unreachable { .. } => true,
+            VaultError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
 }
 
 impl Vault {
@@ -78,6 +97,8 @@ impl Vault {
                 token: RwLock::new(cfg.token.clone()),
                 cfg,
                 cache: Mutex::new(HashMap::new()),
+                down_until: std::sync::Mutex::new(None),
+                listening: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -212,23 +233,169 @@ impl Vault {
         Ok(Some(Secret { data, version }))
     }
 
-    /// Like [`Vault::read`], reusing a value read within the configured TTL.
+    /// Like [`Vault::read`], reusing a value read within the configured TTL
+    /// (`BAC_VAULT_CACHE_TTL_SECS`). During a Vault outage a cached value stays usable up to
+    /// `BAC_VAULT_CACHE_MAX_STALE_SECS` after it was read, but only while this replica hears
+    /// about connection changes (a changed connection drops its entry on every replica, so a
+    /// stale value is never one that was replaced); after that the outage is the answer.
     pub async fn read_cached(&self, path: &str) -> Result<Option<Secret>, VaultError> {
-        let ttl = self.inner.cfg.cache_ttl;
-        if let Some((at, s)) = self.inner.cache.lock().await.get(path) {
-            if at.elapsed() < ttl {
+        let cfg = &self.inner.cfg;
+        let cached = self.inner.cache.lock().await.get(path).cloned();
+        if let Some((at, s)) = &cached {
+            if at.elapsed() < cfg.cache_ttl {
                 return Ok(Some(s.clone()));
             }
         }
-        let fresh = self.read(path).await?;
-        if let Some(s) = &fresh {
-            self.inner
-                .cache
-                .lock()
-                .await
-                .insert(path.to_string(), (Instant::now(), s.clone()));
+        let stale = || {
+            let usable = self
+                .inner
+                .listening
+                .load(std::sync::atomic::Ordering::Acquire);
+            cached
+                .as_ref()
+                .filter(|(at, _)| usable && at.elapsed() < cfg.cache_max_stale)
+                .map(|(_, s)| s.clone())
+        };
+        let down = self
+            .inner
+            .down_until
+            .lock()
+            .ok()
+            .and_then(|d| *d)
+            .is_some_and(|until| until > Instant::now());
+        if down {
+            if let Some(s) = stale() {
+                metrics::counter!("bac_vault_stale_reads_total").increment(1);
+                return Ok(Some(s));
+            }
         }
-        Ok(fresh)
+        match self.read(path).await {
+            Ok(fresh) => {
+                if let Ok(mut d) = self.inner.down_until.lock() {
+                    *d = None;
+                }
+                if let Some(s) = &fresh {
+                    self.inner
+                        .cache
+                        .lock()
+                        .await
+                        .insert(path.to_string(), (Instant::now(), s.clone()));
+                }
+                Ok(fresh)
+            }
+            Err(e) if e.is_outage() => {
+                if let Ok(mut d) = self.inner.down_until.lock() {
+                    *d = Some(Instant::now() + DOWN_BACKOFF);
+                }
+                match stale() {
+                    Some(s) => {
+                        tracing::warn!(error = %e, "vault unavailable; using the cached secret");
+                        metrics::counter!("bac_vault_stale_reads_total").increment(1);
+                        Ok(Some(s))
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops the cached copy of `path` (its connection changed, here or on another replica).
+    pub async fn forget(&self, path: &str) {
+        self.inner.cache.lock().await.remove(path);
+    }
+
+    /// Keeps a `LISTEN <schema>_connections` session open until `shutdown`: every change of a
+    /// connection (a trigger on the schema's `connections` table sends `<tenant>/<id>`) drops
+    /// its cached secret on this replica. While the session is down, cached secrets are not
+    /// used past their TTL.
+    pub async fn listen_for_changes(
+        self,
+        database_url: String,
+        schema: String,
+        integration: String,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let session = self.listen_once(&database_url, &schema, &integration);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = session => {
+                    self.set_listening(false).await;
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "connection change listener lost; cached secrets expire on time only");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn set_listening(&self, on: bool) {
+        if !on {
+            // Changes may have been missed: nothing cached may outlive its TTL now.
+            self.inner.cache.lock().await.clear();
+        }
+        self.inner
+            .listening
+            .store(on, std::sync::atomic::Ordering::Release);
+    }
+
+    async fn listen_once(
+        &self,
+        database_url: &str,
+        schema: &str,
+        integration: &str,
+    ) -> anyhow::Result<()> {
+        use futures::StreamExt;
+        let cfg = crate::db::pg_config(database_url, schema)?;
+        let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
+        let pump = tokio::spawn(async move {
+            let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(msg) = stream.next().await {
+                match msg {
+                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                        let _ = tx.send(Some(n.payload().to_string()));
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(None);
+        });
+        client
+            .batch_execute(&format!("LISTEN \"{schema}_connections\""))
+            .await?;
+        self.set_listening(true).await;
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+        let result = loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(Some(changed)) => {
+                        if let Some((tenant, id)) = changed.split_once('/') {
+                            self.forget(&Vault::connection_path(tenant, integration, id)).await;
+                        }
+                    }
+                    _ => break Ok(()),
+                },
+                _ = heartbeat.tick() => {
+                    let probe = tokio::time::timeout(Duration::from_secs(3), client.simple_query("SELECT 1"));
+                    if !matches!(probe.await, Ok(Ok(_))) {
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        pump.abort();
+        result.and(Err(anyhow::anyhow!(
+            "listener connection closed or unresponsive"
+        )))
     }
 
     /// Writes a secret. `cas: Some(0)` creates only if absent; `Some(v)` updates only version v.

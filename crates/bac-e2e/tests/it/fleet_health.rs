@@ -38,6 +38,7 @@ async fn all_six_binaries_are_healthy_and_ready() {
         vault_addr: vault.addr.clone(),
         vault_token: vault.token.clone(),
         upstream_allow: InfraEnv::LOOPBACK.into(),
+        overrides: Default::default(),
     };
     let mut running = Vec::new();
     running.push((

@@ -28,3 +28,4 @@ mod runtime;
 mod secrets;
 mod sync_engine;
 mod unauthenticated;
+mod vault_outage;

@@ -23,6 +23,7 @@ fn cfg(v: &Vault) -> VaultConfig {
         kubernetes_token_path: String::new(),
         mount: "secret".into(),
         cache_ttl: std::time::Duration::from_secs(30),
+        cache_max_stale: std::time::Duration::from_secs(120),
     }
 }
 
