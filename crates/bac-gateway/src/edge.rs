@@ -31,11 +31,14 @@ pub fn is_data_route(path: &str) -> bool {
         .is_some_and(|first| !first.is_empty() && !MANAGEMENT.contains(&first))
 }
 
-/// True for management routes that wait for an upstream (a connection test), which get the
+/// True for management routes that wait for an upstream (a connection test, a conflict
+/// resolution that writes upstream, a webhook that fetches the changed records), which get the
 /// data routes' deadline so the service's own timeout (`BAC_UPSTREAM_TIMEOUT_MS`) answers first.
 pub fn reaches_upstream(path: &str) -> bool {
     path.starts_with("/api/v1/integrations/")
-        && (path.ends_with("/test") || path.ends_with("/test-connection"))
+        && ["/test", "/test-connection", "/resolve", "/webhook"]
+            .iter()
+            .any(|end| path.ends_with(end))
 }
 
 pub fn route_timeout(settings: &GatewaySettings, path: &str) -> Duration {
@@ -135,6 +138,11 @@ mod tests {
         );
         assert_eq!(
             route_timeout(&s, "/api/v1/integrations/connections/con_1/test"),
+            Duration::from_secs(30)
+        );
+        // A resolution writes upstream: longer than the upstream's own 15 s deadline.
+        assert_eq!(
+            route_timeout(&s, "/api/v1/integrations/conflicts/cfl_1/resolve"),
             Duration::from_secs(30)
         );
     }

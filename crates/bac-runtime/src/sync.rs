@@ -54,6 +54,12 @@ pub const FAIR_LEASES_MIGRATION: crate::db::Migration = crate::db::Migration {
     sql: include_str!("../migrations/0007_sync_fair_leases.sql"),
 };
 
+/// Leases on conflict resolutions.
+pub const CONFLICT_LEASES_MIGRATION: crate::db::Migration = crate::db::Migration {
+    name: "runtime_0008_sync_conflict_leases",
+    sql: include_str!("../migrations/0008_sync_conflict_leases.sql"),
+};
+
 /// Commands refused before they were stored ([`twoway::Command`] rejects).
 pub const COMMAND_REJECTS_MIGRATION: crate::db::Migration = crate::db::Migration {
     name: "runtime_0006_sync_command_rejects",
@@ -747,6 +753,9 @@ impl SyncEngine {
                 }
                 if let Err(e) = engine.retry_commands().await {
                     tracing::warn!(error = %e, "could not retry parked commands");
+                }
+                if let Err(e) = engine.reopen_abandoned_resolutions().await {
+                    tracing::warn!(error = %e, "could not reopen abandoned conflict resolutions");
                 }
             }
         });

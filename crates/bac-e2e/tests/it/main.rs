@@ -12,6 +12,7 @@ mod access;
 mod bad_input;
 mod catalog;
 mod command_rejects;
+mod conflict_leases;
 mod connections_crud;
 mod dashboard;
 mod egress;

@@ -151,6 +151,10 @@ pub struct Received<'a> {
     pub payload: &'a [u8],
 }
 
+/// How long a resolution may hold its conflict: the upstream write's deadline with retries,
+/// with room to spare. Past it, the conflict is open again.
+pub(crate) const RESOLUTION_LEASE: Duration = Duration::from_secs(120);
+
 /// Tries a parked command gets before it is marked failed.
 const MAX_COMMAND_ATTEMPTS: i32 = 10;
 
@@ -405,6 +409,27 @@ impl SyncEngine {
         .increment(1);
         tracing::warn!(tenant, command_id, source = %received.source, reason, "command rejected");
         Ok(())
+    }
+
+    /// Reopens conflicts whose resolution was cut off (its lease ran out). Called by the
+    /// worker every tick.
+    pub(crate) async fn reopen_abandoned_resolutions(&self) -> Result<u64, ServiceError> {
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let n = client
+            .execute(
+                "UPDATE sync_conflicts SET status = 'open', resolving_until = NULL
+                 WHERE status = 'resolving' AND resolving_until < now()",
+                &[],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if n > 0 {
+            tracing::warn!(
+                count = n,
+                "conflict resolutions cut off; conflicts open again"
+            );
+        }
+        Ok(n)
     }
 
     /// Retries parked commands that are due (and ones whose claim expired: their replica
@@ -714,7 +739,7 @@ impl SyncEngine {
     ) -> Result<(), ServiceError> {
         tx.execute(
             "UPDATE sync_conflicts SET status = 'resolved', resolution = $3, resolved = $4,
-               resolved_by = $5, resolved_at = now()
+               resolved_by = $5, resolved_at = now(), resolving_until = NULL
              WHERE tenant_id = $1 AND id = $2",
             &[&tenant, &id, &resolution, &resolved, &by],
         )
@@ -810,7 +835,7 @@ impl SyncEngine {
             .ok_or_else(|| self.err(ErrorCode::NotFound, format!("no conflict {id}")))?;
         drop(client);
         let c = ConflictView::from_row(&row);
-        if c.status != "open" {
+        if c.status != "open" && c.status != "resolving" {
             return Err(self.err(
                 ErrorCode::AlreadyExists,
                 format!(
@@ -846,11 +871,14 @@ impl SyncEngine {
         };
         // Claim it, so two people (or a retried request) cannot resolve it twice.
         let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        // The claim is a lease: a resolution cut off gives the conflict back when it ends.
         let claimed = client
             .execute(
-                "UPDATE sync_conflicts SET status = 'resolving'
-                 WHERE tenant_id = $1 AND id = $2 AND status = 'open'",
-                &[&tenant, &id],
+                "UPDATE sync_conflicts SET status = 'resolving',
+                   resolving_until = now() + make_interval(secs => $3)
+                 WHERE tenant_id = $1 AND id = $2
+                   AND (status = 'open' OR (status = 'resolving' AND resolving_until < now()))",
+                &[&tenant, &id, &RESOLUTION_LEASE.as_secs_f64()],
             )
             .await
             .map_err(|e| self.db_err(e))?;
@@ -866,7 +894,7 @@ impl SyncEngine {
                 if let Ok(client) = self.inner.db.get().await {
                     let _ = client
                         .execute(
-                            "UPDATE sync_conflicts SET status = 'open'
+                            "UPDATE sync_conflicts SET status = 'open', resolving_until = NULL
                              WHERE tenant_id = $1 AND id = $2 AND status = 'resolving'",
                             &[&tenant, &id],
                         )
