@@ -326,13 +326,25 @@ async fn three_replicas_run_each_due_sync_once() {
             .call(
                 Method::PATCH,
                 &format!("/api/v1/integrations/connections/{conn}/sync-settings/{entity}"),
-                Some(json!({"frequency": "*/2 * * * * *"})),
+                Some(json!({"frequency": "* * * * *"})),
             )
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    // Let the three schedulers race for ~8 s, then stop scheduling.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Schedules run at most once a minute: make them due every two seconds for ~8 s, and
+    // let the three schedulers race for each, then stop scheduling.
+    let db = connect(&fleet.infra.database_url).await;
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    for _ in 0..4 {
+        every.tick().await;
+        db.execute(
+            "UPDATE odoo.sync_settings SET next_due_at = now() WHERE connection_id = $1",
+            &[&conn],
+        )
+        .await
+        .unwrap();
+    }
+    every.tick().await;
     for entity in ["crm_lead", "partner"] {
         fleet
             .call(
@@ -342,7 +354,6 @@ async fn three_replicas_run_each_due_sync_once() {
             )
             .await;
     }
-    let db = connect(&fleet.infra.database_url).await;
     // Wait for the runs in flight to end.
     let deadline = Instant::now() + Duration::from_secs(60);
     while db
