@@ -9,7 +9,7 @@
 //! - [`error`]: the one error shape, and gRPC status -> HTTP mapping.
 //! - [`http`]: request ids, per-request span and metrics, error-shape safety net.
 //! - [`services`]: gRPC channels to the services (balanced, deadlines, idempotent retry).
-//! - [`ratelimit`], [`edge`], [`settings`]: rate limits, CORS/gzip/timeouts, their `BAC_*` settings.
+//! - [`ratelimit`], [`replicas`], [`edge`], [`settings`]: rate limits (shared by the live replicas), CORS/gzip/timeouts, their `BAC_*` settings.
 //! - [`admin`]: `bac-gateway bootstrap` (first tenant and key).
 pub mod admin;
 pub mod audit;
@@ -22,6 +22,7 @@ pub mod http;
 pub mod keys;
 pub mod openapi;
 pub mod ratelimit;
+pub mod replicas;
 pub mod routes;
 pub mod services;
 pub mod settings;
@@ -52,6 +53,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "gateway_0004_key_insert_notify",
         sql: include_str!("../migrations/0004_key_insert_notify.sql"),
+    },
+    Migration {
+        name: "gateway_0005_replicas",
+        sql: include_str!("../migrations/0005_replicas.sql"),
     },
 ];
 
@@ -132,6 +137,7 @@ pub async fn run_with_settings(
         settings: Arc::new(settings),
         keys,
     });
+    tokio::spawn(replicas::run(state.clone(), rt.shutdown.child_token()));
     tracing::info!(api = %api.local_addr()?, "gateway API listening");
     rt.launch(tonic::service::Routes::default(), Some((api, app(state))))
         .await

@@ -1,5 +1,8 @@
 //! Rate limits per API key and per tenant: governor's GCRA, keyed, in the memory of each
-//! gateway replica (a fleet of N replicas lets through up to N times the configured rate).
+//! gateway replica. The limits are the fleet's: each replica enforces its share, the
+//! configured rate and burst divided by the number of live replicas (each registers itself in
+//! `gateway.replicas` every few seconds, see [`crate::replicas`]), so clients spread over the
+//! replicas by the load balancer get the configured limit in all, not N times it.
 //!
 //! [`RateLimits::check`] runs right after authentication. Its outcome travels to the response
 //! through a task-local slot that the [`headers`] middleware opens around every request, so a
@@ -57,9 +60,17 @@ struct Limiter {
 
 impl Limiter {
     fn new(q: RateQuota, clock: &DefaultClock) -> Option<Limiter> {
-        let rate = NonZeroU32::new(q.per_second)?;
-        let burst = NonZeroU32::new(q.burst.max(1))?;
-        let quota = Quota::per_second(rate).allow_burst(burst);
+        Self::share(q, 1, clock)
+    }
+
+    /// One replica's share of `q` when `replicas` replicas enforce it together: the rate and
+    /// the burst divided (the burst rounded up, at least one request).
+    fn share(q: RateQuota, replicas: u32, clock: &DefaultClock) -> Option<Limiter> {
+        NonZeroU32::new(q.per_second)?;
+        let n = replicas.max(1);
+        let burst = NonZeroU32::new(q.burst.max(1).div_ceil(n).max(1))?;
+        let period = Duration::from_secs_f64(f64::from(n) / f64::from(q.per_second));
+        let quota = Quota::with_period(period)?.allow_burst(burst);
         Some(Limiter {
             quota: RateQuota {
                 per_second: q.per_second,
@@ -96,10 +107,17 @@ impl Limiter {
     }
 }
 
-/// The limiters of one gateway replica (in [`crate::AppState`]).
-pub struct RateLimits {
+/// The per-key and per-tenant limiters of one replica's share.
+struct Shares {
+    replicas: u32,
     per_key: Option<Limiter>,
     per_tenant: Option<Limiter>,
+}
+
+/// The limiters of one gateway replica (in [`crate::AppState`]).
+pub struct RateLimits {
+    configured: (Option<RateQuota>, Option<RateQuota>),
+    shares: std::sync::RwLock<std::sync::Arc<Shares>>,
     clock: DefaultClock,
     checks: AtomicU64,
 }
@@ -108,11 +126,49 @@ impl RateLimits {
     /// `None` (or a rate of 0) switches that limit off.
     pub fn new(per_key: Option<RateQuota>, per_tenant: Option<RateQuota>) -> RateLimits {
         let clock = DefaultClock::default();
+        let shares = Self::shares(per_key, per_tenant, 1, &clock);
         RateLimits {
-            per_key: per_key.and_then(|q| Limiter::new(q, &clock)),
-            per_tenant: per_tenant.and_then(|q| Limiter::new(q, &clock)),
+            configured: (per_key, per_tenant),
+            shares: std::sync::RwLock::new(std::sync::Arc::new(shares)),
             clock,
             checks: AtomicU64::new(0),
+        }
+    }
+
+    fn shares(
+        per_key: Option<RateQuota>,
+        per_tenant: Option<RateQuota>,
+        replicas: u32,
+        clock: &DefaultClock,
+    ) -> Shares {
+        Shares {
+            replicas,
+            per_key: per_key.and_then(|q| Limiter::share(q, replicas, clock)),
+            per_tenant: per_tenant.and_then(|q| Limiter::share(q, replicas, clock)),
+        }
+    }
+
+    /// How many replicas share the limits now (from the replica registry). A change starts
+    /// every bucket afresh at the new share.
+    pub fn set_replicas(&self, replicas: u32) {
+        let n = replicas.max(1);
+        if self.current().replicas == n {
+            return;
+        }
+        let fresh = Self::shares(self.configured.0, self.configured.1, n, &self.clock);
+        if let Ok(mut s) = self.shares.write() {
+            *s = std::sync::Arc::new(fresh);
+            tracing::info!(
+                replicas = n,
+                "rate limits shared by the live gateway replicas"
+            );
+        }
+    }
+
+    fn current(&self) -> std::sync::Arc<Shares> {
+        match self.shares.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -127,16 +183,17 @@ impl RateLimits {
         if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             self.forget_idle();
         }
+        let shares = self.current();
         let mut info: Option<RateInfo> = None;
         let mut refused_by = "";
-        if let Some(l) = &self.per_key {
+        if let Some(l) = &shares.per_key {
             let i = l.check(key_id, &self.clock);
             if i.retry_after.is_some() {
                 refused_by = "API key";
             }
             info = Some(i);
         }
-        if let (Some(l), "") = (&self.per_tenant, refused_by) {
+        if let (Some(l), "") = (&shares.per_tenant, refused_by) {
             let i = l.check(tenant, &self.clock);
             if i.retry_after.is_some() {
                 refused_by = "tenant";
@@ -160,9 +217,9 @@ impl RateLimits {
                 metrics::counter!("bac_http_rate_limited_total", "scope" => if refused_by == "tenant" { "tenant" } else { "key" })
                     .increment(1);
                 let per_second = if refused_by == "tenant" {
-                    self.per_tenant.as_ref().map(|l| l.quota.per_second)
+                    shares.per_tenant.as_ref().map(|l| l.quota.per_second)
                 } else {
-                    self.per_key.as_ref().map(|l| l.quota.per_second)
+                    shares.per_key.as_ref().map(|l| l.quota.per_second)
                 };
                 Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -184,7 +241,8 @@ impl RateLimits {
 
     /// Drops the state of keys whose buckets are full again (they look like new ones).
     fn forget_idle(&self) {
-        for l in [&self.per_key, &self.per_tenant].into_iter().flatten() {
+        let shares = self.current();
+        for l in [&shares.per_key, &shares.per_tenant].into_iter().flatten() {
             l.inner.retain_recent();
             l.inner.shrink_to_fit();
         }
@@ -391,6 +449,23 @@ mod tests {
         assert!(hook.spend_if_failing(ip).is_ok());
         assert!(hook.spend_if_failing(ip).is_err());
         assert!(hook.spend_if_failing(other).is_ok());
+    }
+
+    #[test]
+    fn three_replicas_each_enforce_a_third() {
+        let limits = RateLimits::new(
+            Some(RateQuota {
+                per_second: 1,
+                burst: 30,
+            }),
+            None,
+        );
+        limits.set_replicas(3);
+        let allowed = (0..100).filter(|_| limits.check("t", "k").is_ok()).count();
+        assert_eq!(allowed, 10, "a third of the burst");
+        limits.set_replicas(1);
+        let allowed = (0..100).filter(|_| limits.check("t", "k").is_ok()).count();
+        assert_eq!(allowed, 30, "alone again: the whole burst");
     }
 
     #[test]

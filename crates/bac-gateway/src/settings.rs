@@ -14,6 +14,10 @@ pub struct GatewaySettings {
     /// `BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE` failed authentications/s per source
     /// address (0 = off), `..._BURST` (see `ratelimit::SourceGuard`).
     pub rate_unauthenticated: Option<RateQuota>,
+    /// `BAC_RATE_LIMIT_SCOPE`: `fleet` (default: the limits hold for all replicas together,
+    /// each enforcing its share) or `replica` (each replica enforces the whole limit, for a
+    /// load balancer that keeps each client on one replica).
+    pub rate_limit_per_replica: bool,
     /// `BAC_TRUSTED_PROXIES`: CIDRs of the proxies (ingress) whose `X-Forwarded-For` is
     /// believed; from anyone else the socket's address is the source.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -43,6 +47,7 @@ impl Default for GatewaySettings {
                 per_second: 5,
                 burst: 20,
             }),
+            rate_limit_per_replica: false,
             trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
             data_timeout: Duration::from_secs(30),
@@ -61,6 +66,7 @@ impl GatewaySettings {
         "BAC_RATE_LIMIT_PER_TENANT_BURST",
         "BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE",
         "BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE_BURST",
+        "BAC_RATE_LIMIT_SCOPE",
         "BAC_TRUSTED_PROXIES",
         "BAC_CORS_ALLOWED_ORIGINS",
         "BAC_HTTP_TIMEOUT_DATA_SECS",
@@ -181,6 +187,13 @@ impl GatewaySettings {
                 "BAC_RATE_LIMIT_UNAUTHENTICATED_PER_SOURCE_BURST",
                 d.rate_unauthenticated,
             )?,
+            rate_limit_per_replica: match get("BAC_RATE_LIMIT_SCOPE").as_deref() {
+                None | Some("fleet") => false,
+                Some("replica") => true,
+                Some(other) => {
+                    anyhow::bail!("BAC_RATE_LIMIT_SCOPE={other}: expected fleet or replica")
+                }
+            },
             trusted_proxies,
             cors_allowed_origins: origins,
             data_timeout: secs("BAC_HTTP_TIMEOUT_DATA_SECS", d.data_timeout)?,

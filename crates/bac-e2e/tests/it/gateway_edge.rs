@@ -34,6 +34,13 @@ async fn gateway(
     let odoo =
         odoo_url.unwrap_or_else(|| format!("http://{}", fleet.odoo.as_ref().unwrap().grpc_addr));
     urls.0.insert(ServiceKind::Odoo, odoo);
+    // These tests measure one gateway's limiter; the fleet's own gateway shares the database
+    // and would otherwise count as a second replica with a share of the limits
+    // (fleet_rate_limits.rs tests the shares).
+    let settings = GatewaySettings {
+        rate_limit_per_replica: true,
+        ..settings
+    };
     let gw =
         bac_gateway::run_with_settings(fleet.infra.config(ServiceKind::Gateway), urls, settings)
             .await

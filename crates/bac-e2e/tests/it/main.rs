@@ -18,6 +18,7 @@ mod dashboard;
 mod egress;
 mod fairness;
 mod fleet_health;
+mod fleet_rate_limits;
 mod gateway_edge;
 mod lead_path;
 mod odoo_domain;
