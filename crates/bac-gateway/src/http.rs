@@ -29,22 +29,25 @@ pub fn client_ip(
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let hops: Vec<std::net::IpAddr> = parts
+    let hops: Vec<&str> = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|h| h.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    Some(
-        hops.iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .or(hops.first())
-            .copied()
-            .unwrap_or(peer),
-    )
+    // From the right: the hops our proxies added, then the first they did not vouch for. An
+    // entry that does not parse ends the walk: what lies left of it is the client's to say.
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return Some(ip),
+            Err(_) => break,
+        }
+    }
+    Some(client)
 }
 
 /// The client's address ([`client_ip`]) as an extractor.

@@ -259,8 +259,22 @@ impl RateLimits {
 pub struct SourceGuard {
     limiter: Option<Limiter>,
     clock: DefaultClock,
+    spends: AtomicU64,
     /// When each source last failed to authenticate (see [`Self::spend_if_failing`]).
-    failing: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
+    failing: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// The budget's key of an address: IPv4 as it is (also when mapped into IPv6), IPv6 by its
+/// /64, the block one subscriber usually holds whole, so rotating addresses within it does
+/// not buy new budgets.
+fn source_key(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
 }
 
 /// How long a failed authentication keeps its source on the budget.
@@ -273,6 +287,7 @@ impl SourceGuard {
         SourceGuard {
             limiter: quota.and_then(|q| Limiter::new(q, &clock)),
             clock,
+            spends: AtomicU64::new(0),
             failing: Default::default(),
         }
     }
@@ -283,7 +298,7 @@ impl SourceGuard {
             self.failing
                 .lock()
                 .ok()
-                .and_then(|m| m.get(&ip).map(|at| at.elapsed() < FAILING_FOR))
+                .and_then(|m| m.get(&source_key(ip)).map(|at| at.elapsed() < FAILING_FOR))
                 .unwrap_or(false)
         });
         if failing {
@@ -300,8 +315,11 @@ impl SourceGuard {
         };
         if m.len() > 100_000 {
             m.retain(|_, at| at.elapsed() < FAILING_FOR);
+            if m.len() > 100_000 {
+                m.clear();
+            }
         }
-        m.insert(ip, std::time::Instant::now());
+        m.insert(source_key(ip), std::time::Instant::now());
         drop(m);
         let _ = self.spend(Some(ip));
     }
@@ -311,7 +329,11 @@ impl SourceGuard {
         let (Some(ip), Some(l)) = (ip, &self.limiter) else {
             return Ok(());
         };
-        let info = l.check(&ip.to_string(), &self.clock);
+        if self.spends.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            l.inner.retain_recent();
+            l.inner.shrink_to_fit();
+        }
+        let info = l.check(&source_key(ip), &self.clock);
         let Some(wait) = info.retry_after else {
             return Ok(());
         };
@@ -449,6 +471,20 @@ mod tests {
         assert!(hook.spend_if_failing(ip).is_ok());
         assert!(hook.spend_if_failing(ip).is_err());
         assert!(hook.spend_if_failing(other).is_ok());
+        // One IPv6 /64 is one source; a mapped IPv4 address is that IPv4 address.
+        let v6 = SourceGuard::new(Some(RateQuota {
+            per_second: 1,
+            burst: 1,
+        }));
+        assert!(v6.spend(Some("2001:db8:1:2::1".parse().unwrap())).is_ok());
+        assert!(v6
+            .spend(Some("2001:db8:1:2::ffff".parse().unwrap()))
+            .is_err());
+        assert!(v6.spend(Some("2001:db8:1:3::1".parse().unwrap())).is_ok());
+        assert!(v6.spend(Some("198.51.100.1".parse().unwrap())).is_ok());
+        assert!(v6
+            .spend(Some("::ffff:198.51.100.1".parse().unwrap()))
+            .is_err());
     }
 
     #[test]

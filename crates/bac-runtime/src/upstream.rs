@@ -92,6 +92,12 @@ pub struct UpstreamClient {
     max_body: usize,
 }
 
+/// A redirect to another server: refused, so a request (and the credentials in its body or
+/// headers) never leaves the origin the connection names.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream redirected to another server")]
+pub struct CrossOriginRedirect;
+
 /// Redirect hops followed at most (each re-checked by the egress policy).
 const MAX_REDIRECTS: usize = 5;
 
@@ -110,10 +116,16 @@ impl UpstreamClient {
                 return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
             }
             // Names in the new location go through the resolver below; literals stop here.
-            match hops.check_literal(attempt.url()) {
-                Ok(()) => attempt.follow(),
-                Err(refused) => attempt.error(refused),
+            if let Err(refused) = hops.check_literal(attempt.url()) {
+                return attempt.error(refused);
             }
+            // A 307/308 repeats the body, which holds the connection's credentials (JSON-RPC
+            // sends the password in it): only the server the URL names may receive it.
+            let first = attempt.previous().first().map(url::Url::origin);
+            if first.is_some_and(|o| o != attempt.url().origin()) {
+                return attempt.error(CrossOriginRedirect);
+            }
+            attempt.follow()
         });
         // The client never falls back to an unchecked one: without the resolver, names would
         // reach any address.
@@ -292,7 +304,16 @@ impl UpstreamClient {
                 reason: e.without_url().to_string(),
             }
         } else if e.is_redirect() {
-            UpstreamError::Request(format!("{} redirected too often", self.upstream))
+            let cross = std::error::Error::source(&e)
+                .is_some_and(|s| s.downcast_ref::<CrossOriginRedirect>().is_some());
+            UpstreamError::Request(if cross {
+                format!(
+                    "{} redirected to another server, which is not followed",
+                    self.upstream
+                )
+            } else {
+                format!("{} redirected too often", self.upstream)
+            })
         } else if e.is_builder() {
             UpstreamError::Request(e.without_url().to_string())
         } else {

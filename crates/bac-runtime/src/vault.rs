@@ -60,12 +60,33 @@ struct Inner {
     http: reqwest::Client,
     cfg: VaultConfig,
     token: RwLock<Option<SecretString>>,
-    cache: Mutex<HashMap<String, (Instant, Secret)>>,
+    cache: Mutex<Cache>,
     /// Until when reads skip Vault after it failed (answered from the cache meanwhile).
     down_until: std::sync::Mutex<Option<Instant>>,
     /// True while this replica hears about connection changes ([`Vault::listen_for_changes`]):
     /// only then may a cached secret outlive its TTL during an outage.
     listening: std::sync::atomic::AtomicBool,
+}
+
+/// Secrets read lately, and what may be trusted of them.
+#[derive(Default)]
+struct Cache {
+    /// path -> (when read, the secret, whether it may serve through an outage).
+    entries: HashMap<String, (Instant, Secret, bool)>,
+    /// When each path was last dropped: a read that started earlier is not kept.
+    invalidated: HashMap<String, Instant>,
+    /// When the current LISTEN session started: only reads after it may outlive their TTL.
+    listening_since: Option<Instant>,
+}
+
+impl Cache {
+    fn drop_path(&mut self, path: &str) {
+        self.entries.remove(path);
+        let now = Instant::now();
+        self.invalidated
+            .retain(|_, at| now.duration_since(*at) < Duration::from_secs(600));
+        self.invalidated.insert(path.to_string(), now);
+    }
 }
 
 /// After a failed read, how long reads answer from the cache before asking Vault again.
@@ -96,7 +117,7 @@ impl Vault {
                 http,
                 token: RwLock::new(cfg.token.clone()),
                 cfg,
-                cache: Mutex::new(HashMap::new()),
+                cache: Mutex::new(Cache::default()),
                 down_until: std::sync::Mutex::new(None),
                 listening: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -240,8 +261,8 @@ impl Vault {
     /// stale value is never one that was replaced); after that the outage is the answer.
     pub async fn read_cached(&self, path: &str) -> Result<Option<Secret>, VaultError> {
         let cfg = &self.inner.cfg;
-        let cached = self.inner.cache.lock().await.get(path).cloned();
-        if let Some((at, s)) = &cached {
+        let cached = self.inner.cache.lock().await.entries.get(path).cloned();
+        if let Some((at, s, _)) = &cached {
             if at.elapsed() < cfg.cache_ttl {
                 return Ok(Some(s.clone()));
             }
@@ -253,9 +274,10 @@ impl Vault {
                 .load(std::sync::atomic::Ordering::Acquire);
             cached
                 .as_ref()
-                .filter(|(at, _)| usable && at.elapsed() < cfg.cache_max_stale)
-                .map(|(_, s)| s.clone())
+                .filter(|(at, _, trusted)| usable && *trusted && at.elapsed() < cfg.cache_max_stale)
+                .map(|(_, s, _)| s.clone())
         };
+        let started = Instant::now();
         let down = self
             .inner
             .down_until
@@ -275,11 +297,16 @@ impl Vault {
                     *d = None;
                 }
                 if let Some(s) = &fresh {
-                    self.inner
-                        .cache
-                        .lock()
-                        .await
-                        .insert(path.to_string(), (Instant::now(), s.clone()));
+                    let mut cache = self.inner.cache.lock().await;
+                    // Dropped while we read: what we read may be the old secret.
+                    let raced = cache.invalidated.get(path).is_some_and(|at| *at >= started);
+                    if !raced {
+                        // Only a read made while changes are heard may serve through an outage.
+                        let trusted = cache.listening_since.is_some_and(|since| since <= started);
+                        cache
+                            .entries
+                            .insert(path.to_string(), (Instant::now(), s.clone(), trusted));
+                    }
                 }
                 Ok(fresh)
             }
@@ -302,7 +329,7 @@ impl Vault {
 
     /// Drops the cached copy of `path` (its connection changed, here or on another replica).
     pub async fn forget(&self, path: &str) {
-        self.inner.cache.lock().await.remove(path);
+        self.inner.cache.lock().await.drop_path(path);
     }
 
     /// Keeps a `LISTEN <schema>_connections` session open until `shutdown`: every change of a
@@ -337,10 +364,11 @@ impl Vault {
     }
 
     async fn set_listening(&self, on: bool) {
-        if !on {
-            // Changes may have been missed: nothing cached may outlive its TTL now.
-            self.inner.cache.lock().await.clear();
-        }
+        let mut cache = self.inner.cache.lock().await;
+        // Changes may have been missed while no session listened: nothing read before may
+        // outlive its TTL.
+        cache.entries.clear();
+        cache.listening_since = on.then(Instant::now);
         self.inner
             .listening
             .store(on, std::sync::atomic::Ordering::Release);
@@ -415,7 +443,7 @@ impl Vault {
             body["options"] = json!({ "cas": v });
         }
         let resp = self.call(reqwest::Method::POST, &api, Some(&body)).await?;
-        self.inner.cache.lock().await.remove(path);
+        self.inner.cache.lock().await.drop_path(path);
         match resp.status().as_u16() {
             200..=299 => {}
             403 => return Err(VaultError::Forbidden),
@@ -437,7 +465,7 @@ impl Vault {
     pub async fn delete(&self, path: &str) -> Result<(), VaultError> {
         let api = format!("{}/metadata/{path}", self.inner.cfg.mount);
         let resp = self.call(reqwest::Method::DELETE, &api, None).await?;
-        self.inner.cache.lock().await.remove(path);
+        self.inner.cache.lock().await.drop_path(path);
         match resp.status().as_u16() {
             200..=299 | 404 => Ok(()),
             403 => Err(VaultError::Forbidden),

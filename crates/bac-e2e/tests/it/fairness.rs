@@ -151,4 +151,20 @@ async fn a_big_backfill_does_not_hold_up_another_tenants_sync() {
     );
     let b = runs(&fleet, &b_key, &b_conn).await;
     assert_eq!(b[0]["records_created"], 1, "{b:?}");
+    // B got the first slot that freed: it started before A's queued runs did (in first-in-
+    // first-out order, even with slices, all seven of A's would have started first).
+    let at = |r: &Value| {
+        r["started_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let b_started = at(&b[0]).expect("B's run started");
+    let a_before = a
+        .iter()
+        .filter(|r| at(r).is_some_and(|t| t < b_started))
+        .count();
+    assert!(
+        a_before <= 2,
+        "{a_before} of A's runs started before B's, which was queued after them"
+    );
 }

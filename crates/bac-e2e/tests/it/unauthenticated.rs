@@ -111,7 +111,7 @@ async fn five_thousand_random_keys_cost_a_handful_of_queries() {
     );
     assert!(refused >= 4900, "{refused}");
 
-    // The same address with a valid key is not slowed.
+    // The same address with a valid key the cache knows is not slowed.
     let ok = http
         .get(format!("{api}{PATH}"))
         .bearer_auth(&fleet.key)

@@ -417,7 +417,8 @@ impl SyncEngine {
         let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
         let n = client
             .execute(
-                "UPDATE sync_conflicts SET status = 'open', resolving_until = NULL
+                "UPDATE sync_conflicts SET status = 'open', resolving_until = NULL,
+                   resolving_token = NULL
                  WHERE status = 'resolving' AND resolving_until < now()",
                 &[],
             )
@@ -617,9 +618,17 @@ impl SyncEngine {
                 self.write_in(&tx, scope, &mapping, &remote, "remote", None)
                     .await
                     .map_err(SyncError::Transient)?;
-                self.close_conflict(&tx, scope.tenant, &conflict_id, "remote", None, "strategy")
-                    .await
-                    .map_err(SyncError::Transient)?;
+                self.close_conflict(
+                    &tx,
+                    scope.tenant,
+                    &conflict_id,
+                    "remote",
+                    None,
+                    "strategy",
+                    None,
+                )
+                .await
+                .map_err(SyncError::Transient)?;
                 tx.commit()
                     .await
                     .map_err(|e| SyncError::Transient(self.db_err(e)))?;
@@ -633,6 +642,7 @@ impl SyncEngine {
                     resolution,
                     Some(&to_write),
                     "strategy",
+                    None,
                 )
                 .await
                 .map_err(SyncError::Transient)?;
@@ -720,14 +730,18 @@ impl SyncEngine {
         resolution: &str,
         resolved: Option<&Value>,
         by: &str,
+        claim: Option<Uuid>,
     ) -> Result<(), ServiceError> {
         let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
         let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
-        self.close_conflict(&tx, tenant, id, resolution, resolved, by)
+        self.close_conflict(&tx, tenant, id, resolution, resolved, by, claim)
             .await?;
         tx.commit().await.map_err(|e| self.db_err(e))
     }
 
+    /// Closes a conflict; `claim`: the token of the resolution holding it (a resolution that
+    /// lost its claim to another one closes nothing).
+    #[allow(clippy::too_many_arguments)]
     async fn close_conflict(
         &self,
         tx: &crate::db::Transaction<'_>,
@@ -736,15 +750,25 @@ impl SyncEngine {
         resolution: &str,
         resolved: Option<&Value>,
         by: &str,
+        claim: Option<Uuid>,
     ) -> Result<(), ServiceError> {
-        tx.execute(
-            "UPDATE sync_conflicts SET status = 'resolved', resolution = $3, resolved = $4,
-               resolved_by = $5, resolved_at = now(), resolving_until = NULL
-             WHERE tenant_id = $1 AND id = $2",
-            &[&tenant, &id, &resolution, &resolved, &by],
-        )
-        .await
-        .map_err(|e| self.db_err(e))?;
+        let closed = tx
+            .execute(
+                "UPDATE sync_conflicts SET status = 'resolved', resolution = $3, resolved = $4,
+                   resolved_by = $5, resolved_at = now(), resolving_until = NULL,
+                   resolving_token = NULL
+                 WHERE tenant_id = $1 AND id = $2
+                   AND ($6::uuid IS NULL OR (status = 'resolving' AND resolving_token = $6))",
+                &[&tenant, &id, &resolution, &resolved, &by, &claim],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if closed == 0 {
+            return Err(self.err(
+                ErrorCode::AlreadyExists,
+                format!("conflict {id} was taken over by another resolution"),
+            ));
+        }
         let event = self.conflict_event(tx, tenant, id, "resolved").await?;
         outbox::enqueue(tx, &event)
             .await
@@ -872,13 +896,14 @@ impl SyncEngine {
         // Claim it, so two people (or a retried request) cannot resolve it twice.
         let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
         // The claim is a lease: a resolution cut off gives the conflict back when it ends.
+        let token = Uuid::new_v4();
         let claimed = client
             .execute(
-                "UPDATE sync_conflicts SET status = 'resolving',
+                "UPDATE sync_conflicts SET status = 'resolving', resolving_token = $4,
                    resolving_until = now() + make_interval(secs => $3)
                  WHERE tenant_id = $1 AND id = $2
                    AND (status = 'open' OR (status = 'resolving' AND resolving_until < now()))",
-                &[&tenant, &id, &RESOLUTION_LEASE.as_secs_f64()],
+                &[&tenant, &id, &RESOLUTION_LEASE.as_secs_f64(), &token],
             )
             .await
             .map_err(|e| self.db_err(e))?;
@@ -894,16 +919,18 @@ impl SyncEngine {
                 if let Ok(client) = self.inner.db.get().await {
                     let _ = client
                         .execute(
-                            "UPDATE sync_conflicts SET status = 'open', resolving_until = NULL
-                             WHERE tenant_id = $1 AND id = $2 AND status = 'resolving'",
-                            &[&tenant, &id],
+                            "UPDATE sync_conflicts SET status = 'open', resolving_until = NULL,
+                               resolving_token = NULL
+                             WHERE tenant_id = $1 AND id = $2 AND status = 'resolving'
+                               AND resolving_token = $3",
+                            &[&tenant, &id, &token],
                         )
                         .await;
                 }
                 return Err(e.service_error().clone());
             }
         }
-        self.close_conflict_now(tenant, id, resolution, to_write.as_ref(), by)
+        self.close_conflict_now(tenant, id, resolution, to_write.as_ref(), by, Some(token))
             .await?;
         {
             let cmd = &c.command_id;

@@ -67,7 +67,10 @@ pub fn classify(ip: IpAddr) -> Option<AddressClass> {
 fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
     let o = ip.octets();
     let class = match o {
-        [169, 254, 169, 254] | [100, 100, 100, 200] => AddressClass::Metadata,
+        // EC2/GCE/Azure, ECS task credentials, EKS pod identity, Alibaba.
+        [169, 254, 169, 254] | [169, 254, 170, 2] | [169, 254, 170, 23] | [100, 100, 100, 200] => {
+            AddressClass::Metadata
+        }
         [0, ..] => AddressClass::Unspecified,
         [127, ..] => AddressClass::Loopback,
         [169, 254, ..] => AddressClass::LinkLocal,
@@ -77,9 +80,11 @@ fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
         [255, 255, 255, 255] => AddressClass::Broadcast,
         [a, ..] if (224..240).contains(&a) => AddressClass::Multicast,
         [a, ..] if a >= 240 => AddressClass::Reserved,
-        [192, 0, 0, _] | [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => {
-            AddressClass::Reserved
-        }
+        [192, 0, 0, _]
+        | [192, 0, 2, _]
+        | [198, 51, 100, _]
+        | [203, 0, 113, _]
+        | [192, 88, 99, _] => AddressClass::Reserved,
         [198, b, ..] if b == 18 || b == 19 => AddressClass::Reserved,
         _ => return None,
     };
@@ -99,7 +104,13 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
     }
     let s = ip.segments();
     let class = match s {
-        [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] => AddressClass::Metadata,
+        [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] | [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0023] => {
+            AddressClass::Metadata
+        }
+        // Local-use NAT64 (RFC 8215) translates to the operator's own IPv4 networks.
+        [0x0064, 0xff9b, 0x0001, ..] => AddressClass::Private,
+        // Teredo tunnels to an address this policy cannot see.
+        [0x2001, 0x0000, ..] => AddressClass::Reserved,
         [a, ..] if a & 0xffc0 == 0xfe80 => AddressClass::LinkLocal,
         [a, ..] if a & 0xffc0 == 0xfec0 => AddressClass::Private,
         [a, ..] if a & 0xfe00 == 0xfc00 => AddressClass::Private,
@@ -116,7 +127,10 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let tail = || Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
-        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] => Some(tail()),
+        // Mapped, compatible and SIIT-translated (::ffff:0:a.b.c.d).
+        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] | [0, 0, 0, 0, 0xffff, 0, ..] => {
+            Some(tail())
+        }
         [0x0064, 0xff9b, 0, 0, 0, 0, ..] => Some(tail()),
         [0x2002, a, b, ..] => Some(Ipv4Addr::new(
             (a >> 8) as u8,
@@ -297,6 +311,13 @@ mod tests {
             ("169.254.169.254", Some(AddressClass::Metadata)),
             ("fd00:ec2::254", Some(AddressClass::Metadata)),
             ("100.100.100.200", Some(AddressClass::Metadata)),
+            ("169.254.170.2", Some(AddressClass::Metadata)),
+            ("169.254.170.23", Some(AddressClass::Metadata)),
+            ("fd00:ec2::23", Some(AddressClass::Metadata)),
+            ("64:ff9b:1::a00:1", Some(AddressClass::Private)),
+            ("2001:0:4136:e378::1", Some(AddressClass::Reserved)),
+            ("::ffff:0:7f00:1", Some(AddressClass::Loopback)),
+            ("192.88.99.1", Some(AddressClass::Reserved)),
             ("169.254.1.1", Some(AddressClass::LinkLocal)),
             ("fe80::1", Some(AddressClass::LinkLocal)),
             ("10.1.2.3", Some(AddressClass::Private)),

@@ -252,7 +252,8 @@ async fn a_redirect_into_loopback_is_refused_hop_by_hop() {
         .await
         .unwrap_err();
     assert_eq!(refused(err), AddressClass::Loopback);
-    // The same through a name: localhost resolves to 127.0.0.1 (and ::1), both closed.
+    // Through a name (localhost resolves to 127.0.0.1 and ::1): another server, so the
+    // redirect is not followed at all, with or without the resolver's check.
     let by_name = format!("http://localhost:{}/v1/secret", inside.port());
     let app = axum::Router::new().route(
         "/*path",
@@ -268,11 +269,59 @@ async fn a_redirect_into_loopback_is_refused_hop_by_hop() {
         .send(&req(&format!("http://{outside}"), true))
         .await
         .unwrap_err();
-    assert_eq!(refused(err), AddressClass::Loopback);
+    assert!(
+        matches!(&err, UpstreamError::Request(m) if m.contains("another server")),
+        "{err}"
+    );
     assert_eq!(
         seen.load(Ordering::SeqCst),
         0,
         "the target saw a connection"
+    );
+}
+
+#[tokio::test]
+async fn credentials_never_follow_a_redirect_to_another_server() {
+    // An allowed server answers 307 to another allowed one: a 307 repeats the body (with the
+    // password in it), so it is not followed.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let collector = axum::Router::new().route(
+        "/*path",
+        any(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { "collected" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.3:0").await.unwrap();
+    let elsewhere = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, collector).await.unwrap() });
+    let location = format!("http://{elsewhere}/collect");
+    let app = axum::Router::new().route(
+        "/*path",
+        any(move || {
+            let location = location.clone();
+            async move { (StatusCode::TEMPORARY_REDIRECT, [("location", location)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let outside = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = UpstreamClient::new(
+        "test",
+        None,
+        policy(),
+        EgressPolicy::parse("127.0.0.2/32,127.0.0.3/32").unwrap(),
+    );
+    let err = client
+        .send(&req(&format!("http://{outside}"), false))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstreamError::Request(_)), "{err}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the body reached another server"
     );
 }
 
