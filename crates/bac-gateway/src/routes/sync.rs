@@ -412,16 +412,35 @@ pub async fn resolve(
     Err(ApiError::not_found(format!("no conflict {id}")))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTokenQuery {
+    /// `query`: also give the URL with the token in its query string, for an upstream that
+    /// cannot send headers (Odoo's "Send Webhook Notification" automation).
+    pub form: Option<String>,
+}
+
 #[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/webhook-token", tag = "sync",
     summary = "Create (or replace) the connection's webhook token; shown once",
-    params(("id" = String, Path, description = "Connection id")),
-    responses((status = 201, description = "{token, webhook_url}: point the upstream's webhook at webhook_url"), crate::openapi::CommonErrors))]
+    params(("id" = String, Path, description = "Connection id"),
+           ("form" = Option<String>, Query, description = "\"query\": also return webhook_url_with_token, for upstreams that cannot send the X-Webhook-Token header")),
+    responses((status = 201, description = "{token, header, webhook_url[, webhook_url_with_token]}: the upstream posts to webhook_url with the token in the X-Webhook-Token header"), crate::openapi::CommonErrors))]
 pub async fn create_webhook_token(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     origin: Origin,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<WebhookTokenQuery>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let with_query = match q.form.as_deref() {
+        None | Some("header") => false,
+        Some("query") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "form must be header or query, not {other:?}"
+            )))
+        }
+    };
     let kind = owner(&state, &principal.tenant_id, &id).await?;
     authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
     let token = format!("whk_{}", crate::auth::mint_key().key.replace("bac_", ""));
@@ -450,14 +469,18 @@ pub async fn create_webhook_token(
     )
     .await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "connection_id": id,
-            "token": token,
-            "webhook_url": format!("/api/v1/integrations/connections/{id}/webhook?token={token}"),
-        })),
-    ))
+    // The token goes in a header by default: a URL ends up in proxies' access logs.
+    let url = format!("/api/v1/integrations/connections/{id}/webhook");
+    let mut body = json!({
+        "connection_id": id,
+        "token": token,
+        "header": "X-Webhook-Token",
+        "webhook_url": url,
+    });
+    if with_query {
+        body["webhook_url_with_token"] = json!(format!("{url}?token={token}"));
+    }
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 #[derive(Debug, Deserialize)]
