@@ -160,6 +160,9 @@ async fn check_key(
     if found.revoked {
         return Err(ApiError::unauthorized("this API key was revoked"));
     }
+    if found.user_disabled {
+        return Err(ApiError::unauthorized("this API key's user is deactivated"));
+    }
     if found.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
         return Err(ApiError::unauthorized("this API key has expired").suggest("Create a new key"));
     }
@@ -180,7 +183,8 @@ async fn lookup(db: &Pool, prefix: &str) -> Result<Option<CachedKey>, ApiError> 
     let client = db.get().await.map_err(ApiError::internal)?;
     let Some(row) = client
         .query_opt(
-            "SELECT k.id, k.tenant_id, k.user_id, k.key_hash, u.role, k.revoked_at IS NOT NULL, k.expires_at
+            "SELECT k.id, k.tenant_id, k.user_id, k.key_hash, u.role, k.revoked_at IS NOT NULL,
+                    k.expires_at, u.disabled_at IS NOT NULL
              FROM api_keys k JOIN users u ON u.id = k.user_id
              WHERE k.prefix = $1",
             &[&prefix],
@@ -200,6 +204,7 @@ async fn lookup(db: &Pool, prefix: &str) -> Result<Option<CachedKey>, ApiError> 
             .ok_or_else(|| ApiError::internal(format!("unknown role {role}")))?,
         revoked: row.get(5),
         expires_at: row.get(6),
+        user_disabled: row.get(7),
     }))
 }
 

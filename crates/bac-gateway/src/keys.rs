@@ -28,6 +28,8 @@ pub struct CachedKey {
     pub key_hash: String,
     pub revoked: bool,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key's user was deactivated.
+    pub user_disabled: bool,
 }
 
 const TTL: Duration = Duration::from_secs(60);
@@ -237,6 +239,7 @@ mod tests {
             key_hash: "h".into(),
             revoked: false,
             expires_at: None,
+            user_disabled: false,
         }
     }
 

@@ -58,6 +58,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "gateway_0005_replicas",
         sql: include_str!("../migrations/0005_replicas.sql"),
     },
+    Migration {
+        name: "gateway_0006_user_disabled",
+        sql: include_str!("../migrations/0006_user_disabled.sql"),
+    },
 ];
 
 /// Largest accepted request body.

@@ -95,6 +95,8 @@ pub struct UserView {
     /// super_admin | admin | user
     pub role: String,
     pub created_at: String,
+    /// False once deactivated: the user's keys are refused.
+    pub active: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -223,6 +225,7 @@ impl Modify for Security {
         crate::routes::access::create_user,
         crate::routes::access::list_users,
         crate::routes::access::update_user,
+        crate::routes::access::delete_user,
         crate::routes::access::create_key,
         crate::routes::access::list_keys,
         crate::routes::access::revoke_key,

@@ -79,7 +79,10 @@ pub fn router() -> Router<Arc<AppState>> {
             "/api/v1/users",
             post(access::create_user).get(access::list_users),
         )
-        .route("/api/v1/users/:id", patch(access::update_user))
+        .route(
+            "/api/v1/users/:id",
+            patch(access::update_user).delete(access::delete_user),
+        )
         .route(
             "/api/v1/api-keys",
             post(access::create_key).get(access::list_keys),

@@ -30,4 +30,5 @@ mod runtime;
 mod secrets;
 mod sync_engine;
 mod unauthenticated;
+mod users_lifecycle;
 mod vault_outage;

@@ -142,8 +142,11 @@ fn user_json(r: &tokio_postgres::Row) -> Value {
         "email": r.get::<_, String>(1),
         "role": r.get::<_, String>(2),
         "created_at": rfc3339(r.get(3)),
+        "active": r.get::<_, bool>(4),
     })
 }
+
+const USER_COLUMNS: &str = "id, email, role, created_at, disabled_at IS NULL";
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "access",
     summary = "Create a user of the caller's tenant (super admin)",
@@ -169,7 +172,7 @@ pub async fn create_user(
         .query_opt(
             "INSERT INTO users (id, tenant_id, email, role) VALUES ($1, $2, $3, $4)
              ON CONFLICT (tenant_id, email) DO NOTHING
-             RETURNING id, email, role, created_at",
+             RETURNING id, email, role, created_at, disabled_at IS NULL",
             &[&id, &principal.tenant_id, &email, &role.as_str()],
         )
         .await
@@ -204,7 +207,9 @@ pub async fn list_users(
     let c = state.db.get().await.map_err(ApiError::internal)?;
     let rows = c
         .query(
-            "SELECT id, email, role, created_at FROM users WHERE tenant_id = $1 ORDER BY created_at, id",
+            &format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY created_at, id"
+            ),
             &[&principal.tenant_id],
         )
         .await
@@ -217,11 +222,26 @@ pub async fn list_users(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
-    pub role: String,
+    /// super_admin | admin | user
+    pub role: Option<String>,
+    /// false: deactivate (every key of the user stops at once, on every replica); true:
+    /// reactivate.
+    pub active: Option<bool>,
+}
+
+/// Drops the user's keys from every replica's key cache (inside the caller's transaction).
+async fn forget_keys_of(tx: &bac_runtime::db::Transaction<'_>, user: &str) -> Result<(), ApiError> {
+    tx.execute(
+        "SELECT pg_notify('gateway_api_keys', prefix) FROM api_keys WHERE user_id = $1",
+        &[&user],
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(())
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "access",
-    summary = "Change a user's role (super admin)",
+    summary = "Change a user's role, or deactivate or reactivate the user (super admin)",
     params(("id" = String, Path, description = "User id")),
     request_body = UpdateUser,
     responses((status = 200, description = "Updated", body = crate::openapi::UserView), crate::openapi::CommonErrors))]
@@ -232,44 +252,127 @@ pub async fn update_user(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::SuperAdmin, "changing roles")?;
-    let role = Role::parse(&body.role)
-        .ok_or_else(|| ApiError::bad_request("role must be super_admin, admin or user"))?;
+    principal.require(Role::SuperAdmin, "changing users")?;
+    if body.role.is_none() && body.active.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to update: give role and/or active",
+        ));
+    }
+    let role = body
+        .role
+        .as_deref()
+        .map(|r| {
+            Role::parse(r)
+                .ok_or_else(|| ApiError::bad_request("role must be super_admin, admin or user"))
+        })
+        .transpose()?;
+    if body.active == Some(false) && id == principal.user_id {
+        return Err(ApiError::bad_request("you cannot deactivate yourself")
+            .suggest("Ask another super admin of the tenant"));
+    }
     let mut c = state.db.get().await.map_err(ApiError::internal)?;
     let tx = c.transaction().await.map_err(ApiError::internal)?;
     let before = tx
         .query_opt(
-            "SELECT role FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            "SELECT role, disabled_at IS NULL FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
             &[&principal.tenant_id, &id],
         )
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
-    let old: String = before.get(0);
+    let (old_role, was_active): (String, bool) = (before.get(0), before.get(1));
+    let new_role = role.map_or(old_role.clone(), |r| r.as_str().to_string());
+    let active = body.active.unwrap_or(was_active);
     let row = tx
         .query_one(
-            "UPDATE users SET role = $3 WHERE tenant_id = $1 AND id = $2
-             RETURNING id, email, role, created_at",
-            &[&principal.tenant_id, &id, &role.as_str()],
+            &format!(
+                "UPDATE users SET role = $3,
+                   disabled_at = CASE WHEN $4 THEN NULL ELSE COALESCE(disabled_at, now()) END
+                 WHERE tenant_id = $1 AND id = $2
+                 RETURNING {USER_COLUMNS}"
+            ),
+            &[&principal.tenant_id, &id, &new_role, &active],
         )
         .await
         .map_err(ApiError::internal)?;
-    // Cached keys of this user carry the old role: drop them on every replica.
+    // Cached keys of this user carry the old role and state: drop them on every replica.
+    forget_keys_of(&tx, &id).await?;
+    if new_role != old_role {
+        let change = Change {
+            action: "user.role_changed",
+            target_type: "user",
+            target_id: &id,
+            diff: json!({"role": {"from": old_role, "to": new_role}}),
+        };
+        audit::record(&tx, &principal, &origin, change).await?;
+    }
+    if active != was_active {
+        let change = Change {
+            action: if active {
+                "user.activated"
+            } else {
+                "user.deactivated"
+            },
+            target_type: "user",
+            target_id: &id,
+            diff: json!({"active": {"from": was_active, "to": active}}),
+        };
+        audit::record(&tx, &principal, &origin, change).await?;
+    }
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(user_json(&row)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "access",
+    summary = "Delete a user with their keys and grants (super admin)",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Deleted"), crate::openapi::CommonErrors))]
+pub async fn delete_user(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Role::SuperAdmin, "deleting users")?;
+    if id == principal.user_id {
+        return Err(ApiError::bad_request("you cannot delete yourself")
+            .suggest("Ask another super admin of the tenant"));
+    }
+    let mut c = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = c.transaction().await.map_err(ApiError::internal)?;
+    let user = tx
+        .query_opt(
+            "SELECT email, role FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            &[&principal.tenant_id, &id],
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    let (email, role): (String, String) = (user.get(0), user.get(1));
+    forget_keys_of(&tx, &id).await?;
+    let keys = tx
+        .execute("DELETE FROM api_keys WHERE user_id = $1", &[&id])
+        .await
+        .map_err(ApiError::internal)?;
+    let grants = tx
+        .execute("DELETE FROM grants WHERE user_id = $1", &[&id])
+        .await
+        .map_err(ApiError::internal)?;
     tx.execute(
-        "SELECT pg_notify('gateway_api_keys', prefix) FROM api_keys WHERE user_id = $1",
-        &[&id],
+        "DELETE FROM users WHERE tenant_id = $1 AND id = $2",
+        &[&principal.tenant_id, &id],
     )
     .await
     .map_err(ApiError::internal)?;
     let change = Change {
-        action: "user.role_changed",
+        action: "user.deleted",
         target_type: "user",
         target_id: &id,
-        diff: json!({"role": {"from": old, "to": role.as_str()}}),
+        diff: json!({"email": email, "role": role, "keys_deleted": keys, "grants_deleted": grants}),
     };
     audit::record(&tx, &principal, &origin, change).await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(user_json(&row)))
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
