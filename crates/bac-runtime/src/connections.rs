@@ -269,8 +269,18 @@ impl ConnectionStore {
         name: Option<&str>,
         config: Option<Value>,
         secrets: Option<HashMap<String, SecretString>>,
+        if_unmodified_since: Option<DateTime<Utc>>,
     ) -> Result<(ConnectionRecord, Vec<String>), ServiceError> {
         let current = self.get(tenant, id).await?;
+        let concurrent = || {
+            self.err(
+                ErrorCode::AlreadyExists,
+                format!("connection {id} changed concurrently; read it again and retry"),
+            )
+        };
+        if if_unmodified_since.is_some_and(|t| t != current.updated_at) {
+            return Err(concurrent());
+        }
         if let (Some(new), None) = (&config, &secrets) {
             if let Some(setting) = self.rebinding(&current.config, new) {
                 return Err(self
@@ -312,19 +322,27 @@ impl ConnectionStore {
                 "UPDATE connections SET name = coalesce($3, name), config = coalesce($4, config),
                      secret_fields = $5, updated_at = now()
                  WHERE tenant_id = $1 AND id = $2
+                   AND ($6::timestamptz IS NULL OR updated_at = $6)
                  RETURNING id, tenant_id, name, config, secret_fields, created_at, updated_at",
             )
             .await
             .map_err(|e| self.db_err(e))?;
         let row = client
-            .query_opt(&stmt, &[&tenant, &id, &name, &config, &fields])
+            .query_opt(
+                &stmt,
+                &[&tenant, &id, &name, &config, &fields, &if_unmodified_since],
+            )
             .await
             .map_err(|e| self.db_err(e))?
             .ok_or_else(|| {
-                self.err(
-                    ErrorCode::NotFound,
-                    format!("no {} connection {id}", self.integration),
-                )
+                if if_unmodified_since.is_some() {
+                    concurrent()
+                } else {
+                    self.err(
+                        ErrorCode::NotFound,
+                        format!("no {} connection {id}", self.integration),
+                    )
+                }
             })?;
         Ok((record(&row), changed))
     }

@@ -3,8 +3,10 @@
 //! Settings and secrets live in the owning service (settings in its schema, secrets in Vault);
 //! the gateway keeps a directory row (`connections`: which tenant and service own an id) and
 //! checks bodies against the catalog's JSON Schema. Each change writes the directory row and
-//! its audit entry in one transaction, opened before the service call (the row is locked, so
-//! concurrent changes of one connection queue up) and committed after it succeeded.
+//! its audit entry in one transaction after the service call succeeded. A create opens it
+//! before the call (the new id is reserved); an update or a delete holds no transaction or
+//! lock across the call: an update carries the version it merged from (`if_unmodified_since`,
+//! a concurrent change gets 409), a delete that was interrupted is finished by a retry.
 use std::{collections::HashMap, sync::Arc};
 
 use axum::{
@@ -400,19 +402,17 @@ pub(crate) async fn owner(
 }
 
 /// Locks the directory row for this change; its name, or 404 when it went meanwhile.
-async fn lock_row(
-    tx: &bac_runtime::db::Transaction<'_>,
-    tenant: &str,
-    id: &str,
-) -> Result<String, ApiError> {
-    tx.query_opt(
-        "SELECT name FROM connections WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-        &[&tenant, &id],
-    )
-    .await
-    .map_err(ApiError::internal)?
-    .map(|r| r.get(0))
-    .ok_or_else(|| ApiError::not_found(format!("no connection {id}")))
+async fn directory_name(state: &AppState, tenant: &str, id: &str) -> Result<String, ApiError> {
+    let client = state.db.get().await.map_err(ApiError::internal)?;
+    client
+        .query_opt(
+            "SELECT name FROM connections WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &id],
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .map(|r| r.get(0))
+        .ok_or_else(|| ApiError::not_found(format!("no connection {id}")))
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations/connections/{id}", tag = "connections",
@@ -471,9 +471,9 @@ pub async fn update(
             )?;
         }
     }
-    let mut client = state.db.get().await.map_err(ApiError::internal)?;
-    let tx = client.transaction().await.map_err(ApiError::internal)?;
-    lock_row(&tx, &principal.tenant_id, &id).await?;
+    // No transaction or row lock is held across the service calls: the update carries the
+    // version it was merged from (if_unmodified_since), so a concurrent change is refused
+    // (409) instead of overwritten, and nothing else waits on this request meanwhile.
     let mut service = integration_client(&state, kind)?;
     let before = service
         .get_connection(
@@ -498,6 +498,7 @@ pub async fn update(
     };
     let req = UpdateConnectionRequest {
         id: id.clone(),
+        if_unmodified_since: before.updated_at.clone(),
         name: name.map(str::to_string),
         config: new_config.clone().map(to_struct).transpose()?,
         secrets: body
@@ -515,6 +516,8 @@ pub async fn update(
     let after = resp
         .connection
         .ok_or_else(|| ApiError::internal("UpdateConnection returned no connection"))?;
+    let mut client = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = client.transaction().await.map_err(ApiError::internal)?;
     if after.name != before.name {
         tx.execute(
             "UPDATE connections SET name = $3 WHERE tenant_id = $1 AND id = $2",
@@ -607,9 +610,9 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let kind = owner(&state, &principal.tenant_id, &id).await?;
     authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
-    let mut client = state.db.get().await.map_err(ApiError::internal)?;
-    let tx = client.transaction().await.map_err(ApiError::internal)?;
-    let name = lock_row(&tx, &principal.tenant_id, &id).await?;
+    let name = directory_name(&state, &principal.tenant_id, &id).await?;
+    // The service call holds no transaction or lock here; the directory row and the audit
+    // entry follow in one short transaction (a retried delete finishes an interrupted one).
     let deleted = integration_client(&state, kind)?
         .delete_connection(
             principal
@@ -623,6 +626,8 @@ pub async fn delete(
         Err(s) if s.code() == tonic::Code::NotFound => {}
         Err(s) => return Err(ApiError::from_status(&s, kind.key())),
     }
+    let mut client = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = client.transaction().await.map_err(ApiError::internal)?;
     tx.execute(
         "DELETE FROM connections WHERE tenant_id = $1 AND id = $2",
         &[&principal.tenant_id, &id],

@@ -142,7 +142,16 @@ impl IntegrationService for OdooApi {
         };
         let (rec, changed) = self
             .connections()
-            .update(&ctx.tenant_id, &req.id, name, config, secrets)
+            .update(
+                &ctx.tenant_id,
+                &req.id,
+                name,
+                config,
+                secrets,
+                req.if_unmodified_since.as_ref().and_then(|t| {
+                    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+                }),
+            )
             .await?;
         self.remote.forget_connection(&rec.id).await;
         Ok(Response::new(UpdateConnectionResponse {
