@@ -47,7 +47,7 @@ async fn an_update_from_a_stale_version_is_refused_not_applied() {
     let stale = UpdateConnectionRequest {
         id: id.clone(),
         name: Some("Written from a stale read".into()),
-        if_unmodified_since: read.updated_at.clone(),
+        if_unmodified_since: read.updated_at,
         ..Default::default()
     };
     let err = service

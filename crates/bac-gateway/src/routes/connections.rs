@@ -498,7 +498,7 @@ pub async fn update(
     };
     let req = UpdateConnectionRequest {
         id: id.clone(),
-        if_unmodified_since: before.updated_at.clone(),
+        if_unmodified_since: before.updated_at,
         name: name.map(str::to_string),
         config: new_config.clone().map(to_struct).transpose()?,
         secrets: body
