@@ -81,6 +81,16 @@ fn dirs_home() -> std::path::PathBuf {
         .unwrap_or_else(|_| "/root".into())
 }
 
+/// Sends `sig` (`-STOP`, `-CONT`) to a child process of the test.
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
 /// A Tansu broker of this test's own (memory storage), killed on drop.
 pub struct Tansu {
     pub port: u16,
@@ -125,12 +135,7 @@ impl Tansu {
 
     fn signal(&self, sig: &str) {
         if let Some(c) = &self.child {
-            let ok = Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "kill {sig} failed");
+            signal(c, sig);
         }
     }
 
@@ -227,12 +232,7 @@ impl Vault {
             .child
             .as_ref()
             .expect("only a Vault of the test's own can be frozen");
-        let ok = Command::new("kill")
-            .args([sig, &c.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} failed");
+        signal(c, sig);
     }
 
     /// Freezes the server (SIGSTOP): connections open, nothing answers.

@@ -47,6 +47,19 @@ struct Entries {
     listening_since: Option<Instant>,
 }
 
+impl Entries {
+    /// A lookup that started before the prefix was last invalidated, or before the current
+    /// LISTEN session (notifications before it may be lost), must not be cached.
+    fn stale(&self, prefix: &str, looked_up_at: Instant) -> bool {
+        self.invalidated
+            .get(prefix)
+            .is_some_and(|at| *at >= looked_up_at)
+            || self
+                .listening_since
+                .is_none_or(|since| since > looked_up_at)
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct KeyCache {
     /// One lock over entries and invalidations, so an invalidation cannot slip between the
@@ -78,12 +91,7 @@ impl KeyCache {
         let Ok(mut e) = self.entries.lock() else {
             return;
         };
-        let stale = e
-            .invalidated
-            .get(prefix)
-            .is_some_and(|at| *at >= looked_up_at)
-            || e.listening_since.is_none_or(|since| since > looked_up_at);
-        if stale {
+        if e.stale(prefix, looked_up_at) {
             return;
         }
         if e.keys.len() > 100_000 {
@@ -112,12 +120,7 @@ impl KeyCache {
         let Ok(mut e) = self.entries.lock() else {
             return;
         };
-        let stale = e
-            .invalidated
-            .get(prefix)
-            .is_some_and(|at| *at >= looked_up_at)
-            || e.listening_since.is_none_or(|since| since > looked_up_at);
-        if stale {
+        if e.stale(prefix, looked_up_at) {
             return;
         }
         if e.missing.len() > 100_000 {

@@ -2,7 +2,7 @@
 //! another tenant's connection, one whose values Postgres cannot hold (a NUL) and one that is
 //! not a command at all are kept as rejects with their reason, never applied, and the next
 //! command on the same partition is applied.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bac_e2e::{connect, Fleet};
 use rdkafka::{
@@ -96,24 +96,17 @@ async fn bad_commands_are_kept_as_rejects_and_the_next_one_applies() {
     send(&p, &h, r#"{"values": {"name": "After the bad ones"}}"#).await;
 
     let db = connect(&fleet.infra.database_url).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let row = db
-            .query_opt(
-                "SELECT status FROM odoo.sync_commands WHERE tenant_id = $1 AND command_id = 'cmd-good'",
-                &[&fleet.tenant],
-            )
-            .await
-            .unwrap();
-        if row.is_some_and(|r| r.get::<_, String>(0) == "applied") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the good command was not applied"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let applied = bac_e2e::wait_until(Duration::from_secs(60), || async {
+        db.query_opt(
+            "SELECT status FROM odoo.sync_commands WHERE tenant_id = $1 AND command_id = 'cmd-good'",
+            &[&fleet.tenant],
+        )
+        .await
+        .unwrap()
+        .is_some_and(|r| r.get::<_, String>(0) == "applied")
+    })
+    .await;
+    assert!(applied, "the good command was not applied");
     let rejects: Vec<(String, String, String)> = db
         .query(
             "SELECT tenant_id, command_id, reason FROM odoo.sync_command_rejects ORDER BY id",

@@ -6,7 +6,7 @@
 //! start before all seven had ended.
 use std::time::{Duration, Instant};
 
-use bac_e2e::Fleet;
+use bac_e2e::{wait_until, Fleet};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -76,11 +76,11 @@ async fn a_big_backfill_does_not_hold_up_another_tenants_sync() {
     assert_eq!(status, 202, "{body}");
     // The run slots are A's before B asks (one here: the test pool of 8 connections allows
     // one run at a time, see SyncEngine::new).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&runs(&fleet, &fleet.key, &a_conn).await, "running") == 0 {
-        assert!(Instant::now() < deadline, "A's runs did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let started = wait_until(Duration::from_secs(60), || async {
+        count(&runs(&fleet, &fleet.key, &a_conn).await, "running") > 0
+    })
+    .await;
+    assert!(started, "A's runs did not start");
 
     // Tenant B, with an Odoo of its own holding one lead.
     let (b_odoo, _) = bac_sandbox::spawn_odoo(
@@ -129,16 +129,13 @@ async fn a_big_backfill_does_not_hold_up_another_tenants_sync() {
         .await;
     assert_eq!(status, 202, "{body}");
     let triggered = Instant::now();
-    let deadline = triggered + Duration::from_secs(120);
-    loop {
+    let ended = wait_until(Duration::from_secs(120), || async {
         let b = runs(&fleet, &b_key, &b_conn).await;
-        if count(&b, "succeeded") == 1 {
-            break;
-        }
         assert_eq!(count(&b, "failed"), 0, "{b:?}");
-        assert!(Instant::now() < deadline, "B's run did not end: {b:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        count(&b, "succeeded") == 1
+    })
+    .await;
+    assert!(ended, "B's run did not end");
     let a = runs(&fleet, &fleet.key, &a_conn).await;
     let a_done = count(&a, "succeeded");
     println!(

@@ -81,9 +81,7 @@ async fn an_event_the_broker_refuses_is_parked_and_the_next_tenant_goes_on() {
         .await;
     assert_eq!(status, 200, "{retried}");
     assert_eq!(retried["status"], "queued");
-    let attempts = |db: tokio_postgres::Row| db.get::<_, i32>(0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let parked_again = bac_e2e::wait_until(Duration::from_secs(30), || async {
         let row = db
             .query_one(
                 "SELECT attempts, parked_at IS NOT NULL FROM odoo.outbox WHERE event_id = $1",
@@ -91,12 +89,10 @@ async fn an_event_the_broker_refuses_is_parked_and_the_next_tenant_goes_on() {
             )
             .await
             .unwrap();
-        if row.get::<_, bool>(1) && attempts(row) >= 2 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not parked again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        row.get::<_, bool>(1) && row.get::<_, i32>(0) >= 2
+    })
+    .await;
+    assert!(parked_again, "not parked again");
     let (status, discarded) = fleet
         .call(Method::DELETE, &format!("{PARKED}/{id}"), None)
         .await;

@@ -25,22 +25,17 @@ async fn old_rows_are_purged_in_batches_and_the_rest_stays() {
         .await;
     assert_eq!(status, 202, "{body}");
     let run: uuid::Uuid = body["sync_run_id"].as_str().unwrap().parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done: bool = db
-            .query_one(
-                "SELECT finished_at IS NOT NULL FROM odoo.sync_runs WHERE id = $1",
-                &[&run],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if done {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let finished = bac_e2e::wait_until(Duration::from_secs(60), || async {
+        db.query_one(
+            "SELECT finished_at IS NOT NULL FROM odoo.sync_runs WHERE id = $1",
+            &[&run],
+        )
+        .await
+        .unwrap()
+        .get::<_, bool>(0)
+    })
+    .await;
+    assert!(finished, "the run did not finish");
     assert!(fleet.wait_outbox_drained(Duration::from_secs(30)).await);
     db.batch_execute(
         "UPDATE odoo.sync_runs SET finished_at = now() - interval '8 days';

@@ -226,21 +226,31 @@ async fn loopback_literals_and_names_are_refused_before_connecting() {
     );
 }
 
-#[tokio::test]
-async fn a_redirect_into_loopback_is_refused_hop_by_hop() {
-    let (inside, seen) = target().await;
-    // The allowed upstream stands on 127.0.0.2; 127.0.0.1 stays closed.
-    let location = format!("http://{inside}/v1/secret");
+/// A server on `ip` that answers every request with `status` and `Location: location`.
+async fn redirecting(ip: &str, status: StatusCode, location: String) -> std::net::SocketAddr {
     let app = axum::Router::new().route(
         "/*path",
         any(move || {
             let location = location.clone();
-            async move { (StatusCode::TEMPORARY_REDIRECT, [("location", location)]) }
+            async move { (status, [("location", location)]) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
-    let outside = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn a_redirect_into_loopback_is_refused_hop_by_hop() {
+    let (inside, seen) = target().await;
+    // The allowed upstream stands on 127.0.0.2; 127.0.0.1 stays closed.
+    let outside = redirecting(
+        "127.0.0.2",
+        StatusCode::TEMPORARY_REDIRECT,
+        format!("http://{inside}/v1/secret"),
+    )
+    .await;
     let client = UpstreamClient::new(
         "test",
         None,
@@ -254,17 +264,12 @@ async fn a_redirect_into_loopback_is_refused_hop_by_hop() {
     assert_eq!(refused(err), AddressClass::Loopback);
     // Through a name (localhost resolves to 127.0.0.1 and ::1): another server, so the
     // redirect is not followed at all, with or without the resolver's check.
-    let by_name = format!("http://localhost:{}/v1/secret", inside.port());
-    let app = axum::Router::new().route(
-        "/*path",
-        any(move || {
-            let location = by_name.clone();
-            async move { (StatusCode::FOUND, [("location", location)]) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
-    let outside = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let outside = redirecting(
+        "127.0.0.2",
+        StatusCode::FOUND,
+        format!("http://localhost:{}/v1/secret", inside.port()),
+    )
+    .await;
     let err = client
         .send(&req(&format!("http://{outside}"), true))
         .await
@@ -296,17 +301,12 @@ async fn credentials_never_follow_a_redirect_to_another_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.3:0").await.unwrap();
     let elsewhere = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, collector).await.unwrap() });
-    let location = format!("http://{elsewhere}/collect");
-    let app = axum::Router::new().route(
-        "/*path",
-        any(move || {
-            let location = location.clone();
-            async move { (StatusCode::TEMPORARY_REDIRECT, [("location", location)]) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
-    let outside = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let outside = redirecting(
+        "127.0.0.2",
+        StatusCode::TEMPORARY_REDIRECT,
+        format!("http://{elsewhere}/collect"),
+    )
+    .await;
     let client = UpstreamClient::new(
         "test",
         None,
