@@ -56,21 +56,17 @@ type Keyed =
 struct Limiter {
     quota: RateQuota,
     inner: Keyed,
+    /// Cells one request costs: the number of live replicas sharing the limit. Charging n
+    /// cells of the fleet's bucket is this replica's 1/n share, and a change of n needs no new
+    /// bucket (a fresh one would hand every key a new burst).
+    cost: std::sync::atomic::AtomicU32,
 }
 
 impl Limiter {
     fn new(q: RateQuota, clock: &DefaultClock) -> Option<Limiter> {
-        Self::share(q, 1, clock)
-    }
-
-    /// One replica's share of `q` when `replicas` replicas enforce it together: the rate and
-    /// the burst divided (the burst rounded up, at least one request).
-    fn share(q: RateQuota, replicas: u32, clock: &DefaultClock) -> Option<Limiter> {
-        NonZeroU32::new(q.per_second)?;
-        let n = replicas.max(1);
-        let burst = NonZeroU32::new(q.burst.max(1).div_ceil(n).max(1))?;
-        let period = Duration::from_secs_f64(f64::from(n) / f64::from(q.per_second));
-        let quota = Quota::with_period(period)?.allow_burst(burst);
+        let rate = NonZeroU32::new(q.per_second)?;
+        let burst = NonZeroU32::new(q.burst.max(1))?;
+        let quota = Quota::per_second(rate).allow_burst(burst);
         Some(Limiter {
             quota: RateQuota {
                 per_second: q.per_second,
@@ -78,46 +74,52 @@ impl Limiter {
             },
             inner: RateLimiter::dashmap_with_clock(quota, clock.clone())
                 .with_middleware::<StateInformationMiddleware>(),
+            cost: std::sync::atomic::AtomicU32::new(1),
         })
     }
 
     fn check(&self, key: &str, clock: &DefaultClock) -> RateInfo {
         let key = key.to_string();
-        match self.inner.check_key(&key) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let refill = snapshot.quota().replenish_interval();
+        // Never more than the burst: with a burst smaller than the replica count, a request
+        // costs the whole burst, so the fleet never exceeds the configured rate.
+        let n = self.cost.load(Ordering::Relaxed).clamp(1, self.quota.burst);
+        let limit = (self.quota.burst / n).max(1);
+        let cells = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        match self.inner.check_key_n(&key, cells) {
+            Ok(Ok(snapshot)) => {
+                let remaining = snapshot.remaining_burst_capacity() / n;
+                let refill = snapshot.quota().replenish_interval() * n;
                 RateInfo {
-                    limit: self.quota.burst,
+                    limit,
                     remaining,
-                    reset: refill * self.quota.burst.saturating_sub(remaining),
+                    reset: refill * limit.saturating_sub(remaining),
                     retry_after: None,
                 }
             }
-            Err(not_until) => {
+            Ok(Err(not_until)) => {
                 let wait = not_until.wait_time_from(clock.now());
                 RateInfo {
-                    limit: self.quota.burst,
+                    limit,
                     remaining: 0,
                     reset: wait,
                     retry_after: Some(wait),
                 }
             }
+            // n is clamped to the burst, so this cannot happen; refuse for a second if it does.
+            Err(_) => RateInfo {
+                limit,
+                remaining: 0,
+                reset: Duration::from_secs(1),
+                retry_after: Some(Duration::from_secs(1)),
+            },
         }
     }
 }
 
-/// The per-key and per-tenant limiters of one replica's share.
-struct Shares {
-    replicas: u32,
-    per_key: Option<Limiter>,
-    per_tenant: Option<Limiter>,
-}
-
 /// The limiters of one gateway replica (in [`crate::AppState`]).
 pub struct RateLimits {
-    configured: (Option<RateQuota>, Option<RateQuota>),
-    shares: std::sync::RwLock<std::sync::Arc<Shares>>,
+    per_key: Option<Limiter>,
+    per_tenant: Option<Limiter>,
     clock: DefaultClock,
     checks: AtomicU64,
 }
@@ -126,54 +128,30 @@ impl RateLimits {
     /// `None` (or a rate of 0) switches that limit off.
     pub fn new(per_key: Option<RateQuota>, per_tenant: Option<RateQuota>) -> RateLimits {
         let clock = DefaultClock::default();
-        let shares = Self::shares(per_key, per_tenant, 1, &clock);
         RateLimits {
-            configured: (per_key, per_tenant),
-            shares: std::sync::RwLock::new(std::sync::Arc::new(shares)),
+            per_key: per_key.and_then(|q| Limiter::new(q, &clock)),
+            per_tenant: per_tenant.and_then(|q| Limiter::new(q, &clock)),
             clock,
             checks: AtomicU64::new(0),
         }
     }
 
-    fn shares(
-        per_key: Option<RateQuota>,
-        per_tenant: Option<RateQuota>,
-        replicas: u32,
-        clock: &DefaultClock,
-    ) -> Shares {
-        Shares {
-            replicas,
-            per_key: per_key.and_then(|q| Limiter::share(q, replicas, clock)),
-            per_tenant: per_tenant.and_then(|q| Limiter::share(q, replicas, clock)),
-        }
-    }
-
-    /// How many replicas share the limits now (from the replica registry). A change starts
-    /// every bucket afresh at the new share.
-    pub fn set_replicas(&self, replicas: u32) {
-        let n = replicas.max(1);
-        if self.current().replicas == n {
-            return;
-        }
-        let fresh = Self::shares(self.configured.0, self.configured.1, n, &self.clock);
-        if let Ok(mut s) = self.shares.write() {
-            *s = std::sync::Arc::new(fresh);
-            tracing::info!(
-                replicas = n,
-                "rate limits shared by the live gateway replicas"
-            );
-        }
-    }
-
-    fn current(&self) -> std::sync::Arc<Shares> {
-        match self.shares.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
     pub fn disabled() -> RateLimits {
         RateLimits::new(None, None)
+    }
+
+    /// How many replicas share the limits now (from the replica registry): each request
+    /// costs that many cells of the fleet's bucket. The buckets themselves stay as they are.
+    pub fn set_replicas(&self, replicas: u32) {
+        let n = replicas.max(1);
+        for l in [&self.per_key, &self.per_tenant].into_iter().flatten() {
+            if l.cost.swap(n, Ordering::Relaxed) != n {
+                tracing::info!(
+                    replicas = n,
+                    "rate limits shared by the live gateway replicas"
+                );
+            }
+        }
     }
 
     /// Counts one request of `key_id` (of `tenant`). The key's limit is checked first; a
@@ -183,17 +161,16 @@ impl RateLimits {
         if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             self.forget_idle();
         }
-        let shares = self.current();
         let mut info: Option<RateInfo> = None;
         let mut refused_by = "";
-        if let Some(l) = &shares.per_key {
+        if let Some(l) = &self.per_key {
             let i = l.check(key_id, &self.clock);
             if i.retry_after.is_some() {
                 refused_by = "API key";
             }
             info = Some(i);
         }
-        if let (Some(l), "") = (&shares.per_tenant, refused_by) {
+        if let (Some(l), "") = (&self.per_tenant, refused_by) {
             let i = l.check(tenant, &self.clock);
             if i.retry_after.is_some() {
                 refused_by = "tenant";
@@ -217,9 +194,9 @@ impl RateLimits {
                 metrics::counter!("bac_http_rate_limited_total", "scope" => if refused_by == "tenant" { "tenant" } else { "key" })
                     .increment(1);
                 let per_second = if refused_by == "tenant" {
-                    shares.per_tenant.as_ref().map(|l| l.quota.per_second)
+                    self.per_tenant.as_ref().map(|l| l.quota.per_second)
                 } else {
-                    shares.per_key.as_ref().map(|l| l.quota.per_second)
+                    self.per_key.as_ref().map(|l| l.quota.per_second)
                 };
                 Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -241,8 +218,7 @@ impl RateLimits {
 
     /// Drops the state of keys whose buckets are full again (they look like new ones).
     fn forget_idle(&self) {
-        let shares = self.current();
-        for l in [&shares.per_key, &shares.per_tenant].into_iter().flatten() {
+        for l in [&self.per_key, &self.per_tenant].into_iter().flatten() {
             l.inner.retain_recent();
             l.inner.shrink_to_fit();
         }
@@ -499,9 +475,10 @@ mod tests {
         limits.set_replicas(3);
         let allowed = (0..100).filter(|_| limits.check("t", "k").is_ok()).count();
         assert_eq!(allowed, 10, "a third of the burst");
+        // A change of the replica count hands out no new burst: the bucket is the fleet's.
         limits.set_replicas(1);
         let allowed = (0..100).filter(|_| limits.check("t", "k").is_ok()).count();
-        assert_eq!(allowed, 30, "alone again: the whole burst");
+        assert_eq!(allowed, 0, "the burst was spent by the three");
     }
 
     #[test]

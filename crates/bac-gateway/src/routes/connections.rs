@@ -628,12 +628,17 @@ pub async fn delete(
     }
     let mut client = state.db.get().await.map_err(ApiError::internal)?;
     let tx = client.transaction().await.map_err(ApiError::internal)?;
-    tx.execute(
-        "DELETE FROM connections WHERE tenant_id = $1 AND id = $2",
-        &[&principal.tenant_id, &id],
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    let removed = tx
+        .execute(
+            "DELETE FROM connections WHERE tenant_id = $1 AND id = $2",
+            &[&principal.tenant_id, &id],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    // A concurrent delete got there first: it answered and audited, this one has nothing to do.
+    if removed == 0 {
+        return Err(ApiError::not_found(format!("no connection {id}")));
+    }
     audit::record(
         &tx,
         &principal,

@@ -136,6 +136,16 @@ impl IntegrationService for OdooApi {
             }
             None => None,
         };
+        // A precondition that cannot be read is refused, never dropped.
+        let if_unmodified_since = match req.if_unmodified_since {
+            None => None,
+            Some(t) => Some(
+                u32::try_from(t.nanos)
+                    .ok()
+                    .and_then(|n| chrono::DateTime::from_timestamp(t.seconds, n))
+                    .ok_or_else(|| bad("if_unmodified_since is not a valid timestamp"))?,
+            ),
+        };
         let name = match req.name.as_deref().map(str::trim) {
             Some("") => return Err(bad("name must not be empty").into()),
             other => other,
@@ -148,9 +158,7 @@ impl IntegrationService for OdooApi {
                 name,
                 config,
                 secrets,
-                req.if_unmodified_since.as_ref().and_then(|t| {
-                    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
-                }),
+                if_unmodified_since,
             )
             .await?;
         self.remote.forget_connection(&rec.id).await;
