@@ -583,6 +583,32 @@ impl Fleet {
         .await
     }
 
+    /// `model.method(*args, **kwargs)` on the sandbox as admin, as any Odoo client would call
+    /// it (JSON-RPC `object.execute_kw`); its result.
+    pub async fn odoo_rpc(
+        &self,
+        model: &str,
+        method: &str,
+        args: serde_json::Value,
+        kwargs: serde_json::Value,
+    ) -> serde_json::Value {
+        let body = serde_json::json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+            "service": "object", "method": "execute_kw",
+            "args": ["demo", 2, "admin", model, method, args, kwargs]}});
+        let resp: serde_json::Value = self
+            .http
+            .post(format!("{}/jsonrpc", self.sandbox_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(resp.get("error").is_none(), "{resp}");
+        resp["result"].clone()
+    }
+
     /// Waits until the odoo outbox (single events and batch rows) has no unpublished rows.
     pub async fn wait_outbox_drained(&self, within: Duration) -> bool {
         let db = connect(&self.infra.database_url).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bac_e2e::{connect, kafka, Fleet};
 use bac_runtime::{events::CloudEvent, outbox};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn event(tenant: &str, key: &str, data: Vec<u8>) -> CloudEvent {
     CloudEvent {
@@ -141,32 +141,17 @@ async fn insert_raw(db: &tokio_postgres::Client, e: &CloudEvent) {
     .unwrap();
 }
 
-/// Creates a lead in the sandbox as any Odoo client would.
-async fn upstream_lead(fleet: &Fleet, name: &str) {
-    let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
-        "service": "object", "method": "execute_kw",
-        "args": ["demo", 2, "admin", "crm.lead", "create", [{"name": name}], {}]}});
-    let resp: Value = fleet
-        .http
-        .post(format!("{}/jsonrpc", fleet.sandbox_url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(resp.get("error").is_none(), "{resp}");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_too_large_for_one_message_is_published_without_its_largest_fields() {
     let fleet = Fleet::start().await;
     let (status, conn) = fleet.connect_odoo(None, "admin").await;
     assert_eq!(status, 201, "{conn}");
     // Odoo takes a 950 KB name; the event of a pulled record carries it in `after`.
-    upstream_lead(&fleet, &"N".repeat(950_000)).await;
-    upstream_lead(&fleet, "Small").await;
+    for name in ["N".repeat(950_000), "Small".to_string()] {
+        fleet
+            .odoo_rpc("crm.lead", "create", json!([{"name": name}]), json!({}))
+            .await;
+    }
     let (status, body) = fleet
         .call(
             Method::POST,

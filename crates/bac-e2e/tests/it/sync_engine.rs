@@ -17,21 +17,7 @@ use serde_json::{json, Value};
 
 /// `model.method(*args, **kwargs)` on the sandbox as admin, like any Odoo client would.
 async fn odoo(fleet: &Fleet, model: &str, method: &str, args: Value, kwargs: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
-        "service": "object", "method": "execute_kw",
-        "args": ["demo", 2, "admin", model, method, args, kwargs]}});
-    let resp: Value = fleet
-        .http
-        .post(format!("{}/jsonrpc", fleet.sandbox_url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(resp.get("error").is_none(), "{resp}");
-    resp["result"].clone()
+    fleet.odoo_rpc(model, method, args, kwargs).await
 }
 
 async fn seed(fleet: &Fleet, model: &str, count: usize, values: Value, write_date: Option<&str>) {
