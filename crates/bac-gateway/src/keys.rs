@@ -149,7 +149,8 @@ impl KeyCache {
         }
     }
 
-    fn forget(&self, prefix: &str) {
+    /// Drops `prefix` now (the change that calls this also NOTIFYs every replica).
+    pub fn forget(&self, prefix: &str) {
         if let Ok(mut e) = self.entries.lock() {
             e.invalidated.retain(|_, at| at.elapsed() < TTL);
             e.invalidated.insert(prefix.to_string(), Instant::now());

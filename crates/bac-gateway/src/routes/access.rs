@@ -229,15 +229,21 @@ pub struct UpdateUser {
     pub active: Option<bool>,
 }
 
-/// Drops the user's keys from every replica's key cache (inside the caller's transaction).
-async fn forget_keys_of(tx: &bac_runtime::db::Transaction<'_>, user: &str) -> Result<(), ApiError> {
-    tx.execute(
-        "SELECT pg_notify('gateway_api_keys', prefix) FROM api_keys WHERE user_id = $1",
-        &[&user],
-    )
-    .await
-    .map_err(ApiError::internal)?;
-    Ok(())
+/// Tells every replica to drop the user's keys from its cache (at commit); returns their
+/// prefixes, which the caller drops from this replica's cache itself once committed, so its
+/// own next request never waits for the notification to come round.
+async fn forget_keys_of(
+    tx: &bac_runtime::db::Transaction<'_>,
+    user: &str,
+) -> Result<Vec<String>, ApiError> {
+    let rows = tx
+        .query(
+            "SELECT prefix, pg_notify('gateway_api_keys', prefix)::text FROM api_keys WHERE user_id = $1",
+            &[&user],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "access",
@@ -296,7 +302,7 @@ pub async fn update_user(
         .await
         .map_err(ApiError::internal)?;
     // Cached keys of this user carry the old role and state: drop them on every replica.
-    forget_keys_of(&tx, &id).await?;
+    let dropped = forget_keys_of(&tx, &id).await?;
     if new_role != old_role {
         let change = Change {
             action: "user.role_changed",
@@ -320,6 +326,9 @@ pub async fn update_user(
         audit::record(&tx, &principal, &origin, change).await?;
     }
     tx.commit().await.map_err(ApiError::internal)?;
+    for prefix in &dropped {
+        state.keys.forget(prefix);
+    }
     Ok(Json(user_json(&row)))
 }
 
@@ -349,7 +358,7 @@ pub async fn delete_user(
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
     let (email, role): (String, String) = (user.get(0), user.get(1));
-    forget_keys_of(&tx, &id).await?;
+    let dropped = forget_keys_of(&tx, &id).await?;
     let keys = tx
         .execute("DELETE FROM api_keys WHERE user_id = $1", &[&id])
         .await
@@ -372,6 +381,9 @@ pub async fn delete_user(
     };
     audit::record(&tx, &principal, &origin, change).await?;
     tx.commit().await.map_err(ApiError::internal)?;
+    for prefix in &dropped {
+        state.keys.forget(prefix);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -563,6 +575,8 @@ pub async fn revoke_key(
     };
     audit::record(&tx, &principal, &origin, change).await?;
     tx.commit().await.map_err(ApiError::internal)?;
+    // Every replica hears of it (the table's trigger NOTIFYs); this one knows now.
+    state.keys.forget(&row.get::<_, String>(1));
     Ok(Json(key_json(&row)))
 }
 
