@@ -59,10 +59,18 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
     let deadline = config.upstream_timeout;
     let egress = config.upstream_egress.clone();
     let max_body = config.upstream_max_body;
+    let per_second = config.upstream_per_second;
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "odoo")
         .bind_credentials_to(&["url", "database", "username"]);
-    let remote = remote::Remote::new(rt.db.clone(), store.clone(), deadline, egress, max_body);
+    let remote = remote::Remote::new(
+        rt.db.clone(),
+        store.clone(),
+        deadline,
+        egress,
+        max_body,
+        per_second,
+    );
     let engine = bac_runtime::sync::SyncEngine::new(
         rt.db.clone(),
         "odoo",

@@ -148,6 +148,7 @@ impl Remote {
         upstream_deadline: Duration,
         egress: EgressPolicy,
         max_body: usize,
+        per_second: Option<u32>,
     ) -> Self {
         let policy = RetryPolicy {
             deadline: upstream_deadline,
@@ -157,9 +158,11 @@ impl Remote {
             inner: Arc::new(Inner {
                 db,
                 connections,
-                // Odoo publishes no quota; 20 calls/s keeps a small self-hosted server healthy.
+                // Odoo publishes no quota; 20 calls/s keeps a small self-hosted server healthy
+                // (BAC_UPSTREAM_PER_SECOND for a larger one).
                 client: OdooClient::new(
-                    UpstreamClient::new("odoo", Some(20), policy, egress).with_max_body(max_body),
+                    UpstreamClient::new("odoo", Some(per_second.unwrap_or(20)), policy, egress)
+                        .with_max_body(max_body),
                 ),
                 uids: Mutex::new(HashMap::new()),
                 servers: Mutex::new(HashMap::new()),

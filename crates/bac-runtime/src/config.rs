@@ -206,6 +206,9 @@ pub struct Config {
     pub upstream_egress: EgressPolicy,
     /// Largest upstream answer one call reads (`BAC_UPSTREAM_MAX_BODY_BYTES`, default 16 MiB).
     pub upstream_max_body: usize,
+    /// Upstream calls per second and connection (`BAC_UPSTREAM_PER_SECOND`); `None`: the
+    /// provider's own quota (a self-hosted server may take more than the default).
+    pub upstream_per_second: Option<u32>,
     /// What is kept how long (`BAC_RETENTION_DAYS`, `BAC_RETENTION_INTERVAL_SECS`).
     pub retention: crate::retention::Retention,
 }
@@ -292,6 +295,13 @@ impl Config {
                 "BAC_UPSTREAM_MAX_BODY_BYTES",
                 crate::upstream::DEFAULT_MAX_BODY,
             )?,
+            upstream_per_second: match get("BAC_UPSTREAM_PER_SECOND") {
+                None => None,
+                Some(_) => Some(
+                    u32::try_from(positive(&get, "BAC_UPSTREAM_PER_SECOND", 1)?)
+                        .unwrap_or(u32::MAX),
+                ),
+            },
             upstream_egress: match get("BAC_UPSTREAM_ALLOW_CIDRS") {
                 None => EgressPolicy::strict(),
                 Some(v) => EgressPolicy::parse(&v)

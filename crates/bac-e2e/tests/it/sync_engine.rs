@@ -1211,6 +1211,7 @@ async fn a_full_trigger_turns_a_queued_incremental_run_full() {
         Duration::from_secs(5),
         config.upstream_egress.clone(),
         config.upstream_max_body,
+        config.upstream_per_second,
     );
     let engine = bac_runtime::sync::SyncEngine::new(
         db,
