@@ -654,6 +654,40 @@ ensure_build_deps() {
 
 # install_deps: everything the dev fleet and the test suite need on this machine.
 
+# buf (proto lint and breaking-change checks), from the npm registry, pinned, into .tools/.
+BUF_VERSION=1.75.0
+BUF_DIR="${BAC_TOOLS_DIR:-$BAC_ROOT/.tools}/buf-$BUF_VERSION"
+ensure_buf() {
+  if [[ $("$BUF_DIR/node_modules/.bin/buf" --version 2>/dev/null) == "$BUF_VERSION" ]]; then
+    BAC_SKIPPED+=("buf $BUF_VERSION")
+    return
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+  log "buf: npm install @bufbuild/buf@$BUF_VERSION into $BUF_DIR"
+  mkdir -p "$BUF_DIR"
+  npm install --prefix "$BUF_DIR" --no-audit --no-fund --silent "@bufbuild/buf@$BUF_VERSION" >&2
+  [[ $("$BUF_DIR/node_modules/.bin/buf" --version 2>/dev/null) == "$BUF_VERSION" ]] ||
+    die "buf: $BUF_DIR/node_modules/.bin/buf does not report $BUF_VERSION"
+  BAC_INSTALLED+=("buf $BUF_VERSION")
+}
+
+buf_bin() {
+  printf '%s\n' "$BUF_DIR/node_modules/.bin/buf"
+}
+
+# Debian's Chromium: the reference page's browser test (tests/python) renders /api/v1/docs.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    BAC_SKIPPED+=("chromium")
+    return
+  fi
+  apt_install chromium
+  command -v chromium >/dev/null 2>&1 || die "apt-get installed no chromium"
+  BAC_INSTALLED+=("chromium (Debian)")
+}
+
 install_deps() {
   BAC_INSTALLED=()
   BAC_SKIPPED=()
@@ -661,6 +695,8 @@ install_deps() {
   ensure_postgres
   ensure_tansu
   ensure_venv
+  ensure_buf
+  ensure_chromium
   path_prepend "$VENV_DIR/bin"
   local item
   if ((${#BAC_INSTALLED[@]} > 0)); then

@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     env::set_var("PROTOC", protoc);
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
+        "bac/api/v1/edge.proto",
         "bac/common/v1/common.proto",
         "bac/integration/v1/integration.proto",
         "bac/events/v1/events.proto",

@@ -1,6 +1,8 @@
 """schemathesis against the gateway's own OpenAPI document: no 5xx, and every documented
 response matches its schema. Needs the infrastructure scripts/test starts."""
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +57,50 @@ def test_docs_page_renders(fleet):
     import urllib.request
     with urllib.request.urlopen(f"{fleet.api}/api/v1/docs", timeout=10) as resp:
         assert resp.status == 200
+        csp = resp.headers["Content-Security-Policy"]
         html = resp.read().decode()
+    # Redoc from the gateway itself, and every request the page makes kept on this origin.
+    assert '<script src="/api/v1/docs/redoc.standalone.js' in html
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+    # Without JavaScript: the same document rendered on the server.
     assert "/api/v1/integrations/permissions/grant" in html
     assert "ErrorBody" in html
+    with urllib.request.urlopen(f"{fleet.api}/api/v1/docs/redoc.standalone.js", timeout=10) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/javascript")
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("Chromium is not installed (scripts/install-deps installs Debian's chromium)")
+
+
+def test_reference_page_shows_the_lead_body_in_chromium(fleet, tmp_path):
+    """Headless Chromium renders /api/v1/docs (Redoc, no outside request) and the lead
+    operation shows its request body's fields: what a reader of the reference sees."""
+    cmd = [
+        chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=30000", "--dump-dom", f"{fleet.api}/api/v1/docs",
+    ]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    dom = run.stdout
+    Path(os.environ.get("BAC_DOCS_DOM", str(tmp_path / "dom.html"))).write_text(dom)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # What Redoc rendered, not the <noscript> copy.
+    rendered = re.sub(r"<noscript>.*?</noscript>", "", dom, flags=re.S)
+    assert "redoc-wrap" in rendered, rendered[:2000]
+    # The operation's section in the middle panel (the side menu names it too).
+    start = rendered.find('data-section-id="operation/create_lead"')
+    assert start >= 0, "Redoc did not render the create_lead operation"
+    end = rendered.find('data-section-id="operation/', start + 40)
+    section = rendered[start:end if end > 0 else None]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", section))
+    assert "Create a CRM lead" in text and "/api/v1/odoo/crm/leads" in text, text[:500]
+    body = text[text.index("Request Body schema"):text.index("Responses")]
+    for field in ("name", "partner_name", "email", "expected_revenue", "priority"):
+        assert f" {field} " in body, f"the lead body's field {field} is not shown: {body}"
+    assert "very_high" in body and "required" in body, body

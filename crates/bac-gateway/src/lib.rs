@@ -1,7 +1,9 @@
 //! `bac-gateway` is the fleet's only public edge: the REST/JSON API under `/api/v1`, API-key
 //! authentication and tenant context, and routing to the integration services over gRPC.
 //!
-//! - [`routes`]: the REST handlers, one module per area (`connections`, `odoo`).
+//! - [`routes`]: the hand-written REST handlers: tenants, users, keys, grants, audit, connections,
+//!   syncs and status (the gateway's own resources and the integration-management contract).
+//! - [`transcode`]: every domain route (`/api/v1/odoo/...`), served from the annotated protos.
 //! - [`auth`]: API keys and the authenticated [`auth::Principal`].
 //! - [`authz`]: the access matrix and delegated grants.
 //! - [`catalog`]: the integrations, their connection JSON Schemas and the validator.
@@ -10,6 +12,7 @@
 //! - [`http`]: request ids, per-request span and metrics, error-shape safety net.
 //! - [`services`]: gRPC channels to the services (balanced, deadlines, idempotent retry).
 //! - [`ratelimit`], [`replicas`], [`edge`], [`settings`]: rate limits (shared by the live replicas), CORS/gzip/timeouts, their `BAC_*` settings.
+//! - [`grpc_edge`]: the gRPC port for platform services (keys, access matrix, forwarding).
 //! - [`admin`]: `bac-gateway bootstrap` (first tenant and key).
 pub mod admin;
 pub mod audit;
@@ -18,6 +21,7 @@ pub mod authz;
 pub mod catalog;
 pub mod edge;
 pub mod error;
+pub mod grpc_edge;
 pub mod http;
 pub mod keys;
 pub mod openapi;
@@ -26,6 +30,7 @@ pub mod replicas;
 pub mod routes;
 pub mod services;
 pub mod settings;
+pub mod transcode;
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -90,6 +95,7 @@ pub fn spec() -> ServiceSpec {
 pub fn app(state: Arc<AppState>) -> Router {
     let settings = state.settings.clone();
     let router = routes::router()
+        .merge(transcode::fleet_router())
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -124,6 +130,8 @@ pub async fn run_with_settings(
     urls: ServiceUrls,
     settings: GatewaySettings,
 ) -> anyhow::Result<Running> {
+    // The domain routes come from the compiled descriptor set: a broken one stops the start.
+    let transcoder = transcode::fleet().map_err(|e| anyhow::anyhow!("the REST transcoder: {e}"))?;
     let api = TcpListener::bind(config.api_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (BAC_API_ADDR): {e}", config.api_addr))?;
@@ -143,13 +151,14 @@ pub async fn run_with_settings(
     });
     tokio::spawn(replicas::run(state.clone(), rt.shutdown.child_token()));
     tracing::info!(api = %api.local_addr()?, "gateway API listening");
-    rt.launch(tonic::service::Routes::default(), Some((api, app(state))))
-        .await
+    let edge = tonic::service::Routes::from(grpc_edge::router(state.clone(), transcoder));
+    rt.launch(edge, Some((api, app(state)))).await
 }
 
 const USAGE: &str = "usage: bac-gateway                      serve (configuration from BAC_* variables)
        bac-gateway bootstrap --tenant ID [--tenant-name NAME] --email EMAIL [--role super_admin|admin|user]
-                                         create the tenant and user if missing and print a new API key";
+                                         create the tenant and user if missing and print a new API key
+       bac-gateway openapi                print the OpenAPI document the gateway serves (for client generators)";
 
 /// `main` of the gateway binary: serve, or run an operator command.
 pub fn cli_main() -> ExitCode {
@@ -157,6 +166,22 @@ pub fn cli_main() -> ExitCode {
     match args.first().map(String::as_str) {
         None => bac_runtime::run_main(ServiceKind::Gateway, run),
         Some("bootstrap") => bootstrap_cli(&args[1..]),
+        Some("openapi") => {
+            let doc = openapi::document_value();
+            match serde_json::to_string_pretty(&doc) {
+                Ok(text) => {
+                    #[allow(clippy::print_stdout)]
+                    {
+                        println!("{text}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bac-gateway openapi: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("-h" | "--help" | "help") => {
             eprintln!("{USAGE}");
             ExitCode::SUCCESS

@@ -1,6 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! schema types below, served at `/api/v1/openapi.json`, and a self-contained HTML reference at
-//! `/api/v1/docs` (no external scripts: it renders the same document on the server).
+//! schema types below (the gateway's own routes) and from the annotated protos (the domain
+//! routes, `crate::transcode::openapi`), served at `/api/v1/openapi.json`, and the reference
+//! page at `/api/v1/docs`: Redoc (vendored, `assets/redoc`, served by the gateway itself, so
+//! the page makes no outside request), with the same document rendered on the server inside
+//! `<noscript>` for readers without JavaScript.
 use axum::{
     http::header,
     response::{Html, IntoResponse},
@@ -248,18 +251,6 @@ impl Modify for Security {
         crate::routes::status::tally_create_configuration,
         crate::routes::status::tally_update_configuration,
         crate::routes::status::tally_delete_configuration,
-        crate::routes::odoo::create_lead,
-        crate::routes::odoo::list_leads,
-        crate::routes::odoo::get_lead,
-        crate::routes::odoo::update_lead,
-        crate::routes::odoo::create_sale_order,
-        crate::routes::odoo::list_sale_orders,
-        crate::routes::odoo::create_invoice,
-        crate::routes::odoo::list_invoices,
-        crate::routes::odoo::list_products,
-        crate::routes::odoo::list_stock,
-        crate::routes::odoo::list_employees,
-        crate::routes::odoo::execute_kw,
         crate::routes::sync::trigger,
         crate::routes::sync::runs,
         crate::routes::sync::settings,
@@ -296,10 +287,30 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The document as served: the hand-written routes' part (utoipa) with the operations and
+/// schemas of every transcoded route (from the protos) merged in.
+pub fn document_value() -> Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(document()).unwrap_or_default();
+        if let Ok(tc) = crate::transcode::fleet() {
+            let (paths, schemas) = crate::transcode::openapi::operations(tc);
+            if let Some(p) = doc["paths"].as_object_mut() {
+                p.extend(paths);
+            }
+            if let Some(s) = doc["components"]["schemas"].as_object_mut() {
+                s.extend(schemas);
+            }
+        }
+        doc
+    })
+    .clone()
+}
+
 pub async fn openapi_json() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        document().to_json().unwrap_or_else(|_| "{}".into()),
+        serde_json::to_string(&document_value()).unwrap_or_else(|_| "{}".into()),
     )
 }
 
@@ -310,9 +321,48 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A plain HTML reference of every operation, rendered from the document.
-pub async fn docs_page() -> Html<String> {
-    let doc = serde_json::to_value(document()).unwrap_or_default();
+/// The Redoc release embedded (`assets/redoc/README.md`).
+pub const REDOC_VERSION: &str = "2.5.2";
+const REDOC_JS: &[u8] = include_bytes!("../assets/redoc/redoc.standalone.js");
+
+/// `/api/v1/docs/redoc.standalone.js`.
+pub async fn redoc_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        REDOC_JS,
+    )
+}
+
+/// The reference page: Redoc renders `/api/v1/openapi.json`; the content security policy
+/// keeps every request on this origin.
+pub async fn docs_page() -> impl IntoResponse {
+    let plain = plain_body();
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>BAC integrations API</title><style>body{{margin:0}}</style></head><body>\
+         <redoc spec-url=\"/api/v1/openapi.json\" disable-search=\"false\" hide-download-button=\"false\" \
+         expand-responses=\"200,201\" required-props-first=\"true\" path-in-middle-panel=\"true\"></redoc>\
+         <noscript>{plain}</noscript>\
+         <script src=\"/api/v1/docs/redoc.standalone.js?v={REDOC_VERSION}\"></script></body></html>"
+    );
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self' blob:; worker-src 'self' blob:; \
+             style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        )],
+        Html(page),
+    )
+}
+
+/// Every operation and schema as plain HTML, rendered from the document on the server.
+fn plain_body() -> String {
+    let doc = document_value();
     let mut body = String::new();
     body.push_str(&format!(
         "<h1>{}</h1><p>{}</p><p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI {}). Authenticate with <code>Authorization: Bearer &lt;API key&gt;</code>.</p>",
@@ -379,12 +429,7 @@ pub async fn docs_page() -> Html<String> {
             ));
         }
     }
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>BAC integrations API</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}\
-         section{{border-top:1px solid #ddd;padding:.5rem 0}}pre{{background:#f6f6f6;padding:.5rem;overflow:auto}}</style>\
-         </head><body>{body}</body></html>"
-    ))
+    body
 }
 
 #[cfg(test)]
@@ -393,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_document_is_openapi_3_1_with_security_and_error_shape() {
-        let doc = serde_json::to_value(document()).unwrap();
+        let doc = document_value();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
         assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());

@@ -1,8 +1,9 @@
-//! REST routes. Each integration has its own module under its own path prefix
-//! (`/api/v1/odoo/...`); management routes live under `/api/v1/integrations/...`.
+//! The gateway's hand-written REST routes: its own resources (tenants, users, keys, grants,
+//! audit) and the integration-management routes under `/api/v1/integrations/...`. The
+//! integrations' domain routes (`/api/v1/odoo/...`) are not here: `crate::transcode` serves
+//! them from the annotated protos.
 pub mod access;
 pub mod connections;
-pub mod odoo;
 pub mod parked;
 pub mod permissions;
 pub mod status;
@@ -105,6 +106,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/openapi.json", get(crate::openapi::openapi_json))
         .route("/api/v1/docs", get(crate::openapi::docs_page))
         .route(
+            "/api/v1/docs/redoc.standalone.js",
+            get(crate::openapi::redoc_js),
+        )
+        .route(
             "/api/v1/integrations/definitions",
             get(connections::definitions),
         )
@@ -126,26 +131,6 @@ pub fn router() -> Router<Arc<AppState>> {
                 .put(status::tally_update_configuration)
                 .delete(status::tally_delete_configuration),
         )
-        .route(
-            "/api/v1/odoo/crm/leads",
-            post(odoo::create_lead).get(odoo::list_leads),
-        )
-        .route(
-            "/api/v1/odoo/crm/leads/:id",
-            get(odoo::get_lead).patch(odoo::update_lead),
-        )
-        .route(
-            "/api/v1/odoo/sales/orders",
-            post(odoo::create_sale_order).get(odoo::list_sale_orders),
-        )
-        .route(
-            "/api/v1/odoo/accounting/invoices",
-            post(odoo::create_invoice).get(odoo::list_invoices),
-        )
-        .route("/api/v1/odoo/inventory/products", get(odoo::list_products))
-        .route("/api/v1/odoo/inventory/stock", get(odoo::list_stock))
-        .route("/api/v1/odoo/hr/employees", get(odoo::list_employees))
-        .route("/api/v1/odoo/execute_kw", post(odoo::execute_kw))
 }
 
 /// `Json<T>` whose rejections use the one error shape.
@@ -212,7 +197,7 @@ fn has_nul(body: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| walk(&v))
 }
 
-fn nul_refused() -> ApiError {
+pub(crate) fn nul_refused() -> ApiError {
     ApiError::bad_request("text must not contain NUL (\\u0000) characters")
 }
 

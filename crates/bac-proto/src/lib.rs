@@ -14,6 +14,13 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub use pbjson_types as wkt;
 
+/// The edge options (`(bac.api.v1.method)`, `(bac.api.v1.field)`) the gateway reads.
+pub mod api {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.api.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/bac.api.v1.serde.rs"));
+    }
+}
 pub mod common {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/bac.common.v1.rs"));

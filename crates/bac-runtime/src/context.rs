@@ -1,12 +1,125 @@
 //! Who is calling and on whose behalf: tenant, principal, request id and W3C `traceparent`
 //! travel as gRPC metadata from the gateway to every service. Services read them with
 //! [`RequestContext::from_metadata`] on every call (the tenant is re-checked, never assumed).
+//!
+//! Services believe that metadata only when it is signed: [`RequestContext::request`] adds
+//! `x-bac-context-signature`, an HMAC-SHA256 over tenant, principal, request id and an expiry,
+//! keyed by the fleet's context key (in Vault at [`SIGNING_KEY_PATH`], created by the first
+//! process that starts, loaded by every process at start, [`load_signing_key`]). A call made
+//! straight to a service with a forged `x-bac-tenant` and no valid signature is
+//! `UNAUTHENTICATED`; only the gateway (and the fleet's own processes) hold the key.
+use std::sync::RwLock;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use tonic::{metadata::MetadataMap, Status};
 
 pub const TENANT_HEADER: &str = "x-bac-tenant";
 pub const PRINCIPAL_HEADER: &str = "x-bac-principal";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// `v1.<expiry, unix seconds>.<hex HMAC-SHA256>`.
+pub const SIGNATURE_HEADER: &str = "x-bac-context-signature";
+/// The fleet's context key (KV v2, the connections' mount). `_fleet` is no tenant id: tenant
+/// ids start with a letter or a digit.
+pub const SIGNING_KEY_PATH: &str = "bac/_fleet/context-signing-key";
+/// How long a signed context stays good: one call's deadline plus clock skew.
+const SIGNATURE_TTL_SECS: i64 = 300;
+
+static SIGNING_KEY: RwLock<Option<Vec<u8>>> = RwLock::new(None);
+
+/// Makes `key` this process's context key (signing and verifying).
+pub fn install_signing_key(key: Vec<u8>) {
+    if let Ok(mut k) = SIGNING_KEY.write() {
+        *k = Some(key);
+    }
+}
+
+/// Reads the fleet's context key from Vault, creating it (check-and-set, so concurrent first
+/// starts agree on one) when there is none yet, and installs it.
+pub async fn load_signing_key(vault: &crate::vault::Vault) -> Result<(), crate::vault::VaultError> {
+    use secrecy::ExposeSecret;
+    for _ in 0..3 {
+        if let Some(secret) = vault.read(SIGNING_KEY_PATH).await? {
+            if let Some(k) = secret.data.get("key") {
+                if let Ok(bytes) = hex::decode(k.expose_secret()) {
+                    if bytes.len() >= 32 {
+                        install_signing_key(bytes);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let fresh: [u8; 32] = rand::random();
+        let mut data = std::collections::HashMap::new();
+        data.insert(
+            "key".to_string(),
+            secrecy::SecretString::from(hex::encode(fresh)),
+        );
+        match vault.write(SIGNING_KEY_PATH, &data, Some(0)).await {
+            Ok(_) => {
+                install_signing_key(fresh.to_vec());
+                return Ok(());
+            }
+            // Another process created it first: read theirs.
+            Err(crate::vault::VaultError::CasConflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(crate::vault::VaultError::Body {
+        path: SIGNING_KEY_PATH.into(),
+    })
+}
+
+fn signature(
+    key: &[u8],
+    tenant: &str,
+    principal: &str,
+    request_id: &str,
+    expiry: i64,
+) -> Option<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+    mac.update(format!("v1\n{tenant}\n{principal}\n{request_id}\n{expiry}").as_bytes());
+    Some(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Whether `token` signs this context and has not expired.
+fn verify(md: &MetadataMap, tenant: &str, principal: &str, request_id: &str) -> Result<(), Status> {
+    let unauthenticated = |why: &str| {
+        Status::unauthenticated(format!(
+            "{why}: services take calls from the gateway (or the fleet's own processes) only"
+        ))
+    };
+    let guard = SIGNING_KEY
+        .read()
+        .map_err(|_| unauthenticated("no context key"))?;
+    let Some(key) = guard.as_ref() else {
+        return Err(unauthenticated("this process has no context key"));
+    };
+    let token = md
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| unauthenticated("unsigned call context"))?;
+    let mut parts = token.splitn(3, '.');
+    let (Some("v1"), Some(expiry), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(unauthenticated("malformed context signature"));
+    };
+    let expiry: i64 = expiry
+        .parse()
+        .map_err(|_| unauthenticated("malformed context signature"))?;
+    let want = signature(key, tenant, principal, request_id, expiry)
+        .ok_or_else(|| unauthenticated("no context key"))?;
+    use subtle::ConstantTimeEq;
+    if !bool::from(want.as_bytes().ct_eq(sig.as_bytes())) {
+        return Err(unauthenticated(
+            "the call context's signature does not verify",
+        ));
+    }
+    if expiry < chrono::Utc::now().timestamp() {
+        return Err(unauthenticated("the call context's signature has expired"));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
@@ -33,10 +146,21 @@ impl RequestContext {
         if !valid_tenant_id(&tenant_id) {
             return Err(Status::invalid_argument("malformed x-bac-tenant metadata"));
         }
+        let principal = get(PRINCIPAL_HEADER).unwrap_or_default();
+        let request_id = get(REQUEST_ID_HEADER).unwrap_or_default();
+        verify(md, &tenant_id, &principal, &request_id)?;
         Ok(RequestContext {
             tenant_id,
-            principal: get(PRINCIPAL_HEADER).unwrap_or_else(|| "anonymous".into()),
-            request_id: get(REQUEST_ID_HEADER).unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            principal: if principal.is_empty() {
+                "anonymous".into()
+            } else {
+                principal
+            },
+            request_id: if request_id.is_empty() {
+                uuid::Uuid::now_v7().to_string()
+            } else {
+                request_id
+            },
             traceparent: get(TRACEPARENT_HEADER),
         })
     }
@@ -60,6 +184,19 @@ impl RequestContext {
         {
             put(TRACEPARENT_HEADER, &tp);
         }
+        let expiry = chrono::Utc::now().timestamp() + SIGNATURE_TTL_SECS;
+        let key = SIGNING_KEY.read().ok().and_then(|k| k.clone());
+        if let Some(sig) = key.and_then(|k| {
+            signature(
+                &k,
+                &self.tenant_id,
+                &self.principal,
+                &self.request_id,
+                expiry,
+            )
+        }) {
+            put(SIGNATURE_HEADER, &format!("v1.{expiry}.{sig}"));
+        }
         req
     }
 }
@@ -70,6 +207,7 @@ mod tests {
 
     #[test]
     fn tenant_is_required_and_checked() {
+        install_signing_key(vec![7; 32]);
         let mut md = MetadataMap::new();
         assert_eq!(
             RequestContext::from_metadata(&md).unwrap_err().code(),
@@ -82,10 +220,39 @@ mod tests {
         );
         md.insert(TENANT_HEADER, "demo".parse().unwrap());
         md.insert(REQUEST_ID_HEADER, "r-1".parse().unwrap());
-        let ctx = RequestContext::from_metadata(&md).unwrap();
+        // Unsigned: a forged tenant header is not believed.
+        assert_eq!(
+            RequestContext::from_metadata(&md).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        let signed = RequestContext {
+            tenant_id: "demo".into(),
+            principal: "user:u1".into(),
+            request_id: "r-1".into(),
+            traceparent: None,
+        }
+        .request(());
+        let ctx = RequestContext::from_metadata(signed.metadata()).unwrap();
         assert_eq!(ctx.tenant_id, "demo");
         assert_eq!(ctx.request_id, "r-1");
-        let req = ctx.request(());
-        assert_eq!(req.metadata().get(TENANT_HEADER).unwrap(), "demo");
+        assert_eq!(ctx.principal, "user:u1");
+        // The signature covers the tenant: moving it to another tenant breaks it.
+        let mut moved = signed.metadata().clone();
+        moved.insert(TENANT_HEADER, "other".parse().unwrap());
+        assert_eq!(
+            RequestContext::from_metadata(&moved).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        let mut expired = signed.metadata().clone();
+        let past = chrono::Utc::now().timestamp() - 1;
+        let sig = signature(&[7; 32], "demo", "user:u1", "r-1", past).unwrap();
+        expired.insert(
+            SIGNATURE_HEADER,
+            format!("v1.{past}.{sig}").parse().unwrap(),
+        );
+        assert_eq!(
+            RequestContext::from_metadata(&expired).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
     }
 }

@@ -109,6 +109,14 @@ impl Runtime {
         db::migrate(&pool, schema, spec.migrations).await?;
         let vault = Vault::new(config.vault.clone())?;
         kafka_credentials_from_vault(&mut config, &vault).await?;
+        crate::context::load_signing_key(&vault)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "reading the fleet's context key from Vault ({}): {e}",
+                    crate::context::SIGNING_KEY_PATH
+                )
+            })?;
         let probe = kafka::producer(&config.kafka, &format!("bac-{schema}-probe"))?;
         let shutdown = CancellationToken::new();
         if !spec.topics.is_empty() {

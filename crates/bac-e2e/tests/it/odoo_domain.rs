@@ -120,7 +120,7 @@ async fn odoo_domain_leads_can_be_read_and_updated() {
     let (status, b) = fleet
         .call(Method::GET, "/api/v1/odoo/crm/leads/abc", None)
         .await;
-    assert_invalid(status, &b, "lead id");
+    assert_invalid(status, &b, "path parameter id must be an integer");
     let (status, b) = fleet
         .call(
             Method::PATCH,
