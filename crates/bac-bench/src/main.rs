@@ -17,9 +17,15 @@
 //!     seeds N leads, creates a connection over gRPC, triggers a full crm_lead sync and waits
 //!     for the run and for N distinct created events in Kafka, then measures the COPY and
 //!     produce baselines on the same rows and events. Prints one JSON object.
+//! bac-bench grpc --target URL (--key KEY | --tenant T) [--rate N | --max] [--duration SECS]
+//!                [--warmup SECS] [--connections N] [--label TEXT]
+//!     `load` over gRPC: OdooService.ListLeads through the gateway's gRPC edge (--key) or
+//!     straight to bac-odoo with a signed call context (--tenant; the key from Vault, see
+//!     `grpc.rs`). Prints the same JSON object as `load`.
 //! ```
 #![allow(clippy::print_stdout)]
 
+mod grpc;
 mod sync;
 
 use std::{
@@ -42,7 +48,9 @@ const USAGE: &str = "usage: bac-bench serve --addr ADDR --body FILE [--content-t
                       [--warmup SECS] [--connections N] [--label TEXT]
        bac-bench sync --grpc URL --database-url URL --brokers HOST:PORT
                       --sandbox HOST:PORT [--records N] [--page-size N] [--tenant T]
-                      [--timeout SECS] [--proc NAME=PID]...";
+                      [--timeout SECS] [--proc NAME=PID]...
+       bac-bench grpc --target URL (--key KEY | --tenant T) [--rate N | --max]
+                      [--duration SECS] [--warmup SECS] [--connections N] [--label TEXT]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,6 +67,16 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let report = rt.block_on(load(Arc::new(opts)))?;
+            println!("{report}");
+            Ok(())
+        }
+        Some("grpc") => {
+            let opts = grpc::GrpcOpts::parse(&flag_values(&args[1..])?)?;
+            // One thread, as `load`.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(grpc::run(opts))?;
             println!("{report}");
             Ok(())
         }

@@ -26,14 +26,18 @@ use crate::{
     auth::Principal,
     authz,
     error::ApiError,
-    transcode::{Route, Transcoder},
+    transcode::{service_of, EdgeRpc, Transcoder},
     AppState,
 };
 
-/// The edge's routes: `/<service>/<method>` of every RPC the transcoder knows.
+/// Where a caller names the integration of a contract every service implements
+/// (`bac.integration.v1.IntegrationService`).
+pub const INTEGRATION_HEADER: &str = "x-bac-integration";
+
+/// The edge's routes: `/<service>/<method>` of every RPC that declares its action.
 pub fn router(state: Arc<AppState>, tc: &Arc<Transcoder>) -> Router {
-    let mut by_path: HashMap<String, Arc<Route>> = HashMap::new();
-    for r in &tc.routes {
+    let mut by_path: HashMap<String, Arc<EdgeRpc>> = HashMap::new();
+    for r in &tc.rpcs {
         by_path.insert(r.grpc_path.clone(), r.clone());
     }
     let mut router = Router::new();
@@ -50,7 +54,7 @@ pub fn router(state: Arc<AppState>, tc: &Arc<Transcoder>) -> Router {
 }
 
 /// Authenticates, authorises and forwards one call.
-async fn forward(state: &Arc<AppState>, route: &Route, req: Request) -> Response {
+async fn forward(state: &Arc<AppState>, route: &EdgeRpc, req: Request) -> Response {
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -69,10 +73,28 @@ async fn forward(state: &Arc<AppState>, route: &Route, req: Request) -> Response
                 parts.extensions.insert(axum::extract::ConnectInfo(addr));
             }
             let principal = Principal::from_request_parts(&mut parts, state).await?;
-            authz::require(&state.db, &principal, &route.integration, route.action).await?;
-            let channel = state.services.channel(route.service).ok_or_else(|| {
-                ApiError::internal(format!("no channel for {}", route.integration))
-            })?;
+            let (integration, service) = match &route.integration {
+                Some(owner) => owner.clone(),
+                None => {
+                    let named = parts
+                        .headers
+                        .get(INTEGRATION_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let kind = service_of(&route.grpc_path, named).map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "name the integration in the {INTEGRATION_HEADER} metadata \
+                             (google-workspace, odoo, zoho, tally or messaging); got {named:?}"
+                        ))
+                    })?;
+                    (named.to_string(), kind)
+                }
+            };
+            authz::require(&state.db, &principal, &integration, route.action).await?;
+            let channel = state
+                .services
+                .channel(service)
+                .ok_or_else(|| ApiError::internal(format!("no channel for {integration}")))?;
             let mut headers = parts.headers.clone();
             // Only what the gateway vouches for reaches the service: its own context
             // headers, signed with the fleet's context key.
@@ -84,6 +106,7 @@ async fn forward(state: &Arc<AppState>, route: &Route, req: Request) -> Response
                 REQUEST_ID_HEADER,
                 TRACEPARENT_HEADER,
                 SIGNATURE_HEADER,
+                INTEGRATION_HEADER,
             ] {
                 headers.remove(h);
             }
@@ -102,10 +125,7 @@ async fn forward(state: &Arc<AppState>, route: &Route, req: Request) -> Response
             *out.headers_mut() = headers;
             tracing::Span::current().record("tenant", principal.tenant_id.as_str());
             let resp = channel.oneshot(out).await.map_err(|e| {
-                ApiError::from_status(
-                    &tonic::Status::unavailable(e.to_string()),
-                    &route.integration,
-                )
+                ApiError::from_status(&tonic::Status::unavailable(e.to_string()), &integration)
             })?;
             Ok::<Response, ApiError>(resp.map(Body::new))
         })

@@ -107,11 +107,23 @@ impl Route {
     }
 }
 
+/// An RPC the gateway's gRPC edge serves: every RPC that declares `(bac.api.v1.method)`.
+#[derive(Debug, Clone)]
+pub struct EdgeRpc {
+    /// `/bac.odoo.v1.OdooService/CreateLead`.
+    pub grpc_path: String,
+    /// The integration (and so the service) the RPC belongs to; `None` for a contract every
+    /// service implements (`IntegrationService`): the caller names it.
+    pub integration: Option<(String, ServiceKind)>,
+    pub action: Action,
+}
+
 /// The descriptors and the routes they declare.
 #[derive(Debug, Clone)]
 pub struct Transcoder {
     pub meta: Metadata,
     pub routes: Vec<Arc<Route>>,
+    pub rpcs: Vec<Arc<EdgeRpc>>,
 }
 
 impl Transcoder {
@@ -127,34 +139,48 @@ impl Transcoder {
         let http = pool.get_extension_by_name("google.api.http");
         let method_ext = pool.get_extension_by_name("bac.api.v1.method");
         let mut routes = Vec::new();
+        let mut rpcs = Vec::new();
         let (Some(http), Some(method_ext)) = (http, method_ext) else {
-            return Ok(Transcoder { meta, routes });
+            return Ok(Transcoder { meta, routes, rpcs });
         };
         for service in pool.services() {
             for rpc in service.methods() {
                 let opts = rpc.options();
+                let edge: Option<MethodRule> = match opts.get_extension(&method_ext).as_ref() {
+                    PValue::Message(m) if opts.has_extension(&method_ext) => {
+                        Some(m.transcode_to().map_err(|e| {
+                            format!("{}: (bac.api.v1.method): {e}", rpc.full_name())
+                        })?)
+                    }
+                    _ => None,
+                };
+                if let Some(edge) = &edge {
+                    rpcs.push(Arc::new(EdgeRpc {
+                        grpc_path: grpc_path(&rpc),
+                        integration: match edge.integration.as_str() {
+                            "" => None,
+                            i => Some((i.to_string(), service_of(rpc.full_name(), i)?)),
+                        },
+                        action: action_of(rpc.full_name(), edge)?,
+                    }));
+                }
                 if !opts.has_extension(&http) {
                     continue;
                 }
                 let PValue::Message(rule) = opts.get_extension(&http).into_owned() else {
                     continue;
                 };
-                let edge: MethodRule = match opts.get_extension(&method_ext).as_ref() {
-                    PValue::Message(m) if opts.has_extension(&method_ext) => m
-                        .transcode_to()
-                        .map_err(|e| format!("{}: (bac.api.v1.method): {e}", rpc.full_name()))?,
-                    _ => {
-                        return Err(format!(
-                            "{} has a google.api.http rule but no (bac.api.v1.method): the edge \
-                             cannot authorise it",
-                            rpc.full_name()
-                        ))
-                    }
+                let Some(edge) = edge.filter(|e| !e.integration.is_empty()) else {
+                    return Err(format!(
+                        "{} has a google.api.http rule but no (bac.api.v1.method) naming its \
+                         integration: the edge cannot authorise it",
+                        rpc.full_name()
+                    ));
                 };
                 routes.push(Arc::new(route(&meta, &rpc, &rule, &edge)?));
             }
         }
-        Ok(Transcoder { meta, routes })
+        Ok(Transcoder { meta, routes, rpcs })
     }
 
     /// The axum routes of every annotated RPC.
@@ -544,18 +570,8 @@ fn route(
             }),
         }
     }
-    let action = match ProtoAction::try_from(edge.action) {
-        Ok(ProtoAction::ViewStatus) => Action::ViewStatus,
-        Ok(ProtoAction::ReadData) => Action::ReadData,
-        Ok(ProtoAction::WriteData) => Action::WriteData,
-        Ok(ProtoAction::Configure) => Action::Configure,
-        _ => return Err(format!("{name}: (bac.api.v1.method).action is not set")),
-    };
-    let service = ServiceKind::ALL
-        .iter()
-        .copied()
-        .find(|k| k.key() == edge.integration)
-        .ok_or_else(|| format!("{name}: no service for integration {:?}", edge.integration))?;
+    let action = action_of(name, edge)?;
+    let service = service_of(name, &edge.integration)?;
     let success = match edge.success_status {
         0 => StatusCode::OK,
         n => StatusCode::from_u16(u16::try_from(n).unwrap_or(0))
@@ -568,7 +584,7 @@ fn route(
         query,
         headers,
         body,
-        grpc_path: format!("/{}/{}", rpc.parent_service().full_name(), rpc.name()),
+        grpc_path: grpc_path(rpc),
         rpc: rpc.clone(),
         service,
         integration: edge.integration.clone(),
@@ -581,6 +597,29 @@ fn route(
             edge.tag.clone()
         },
     })
+}
+
+fn grpc_path(rpc: &MethodDescriptor) -> String {
+    format!("/{}/{}", rpc.parent_service().full_name(), rpc.name())
+}
+
+fn action_of(name: &str, edge: &MethodRule) -> Result<Action, String> {
+    match ProtoAction::try_from(edge.action) {
+        Ok(ProtoAction::ViewStatus) => Ok(Action::ViewStatus),
+        Ok(ProtoAction::ReadData) => Ok(Action::ReadData),
+        Ok(ProtoAction::WriteData) => Ok(Action::WriteData),
+        Ok(ProtoAction::Configure) => Ok(Action::Configure),
+        _ => Err(format!("{name}: (bac.api.v1.method).action is not set")),
+    }
+}
+
+/// The integration service that owns `integration` (not the gateway).
+pub fn service_of(name: &str, integration: &str) -> Result<ServiceKind, String> {
+    ServiceKind::ALL
+        .iter()
+        .copied()
+        .find(|k| *k != ServiceKind::Gateway && k.key() == integration)
+        .ok_or_else(|| format!("{name}: no service for integration {integration:?}"))
 }
 
 /// Protobuf bytes in and out as they are: the transcoder encodes and decodes dynamic

@@ -3,8 +3,12 @@
 //! `google.rpc.ErrorInfo`), a forged tenant header that changes nothing, the request id, and
 //! reflection listing the public services.
 use bac_e2e::Fleet;
-use bac_proto::odoo::v1::{
-    odoo_service_client::OdooServiceClient, CreateLeadRequest, Lead, ListLeadsRequest,
+use bac_proto::{
+    integration::v1::{
+        integration_service_client::IntegrationServiceClient, CreateConnectionRequest,
+        GetStatusRequest, ListConnectionsRequest,
+    },
+    odoo::v1::{odoo_service_client::OdooServiceClient, CreateLeadRequest, Lead, ListLeadsRequest},
 };
 use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
 use tonic_types::StatusExt;
@@ -18,6 +22,14 @@ fn with_key<T>(key: &str, msg: T) -> Request<T> {
     let mut req = Request::new(msg);
     let v: MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
     req.metadata_mut().insert("authorization", v);
+    req
+}
+
+/// A request naming the integration of an IntegrationService call.
+fn named<T>(key: &str, msg: T) -> Request<T> {
+    let mut req = with_key(key, msg);
+    req.metadata_mut()
+        .insert("x-bac-integration", "odoo".parse().unwrap());
     req
 }
 
@@ -143,4 +155,50 @@ async fn a_platform_service_creates_a_lead_over_grpc_with_its_key() {
         .call(reqwest::Method::GET, "/api/v1/odoo/crm/leads", None)
         .await;
     assert_eq!(list["pagination"]["total"], 1, "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integration_management_reads_over_grpc_name_their_integration() {
+    let fleet = Fleet::start().await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let url = format!("http://{}", fleet.gateway.grpc_addr);
+    let mut client =
+        IntegrationServiceClient::new(Channel::from_shared(url).unwrap().connect().await.unwrap());
+    let list = client
+        .list_connections(named(&fleet.key, ListConnectionsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.connections.len(), 1);
+    assert_eq!(list.connections[0].id, conn["id"].as_str().unwrap());
+    // The names of the secret fields, never their values.
+    assert_eq!(list.connections[0].secret_fields, ["password"]);
+    let status = client
+        .get_status(named(&fleet.key, GetStatusRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.connection_count, Some(1), "{status:?}");
+
+    // Without the integration named: a clear refusal.
+    let err = client
+        .get_status(with_key(&fleet.key, GetStatusRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("x-bac-integration"), "{err:?}");
+    // A user without a grant sees no Odoo status.
+    let (_, user_key) = fleet.user_with_key("user").await;
+    let mut req = with_key(&user_key, GetStatusRequest::default());
+    req.metadata_mut()
+        .insert("x-bac-integration", "odoo".parse().unwrap());
+    let err = client.get_status(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // Connection changes are audited by the gateway's REST routes: not served here.
+    let err = client
+        .create_connection(named(&fleet.key, CreateConnectionRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
 }
