@@ -15,6 +15,76 @@ use utoipa::{
     IntoResponses, Modify, OpenApi, ToSchema,
 };
 
+/// A user's role.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum RoleName {
+    SuperAdmin,
+    Admin,
+    User,
+}
+
+/// An integration of the access matrix and the catalog.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "kebab-case")]
+pub enum IntegrationName {
+    Email,
+    Calendar,
+    Tally,
+    Payments,
+    Zoho,
+    Odoo,
+    GoogleWorkspace,
+    Messaging,
+}
+
+/// A grant: `view` (status and data reads) or `manage` (also writes and configuration).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum PermissionType {
+    View,
+    Manage,
+}
+
+/// What a sync run reads: what changed since the last run, or everything.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum SyncMode {
+    Incremental,
+    Full,
+}
+
+/// Which conflicts to list.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ConflictStatus {
+    Open,
+    Resolved,
+    All,
+}
+
+/// How the webhook token is handed out.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TokenForm {
+    Header,
+    Query,
+}
+
+/// A synced entity. These are Odoo's, the only integration that syncs today; each
+/// integration's own are listed by GET /api/v1/integrations/definitions.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum EntityName {
+    CrmLead,
+    Partner,
+    SaleOrder,
+    Invoice,
+    Product,
+    StockQuant,
+    Employee,
+}
+
 /// The one error shape of every failure.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -220,7 +290,7 @@ impl Modify for Security {
     info(
         title = "BAC integrations API",
         version = "1.0.0",
-        description = "The REST API of the BAC integrations fleet: connections to Odoo, Zoho, Google Workspace, Tally and messaging, their data, access control and audit. Errors always use the ErrorBody shape."
+        description = "The REST API of the BAC integrations fleet: connections to Odoo, Zoho, Google Workspace, Tally and messaging, their data, access control and audit. Errors always use the ErrorBody shape. Text never contains NUL (U+0000): a body or query string holding one is refused with a 400. A field a request body leaves out keeps its default (or, in an update, its value); null means the same for fields that are not optional scalars."
     ),
     paths(
         crate::routes::access::create_tenant,
@@ -266,7 +336,7 @@ impl Modify for Security {
         crate::routes::parked::retry,
         crate::routes::parked::discard,
     ),
-    components(schemas(ErrorBody, ErrorDetails)),
+    components(schemas(ErrorBody, ErrorDetails, RoleName, IntegrationName, PermissionType, SyncMode, ConflictStatus, TokenForm, EntityName)),
     modifiers(&Security),
     security(("api_key" = [])),
     tags(

@@ -156,8 +156,18 @@ where
         if has_nul(&bytes) {
             return Err(nul_refused());
         }
+        object_body(&bytes)?;
         let axum::Json(v) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(ApiJson(v))
+    }
+}
+
+/// Every body of the API is a JSON object. (A derived struct would also take an array of its
+/// fields in order, `[null, null]`, which no document promises.)
+pub(crate) fn object_body(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => Ok(()),
+        Some(_) => Err(ApiError::bad_request("the body must be a JSON object")),
     }
 }
 

@@ -99,6 +99,8 @@ pub struct Route {
     pub success: StatusCode,
     pub summary: String,
     pub tag: String,
+    /// `(bac.api.v1.method).body_min_fields`.
+    pub body_min_fields: u32,
 }
 
 impl Route {
@@ -245,6 +247,23 @@ impl Transcoder {
                     &state,
                 )
                 .await?;
+                let given = v
+                    .as_object()
+                    .map_or(0, |o| o.values().filter(|x| !x.is_null()).count());
+                if given < route.body_min_fields as usize {
+                    let names: Vec<String> = self
+                        .meta
+                        .fields(&input)
+                        .iter()
+                        .filter(|f| !f.output_only && !skip.contains(&f.rest_name))
+                        .map(|f| f.rest_name.clone())
+                        .collect();
+                    return Err(ApiError::bad_request(format!(
+                        "nothing to change: give at least one of {}",
+                        names.join(", ")
+                    ))
+                    .integration(&route.integration));
+                }
                 self.meta
                     .message_from_json(&input, &v, "", skip)
                     .map_err(bad_for(&route.integration))?
@@ -596,6 +615,7 @@ fn route(
         } else {
             edge.tag.clone()
         },
+        body_min_fields: edge.body_min_fields,
     })
 }
 
@@ -859,8 +879,17 @@ mod tests {
         assert!(input["properties"].get("id").is_none());
         assert_eq!(
             input["properties"]["priority"]["enum"],
-            json!(["low", "medium", "high", "very_high", ""])
+            json!(["low", "medium", "high", "very_high", "", null])
         );
+        assert_eq!(
+            input["properties"]["priority"]["type"],
+            json!(["string", "null"])
+        );
+        assert_eq!(input["properties"]["name"]["pattern"], "\\S");
+        let partner = &schemas["PartnerRef"];
+        assert_eq!(partner["anyOf"][0]["required"], json!(["id"]));
+        assert_eq!(partner["anyOf"][1]["required"], json!(["name"]));
+        assert_eq!(schemas["UpdateLeadBody"]["minProperties"], json!(1));
         let output = &schemas["Lead"];
         assert_eq!(
             output["properties"]["create_date"]["type"],

@@ -132,7 +132,9 @@ pub async fn list_tenants(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(pattern = "@", max_length = 254)]
     pub email: String,
+    #[schema(value_type = crate::openapi::RoleName)]
     pub role: String,
 }
 
@@ -223,6 +225,7 @@ pub async fn list_users(
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     /// super_admin | admin | user
+    #[schema(value_type = Option<crate::openapi::RoleName>)]
     pub role: Option<String>,
     /// false: deactivate (every key of the user stops at once, on every replica); true:
     /// reactivate.
@@ -248,6 +251,7 @@ async fn forget_keys_of(
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "access",
     summary = "Change a user's role, or deactivate or reactivate the user (super admin)",
+    description = "Depends on who calls: a super admin cannot deactivate themselves or lower their own role (400).",
     params(("id" = String, Path, description = "User id")),
     request_body = UpdateUser,
     responses((status = 200, description = "Updated", body = crate::openapi::UserView), crate::openapi::CommonErrors))]
@@ -334,6 +338,7 @@ pub async fn update_user(
 
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "access",
     summary = "Delete a user with their keys and grants (super admin)",
+    description = "Depends on who calls: a super admin cannot delete (or deactivate) themselves (400), so that a tenant always keeps one.",
     params(("id" = String, Path, description = "User id")),
     responses((status = 204, description = "Deleted"), crate::openapi::CommonErrors))]
 pub async fn delete_user(
@@ -394,6 +399,8 @@ pub struct CreateKey {
     pub user_id: Option<String>,
     #[serde(default)]
     pub name: String,
+    /// When the key stops working: a time in the future (a past one is a 400, so whether a
+    /// value is accepted depends on when it is sent).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -584,6 +591,7 @@ pub async fn revoke_key(
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// How long the old key keeps working (default 3600, at most 30 days).
+    #[schema(minimum = 0, maximum = 2592000)]
     pub overlap_seconds: Option<i64>,
 }
 
@@ -665,7 +673,10 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -37,6 +37,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct CreateConnection {
     /// A key of GET /api/v1/integrations/definitions (odoo, zoho, ...).
+    #[schema(value_type = crate::openapi::IntegrationName)]
     pub integration: String,
     #[serde(default)]
     pub name: String,

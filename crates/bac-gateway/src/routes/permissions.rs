@@ -70,7 +70,9 @@ pub async fn effective(
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
     pub user_id: String,
+    #[schema(value_type = crate::openapi::IntegrationName)]
     pub integration: String,
+    #[schema(value_type = crate::openapi::PermissionType)]
     pub permission_type: String,
 }
 

@@ -47,15 +47,17 @@ fn to_struct(v: Value, what: &str) -> Result<pbjson_types::Struct, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// One entity (e.g. `crm_lead`); absent: every entity.
+    #[schema(value_type = Option<crate::openapi::EntityName>)]
     pub entity: Option<String>,
     /// `incremental` (default) or `full`.
+    #[schema(value_type = Option<crate::openapi::SyncMode>)]
     pub mode: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/sync", tag = "sync",
     summary = "Start a sync now (one entity or all); a run already queued or running is reused",
     params(("id" = String, Path, description = "Connection id")),
-    request_body(content = TriggerBody, description = "Optional"),
+    request_body(content = Option<TriggerBody>, description = "Optional"),
     responses((status = 202, description = "Queued: {sync_run_id, sync_run_ids}"), crate::openapi::CommonErrors))]
 pub async fn trigger(
     State(state): State<Arc<AppState>>,
@@ -66,6 +68,7 @@ pub async fn trigger(
     let body: TriggerBody = if body.iter().all(u8::is_ascii_whitespace) {
         TriggerBody::default()
     } else {
+        super::object_body(&body)?;
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
@@ -93,8 +96,8 @@ pub struct RunsQuery {
 #[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/sync-runs", tag = "sync",
     summary = "The connection's sync runs, newest first, with counts, errors and timings",
     params(("id" = String, Path, description = "Connection id"),
-           ("entity" = Option<String>, Query, description = "Only this entity"),
-           ("limit" = Option<u32>, Query, description = "Default 20, at most 200")),
+           ("entity" = Option<String>, Query, description = "Only this entity (e.g. crm_lead; an entity the connection does not sync lists nothing)"),
+           ("limit" = Option<u32>, Query, maximum = 200, description = "Default 20, at most 200")),
     responses((status = 200, description = "{runs: [...]}"), crate::openapi::CommonErrors))]
 pub async fn runs(
     State(state): State<Arc<AppState>>,
@@ -155,7 +158,7 @@ pub struct SettingsBody {
 
 #[utoipa::path(patch, path = "/api/v1/integrations/connections/{id}/sync-settings/{entity}", tag = "sync",
     summary = "Change an entity's sync frequency, conflict strategy or field owners",
-    params(("id" = String, Path, description = "Connection id"), ("entity" = String, Path, description = "Entity, e.g. crm_lead")),
+    params(("id" = String, Path, description = "Connection id"), ("entity" = crate::openapi::EntityName, Path, description = "The entity (an Odoo connection's; see GET /api/v1/integrations/definitions)")),
     request_body = SettingsBody,
     responses((status = 200, description = "The entity's settings"), crate::openapi::CommonErrors))]
 pub async fn update_settings(
@@ -226,7 +229,7 @@ async fn audited(
 
 #[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/mappings/{entity}", tag = "sync",
     summary = "The field mapping in force (version 0: the integration's default)",
-    params(("id" = String, Path, description = "Connection id"), ("entity" = String, Path, description = "Entity, e.g. crm_lead")),
+    params(("id" = String, Path, description = "Connection id"), ("entity" = crate::openapi::EntityName, Path, description = "The entity (an Odoo connection's; see GET /api/v1/integrations/definitions)")),
     responses((status = 200, description = "{connection_id, entity, version, rules, created_at}"), crate::openapi::CommonErrors))]
 pub async fn get_mapping(
     State(state): State<Arc<AppState>>,
@@ -248,7 +251,7 @@ pub async fn get_mapping(
 
 #[utoipa::path(put, path = "/api/v1/integrations/connections/{id}/mappings/{entity}", tag = "sync",
     summary = "Validate and save a new version of an entity's field mapping",
-    params(("id" = String, Path, description = "Connection id"), ("entity" = String, Path, description = "Entity, e.g. crm_lead")),
+    params(("id" = String, Path, description = "Connection id"), ("entity" = crate::openapi::EntityName, Path, description = "The entity (an Odoo connection's; see GET /api/v1/integrations/definitions)")),
     request_body(content = Object, description = "{\"fields\": [{\"target\", \"source\" | \"constant\" | \"concat\", \"transforms\", \"default\", \"required\"}]}"),
     responses((status = 200, description = "The saved mapping with its version"), crate::openapi::CommonErrors))]
 pub async fn put_mapping(
@@ -294,7 +297,7 @@ pub struct PreviewBody {
 
 #[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/mappings/{entity}/preview", tag = "sync",
     summary = "Apply a mapping to sample records without saving anything",
-    params(("id" = String, Path, description = "Connection id"), ("entity" = String, Path, description = "Entity, e.g. crm_lead")),
+    params(("id" = String, Path, description = "Connection id"), ("entity" = crate::openapi::EntityName, Path, description = "The entity (an Odoo connection's; see GET /api/v1/integrations/definitions)")),
     request_body = PreviewBody,
     responses((status = 200, description = "{results: [{input, output, error}]}"), crate::openapi::CommonErrors))]
 pub async fn preview_mapping(
@@ -335,7 +338,7 @@ pub struct ConflictsQuery {
 #[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/conflicts", tag = "sync",
     summary = "Conflicts of two-way sync (open ones by default)",
     params(("id" = String, Path, description = "Connection id"),
-           ("status" = Option<String>, Query, description = "open | resolved | all")),
+           ("status" = Option<crate::openapi::ConflictStatus>, Query, description = "open (default) | resolved | all")),
     responses((status = 200, description = "{conflicts: [...]}"), crate::openapi::CommonErrors))]
 pub async fn conflicts(
     State(state): State<Arc<AppState>>,
@@ -423,7 +426,7 @@ pub struct WebhookTokenQuery {
 #[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/webhook-token", tag = "sync",
     summary = "Create (or replace) the connection's webhook token; shown once",
     params(("id" = String, Path, description = "Connection id"),
-           ("form" = Option<String>, Query, description = "\"query\": also return webhook_url_with_token, for upstreams that cannot send the X-Webhook-Token header")),
+           ("form" = Option<crate::openapi::TokenForm>, Query, description = "\"query\": also return webhook_url_with_token, for upstreams that cannot send the X-Webhook-Token header")),
     responses((status = 201, description = "{token, header, webhook_url[, webhook_url_with_token]}: the upstream posts to webhook_url with the token in the X-Webhook-Token header"), crate::openapi::CommonErrors))]
 pub async fn create_webhook_token(
     State(state): State<Arc<AppState>>,

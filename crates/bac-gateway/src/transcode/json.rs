@@ -93,11 +93,35 @@ impl Metadata {
                 ));
             };
             if value.is_null() {
+                if optional_scalar(&f.desc) {
+                    // Absent keeps the value and "" clears it: null would say neither.
+                    return invalid(format!(
+                        "{} must not be null: leave it out to keep the value",
+                        join(path, key)
+                    ));
+                }
                 continue;
             }
             let here = join(path, key);
             let decoded = self.field_from_json(f, value, &here)?;
             msg.set_field(&f.desc, decoded);
+        }
+        let any_of = self.any_of(desc);
+        if !any_of.is_empty()
+            && !any_of.iter().any(|name| {
+                fields
+                    .iter()
+                    .find(|f| &f.rest_name == name)
+                    .is_some_and(|f| {
+                        msg.has_field(&f.desc) && set_to_something(&msg.get_field(&f.desc))
+                    })
+            })
+        {
+            let what = if path.is_empty() { "the body" } else { path };
+            return broken(format!(
+                "{what} needs at least one of {}",
+                any_of.join(", ")
+            ));
         }
         for f in fields.iter() {
             if f.output_only || skip.contains(&f.rest_name) {
@@ -370,6 +394,28 @@ impl Metadata {
     }
 }
 
+/// A proto3 `optional` scalar: present or not, and null is neither.
+pub fn optional_scalar(f: &FieldDescriptor) -> bool {
+    f.supports_presence() && !f.is_list() && !matches!(f.kind(), Kind::Message(_))
+}
+
+/// Not empty, not zero, not blank.
+fn set_to_something(v: &PValue) -> bool {
+    match v {
+        PValue::String(s) => !s.trim().is_empty(),
+        PValue::I32(n) => *n != 0,
+        PValue::I64(n) => *n != 0,
+        PValue::U32(n) => *n != 0,
+        PValue::U64(n) => *n != 0,
+        PValue::F32(x) => *x != 0.0,
+        PValue::F64(x) => *x != 0.0,
+        PValue::Bool(b) => *b,
+        PValue::List(l) => !l.is_empty(),
+        PValue::Map(m) => !m.is_empty(),
+        _ => true,
+    }
+}
+
 fn float(x: f64) -> Value {
     Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
@@ -380,9 +426,23 @@ fn check_string(meta: &FieldMeta, s: &str, path: &str) -> Result<()> {
             return broken(format!("{path} is longer than {max} characters"));
         }
     }
-    // Proto3: an empty string is the unset value, which every string may be.
-    if s.is_empty() {
+    if let Some(min) = meta.rule.min_length {
+        if s.chars().count() < min as usize {
+            return broken(format!("{path} must be at least {min} characters"));
+        }
+    }
+    // Proto3: an empty string is the unset value, which a field that is not required and
+    // has no presence may always be.
+    if s.is_empty() && !meta.required && !meta.desc.supports_presence() {
         return Ok(());
+    }
+    if let Some(re) = &meta.pattern {
+        if !re.is_match(s) {
+            return broken(format!(
+                "{path} is not valid: {s:?} does not match {}",
+                meta.rule.pattern
+            ));
+        }
     }
     if !meta.rule.r#enum.is_empty() && !meta.rule.r#enum.iter().any(|e| e == s) {
         return broken(format!(
@@ -404,6 +464,11 @@ fn check_string(meta: &FieldMeta, s: &str, path: &str) -> Result<()> {
 fn check_range(meta: &FieldMeta, x: f64, path: &str) -> Result<()> {
     if !x.is_finite() {
         return broken(format!("{path} must be a finite number"));
+    }
+    if let Some(min) = meta.rule.exclusive_minimum {
+        if x <= min {
+            return broken(format!("{path} must be greater than {min}"));
+        }
     }
     if let Some(min) = meta.rule.minimum {
         if x < min {

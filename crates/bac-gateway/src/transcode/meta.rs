@@ -22,6 +22,8 @@ pub struct FieldMeta {
     pub input_only: bool,
     /// `(bac.api.v1.field).default`, parsed.
     pub default: Option<serde_json::Value>,
+    /// `(bac.api.v1.field).pattern`, compiled.
+    pub pattern: Option<regex::Regex>,
 }
 
 /// The field tables of every message of the pool.
@@ -29,10 +31,13 @@ pub struct FieldMeta {
 pub struct Metadata {
     pub pool: DescriptorPool,
     messages: HashMap<String, Arc<[FieldMeta]>>,
+    /// `(bac.api.v1.message).any_of_fields` by message.
+    any_of: HashMap<String, Vec<String>>,
 }
 
 const FIELD_BEHAVIOR: &str = "google.api.field_behavior";
 const FIELD_RULE: &str = "bac.api.v1.field";
+const MESSAGE_RULE: &str = "bac.api.v1.message";
 // google.api.FieldBehavior numbers.
 const REQUIRED: i32 = 2;
 const OUTPUT_ONLY: i32 = 3;
@@ -42,15 +47,45 @@ impl Metadata {
     pub fn new(pool: DescriptorPool) -> Result<Metadata, String> {
         let behavior = pool.get_extension_by_name(FIELD_BEHAVIOR);
         let rule_ext = pool.get_extension_by_name(FIELD_RULE);
+        let message_ext = pool.get_extension_by_name(MESSAGE_RULE);
         let mut messages = HashMap::new();
+        let mut any_of = HashMap::new();
         for m in pool.all_messages() {
             let mut fields = Vec::new();
             for f in m.fields() {
                 fields.push(field_meta(&f, behavior.as_ref(), rule_ext.as_ref())?);
             }
+            if let Some(ext) = &message_ext {
+                let opts = m.options();
+                if opts.has_extension(ext) {
+                    if let Value::Message(rule) = opts.get_extension(ext).as_ref() {
+                        let rule: bac_proto::api::v1::MessageRule = rule
+                            .transcode_to()
+                            .map_err(|e| format!("{}: (bac.api.v1.message): {e}", m.full_name()))?;
+                        for name in &rule.any_of_fields {
+                            if !fields.iter().any(|f: &FieldMeta| &f.rest_name == name) {
+                                return Err(format!(
+                                    "{}: any_of_fields names no field {name:?}",
+                                    m.full_name()
+                                ));
+                            }
+                        }
+                        any_of.insert(m.full_name().to_string(), rule.any_of_fields);
+                    }
+                }
+            }
             messages.insert(m.full_name().to_string(), Arc::from(fields));
         }
-        Ok(Metadata { pool, messages })
+        Ok(Metadata {
+            pool,
+            messages,
+            any_of,
+        })
+    }
+
+    /// The fields of which a request must set at least one (`any_of_fields`), if any.
+    pub fn any_of(&self, desc: &MessageDescriptor) -> &[String] {
+        self.any_of.get(desc.full_name()).map_or(&[], Vec::as_slice)
     }
 
     /// The fields of `desc`, in declaration order.
@@ -104,6 +139,14 @@ fn field_meta(
             )
         })?)
     };
+    let pattern = if rule.pattern.is_empty() {
+        None
+    } else {
+        Some(
+            regex::Regex::new(&rule.pattern)
+                .map_err(|e| format!("{}: (bac.api.v1.field).pattern: {e}", f.full_name()))?,
+        )
+    };
     let rest_name = if rule.name.is_empty() {
         f.name().to_string()
     } else {
@@ -117,5 +160,6 @@ fn field_meta(
         input_only: behaviors.contains(&INPUT_ONLY),
         rule,
         default,
+        pattern,
     })
 }

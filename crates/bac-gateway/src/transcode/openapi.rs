@@ -184,7 +184,10 @@ impl Builder<'_> {
             BodyTarget::None => {}
             BodyTarget::All { skip } => {
                 let name = format!("{}Body", r.rpc.name());
-                let schema = self.message_schema(&r.rpc.input(), Face::Input, skip);
+                let mut schema = self.message_schema(&r.rpc.input(), Face::Input, skip);
+                if r.body_min_fields > 0 {
+                    schema["minProperties"] = json!(r.body_min_fields);
+                }
                 self.schemas.insert(name.clone(), schema);
                 op["requestBody"] = json!({"required": true, "content": {"application/json": {
                     "schema": {"$ref": format!("#/components/schemas/{name}")}}}});
@@ -244,6 +247,10 @@ impl Builder<'_> {
                 continue;
             }
             let mut schema = self.field_schema(f, face);
+            if face == Face::Input && !f.required && !super::json::optional_scalar(&f.desc) {
+                // A request may send null for what it leaves out (proto3 JSON).
+                schema = nullable(schema);
+            }
             if let Some(d) = self.field_doc(f) {
                 schema = with(schema, "description", json!(d));
             }
@@ -258,6 +265,28 @@ impl Builder<'_> {
         }
         if face == Face::Input {
             s["additionalProperties"] = json!(false);
+            let any_of: Vec<Value> = self
+                .tc
+                .meta
+                .any_of(m)
+                .iter()
+                .filter_map(|name| self.tc.meta.field(m, name))
+                .map(|f| {
+                    let set = match f.desc.kind() {
+                        Kind::String => json!({"type": "string", "pattern": "\\S"}),
+                        Kind::Bool => json!({"const": true}),
+                        Kind::Double | Kind::Float => {
+                            json!({"type": "number", "not": {"const": 0}})
+                        }
+                        Kind::Message(_) => json!({"type": "object"}),
+                        _ => json!({"type": "integer", "not": {"const": 0}}),
+                    };
+                    json!({"required": [f.rest_name], "properties": {f.rest_name.clone(): set}})
+                })
+                .collect();
+            if !any_of.is_empty() {
+                s["anyOf"] = Value::Array(any_of);
+            }
         }
         let file = m.parent_file();
         if let Some(d) = self.comments.get(file.name(), m.path()) {
@@ -283,6 +312,7 @@ impl Builder<'_> {
                         output_only: false,
                         input_only: false,
                         default: None,
+                        pattern: None,
                     };
                     self.scalar_schema(&meta, face)
                 }
@@ -345,6 +375,12 @@ impl Builder<'_> {
                 if let Some(n) = rule.max_length {
                     s["maxLength"] = json!(n);
                 }
+                if let Some(n) = rule.min_length {
+                    s["minLength"] = json!(n);
+                }
+                if !rule.pattern.is_empty() && face == Face::Input {
+                    s["pattern"] = json!(rule.pattern);
+                }
                 s
             }
             Kind::Bool => json!({"type": "boolean"}),
@@ -369,6 +405,9 @@ impl Builder<'_> {
         if face == Face::Input {
             if let Some(min) = rule.minimum {
                 s["minimum"] = number(min);
+            }
+            if let Some(min) = rule.exclusive_minimum {
+                s["exclusiveMinimum"] = number(min);
             }
             if let Some(max) = rule.maximum {
                 s["maximum"] = number(max);
@@ -414,8 +453,18 @@ fn nullable(v: Value) -> Value {
         Some(Value::String(t)) => {
             let mut v = v;
             v["type"] = json!([t, "null"]);
+            if let Some(Value::Array(values)) = v.get_mut("enum") {
+                values.push(Value::Null);
+            }
+            if v.get("anyOf").is_some() || v.get("pattern").is_some() {
+                // Keep the string rules for strings only.
+                let mut strict = v.clone();
+                strict["type"] = json!(t);
+                return json!({"anyOf": [strict, {"type": "null"}]});
+            }
             v
         }
+        Some(Value::Array(_)) => v,
         _ => json!({"anyOf": [v, {"type": "null"}]}),
     }
 }
