@@ -372,6 +372,27 @@ pub fn document_value() -> Value {
                 s.extend(schemas);
             }
         }
+        if let Some(s) = doc["components"]["schemas"].as_object_mut() {
+            s.insert("CreateConnection".into(), create_connection_schema());
+            // An update changes something: at least one of its fields, not null (utoipa has no
+            // way to say so on the struct).
+            for (schema, fields) in [
+                ("UpdateUser", &["role", "active"][..]),
+                ("UpdateConnection", &["name", "config", "credentials"][..]),
+            ] {
+                if let Some(u) = s.get_mut(schema) {
+                    u["minProperties"] = serde_json::json!(1);
+                    u["anyOf"] = Value::Array(
+                        fields
+                            .iter()
+                            .map(|f| {
+                                serde_json::json!({"required": [f], "properties": {*f: {"not": {"type": "null"}}}})
+                            })
+                            .collect(),
+                    );
+                }
+            }
+        }
         doc
     })
     .clone()
@@ -389,6 +410,48 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// A connection body is one integration's: its `config` and `credentials` follow that
+/// integration's JSON Schemas from the catalog (GET /api/v1/integrations/definitions), one
+/// `oneOf` branch per integration, told apart by `integration`.
+fn create_connection_schema() -> Value {
+    let branches: Vec<Value> = crate::catalog::CATALOG
+        .iter()
+        .map(|d| {
+            // A part whose schema asks for anything must be sent (absent is `{}`).
+            let asks = |schema: &Value| {
+                schema["required"].as_array().is_some_and(|r| !r.is_empty())
+                    || schema["minProperties"].as_u64().is_some_and(|n| n > 0)
+            };
+            let required_config = asks(&d.config_schema);
+            let required_credentials = asks(&d.credentials_schema);
+            let mut required = vec![serde_json::json!("integration")];
+            if required_config {
+                required.push(serde_json::json!("config"));
+            }
+            if required_credentials {
+                required.push(serde_json::json!("credentials"));
+            }
+            serde_json::json!({
+                "title": d.name,
+                "type": "object",
+                "additionalProperties": false,
+                "required": required,
+                "properties": {
+                    "integration": {"const": d.key},
+                    "name": {"type": "string", "maxLength": 200, "description": "A name for people (default: the integration's)"},
+                    "config": d.config_schema,
+                    "credentials": d.credentials_schema,
+                },
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "description": "A connection to one integration: its settings (`config`) and secrets (`credentials`, stored in Vault only), each as that integration's schema says.",
+        "oneOf": branches,
+        "discriminator": {"propertyName": "integration"},
+    })
 }
 
 /// The Redoc release embedded (`assets/redoc/README.md`).

@@ -315,3 +315,86 @@ async fn nul_characters_in_bodies_and_query_strings_are_400() {
     assert_eq!(status, 400, "{body}");
     assert!(!body["message"].as_str().unwrap().contains("NUL"), "{body}");
 }
+
+/// serde's derived structs also take an array of their fields in order: `[null, null]` was a
+/// valid sync trigger and mapping preview. Every body of the API is a JSON object.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_is_not_an_object_is_refused() {
+    let fleet = Fleet::start().await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let id = conn["id"].as_str().unwrap();
+    for path in [
+        format!("/api/v1/integrations/connections/{id}/sync"),
+        format!("/api/v1/integrations/connections/{id}/mappings/crm_lead/preview"),
+        "/api/v1/users".to_string(),
+        "/api/v1/odoo/crm/leads".to_string(),
+    ] {
+        for body in [
+            json!([null, null]),
+            json!(["x", "user"]),
+            json!("text"),
+            json!(7),
+        ] {
+            let (status, b) = fleet.call(Method::POST, &path, Some(body.clone())).await;
+            assert_eq!(status, 400, "{path} took {body}: {b}");
+            assert_shape(&b, status, "INVALID_REQUEST");
+        }
+    }
+    // An empty trigger body still means "every entity, incremental".
+    let resp = fleet
+        .http
+        .post(format!(
+            "{}/api/v1/integrations/connections/{id}/sync",
+            fleet.api
+        ))
+        .bearer_auth(&fleet.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+}
+
+/// Empty texts where the document lists values (found by schemathesis): a sync trigger with
+/// `"entity": ""` started every entity and `?status=` listed open conflicts; both are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_values_where_a_choice_is_documented_are_refused() {
+    let fleet = Fleet::start().await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let id = conn["id"].as_str().unwrap();
+    let sync = format!("/api/v1/integrations/connections/{id}/sync");
+    for body in [
+        json!({"entity": ""}),
+        json!({"mode": ""}),
+        json!({"mode": "everything"}),
+    ] {
+        let (status, b) = fleet.call(Method::POST, &sync, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {b}");
+        assert_shape(&b, status, "INVALID_REQUEST");
+    }
+    let (status, b) = fleet
+        .call(
+            Method::POST,
+            &sync,
+            Some(json!({"entity": "crm_lead", "mode": null})),
+        )
+        .await;
+    assert_eq!(status, 202, "{b}");
+    let (status, b) = fleet
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/connections/{id}/conflicts?status="),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{b}");
+    let (status, b) = fleet
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/connections/{id}/conflicts?status=all"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{b}");
+}

@@ -455,6 +455,7 @@ async fn insert_key(
 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "access",
     summary = "Create an API key (shown once)",
+    description = "Depends on when it is sent: `expires_at` must be in the future.",
     request_body = CreateKey,
     responses((status = 201, description = "Created; `key` is shown only now", body = crate::openapi::ApiKeyView), crate::openapi::CommonErrors))]
 pub async fn create_key(

@@ -56,6 +56,7 @@ pub struct CreateConnection {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConnection {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// Merged onto the stored settings (RFC 7386: `null` removes a setting).
     #[schema(value_type = Option<Object>)]
@@ -436,6 +437,7 @@ pub async fn get(
 }
 
 #[utoipa::path(patch, path = "/api/v1/integrations/connections/{id}", tag = "connections",
+    description = "Depends on the connection: `config` and `credentials` must follow the schemas of the connection's integration (GET /api/v1/integrations/definitions), which the path's id decides.",
     summary = "Change a connection's name, settings (merge patch) and/or credentials (replaced)",
     params(("id" = String, Path, description = "Connection id (con_...)")),
     request_body = UpdateConnection,

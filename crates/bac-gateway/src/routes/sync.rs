@@ -65,13 +65,28 @@ pub async fn trigger(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body: TriggerBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TriggerBody::default()
-    } else {
-        super::object_body(&body)?;
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-    };
+    // No body, or JSON null (an absent optional body): every entity, incremental.
+    let body: TriggerBody =
+        if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+            TriggerBody::default()
+        } else {
+            super::object_body(&body)?;
+            serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+        };
+    // Absent means every entity and incremental; an empty text names neither.
+    if body.entity.as_deref() == Some("") {
+        return Err(ApiError::bad_request(
+            "entity must name an entity (e.g. crm_lead), or be left out for every entity",
+        ));
+    }
+    if body
+        .mode
+        .as_deref()
+        .is_some_and(|m| m != "incremental" && m != "full")
+    {
+        return Err(ApiError::bad_request("mode must be incremental or full"));
+    }
     let kind = owner(&state, &principal.tenant_id, &id).await?;
     authz::require(&state.db, &principal, kind.key(), Action::WriteData).await?;
     let resp = integration_client(&state, kind)?
@@ -158,6 +173,7 @@ pub struct SettingsBody {
 
 #[utoipa::path(patch, path = "/api/v1/integrations/connections/{id}/sync-settings/{entity}", tag = "sync",
     summary = "Change an entity's sync frequency, conflict strategy or field owners",
+    description = "Checked beyond the schema: `frequency` is manual, hourly, daily, weekly or a cron expression that must parse (at least a minute apart); a schema cannot say which texts are cron expressions.",
     params(("id" = String, Path, description = "Connection id"), ("entity" = crate::openapi::EntityName, Path, description = "The entity (an Odoo connection's; see GET /api/v1/integrations/definitions)")),
     request_body = SettingsBody,
     responses((status = 200, description = "The entity's settings"), crate::openapi::CommonErrors))]
@@ -251,6 +267,7 @@ pub async fn get_mapping(
 
 #[utoipa::path(put, path = "/api/v1/integrations/connections/{id}/mappings/{entity}", tag = "sync",
     summary = "Validate and save a new version of an entity's field mapping",
+    description = "Checked beyond the schema: the rules must make a valid mapping (docs/sync.md: paths, one source per target, known transforms, strftime patterns and time zones); a refused mapping is a 400 listing every problem.",
     params(("id" = String, Path, description = "Connection id"), ("entity" = crate::openapi::EntityName, Path, description = "The entity (an Odoo connection's; see GET /api/v1/integrations/definitions)")),
     request_body(content = Object, description = "{\"fields\": [{\"target\", \"source\" | \"constant\" | \"concat\", \"transforms\", \"default\", \"required\"}]}"),
     responses((status = 200, description = "The saved mapping with its version"), crate::openapi::CommonErrors))]
@@ -297,6 +314,7 @@ pub struct PreviewBody {
 
 #[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/mappings/{entity}/preview", tag = "sync",
     summary = "Apply a mapping to sample records without saving anything",
+    description = "Checked beyond the schema: `rules`, when given, must make a valid mapping (as for PUT); without `samples` the first five upstream records are fetched, so the answer depends on the upstream's data.",
     params(("id" = String, Path, description = "Connection id"), ("entity" = crate::openapi::EntityName, Path, description = "The entity (an Odoo connection's; see GET /api/v1/integrations/definitions)")),
     request_body = PreviewBody,
     responses((status = 200, description = "{results: [{input, output, error}]}"), crate::openapi::CommonErrors))]
@@ -348,6 +366,11 @@ pub async fn conflicts(
 ) -> Result<Json<Value>, ApiError> {
     let kind = owner(&state, &principal.tenant_id, &id).await?;
     authz::require(&state.db, &principal, kind.key(), Action::ReadData).await?;
+    if q.status.as_deref() == Some("") {
+        return Err(ApiError::bad_request(
+            "status must be open, resolved or all (or left out: open)",
+        ));
+    }
     let resp = integration_client(&state, kind)?
         .list_conflicts(principal.context().request(ListConflictsRequest {
             connection_id: id,
