@@ -3,7 +3,10 @@
 //! `--key`) or straight to bac-odoo (with `--tenant`: the call context is signed with the
 //! fleet's key, read from Vault as a fleet process does). One HTTP/2 connection per
 //! `--connections`, each carrying its share of the schedule one call at a time.
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context};
 use bac_proto::{
@@ -11,8 +14,9 @@ use bac_proto::{
     odoo::v1::{odoo_service_client::OdooServiceClient, ListLeadsRequest},
 };
 use bac_runtime::RequestContext;
-use serde_json::{json, Value};
-use tokio::time::Instant;
+use serde_json::Value;
+
+use crate::{due, phase_with, report, start_at, Tally};
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
 
 pub struct GrpcOpts {
@@ -89,15 +93,7 @@ impl GrpcOpts {
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    latencies: Vec<u64>,
-    ok: u64,
-    errors: u64,
-    first_error: Option<String>,
-    last_done: Option<Instant>,
-}
-
+/// One connection's share of the schedule (as `load`'s worker), one call at a time.
 async fn worker(
     idx: usize,
     opts: Arc<GrpcOpts>,
@@ -107,47 +103,19 @@ async fn worker(
 ) -> Tally {
     let mut t = Tally::default();
     let mut i: u64 = 0;
-    loop {
-        let due = match opts.rate {
-            Some(rate) => {
-                t0 + Duration::from_secs_f64(
-                    (idx as u64 + i * opts.connections as u64) as f64 / rate,
-                )
-            }
-            None => Instant::now(),
-        };
-        if due >= end {
-            break;
-        }
+    while let Some(due) = due(opts.rate, opts.connections, idx, i, t0, end) {
         i += 1;
-        let now = Instant::now();
-        let start = if due > now {
-            tokio::time::sleep_until(due).await;
-            Instant::now()
-        } else {
-            due
-        };
+        let start = start_at(due).await;
         let req = match opts.request() {
             Ok(r) => r,
             Err(e) => {
-                t.errors += 1;
-                t.first_error.get_or_insert(format!("{e:#}"));
+                t.failed(format!("{e:#}"));
                 continue;
             }
         };
         match client.list_leads(req).await {
-            Ok(_) => {
-                let done = Instant::now();
-                t.latencies
-                    .push(done.duration_since(start).as_micros() as u64);
-                t.last_done = Some(done);
-                t.ok += 1;
-            }
-            Err(s) => {
-                t.errors += 1;
-                t.first_error
-                    .get_or_insert(format!("{:?}: {}", s.code(), s.message()));
-            }
+            Ok(_) => t.done(start, true),
+            Err(s) => t.failed(format!("{:?}: {}", s.code(), s.message())),
         }
     }
     t
@@ -158,26 +126,11 @@ async fn phase(
     channels: &[Channel],
     length: Duration,
 ) -> anyhow::Result<(Tally, Duration)> {
-    let t0 = Instant::now();
-    let end = t0 + length;
-    let mut tasks = Vec::new();
-    for (idx, ch) in channels.iter().enumerate() {
-        let client = OdooServiceClient::new(ch.clone());
-        tasks.push(tokio::spawn(worker(idx, opts.clone(), client, t0, end)));
-    }
-    let mut all = Tally::default();
-    for task in tasks {
-        let t = task.await?;
-        all.latencies.extend(t.latencies);
-        all.ok += t.ok;
-        all.errors += t.errors;
-        if all.first_error.is_none() {
-            all.first_error = t.first_error;
-        }
-        all.last_done = all.last_done.max(t.last_done);
-    }
-    let took = all.last_done.map_or(length, |d| d.duration_since(t0));
-    Ok((all, took.max(length)))
+    phase_with(opts.connections, length, |idx, t0, end| {
+        let client = OdooServiceClient::new(channels[idx].clone());
+        worker(idx, opts.clone(), client, t0, end)
+    })
+    .await
 }
 
 pub async fn run(opts: GrpcOpts) -> anyhow::Result<Value> {
@@ -200,23 +153,13 @@ pub async fn run(opts: GrpcOpts) -> anyhow::Result<Value> {
     if !opts.warmup.is_zero() {
         phase(&opts, &channels, opts.warmup).await?;
     }
-    let (mut t, took) = phase(&opts, &channels, opts.duration).await?;
-    t.latencies.sort_unstable();
-    let r = |x: f64| (x * 1000.0).round() / 1000.0;
-    let p = |q: f64| crate::percentile(&t.latencies, q);
-    Ok(json!({
-        "label": opts.label,
-        "url": opts.target,
-        "mode": if opts.rate.is_some() { "rate" } else { "max" },
-        "target_rps": opts.rate,
-        "connections": opts.connections,
-        "duration_s": r(took.as_secs_f64()),
-        "requests": t.ok + t.errors,
-        "ok": t.ok,
-        "non_2xx": 0,
-        "errors": t.errors,
-        "first_error": t.first_error,
-        "rps": r(t.ok as f64 / took.as_secs_f64()),
-        "latency_ms": {"p50": p(50.0), "p90": p(90.0), "p99": p(99.0), "p999": p(99.9), "max": p(100.0)},
-    }))
+    let (t, took) = phase(&opts, &channels, opts.duration).await?;
+    Ok(report(
+        &opts.label,
+        &opts.target,
+        opts.rate,
+        opts.connections,
+        took,
+        t,
+    ))
 }

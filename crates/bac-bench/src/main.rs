@@ -230,6 +230,135 @@ struct Tally {
     last_done: Option<Instant>,
 }
 
+impl Tally {
+    /// A completed request that started (was due) at `start`.
+    fn done(&mut self, start: Instant, ok: bool) {
+        let done = Instant::now();
+        self.latencies
+            .push(done.duration_since(start).as_micros() as u64);
+        self.last_done = Some(done);
+        if ok {
+            self.ok += 1;
+        } else {
+            self.non_2xx += 1;
+        }
+    }
+
+    fn failed(&mut self, e: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(e);
+    }
+
+    /// Adds another connection's tally.
+    fn absorb(&mut self, t: Tally) {
+        self.latencies.extend(t.latencies);
+        self.ok += t.ok;
+        self.non_2xx += t.non_2xx;
+        self.errors += t.errors;
+        if self.first_error.is_none() {
+            self.first_error = t.first_error;
+        }
+        self.last_done = self.last_done.max(t.last_done);
+    }
+}
+
+/// When connection `idx`'s `i`-th request is due: request `idx + i * connections` of the
+/// constant-rate schedule, or now (closed loop). `None` once the phase is over.
+fn due(
+    rate: Option<f64>,
+    connections: usize,
+    idx: usize,
+    i: u64,
+    t0: Instant,
+    end: Instant,
+) -> Option<Instant> {
+    let due = match rate {
+        Some(rate) => {
+            let k = idx as u64 + i * connections as u64;
+            t0 + Duration::from_secs_f64(k as f64 / rate)
+        }
+        None => Instant::now(),
+    };
+    (due < end).then_some(due)
+}
+
+/// Waits for `due` and returns the latency's start. On time: the actual send (the timer's
+/// own lag is the generator's, not the server's). Late (the connection was busy): the due
+/// time, so a stall is not hidden.
+async fn start_at(due: Instant) -> Instant {
+    if due > Instant::now() {
+        tokio::time::sleep_until(due.into()).await;
+        Instant::now()
+    } else {
+        due
+    }
+}
+
+/// The measured phase's tally as one JSON object (counts, requests/s, latency percentiles).
+fn report(
+    label: &str,
+    url: &str,
+    rate: Option<f64>,
+    connections: usize,
+    took: Duration,
+    mut t: Tally,
+) -> serde_json::Value {
+    t.latencies.sort_unstable();
+    let completed = t.ok + t.non_2xx;
+    let mean = if t.latencies.is_empty() {
+        0.0
+    } else {
+        t.latencies.iter().sum::<u64>() as f64 / t.latencies.len() as f64 / 1000.0
+    };
+    let r = |x: f64| (x * 1000.0).round() / 1000.0;
+    json!({
+        "label": label,
+        "url": url,
+        "mode": if rate.is_some() { "rate" } else { "max" },
+        "target_rps": rate,
+        "connections": connections,
+        "duration_s": r(took.as_secs_f64()),
+        "requests": completed,
+        "ok": t.ok,
+        "non_2xx": t.non_2xx,
+        "errors": t.errors,
+        "first_error": t.first_error,
+        "rps": r(completed as f64 / took.as_secs_f64()),
+        "latency_ms": {
+            "mean": r(mean),
+            "p50": percentile(&t.latencies, 50.0),
+            "p90": percentile(&t.latencies, 90.0),
+            "p99": percentile(&t.latencies, 99.0),
+            "p999": percentile(&t.latencies, 99.9),
+            "max": percentile(&t.latencies, 100.0),
+        },
+    })
+}
+
+/// Runs one worker per connection for `length` and merges their tallies; also returns how
+/// long the phase really took (a request still in flight at the end counts).
+async fn phase_with<F, Fut>(
+    connections: usize,
+    length: Duration,
+    mut spawn: F,
+) -> anyhow::Result<(Tally, Duration)>
+where
+    F: FnMut(usize, Instant, Instant) -> Fut,
+    Fut: std::future::Future<Output = Tally> + Send + 'static,
+{
+    let t0 = Instant::now();
+    let end = t0 + length;
+    let tasks: Vec<_> = (0..connections)
+        .map(|idx| tokio::spawn(spawn(idx, t0, end)))
+        .collect();
+    let mut all = Tally::default();
+    for task in tasks {
+        all.absorb(task.await?);
+    }
+    let took = all.last_done.map_or(length, |d| d.duration_since(t0));
+    Ok((all, took.max(length)))
+}
+
 async fn connect(opts: &LoadOpts) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
     let stream = TcpStream::connect(&opts.addr).await?;
     stream.set_nodelay(true)?;
@@ -251,34 +380,14 @@ async fn worker(idx: usize, opts: Arc<LoadOpts>, t0: Instant, end: Instant) -> T
     let mut t = Tally::default();
     let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
     let mut i: u64 = 0;
-    loop {
-        let due = match opts.rate {
-            Some(rate) => {
-                let k = idx as u64 + i * opts.connections as u64;
-                t0 + Duration::from_secs_f64(k as f64 / rate)
-            }
-            None => Instant::now(),
-        };
-        if due >= end {
-            break;
-        }
+    while let Some(due) = due(opts.rate, opts.connections, idx, i, t0, end) {
         i += 1;
-        // On time: wait for the due time and measure from the actual send (the timer's own
-        // lag is the generator's, not the server's). Late (the connection was busy):
-        // measure from the due time.
-        let now = Instant::now();
-        let start = if due > now {
-            tokio::time::sleep_until(due.into()).await;
-            Instant::now()
-        } else {
-            due
-        };
+        let start = start_at(due).await;
         if sender.is_none() {
             match connect(&opts).await {
                 Ok(s) => sender = Some(s),
                 Err(e) => {
-                    t.errors += 1;
-                    t.first_error.get_or_insert(format!("connect: {e:#}"));
+                    t.failed(format!("connect: {e:#}"));
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
@@ -286,20 +395,9 @@ async fn worker(idx: usize, opts: Arc<LoadOpts>, t0: Instant, end: Instant) -> T
         }
         let Some(s) = sender.as_mut() else { continue };
         match one(s, &opts).await {
-            Ok(ok) => {
-                let done = Instant::now();
-                t.latencies
-                    .push(done.duration_since(start).as_micros() as u64);
-                t.last_done = Some(done);
-                if ok {
-                    t.ok += 1;
-                } else {
-                    t.non_2xx += 1;
-                }
-            }
+            Ok(ok) => t.done(start, ok),
             Err(e) => {
-                t.errors += 1;
-                t.first_error.get_or_insert(format!("{e:#}"));
+                t.failed(format!("{e:#}"));
                 sender = None;
             }
         }
@@ -308,26 +406,10 @@ async fn worker(idx: usize, opts: Arc<LoadOpts>, t0: Instant, end: Instant) -> T
 }
 
 async fn phase(opts: &Arc<LoadOpts>, length: Duration) -> anyhow::Result<(Tally, Duration)> {
-    let t0 = Instant::now();
-    let end = t0 + length;
-    let mut tasks = Vec::new();
-    for idx in 0..opts.connections {
-        tasks.push(tokio::spawn(worker(idx, opts.clone(), t0, end)));
-    }
-    let mut all = Tally::default();
-    for task in tasks {
-        let t = task.await?;
-        all.latencies.extend(t.latencies);
-        all.ok += t.ok;
-        all.non_2xx += t.non_2xx;
-        all.errors += t.errors;
-        if all.first_error.is_none() {
-            all.first_error = t.first_error;
-        }
-        all.last_done = all.last_done.max(t.last_done);
-    }
-    let took = all.last_done.map_or(length, |d| d.duration_since(t0));
-    Ok((all, took.max(length)))
+    phase_with(opts.connections, length, |idx, t0, end| {
+        worker(idx, opts.clone(), t0, end)
+    })
+    .await
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -342,37 +424,15 @@ async fn load(opts: Arc<LoadOpts>) -> anyhow::Result<serde_json::Value> {
     if !opts.warmup.is_zero() {
         phase(&opts, opts.warmup).await?;
     }
-    let (mut t, took) = phase(&opts, opts.duration).await?;
-    t.latencies.sort_unstable();
-    let completed = t.ok + t.non_2xx;
-    let mean = if t.latencies.is_empty() {
-        0.0
-    } else {
-        t.latencies.iter().sum::<u64>() as f64 / t.latencies.len() as f64 / 1000.0
-    };
-    let r = |x: f64| (x * 1000.0).round() / 1000.0;
-    Ok(json!({
-        "label": opts.label,
-        "url": opts.uri.to_string(),
-        "mode": if opts.rate.is_some() { "rate" } else { "max" },
-        "target_rps": opts.rate,
-        "connections": opts.connections,
-        "duration_s": r(took.as_secs_f64()),
-        "requests": completed,
-        "ok": t.ok,
-        "non_2xx": t.non_2xx,
-        "errors": t.errors,
-        "first_error": t.first_error,
-        "rps": r(completed as f64 / took.as_secs_f64()),
-        "latency_ms": {
-            "mean": r(mean),
-            "p50": percentile(&t.latencies, 50.0),
-            "p90": percentile(&t.latencies, 90.0),
-            "p99": percentile(&t.latencies, 99.0),
-            "p999": percentile(&t.latencies, 99.9),
-            "max": percentile(&t.latencies, 100.0),
-        },
-    }))
+    let (t, took) = phase(&opts, opts.duration).await?;
+    Ok(report(
+        &opts.label,
+        &opts.uri.to_string(),
+        opts.rate,
+        opts.connections,
+        took,
+        t,
+    ))
 }
 
 #[cfg(test)]

@@ -583,6 +583,31 @@ impl Fleet {
         .await
     }
 
+    /// Creates records in the sandbox (`POST /_sandbox/odoo/seed`: `model`, `count`, and
+    /// optionally `values` and `write_date`).
+    pub async fn seed_with(&self, body: serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}/_sandbox/odoo/seed", self.sandbox_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        assert_eq!(
+            status,
+            200,
+            "seeding {body}: {}",
+            resp.text().await.unwrap()
+        );
+    }
+
+    /// Creates `count` records of `model` in the sandbox.
+    pub async fn seed(&self, model: &str, count: u64) {
+        self.seed_with(serde_json::json!({"model": model, "count": count}))
+            .await;
+    }
+
     /// `model.method(*args, **kwargs)` on the sandbox as admin, as any Odoo client would call
     /// it (JSON-RPC `object.execute_kw`); its result.
     pub async fn odoo_rpc(

@@ -21,17 +21,6 @@ async fn sandbox_records(fleet: &Fleet, model: &str) -> Vec<Value> {
     v.as_array().unwrap().clone()
 }
 
-async fn seed(fleet: &Fleet, model: &str, count: u64) {
-    let resp = fleet
-        .http
-        .post(format!("{}/_sandbox/odoo/seed", fleet.sandbox_url))
-        .json(&json!({"model": model, "count": count}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "seeding {model}");
-}
-
 async fn fault(fleet: &Fleet, rule: Value) {
     let resp = fleet
         .http
@@ -152,7 +141,7 @@ async fn odoo_domain_leads_can_be_read_and_updated() {
 async fn odoo_domain_orders_invoices_and_catalog() {
     let (fleet, conn) = connected().await;
     let orders = kafka::consumer(&fleet.infra.brokers, "bac.odoo.sale_order.v1");
-    seed(&fleet, "product.product", 3).await;
+    fleet.seed("product.product", 3).await;
 
     // Products, stock, employees.
     let (status, products) = fleet
@@ -173,8 +162,8 @@ async fn odoo_domain_orders_invoices_and_catalog() {
     let product_id = p0["id"].as_i64().unwrap();
     let price = p0["sales_price"].as_f64().unwrap();
     // (seeding stock makes sure the sandbox has ten products)
-    seed(&fleet, "stock.quant", 2).await;
-    seed(&fleet, "hr.employee", 2).await;
+    fleet.seed("stock.quant", 2).await;
+    fleet.seed("hr.employee", 2).await;
 
     let (status, stock) = fleet
         .call(Method::GET, "/api/v1/odoo/inventory/stock", None)

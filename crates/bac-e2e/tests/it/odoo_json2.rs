@@ -77,14 +77,7 @@ async fn odoo_json2_is_used_for_odoo_19_with_an_api_key() {
         .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["leads"][0]["name"], "Over JSON-2");
-    let resp = fleet
-        .http
-        .post(format!("{}/_sandbox/odoo/seed", fleet.sandbox_url))
-        .json(&json!({"model": "product.product", "count": 2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    fleet.seed("product.product", 2).await;
     let (status, products) = fleet
         .call(Method::GET, "/api/v1/odoo/inventory/products", None)
         .await;

@@ -31,17 +31,6 @@ fn step(method: Method, path: &str, body: Option<Value>) -> Step {
     }
 }
 
-async fn seed(fleet: &Fleet, model: &str, count: u64) {
-    let resp = fleet
-        .http
-        .post(format!("{}/_sandbox/odoo/seed", fleet.sandbox_url))
-        .json(&json!({"model": model, "count": count}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "seeding {model}");
-}
-
 async fn run(fleet: &Fleet, s: &Step) -> (u16, Value) {
     let mut req = fleet
         .http
@@ -278,9 +267,9 @@ async fn odoo_rest_bodies_match_the_recorded_contract() {
     let (status, conn) = fleet.connect_odoo(None, "admin").await;
     assert_eq!(status, 201, "{conn}");
     let conn = conn["id"].as_str().unwrap().to_string();
-    seed(&fleet, "product.product", 3).await;
-    seed(&fleet, "stock.quant", 2).await;
-    seed(&fleet, "hr.employee", 2).await;
+    fleet.seed("product.product", 3).await;
+    fleet.seed("stock.quant", 2).await;
+    fleet.seed("hr.employee", 2).await;
 
     let mut got = Vec::new();
     for s in scenario(&conn) {

@@ -21,14 +21,11 @@ async fn odoo(fleet: &Fleet, model: &str, method: &str, args: Value, kwargs: Val
 }
 
 async fn seed(fleet: &Fleet, model: &str, count: usize, values: Value, write_date: Option<&str>) {
-    let resp = fleet
-        .http
-        .post(format!("{}/_sandbox/odoo/seed", fleet.sandbox_url))
-        .json(&json!({"model": model, "count": count, "values": values, "write_date": write_date}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    fleet
+        .seed_with(
+            json!({"model": model, "count": count, "values": values, "write_date": write_date}),
+        )
+        .await;
 }
 
 async fn connection(fleet: &Fleet) -> String {
