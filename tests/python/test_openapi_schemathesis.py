@@ -42,7 +42,7 @@ def test_the_documented_api_holds_under_generated_requests(fleet, tmp_path):
         # can turn one off per operation: those whose acceptance depends on state, each
         # documented on the operation), positive and negative data.
         "--max-examples", os.environ.get("BAC_SCHEMATHESIS_EXAMPLES", "25"),
-        "--phases", "examples,coverage,fuzzing",
+        "--phases", "examples,coverage,fuzzing,stateful",
         "--workers", "2",
         "--seed", "42",
         "--request-timeout", "30",

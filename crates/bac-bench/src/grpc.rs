@@ -16,18 +16,14 @@ use bac_proto::{
 use bac_runtime::RequestContext;
 use serde_json::Value;
 
-use crate::{due, phase_with, report, start_at, Tally};
+use crate::{due, phase_with, report, start_at, Schedule, Tally};
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
 
 pub struct GrpcOpts {
     target: String,
     key: Option<String>,
     tenant: Option<String>,
-    rate: Option<f64>,
-    duration: Duration,
-    warmup: Duration,
-    connections: usize,
-    label: String,
+    sched: Schedule,
 }
 
 impl GrpcOpts {
@@ -36,36 +32,24 @@ impl GrpcOpts {
             target: String::new(),
             key: None,
             tenant: None,
-            rate: None,
-            duration: Duration::from_secs(10),
-            warmup: Duration::from_secs(2),
-            connections: 32,
-            label: String::new(),
+            sched: Schedule::default(),
         };
-        let mut max = false;
         for (flag, value) in flags {
             let v = value.unwrap_or_default();
+            if o.sched.take(flag, v)? {
+                continue;
+            }
             match *flag {
                 "--target" => o.target = v.to_string(),
                 "--key" => o.key = Some(v.to_string()),
                 "--tenant" => o.tenant = Some(v.to_string()),
-                "--rate" => o.rate = Some(v.parse().context("--rate")?),
-                "--max" => max = true,
-                "--duration" => {
-                    o.duration = Duration::from_secs_f64(v.parse().context("--duration")?)
-                }
-                "--warmup" => o.warmup = Duration::from_secs_f64(v.parse().context("--warmup")?),
-                "--connections" => o.connections = v.parse().context("--connections")?,
-                "--label" => o.label = v.to_string(),
                 other => bail!("unknown flag {other}"),
             }
         }
         if o.target.is_empty() || o.key.is_some() == o.tenant.is_some() {
             bail!("give --target and exactly one of --key (the edge) and --tenant (direct)");
         }
-        if max == o.rate.is_some() || o.connections == 0 {
-            bail!("give exactly one of --rate N and --max, and --connections > 0");
-        }
+        o.sched.check()?;
         Ok(o)
     }
 
@@ -103,7 +87,7 @@ async fn worker(
 ) -> Tally {
     let mut t = Tally::default();
     let mut i: u64 = 0;
-    while let Some(due) = due(opts.rate, opts.connections, idx, i, t0, end) {
+    while let Some(due) = due(opts.sched.rate, opts.sched.connections, idx, i, t0, end) {
         i += 1;
         let start = start_at(due).await;
         let req = match opts.request() {
@@ -115,10 +99,20 @@ async fn worker(
         };
         match client.list_leads(req).await {
             Ok(_) => t.done(start, true),
+            // An answered refusal is an answer (as a non-2xx is for `load`); only a call
+            // that got no status (transport) is an error.
+            Err(s) if is_answer(&s) => t.done(start, false),
             Err(s) => t.failed(format!("{:?}: {}", s.code(), s.message())),
         }
     }
     t
+}
+
+/// A refusal the service decided (a code a transport failure never maps to), as opposed to
+/// a lost connection, a protocol error or a dead backend, which are errors.
+fn is_answer(s: &tonic::Status) -> bool {
+    use tonic::Code::{Cancelled, Internal, Unavailable, Unknown};
+    !matches!(s.code(), Unavailable | Unknown | Cancelled | Internal)
 }
 
 async fn phase(
@@ -126,7 +120,7 @@ async fn phase(
     channels: &[Channel],
     length: Duration,
 ) -> anyhow::Result<(Tally, Duration)> {
-    phase_with(opts.connections, length, |idx, t0, end| {
+    phase_with(opts.sched.connections, length, |idx, t0, end| {
         let client = OdooServiceClient::new(channels[idx].clone());
         worker(idx, opts.clone(), client, t0, end)
     })
@@ -135,13 +129,11 @@ async fn phase(
 
 pub async fn run(opts: GrpcOpts) -> anyhow::Result<Value> {
     if opts.tenant.is_some() {
-        let config = bac_runtime::Config::from_env(bac_runtime::ServiceKind::Odoo)?;
-        let vault = bac_runtime::vault::Vault::new(config.vault)?;
-        bac_runtime::context::load_signing_key(&vault).await?;
+        crate::sign_as_fleet().await?;
     }
     let opts = Arc::new(opts);
     let mut channels = Vec::new();
-    for _ in 0..opts.connections {
+    for _ in 0..opts.sched.connections {
         channels.push(
             Channel::from_shared(opts.target.clone())?
                 .tcp_nodelay(true)
@@ -150,15 +142,15 @@ pub async fn run(opts: GrpcOpts) -> anyhow::Result<Value> {
                 .with_context(|| format!("connecting to {}", opts.target))?,
         );
     }
-    if !opts.warmup.is_zero() {
-        phase(&opts, &channels, opts.warmup).await?;
+    if !opts.sched.warmup.is_zero() {
+        phase(&opts, &channels, opts.sched.warmup).await?;
     }
-    let (t, took) = phase(&opts, &channels, opts.duration).await?;
+    let (t, took) = phase(&opts, &channels, opts.sched.duration).await?;
     Ok(report(
-        &opts.label,
+        &opts.sched.label,
         &opts.target,
-        opts.rate,
-        opts.connections,
+        opts.sched.rate,
+        opts.sched.connections,
         took,
         t,
     ))

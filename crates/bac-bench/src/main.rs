@@ -137,30 +137,89 @@ async fn serve(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct LoadOpts {
-    uri: Uri,
-    authority: HeaderValue,
-    addr: String,
-    headers: Vec<(HeaderName, HeaderValue)>,
+/// bac-odoo believes only signed call contexts: a bench that calls it directly signs with the
+/// fleet's key, read from the Vault of BAC_VAULT_ADDR / BAC_VAULT_TOKEN as a fleet process does.
+async fn sign_as_fleet() -> anyhow::Result<()> {
+    let config = bac_runtime::Config::from_env(bac_runtime::ServiceKind::Odoo)?;
+    let vault = bac_runtime::vault::Vault::new(config.vault)?;
+    bac_runtime::context::load_signing_key(&vault).await?;
+    Ok(())
+}
+
+/// The load shape both generators (`load`, `grpc`) take: `--rate N` or `--max`, `--duration`,
+/// `--warmup` (seconds), `--connections`, `--label`.
+#[derive(Debug)]
+struct Schedule {
     rate: Option<f64>,
+    max: bool,
     duration: Duration,
     warmup: Duration,
     connections: usize,
     label: String,
 }
 
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            rate: None,
+            max: false,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            connections: 32,
+            label: String::new(),
+        }
+    }
+}
+
+impl Schedule {
+    /// Takes `flag` if it is a schedule flag (true), else leaves it to the caller (false).
+    fn take(&mut self, flag: &str, v: &str) -> anyhow::Result<bool> {
+        let secs = |what: &str| -> anyhow::Result<Duration> {
+            let s: f64 = v.parse().with_context(|| what.to_string())?;
+            Duration::try_from_secs_f64(s).with_context(|| format!("{what} {v}"))
+        };
+        match flag {
+            "--rate" => self.rate = Some(v.parse().context("--rate")?),
+            "--max" => self.max = true,
+            "--duration" => self.duration = secs("--duration")?,
+            "--warmup" => self.warmup = secs("--warmup")?,
+            "--connections" => self.connections = v.parse().context("--connections")?,
+            "--label" => self.label = v.to_string(),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Refuses a schedule that cannot run.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.max == self.rate.is_some() {
+            bail!("give exactly one of --rate N and --max");
+        }
+        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) || self.connections == 0 {
+            bail!("--rate and --connections must be positive");
+        }
+        Ok(())
+    }
+}
+
+struct LoadOpts {
+    uri: Uri,
+    authority: HeaderValue,
+    addr: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    sched: Schedule,
+}
+
 impl LoadOpts {
     fn parse(args: &[String]) -> anyhow::Result<LoadOpts> {
         let mut url = None;
         let mut headers = Vec::new();
-        let mut rate = None;
-        let mut max = false;
-        let mut duration = 10.0;
-        let mut warmup = 2.0;
-        let mut connections = 32;
-        let mut label = String::new();
+        let mut sched = Schedule::default();
         for (flag, value) in flag_values(args)? {
             let v = value.unwrap_or_default();
+            if sched.take(flag, v)? {
+                continue;
+            }
             match flag {
                 "--url" => url = Some(v.parse::<Uri>().context("--url")?),
                 "-H" | "--header" => {
@@ -170,12 +229,6 @@ impl LoadOpts {
                         HeaderValue::from_str(val.trim())?,
                     ));
                 }
-                "--rate" => rate = Some(v.parse::<f64>().context("--rate")?),
-                "--max" => max = true,
-                "--duration" => duration = v.parse().context("--duration")?,
-                "--warmup" => warmup = v.parse().context("--warmup")?,
-                "--connections" => connections = v.parse().context("--connections")?,
-                "--label" => label = v.to_string(),
                 _ => bail!("unknown flag {flag}\n{USAGE}"),
             }
         }
@@ -184,22 +237,13 @@ impl LoadOpts {
             bail!("--url must be http://");
         }
         let auth = uri.authority().context("--url needs host:port")?.clone();
-        if max == rate.is_some() {
-            bail!("give exactly one of --rate N and --max");
-        }
-        if rate.is_some_and(|r| r <= 0.0) || connections == 0 {
-            bail!("--rate and --connections must be positive");
-        }
+        sched.check()?;
         Ok(LoadOpts {
             addr: format!("{}:{}", auth.host(), auth.port_u16().unwrap_or(80)),
             authority: HeaderValue::from_str(auth.as_str())?,
             uri,
             headers,
-            rate,
-            duration: Duration::from_secs_f64(duration),
-            warmup: Duration::from_secs_f64(warmup),
-            connections,
-            label,
+            sched,
         })
     }
 
@@ -380,7 +424,7 @@ async fn worker(idx: usize, opts: Arc<LoadOpts>, t0: Instant, end: Instant) -> T
     let mut t = Tally::default();
     let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
     let mut i: u64 = 0;
-    while let Some(due) = due(opts.rate, opts.connections, idx, i, t0, end) {
+    while let Some(due) = due(opts.sched.rate, opts.sched.connections, idx, i, t0, end) {
         i += 1;
         let start = start_at(due).await;
         if sender.is_none() {
@@ -406,7 +450,7 @@ async fn worker(idx: usize, opts: Arc<LoadOpts>, t0: Instant, end: Instant) -> T
 }
 
 async fn phase(opts: &Arc<LoadOpts>, length: Duration) -> anyhow::Result<(Tally, Duration)> {
-    phase_with(opts.connections, length, |idx, t0, end| {
+    phase_with(opts.sched.connections, length, |idx, t0, end| {
         worker(idx, opts.clone(), t0, end)
     })
     .await
@@ -421,15 +465,15 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 async fn load(opts: Arc<LoadOpts>) -> anyhow::Result<serde_json::Value> {
-    if !opts.warmup.is_zero() {
-        phase(&opts, opts.warmup).await?;
+    if !opts.sched.warmup.is_zero() {
+        phase(&opts, opts.sched.warmup).await?;
     }
-    let (t, took) = phase(&opts, opts.duration).await?;
+    let (t, took) = phase(&opts, opts.sched.duration).await?;
     Ok(report(
-        &opts.label,
+        &opts.sched.label,
         &opts.uri.to_string(),
-        opts.rate,
-        opts.connections,
+        opts.sched.rate,
+        opts.sched.connections,
         took,
         t,
     ))
@@ -438,6 +482,27 @@ async fn load(opts: Arc<LoadOpts>) -> anyhow::Result<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schedule_that_cannot_run_is_refused() {
+        let sched = |flags: &[(&str, &str)]| {
+            let mut s = Schedule::default();
+            for (f, v) in flags {
+                assert!(s.take(f, v)?, "{f} is a schedule flag");
+            }
+            s.check().map(|()| s)
+        };
+        assert!(sched(&[("--rate", "500")]).is_ok());
+        assert!(sched(&[("--max", "")]).is_ok());
+        for bad in ["0", "-5", "NaN", "inf"] {
+            assert!(sched(&[("--rate", bad)]).is_err(), "--rate {bad}");
+        }
+        assert!(sched(&[]).is_err());
+        assert!(sched(&[("--rate", "5"), ("--max", "")]).is_err());
+        assert!(sched(&[("--max", ""), ("--connections", "0")]).is_err());
+        assert!(sched(&[("--max", ""), ("--duration", "-1")]).is_err());
+        assert!(!Schedule::default().take("--url", "x").unwrap());
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {
@@ -463,7 +528,7 @@ mod tests {
         .collect();
         let o = LoadOpts::parse(&args).unwrap();
         assert_eq!(o.addr, "127.0.0.1:8080");
-        assert_eq!(o.rate, Some(2000.0));
+        assert_eq!(o.sched.rate, Some(2000.0));
         let req = o.request().unwrap();
         assert_eq!(req.uri(), "/api/v1/x?y=1");
         assert_eq!(req.headers()["authorization"], "Bearer k");

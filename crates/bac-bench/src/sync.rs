@@ -781,11 +781,7 @@ fn run_json(r: &SyncRun) -> Value {
 pub async fn run(opts: SyncOpts) -> anyhow::Result<Value> {
     let n = opts.records;
     let db = pg(&opts.database_url).await?;
-    // bac-odoo believes only signed call contexts: the bench signs with the fleet's key, read
-    // from the Vault of BAC_VAULT_ADDR / BAC_VAULT_TOKEN as a fleet process does.
-    let config = bac_runtime::Config::from_env(bac_runtime::ServiceKind::Odoo)?;
-    let vault = bac_runtime::vault::Vault::new(config.vault)?;
-    bac_runtime::context::load_signing_key(&vault).await?;
+    crate::sign_as_fleet().await?;
 
     progress(format!("seeding the sandbox with {n} crm.lead records"));
     let seed_s = seed(&opts).await?;

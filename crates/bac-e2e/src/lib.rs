@@ -506,6 +506,22 @@ impl Fleet {
         (status, json)
     }
 
+    /// A new tenant of this fleet, with a super admin; that admin's key.
+    pub async fn other_tenant_key(&self) -> String {
+        let pool = bac_runtime::db::pool(&self.infra.database_url, "gateway", 1).unwrap();
+        bac_gateway::admin::bootstrap(
+            &pool,
+            &bac_gateway::admin::Bootstrap {
+                tenant: format!("o{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+                tenant_name: "Other tenant".into(),
+                email: "admin@other.local".into(),
+                role: bac_gateway::auth::Role::SuperAdmin,
+            },
+        )
+        .await
+        .unwrap()
+    }
+
     /// Creates a user with `role` in the fleet's tenant and returns (user id, their key).
     pub async fn user_with_key(&self, role: &str) -> (String, String) {
         let email = format!("{}-{}@test.local", role, uuid::Uuid::new_v4().simple());

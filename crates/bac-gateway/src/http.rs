@@ -65,18 +65,20 @@ impl axum::extract::FromRequestParts<std::sync::Arc<crate::AppState>> for Source
     }
 }
 
-fn usable_request_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?.trim();
-    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| s.to_string())
+/// A caller's request id is kept when it is 1-128 visible ASCII characters (it goes into
+/// logs, headers and events).
+pub(crate) fn usable_request_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 pub async fn request_context(req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
         .get("x-request-id")
-        .and_then(usable_request_id)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| usable_request_id(s))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let method = req.method().clone();
     let route = req
         .extensions()

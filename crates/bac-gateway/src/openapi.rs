@@ -113,7 +113,7 @@ pub struct ErrorDetails {
 pub enum CommonErrors {
     /// Malformed or invalid request.
     #[response(status = 400)]
-    BadRequest(#[to_schema] ErrorBody),
+    BadRequest(ErrorBody),
     /// Missing, unknown, revoked or expired API key.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
@@ -359,7 +359,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 /// The document as served: the hand-written routes' part (utoipa) with the operations and
 /// schemas of every transcoded route (from the protos) merged in.
-pub fn document_value() -> Value {
+pub fn document_value() -> &'static Value {
     static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = serde_json::to_value(document()).unwrap_or_default();
@@ -393,16 +393,95 @@ pub fn document_value() -> Value {
                 }
             }
         }
+        add_links(&mut doc);
         doc
     })
-    .clone()
 }
 
-pub async fn openapi_json() -> impl IntoResponse {
+/// `(operation, status, [(target operation, path parameter)])`.
+type Link = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// OpenAPI links: where the id a create answers is used next (client generators and
+/// schemathesis' stateful phase follow them); the id is `$response.body#/id` in each.
+const LINKS: &[Link] = &[
     (
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_string(&document_value()).unwrap_or_else(|_| "{}".into()),
-    )
+        "create_connection",
+        "201",
+        &[
+            ("get_connection", "id"),
+            ("update_connection", "id"),
+            ("delete_connection", "id"),
+            ("test_connection", "id"),
+            ("trigger_sync", "id"),
+            ("list_sync_runs", "id"),
+            ("list_sync_settings", "id"),
+            ("list_conflicts", "id"),
+            ("create_webhook_token", "id"),
+        ],
+    ),
+    (
+        "create_user",
+        "201",
+        &[("update_user", "id"), ("delete_user", "id")],
+    ),
+    (
+        "create_key",
+        "201",
+        &[("revoke_key", "id"), ("rotate_key", "id")],
+    ),
+    (
+        "create_lead",
+        "201",
+        &[("get_lead", "id"), ("update_lead", "id")],
+    ),
+];
+
+fn add_links(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|ops| ops.values_mut())
+    {
+        let id = op["operationId"].as_str().unwrap_or_default().to_string();
+        for (from, status, targets) in LINKS {
+            if *from != id {
+                continue;
+            }
+            let links: serde_json::Map<String, Value> = targets
+                .iter()
+                .map(|(target, param)| {
+                    (
+                        (*target).to_string(),
+                        serde_json::json!({
+                            "operationId": target,
+                            "parameters": {*param: "$response.body#/id"},
+                        }),
+                    )
+                })
+                .collect();
+            if let Some(r) = op["responses"][*status].as_object_mut() {
+                r.insert("links".into(), Value::Object(links));
+            }
+        }
+    }
+}
+
+/// `GET /api/v1/openapi.json`: the document, serialised once.
+pub async fn openapi_json() -> impl IntoResponse {
+    static TEXT: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let text = TEXT.get_or_init(|| {
+        serde_json::to_vec(document_value())
+            .unwrap_or_else(|_| b"{}".to_vec())
+            .into()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], text.clone())
 }
 
 fn esc(s: &str) -> String {
@@ -577,10 +656,25 @@ mod tests {
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
         let paths = doc["paths"].as_object().unwrap();
         assert!(paths.contains_key("/api/v1/integrations/permissions/grant"));
-        // Every operation documents its errors.
+        // Every operation documents its errors and has an id of its own.
+        let mut ids = std::collections::HashSet::new();
         for (path, ops) in paths {
             for (method, op) in ops.as_object().unwrap() {
                 assert!(op["responses"]["401"].is_object(), "{method} {path}");
+                let id = op["operationId"].as_str().unwrap();
+                assert!(ids.insert(id), "operationId {id} twice ({method} {path})");
+            }
+        }
+        // Every link leads from a documented answer to an operation that exists.
+        for (from, status, targets) in LINKS {
+            let op = paths
+                .values()
+                .flat_map(|ops| ops.as_object().unwrap().values())
+                .find(|op| op["operationId"] == *from)
+                .unwrap_or_else(|| panic!("no operation {from}"));
+            for (target, _) in *targets {
+                assert!(ids.contains(target), "link to unknown {target}");
+                assert!(op["responses"][*status]["links"][*target].is_object());
             }
         }
     }

@@ -207,6 +207,13 @@ fn has_nul(body: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| walk(&v))
 }
 
+/// Whether a raw query string carries a NUL (`%00`), refused like one in a body.
+pub(crate) fn query_has_nul(q: &str) -> bool {
+    q.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
 pub(crate) fn nul_refused() -> ApiError {
     ApiError::bad_request("text must not contain NUL (\\u0000) characters")
 }
@@ -223,11 +230,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        if parts
-            .uri
-            .query()
-            .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
-        {
+        if parts.uri.query().is_some_and(query_has_nul) {
             return Err(nul_refused());
         }
         let axum::extract::Query(v) =

@@ -19,6 +19,7 @@ use std::{
     collections::{BTreeSet, HashMap},
     net::SocketAddr,
     sync::{
+        atomic::AtomicU64,
         atomic::{AtomicUsize, Ordering},
         Arc,
     },
@@ -29,7 +30,7 @@ use std::{
 use bac_runtime::ServiceKind;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tonic::{
     body::BoxBody,
     transport::{Channel, Endpoint},
@@ -180,6 +181,9 @@ pub struct GrpcChannel {
     service: &'static str,
     endpoints: Arc<AtomicUsize>,
     wake: Arc<Notify>,
+    /// The discovery task's probe rounds (started; applied to the balancer), when it runs.
+    rounds: Arc<AtomicU64>,
+    applied: Option<watch::Receiver<u64>>,
     deadline: Duration,
 }
 
@@ -197,6 +201,8 @@ impl GrpcChannel {
         let (inner, tx) = Channel::balance_channel::<String>(64);
         let endpoints = Arc::new(AtomicUsize::new(0));
         let wake = Arc::new(Notify::new());
+        let rounds = Arc::new(AtomicU64::new(0));
+        let (applied_tx, applied_rx) = watch::channel(0);
         let mut discovery = Discovery {
             service,
             targets,
@@ -204,6 +210,8 @@ impl GrpcChannel {
             tx,
             endpoints: endpoints.clone(),
             wake: wake.clone(),
+            rounds: rounds.clone(),
+            applied: applied_tx,
             active: BTreeSet::new(),
             resolved: HashMap::new(),
         };
@@ -222,9 +230,11 @@ impl GrpcChannel {
                 .targets
                 .iter()
                 .any(|t| matches!(t, Target::Dns { .. }));
+        let mut applied = None;
         if needs_task {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(discovery.run());
+                applied = Some(applied_rx);
             }
         }
         GrpcChannel {
@@ -232,6 +242,8 @@ impl GrpcChannel {
             service,
             endpoints,
             wake,
+            rounds,
+            applied,
             deadline: settings.deadline,
         }
     }
@@ -266,8 +278,20 @@ impl GrpcChannel {
         let bytes = body.collect().await?.to_bytes();
         let first = http::Request::from_parts(parts.clone(), boxed(bytes.clone()));
         let (resp, retry) = self.attempt(first, until).await?;
+        let seen = match retry {
+            Retry::No => return Ok(resp),
+            Retry::Now => None,
+            Retry::AfterProbe(seen) => Some(seen),
+        };
+        // An endpoint that refused the connection is taken out of the balancer by the next
+        // probe round: wait for one that started after the failure (within the budget), so
+        // the second attempt does not go to the same dead endpoint.
+        if let (Some(seen), Some(applied)) = (seen, &self.applied) {
+            let mut applied = applied.clone();
+            let _ = tokio::time::timeout_at(until, applied.wait_for(|r| *r > seen)).await;
+        }
         let left = budget.saturating_sub(started.elapsed());
-        if !retry || left < Duration::from_millis(5) {
+        if left < Duration::from_millis(5) {
             return Ok(resp);
         }
         metrics::counter!("bac_grpc_client_retries_total", "service" => self.service).increment(1);
@@ -277,12 +301,12 @@ impl GrpcChannel {
         self.attempt(second, until).await.map(|(resp, _)| resp)
     }
 
-    /// One attempt; the flag says whether the failure is worth another endpoint.
+    /// One attempt, and whether its failure is worth another endpoint.
     async fn attempt(
         &self,
         req: http::Request<BoxBody>,
         until: tokio::time::Instant,
-    ) -> Result<(http::Response<BoxBody>, bool), tonic::codegen::StdError> {
+    ) -> Result<(http::Response<BoxBody>, Retry), tonic::codegen::StdError> {
         match tokio::time::timeout_at(until, self.inner.clone().oneshot(req)).await {
             Err(_) => Ok((
                 tonic::Status::deadline_exceeded(format!(
@@ -290,15 +314,20 @@ impl GrpcChannel {
                     self.service
                 ))
                 .into_http(),
-                false,
+                Retry::No,
             )),
             Ok(Err(e)) => {
                 // A transport failure: have the endpoints probed now.
+                let seen = self.rounds.load(Ordering::SeqCst);
                 self.wake.notify_one();
                 let status = tonic::Status::from_error(e.into());
                 // Connection refused or lost: the request did not complete. A timeout of
                 // the endpoint (CANCELLED) used the budget up.
-                let retry = !matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded);
+                let retry = if matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded) {
+                    Retry::No
+                } else {
+                    Retry::AfterProbe(seen)
+                };
                 Ok((status.into_http(), retry))
             }
             Ok(Ok(resp)) => {
@@ -309,10 +338,24 @@ impl GrpcChannel {
                 // A service's own UNAVAILABLE (its upstream is down) carries details: that
                 // one is its answer, not a reason to try another replica.
                 let from_service = resp.headers().contains_key("grpc-status-details-bin");
-                Ok((resp, unavailable && !from_service))
+                let retry = if unavailable && !from_service {
+                    Retry::Now
+                } else {
+                    Retry::No
+                };
+                Ok((resp, retry))
             }
         }
     }
+}
+
+/// Whether (and when) a failed idempotent call is sent again.
+enum Retry {
+    No,
+    /// The endpoint answered UNAVAILABLE itself (e.g. shutting down): another one now.
+    Now,
+    /// The transport failed: after the probe round that follows probe round `.0`.
+    AfterProbe(u64),
 }
 
 impl Service<http::Request<BoxBody>> for GrpcChannel {
@@ -374,6 +417,9 @@ struct Discovery {
     tx: mpsc::Sender<Change<String, Endpoint>>,
     endpoints: Arc<AtomicUsize>,
     wake: Arc<Notify>,
+    /// Probe rounds started, and the last one whose result is in the balancer.
+    rounds: Arc<AtomicU64>,
+    applied: watch::Sender<u64>,
     /// Endpoints in the balancer now.
     active: BTreeSet<String>,
     /// The last good answer for each DNS name.
@@ -464,6 +510,7 @@ impl Discovery {
                 return;
             }
             let round = Instant::now();
+            let this_round = self.rounds.fetch_add(1, Ordering::SeqCst) + 1;
             if resolved_at.is_none_or(|t| t.elapsed() >= self.settings.dns_refresh) {
                 self.resolve().await;
                 resolved_at = Some(Instant::now());
@@ -491,6 +538,7 @@ impl Discovery {
                 desired
             };
             self.apply_now(&want);
+            self.applied.send_replace(this_round);
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.probe_interval) => {}
                 _ = self.wake.notified() => {

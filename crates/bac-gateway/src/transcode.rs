@@ -92,6 +92,8 @@ pub struct Route {
     pub body: BodyTarget,
     /// `/bac.odoo.v1.OdooService/CreateLead`.
     pub grpc_path: String,
+    /// The same, parsed once for the client call.
+    pub call_path: http::uri::PathAndQuery,
     pub rpc: MethodDescriptor,
     pub service: ServiceKind,
     pub integration: String,
@@ -308,8 +310,7 @@ impl Transcoder {
         grpc.ready()
             .await
             .map_err(|e| upstream(tonic::Status::unavailable(format!("{e}"))))?;
-        let path = http::uri::PathAndQuery::from_str(&route.grpc_path)
-            .map_err(|e| ApiError::internal(format!("grpc path: {e}")))?;
+        let path = route.call_path.clone();
         let request = principal
             .context()
             .request(Bytes::from(prost::Message::encode_to_vec(&msg)));
@@ -348,7 +349,7 @@ fn query_into(
     msg: &mut DynamicMessage,
 ) -> Result<(), ApiError> {
     let Some(q) = query else { return Ok(()) };
-    if q.to_ascii_lowercase().contains("%00") {
+    if crate::routes::query_has_nul(q) {
         return Err(crate::routes::nul_refused());
     }
     let mut seen: Vec<&str> = Vec::new();
@@ -604,6 +605,8 @@ fn route(
         headers,
         body,
         grpc_path: grpc_path(rpc),
+        call_path: http::uri::PathAndQuery::from_str(&grpc_path(rpc))
+            .map_err(|e| format!("{name}: gRPC path: {e}"))?,
         rpc: rpc.clone(),
         service,
         integration: edge.integration.clone(),

@@ -26,12 +26,16 @@ pub const SIGNING_KEY_PATH: &str = "bac/_fleet/context-signing-key";
 /// How long a signed context stays good: one call's deadline plus clock skew.
 const SIGNATURE_TTL_SECS: i64 = 300;
 
-static SIGNING_KEY: RwLock<Option<Vec<u8>>> = RwLock::new(None);
+/// The context key, already keyed into an HMAC (a call clones it instead of re-keying).
+static SIGNING_KEY: RwLock<Option<Hmac<Sha256>>> = RwLock::new(None);
 
 /// Makes `key` this process's context key (signing and verifying).
 pub fn install_signing_key(key: Vec<u8>) {
+    let Ok(mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+        return;
+    };
     if let Ok(mut k) = SIGNING_KEY.write() {
-        *k = Some(key);
+        *k = Some(mac);
     }
 }
 
@@ -71,16 +75,21 @@ pub async fn load_signing_key(vault: &crate::vault::Vault) -> Result<(), crate::
     })
 }
 
-fn signature(
-    key: &[u8],
+/// The MAC of one context, before finalising.
+fn context_mac(
+    keyed: &Hmac<Sha256>,
     tenant: &str,
     principal: &str,
     request_id: &str,
     expiry: i64,
-) -> Option<String> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
-    mac.update(format!("v1\n{tenant}\n{principal}\n{request_id}\n{expiry}").as_bytes());
-    Some(hex::encode(mac.finalize().into_bytes()))
+) -> Hmac<Sha256> {
+    let mut mac = keyed.clone();
+    for part in ["v1", tenant, principal, request_id] {
+        mac.update(part.as_bytes());
+        mac.update(b"\n");
+    }
+    mac.update(expiry.to_string().as_bytes());
+    mac
 }
 
 /// Whether `token` signs this context and has not expired.
@@ -107,14 +116,10 @@ fn verify(md: &MetadataMap, tenant: &str, principal: &str, request_id: &str) -> 
     let expiry: i64 = expiry
         .parse()
         .map_err(|_| unauthenticated("malformed context signature"))?;
-    let want = signature(key, tenant, principal, request_id, expiry)
-        .ok_or_else(|| unauthenticated("no context key"))?;
-    use subtle::ConstantTimeEq;
-    if !bool::from(want.as_bytes().ct_eq(sig.as_bytes())) {
-        return Err(unauthenticated(
-            "the call context's signature does not verify",
-        ));
-    }
+    let sig = hex::decode(sig).map_err(|_| unauthenticated("malformed context signature"))?;
+    context_mac(key, tenant, principal, request_id, expiry)
+        .verify_slice(&sig)
+        .map_err(|_| unauthenticated("the call context's signature does not verify"))?;
     if expiry < chrono::Utc::now().timestamp() {
         return Err(unauthenticated("the call context's signature has expired"));
     }
@@ -185,16 +190,19 @@ impl RequestContext {
             put(TRACEPARENT_HEADER, &tp);
         }
         let expiry = chrono::Utc::now().timestamp() + SIGNATURE_TTL_SECS;
-        let key = SIGNING_KEY.read().ok().and_then(|k| k.clone());
-        if let Some(sig) = key.and_then(|k| {
-            signature(
-                &k,
-                &self.tenant_id,
-                &self.principal,
-                &self.request_id,
-                expiry,
-            )
-        }) {
+        let sig = SIGNING_KEY.read().ok().and_then(|k| {
+            k.as_ref().map(|keyed| {
+                let mac = context_mac(
+                    keyed,
+                    &self.tenant_id,
+                    &self.principal,
+                    &self.request_id,
+                    expiry,
+                );
+                hex::encode(mac.finalize().into_bytes())
+            })
+        });
+        if let Some(sig) = sig {
             put(SIGNATURE_HEADER, &format!("v1.{expiry}.{sig}"));
         }
         req
@@ -245,7 +253,12 @@ mod tests {
         );
         let mut expired = signed.metadata().clone();
         let past = chrono::Utc::now().timestamp() - 1;
-        let sig = signature(&[7; 32], "demo", "user:u1", "r-1", past).unwrap();
+        let keyed = Hmac::<Sha256>::new_from_slice(&[7; 32]).unwrap();
+        let sig = hex::encode(
+            context_mac(&keyed, "demo", "user:u1", "r-1", past)
+                .finalize()
+                .into_bytes(),
+        );
         expired.insert(
             SIGNATURE_HEADER,
             format!("v1.{past}.{sig}").parse().unwrap(),

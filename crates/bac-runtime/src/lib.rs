@@ -29,6 +29,7 @@ pub mod sync;
 pub mod telemetry;
 pub mod upstream;
 pub mod vault;
+pub mod wkt;
 
 pub use config::{Config, ServiceKind};
 pub use context::RequestContext;

@@ -371,18 +371,7 @@ async fn a_revoked_key_stops_working_on_another_replica_within_a_second() {
 async fn another_tenants_ids_are_not_found_and_never_listed() {
     let fleet = Fleet::start().await;
     // Tenant B, in the same fleet.
-    let pool = bac_runtime::db::pool(&fleet.infra.database_url, "gateway", 2).unwrap();
-    let b_key = bac_gateway::admin::bootstrap(
-        &pool,
-        &bac_gateway::admin::Bootstrap {
-            tenant: format!("b{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
-            tenant_name: "B".into(),
-            email: "admin@b.local".into(),
-            role: bac_gateway::auth::Role::SuperAdmin,
-        },
-    )
-    .await
-    .unwrap();
+    let b_key = fleet.other_tenant_key().await;
     // Tenant A's things.
     let (status, conn) = fleet.connect_odoo(None, "admin").await;
     assert_eq!(status, 201);

@@ -39,18 +39,7 @@ async fn bad_commands_are_kept_as_rejects_and_the_next_one_applies() {
     let (status, mine) = fleet.connect_odoo(None, "admin").await;
     assert_eq!(status, 201, "{mine}");
     // Another tenant with a connection of its own.
-    let pool = bac_runtime::db::pool(&fleet.infra.database_url, "gateway", 2).unwrap();
-    let other_key = bac_gateway::admin::bootstrap(
-        &pool,
-        &bac_gateway::admin::Bootstrap {
-            tenant: format!("o{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-            tenant_name: "Other tenant".into(),
-            email: "admin@other.local".into(),
-            role: bac_gateway::auth::Role::SuperAdmin,
-        },
-    )
-    .await
-    .unwrap();
+    let other_key = fleet.other_tenant_key().await;
     let (status, theirs) = fleet
         .call_as(
             &other_key,

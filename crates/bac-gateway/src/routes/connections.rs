@@ -160,15 +160,9 @@ fn connection_json(c: &Connection) -> Value {
         "name": c.name,
         "config": config_value(c),
         "credentials_set": c.secret_fields,
-        "created_at": c.created_at.as_ref().map(ts),
-        "updated_at": c.updated_at.as_ref().map(ts),
+        "created_at": c.created_at.as_ref().map(bac_runtime::wkt::rfc3339),
+        "updated_at": c.updated_at.as_ref().map(bac_runtime::wkt::rfc3339),
     })
-}
-
-pub(crate) fn ts(t: &pbjson_types::Timestamp) -> String {
-    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 /// The catalog entry of `key`; 400 when the platform has no such integration.
@@ -232,7 +226,7 @@ fn to_struct(v: Value) -> Result<pbjson_types::Struct, ApiError> {
 }
 
 /// `GET /api/v1/integrations/definitions`: the catalog (any authenticated caller).
-#[utoipa::path(get, path = "/api/v1/integrations/definitions", tag = "connections",
+#[utoipa::path(operation_id = "list_definitions", get, path = "/api/v1/integrations/definitions", tag = "connections",
     summary = "Every integration: what it is, whether it is served today, and the JSON Schemas of its connection config and credentials",
     responses((status = 200, description = "The catalog", body = DefinitionList), crate::openapi::CommonErrors))]
 pub async fn definitions(_: Principal) -> Json<Value> {
@@ -240,7 +234,7 @@ pub async fn definitions(_: Principal) -> Json<Value> {
     Json(json!({ "definitions": list }))
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/connections", tag = "connections",
+#[utoipa::path(operation_id = "create_connection", post, path = "/api/v1/integrations/connections", tag = "connections",
     summary = "Create a connection (settings to the owning service, credentials to Vault)",
     request_body = CreateConnection,
     responses((status = 201, description = "Created", body = ConnectionView), crate::openapi::CommonErrors))]
@@ -250,16 +244,41 @@ pub async fn create(
     origin: Origin,
     ApiJson(body): ApiJson<CreateConnection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let def = definition(&body.integration)?;
-    authz::require(&state.db, &principal, def.key, Action::Configure).await?;
+    let created = create_connection(
+        &state,
+        &principal,
+        &origin,
+        &body.integration,
+        &body.name,
+        body.config,
+        body.credentials,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(connection_json(&created))))
+}
+
+/// A connection create, for REST and the gRPC edge alike: checked against the catalog, made
+/// in the owning service, then its directory row and audit entry in one transaction (undone
+/// in the service if that commit fails).
+pub(crate) async fn create_connection(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    integration: &str,
+    name: &str,
+    config: Map<String, Value>,
+    credentials: Map<String, Value>,
+) -> Result<Connection, ApiError> {
+    let def = definition(integration)?;
+    authz::require(&state.db, principal, def.key, Action::Configure).await?;
     let kind = def.service().ok_or_else(|| not_served(def))?;
-    check_name(&body.name)?;
-    let config = Value::Object(body.config);
+    check_name(name)?;
+    let config = Value::Object(config);
     if def.served() {
         check(&def.config_schema, &config, "config", def)?;
         check(
             &def.credentials_schema,
-            &Value::Object(body.credentials.clone()),
+            &Value::Object(credentials.clone()),
             "credentials",
             def,
         )?;
@@ -267,11 +286,11 @@ pub async fn create(
     let id = format!("con_{}", uuid::Uuid::now_v7().simple());
     let req = CreateConnectionRequest {
         id: id.clone(),
-        name: body.name.trim().to_string(),
+        name: name.trim().to_string(),
         config: Some(to_struct(config)?),
-        secrets: secret_strings(body.credentials)?,
+        secrets: secret_strings(credentials)?,
     };
-    let mut service = integration_client(&state, kind)?;
+    let mut service = integration_client(state, kind)?;
     let created = service
         .create_connection(principal.context().request(req))
         .await
@@ -288,8 +307,8 @@ pub async fn create(
         .map_err(ApiError::internal)?;
         audit::record(
             &tx,
-            &principal,
-            &origin,
+            principal,
+            origin,
             Change {
                 action: "connection.created",
                 target_type: "connection",
@@ -321,7 +340,7 @@ pub async fn create(
         return Err(e);
     }
     tracing::info!(connection = %id, integration = kind.key(), "connection created");
-    Ok((StatusCode::CREATED, Json(connection_json(&created))))
+    Ok(created)
 }
 
 /// Whether the caller may view the status of `integration` (403 is a "no", other errors fail).
@@ -338,7 +357,7 @@ pub(crate) async fn may_view(
 }
 
 /// The tenant's connections of the integrations the caller may view.
-#[utoipa::path(get, path = "/api/v1/integrations/connections", tag = "connections",
+#[utoipa::path(operation_id = "list_connections", get, path = "/api/v1/integrations/connections", tag = "connections",
     summary = "The tenant's connections of the integrations the caller may view",
     responses((status = 200, description = "Connections", body = ConnectionList), crate::openapi::CommonErrors))]
 pub async fn list(
@@ -417,7 +436,7 @@ async fn directory_name(state: &AppState, tenant: &str, id: &str) -> Result<Stri
         .ok_or_else(|| ApiError::not_found(format!("no connection {id}")))
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}", tag = "connections",
+#[utoipa::path(operation_id = "get_connection", get, path = "/api/v1/integrations/connections/{id}", tag = "connections",
     summary = "One connection: settings and which secret fields are set",
     params(("id" = String, Path, description = "Connection id (con_...)")),
     responses((status = 200, description = "The connection", body = ConnectionView), crate::openapi::CommonErrors))]
@@ -436,7 +455,7 @@ pub async fn get(
     Ok(Json(connection_json(&conn)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/integrations/connections/{id}", tag = "connections",
+#[utoipa::path(operation_id = "update_connection", patch, path = "/api/v1/integrations/connections/{id}", tag = "connections",
     description = "Depends on the connection: `config` and `credentials` must follow the schemas of the connection's integration (GET /api/v1/integrations/definitions), which the path's id decides.",
     summary = "Change a connection's name, settings (merge patch) and/or credentials (replaced)",
     params(("id" = String, Path, description = "Connection id (con_...)")),
@@ -449,8 +468,46 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateConnection>,
 ) -> Result<Json<Value>, ApiError> {
-    let kind = owner(&state, &principal.tenant_id, &id).await?;
-    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
+    let change = ConnectionChange {
+        name: body.name,
+        config: body.config.map(ConfigChange::Merge),
+        credentials: body.credentials,
+        if_unmodified_since: None,
+    };
+    let (after, _) = update_connection(&state, &principal, &origin, &id, change).await?;
+    Ok(Json(connection_json(&after)))
+}
+
+/// How an update gives the settings.
+pub(crate) enum ConfigChange {
+    /// A JSON merge patch (RFC 7386) onto the stored settings (REST's PATCH).
+    Merge(Map<String, Value>),
+    /// The complete new settings (gRPC's `UpdateConnectionRequest.config`).
+    Replace(Map<String, Value>),
+}
+
+/// One connection change; `None` leaves a part as it is.
+pub(crate) struct ConnectionChange {
+    pub name: Option<String>,
+    pub config: Option<ConfigChange>,
+    pub credentials: Option<Map<String, Value>>,
+    /// The caller's own precondition; without it, the version this change was merged from.
+    pub if_unmodified_since: Option<pbjson_types::Timestamp>,
+}
+
+/// A connection update, for REST and the gRPC edge alike, audited (settings diff, and the
+/// names of changed secret fields). The connection after, and the names of the secret fields
+/// that changed.
+pub(crate) async fn update_connection(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    id: &str,
+    body: ConnectionChange,
+) -> Result<(Connection, Vec<String>), ApiError> {
+    let id = id.to_string();
+    let kind = owner(state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, principal, kind.key(), Action::Configure).await?;
     let def = definition(kind.key())?;
     if body.name.is_none() && body.config.is_none() && body.credentials.is_none() {
         return Err(ApiError::bad_request(
@@ -477,7 +534,7 @@ pub async fn update(
     // No transaction or row lock is held across the service calls: the update carries the
     // version it was merged from (if_unmodified_since), so a concurrent change is refused
     // (409) instead of overwritten, and nothing else waits on this request meanwhile.
-    let mut service = integration_client(&state, kind)?;
+    let mut service = integration_client(state, kind)?;
     let before = service
         .get_connection(
             principal
@@ -488,10 +545,16 @@ pub async fn update(
         .map_err(|s| ApiError::from_status(&s, kind.key()))?
         .into_inner();
     let old_config = config_value(&before);
-    let new_config = match &body.config {
-        Some(patch) => {
-            let mut merged = old_config.clone();
-            catalog::merge_patch(&mut merged, &Value::Object(patch.clone()));
+    let new_config = match body.config {
+        Some(change) => {
+            let merged = match change {
+                ConfigChange::Merge(patch) => {
+                    let mut merged = old_config.clone();
+                    catalog::merge_patch(&mut merged, &Value::Object(patch));
+                    merged
+                }
+                ConfigChange::Replace(all) => Value::Object(all),
+            };
             if def.served() {
                 check(&def.config_schema, &merged, "config", def)?;
             }
@@ -501,7 +564,7 @@ pub async fn update(
     };
     let req = UpdateConnectionRequest {
         id: id.clone(),
-        if_unmodified_since: before.updated_at,
+        if_unmodified_since: body.if_unmodified_since.or(before.updated_at),
         name: name.map(str::to_string),
         config: new_config.clone().map(to_struct).transpose()?,
         secrets: body
@@ -543,8 +606,8 @@ pub async fn update(
     if !diff.is_empty() {
         audit::record(
             &tx,
-            &principal,
-            &origin,
+            principal,
+            origin,
             Change {
                 action: "connection.updated",
                 target_type: "connection",
@@ -557,8 +620,8 @@ pub async fn update(
     if credentials_given && !resp.changed_secret_fields.is_empty() {
         audit::record(
             &tx,
-            &principal,
-            &origin,
+            principal,
+            origin,
             Change {
                 action: "credentials.updated",
                 target_type: "connection",
@@ -575,7 +638,7 @@ pub async fn update(
     }
     commit(tx, &id).await?;
     tracing::info!(connection = %id, integration = kind.key(), "connection updated");
-    Ok(Json(connection_json(&after)))
+    Ok((after, resp.changed_secret_fields))
 }
 
 /// Commits a change the service already made; if Postgres refuses, say so loudly.
@@ -601,7 +664,7 @@ fn changed_keys(before: &Value, after: &Value) -> Map<String, Value> {
         .collect()
 }
 
-#[utoipa::path(delete, path = "/api/v1/integrations/connections/{id}", tag = "connections",
+#[utoipa::path(operation_id = "delete_connection", delete, path = "/api/v1/integrations/connections/{id}", tag = "connections",
     summary = "Delete a connection, its settings and its credentials",
     params(("id" = String, Path, description = "Connection id (con_...)")),
     responses((status = 204, description = "Deleted"), crate::openapi::CommonErrors))]
@@ -611,12 +674,25 @@ pub async fn delete(
     origin: Origin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let kind = owner(&state, &principal.tenant_id, &id).await?;
-    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
-    let name = directory_name(&state, &principal.tenant_id, &id).await?;
+    delete_connection(&state, &principal, &origin, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A connection delete, for REST and the gRPC edge alike: the service's settings and
+/// secrets, then the directory row and the audit entry.
+pub(crate) async fn delete_connection(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    id: &str,
+) -> Result<(), ApiError> {
+    let id = id.to_string();
+    let kind = owner(state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, principal, kind.key(), Action::Configure).await?;
+    let name = directory_name(state, &principal.tenant_id, &id).await?;
     // The service call holds no transaction or lock here; the directory row and the audit
     // entry follow in one short transaction (a retried delete finishes an interrupted one).
-    let deleted = integration_client(&state, kind)?
+    let deleted = integration_client(state, kind)?
         .delete_connection(
             principal
                 .context()
@@ -644,8 +720,8 @@ pub async fn delete(
     }
     audit::record(
         &tx,
-        &principal,
-        &origin,
+        principal,
+        origin,
         Change {
             action: "connection.deleted",
             target_type: "connection",
@@ -656,10 +732,10 @@ pub async fn delete(
     .await?;
     commit(tx, &id).await?;
     tracing::info!(connection = %id, integration = kind.key(), "connection deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/test", tag = "connections",
+#[utoipa::path(operation_id = "test_connection", post, path = "/api/v1/integrations/connections/{id}/test", tag = "connections",
     summary = "Log in upstream with the stored credentials",
     params(("id" = String, Path, description = "Connection id (con_...)")),
     responses((status = 200, description = "The upstream answered", body = TestResult), crate::openapi::CommonErrors))]

@@ -8,7 +8,7 @@ use axum::{
     routing::{delete, get, post},
     Json, Router,
 };
-use bac_proto::integration::v1::{ListParkedEventsRequest, ParkedEventRequest};
+use bac_proto::integration::v1::{ListParkedEventsRequest, ParkedEvent, ParkedEventRequest};
 use bac_runtime::ServiceKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -57,7 +57,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations/{service}/parked-events", tag = "events",
+#[utoipa::path(operation_id = "list_parked_events", get, path = "/api/v1/integrations/{service}/parked-events", tag = "events",
     summary = "Events the broker refused for good, set aside so the others keep flowing",
     params(("service" = inline(ServiceKey), Path, description = "The integration service"),
            ("limit" = Option<u32>, Query, description = "Default 50, at most 500", minimum = 1, maximum = 500)),
@@ -82,7 +82,7 @@ pub async fn list(
     Ok(Json(to_json(&resp)))
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/{service}/parked-events/{id}/retry", tag = "events",
+#[utoipa::path(operation_id = "retry_parked_event", post, path = "/api/v1/integrations/{service}/parked-events/{id}/retry", tag = "events",
     summary = "Put a parked event back in line (e.g. after the broker's limit was raised)",
     params(("service" = inline(ServiceKey), Path, description = "The integration service"),
            ("id" = String, Path, description = "Parked event id (out_...)")),
@@ -94,10 +94,11 @@ pub async fn retry(
     kind: ServiceKind,
     id: String,
 ) -> Result<Json<Value>, ApiError> {
-    decide(state, principal, origin, kind, id, true).await
+    let event = decide(&state, &principal, &origin, kind, &id, true).await?;
+    Ok(Json(to_json(&event)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/integrations/{service}/parked-events/{id}", tag = "events",
+#[utoipa::path(operation_id = "discard_parked_event", delete, path = "/api/v1/integrations/{service}/parked-events/{id}", tag = "events",
     summary = "Give a parked event up: kept, marked discarded, never published",
     params(("service" = inline(ServiceKey), Path, description = "The integration service"),
            ("id" = String, Path, description = "Parked event id (out_...)")),
@@ -109,25 +110,27 @@ pub async fn discard(
     kind: ServiceKind,
     id: String,
 ) -> Result<Json<Value>, ApiError> {
-    decide(state, principal, origin, kind, id, false).await
+    let event = decide(&state, &principal, &origin, kind, &id, false).await?;
+    Ok(Json(to_json(&event)))
 }
 
-async fn decide(
-    state: Arc<AppState>,
-    principal: Principal,
-    origin: Origin,
+/// Retries (`retry`) or discards a parked event, for REST and the gRPC edge alike, audited.
+pub(crate) async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
     kind: ServiceKind,
-    id: String,
+    id: &str,
     retry: bool,
-) -> Result<Json<Value>, ApiError> {
-    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
+) -> Result<ParkedEvent, ApiError> {
+    authz::require(&state.db, principal, kind.key(), Action::Configure).await?;
     if !id.starts_with("out_") || id.len() > 40 {
         return Err(ApiError::not_found(format!("no parked event {id}")));
     }
-    let mut client = integration_client(&state, kind)?;
+    let mut client = integration_client(state, kind)?;
     let req = principal
         .context()
-        .request(ParkedEventRequest { id: id.clone() });
+        .request(ParkedEventRequest { id: id.to_string() });
     let event = if retry {
         client.retry_parked_event(req).await
     } else {
@@ -139,8 +142,8 @@ async fn decide(
     let tx = db.transaction().await.map_err(ApiError::internal)?;
     audit::record(
         &tx,
-        &principal,
-        &origin,
+        principal,
+        origin,
         Change {
             action: if retry {
                 "parked_event.retried"
@@ -148,14 +151,14 @@ async fn decide(
                 "parked_event.discarded"
             },
             target_type: "parked_event",
-            target_id: &id,
+            target_id: id,
             diff: json!({"service": kind.key(), "topic": event.topic, "key": event.key,
                          "event_count": event.event_count, "reason": event.reason}),
         },
     )
     .await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(to_json(&event)))
+    Ok(event)
 }
 
 /// The three routes for every integration service.

@@ -23,7 +23,7 @@ const ACTIONS: [(Action, &str); 5] = [
     (Action::Grant, "grant"),
 ];
 
-#[utoipa::path(get, path = "/api/v1/integrations/permissions", tag = "permissions",
+#[utoipa::path(operation_id = "effective_permissions", get, path = "/api/v1/integrations/permissions", tag = "permissions",
     summary = "The caller's effective permissions per integration",
     responses((status = 200, description = "Permissions", body = crate::openapi::EffectivePermissions), crate::openapi::CommonErrors))]
 pub async fn effective(
@@ -101,7 +101,7 @@ fn may_grant(p: &Principal, integration: &str) -> Result<(), ApiError> {
     Err(ApiError::forbidden(msg).integration(integration))
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/permissions/grant", tag = "permissions",
+#[utoipa::path(operation_id = "grant_permission", post, path = "/api/v1/integrations/permissions/grant", tag = "permissions",
     summary = "Grant view or manage on an integration (super admin; payments are not delegable)",
     request_body = GrantBody,
     responses((status = 201, description = "Granted", body = crate::openapi::GrantView),
@@ -176,7 +176,7 @@ pub async fn grant(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/integrations/permissions/revoke", tag = "permissions",
+#[utoipa::path(operation_id = "revoke_permission", delete, path = "/api/v1/integrations/permissions/revoke", tag = "permissions",
     summary = "Revoke a grant (super admin)",
     request_body = GrantBody,
     responses((status = 200, description = "Revoked", body = crate::openapi::Revoked), crate::openapi::CommonErrors))]

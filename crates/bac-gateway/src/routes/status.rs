@@ -16,7 +16,7 @@ use axum::{extract::State, routing::get, Json, Router};
 use bac_proto::integration::v1::{GetStatusRequest, IntegrationStatus};
 use serde_json::{json, Map, Value};
 
-use super::connections::{integration_client, may_view, not_served, ts};
+use super::connections::{integration_client, may_view, not_served};
 use crate::{
     auth::{Principal, Role},
     authz::{self, Action},
@@ -199,12 +199,12 @@ fn entry(def: &Definition, s: &IntegrationStatus) -> Value {
         "integration_name": def.name,
         "status": s.status,
         "reason": (!s.reason.is_empty()).then_some(&s.reason),
-        "last_sync_at": s.last_sync_at.as_ref().map(ts),
+        "last_sync_at": s.last_sync_at.as_ref().map(bac_runtime::wkt::rfc3339),
         "sync_frequency": (!s.sync_frequency.is_empty()).then_some(&s.sync_frequency),
         "error_count": s.error_count_24h,
         "configuration_valid": s.configuration_valid,
         "connections": s.connection_count,
-        "last_call_at": s.last_call_at.as_ref().map(ts),
+        "last_call_at": s.last_call_at.as_ref().map(bac_runtime::wkt::rfc3339),
         "performance_metrics": perf,
     })
 }
@@ -284,7 +284,7 @@ pub fn routes(mut router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
 
 /// `GET /api/v1/integrations/dashboard`: `<key>_integration` per integration the caller may
 /// view, plus `system_health`.
-#[utoipa::path(get, path = "/api/v1/integrations/dashboard", tag = "status",
+#[utoipa::path(operation_id = "dashboard", get, path = "/api/v1/integrations/dashboard", tag = "status",
     summary = "Every integration the caller may view, with its status, and the system's health",
     responses((status = 200, description = "The dashboard", body = Dashboard), crate::openapi::CommonErrors))]
 pub async fn dashboard(

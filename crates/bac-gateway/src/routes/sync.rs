@@ -10,9 +10,9 @@ use axum::{
     Json,
 };
 use bac_proto::integration::v1::{
-    FieldOwners, GetMappingRequest, ListConflictsRequest, ListSyncRunsRequest,
-    ListSyncSettingsRequest, PreviewMappingRequest, PutMappingRequest, ResolveConflictRequest,
-    TriggerSyncRequest, UpdateSyncSettingsRequest,
+    Conflict, FieldMapping, FieldOwners, GetMappingRequest, ListConflictsRequest,
+    ListSyncRunsRequest, ListSyncSettingsRequest, PreviewMappingRequest, PutMappingRequest,
+    ResolveConflictRequest, SyncSettings, TriggerSyncRequest, UpdateSyncSettingsRequest,
 };
 use bac_runtime::ServiceKind;
 use serde::Deserialize;
@@ -54,7 +54,7 @@ pub struct TriggerBody {
     pub mode: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/sync", tag = "sync",
+#[utoipa::path(operation_id = "trigger_sync", post, path = "/api/v1/integrations/connections/{id}/sync", tag = "sync",
     summary = "Start a sync now (one entity or all); a run already queued or running is reused",
     params(("id" = String, Path, description = "Connection id")),
     request_body(content = Option<TriggerBody>, description = "Optional"),
@@ -108,7 +108,7 @@ pub struct RunsQuery {
     pub limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/sync-runs", tag = "sync",
+#[utoipa::path(operation_id = "list_sync_runs", get, path = "/api/v1/integrations/connections/{id}/sync-runs", tag = "sync",
     summary = "The connection's sync runs, newest first, with counts, errors and timings",
     params(("id" = String, Path, description = "Connection id"),
            ("entity" = Option<String>, Query, description = "Only this entity (e.g. crm_lead; an entity the connection does not sync lists nothing)"),
@@ -137,7 +137,7 @@ pub async fn runs(
     Ok(Json(to_json(&resp)))
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/sync-settings", tag = "sync",
+#[utoipa::path(operation_id = "list_sync_settings", get, path = "/api/v1/integrations/connections/{id}/sync-settings", tag = "sync",
     summary = "Frequency, conflict strategy and field owners of every synced entity",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, description = "{settings: [...]}"), crate::openapi::CommonErrors))]
@@ -171,7 +171,7 @@ pub struct SettingsBody {
     pub field_owners: Option<BTreeMap<String, String>>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/integrations/connections/{id}/sync-settings/{entity}", tag = "sync",
+#[utoipa::path(operation_id = "update_sync_settings", patch, path = "/api/v1/integrations/connections/{id}/sync-settings/{entity}", tag = "sync",
     summary = "Change an entity's sync frequency, conflict strategy or field owners",
     description = "Checked beyond the schema: `frequency` is manual, hourly, daily, weekly or a cron expression that must parse (at least a minute apart); a schema cannot say which texts are cron expressions.",
     params(("id" = String, Path, description = "Connection id"), ("entity" = crate::openapi::EntityName, Path, description = "The entity (an Odoo connection's; see GET /api/v1/integrations/definitions)")),
@@ -184,38 +184,44 @@ pub async fn update_settings(
     Path((id, entity)): Path<(String, String)>,
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let kind = owner(&state, &principal.tenant_id, &id).await?;
-    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
-    if body.frequency.is_none() && body.conflict_strategy.is_none() && body.field_owners.is_none() {
+    let req = UpdateSyncSettingsRequest {
+        connection_id: id,
+        entity,
+        frequency: body.frequency,
+        conflict_strategy: body.conflict_strategy,
+        field_owners: body.field_owners.map(|o| FieldOwners {
+            owners: o.into_iter().collect(),
+        }),
+    };
+    let resp = update_sync_settings(&state, &principal, &origin, req).await?;
+    Ok(Json(to_json(&resp)))
+}
+
+/// A change of an entity's sync settings, for REST and the gRPC edge alike, audited.
+pub(crate) async fn update_sync_settings(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    req: UpdateSyncSettingsRequest,
+) -> Result<SyncSettings, ApiError> {
+    let id = req.connection_id.clone();
+    let kind = owner(state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, principal, kind.key(), Action::Configure).await?;
+    if req.frequency.is_none() && req.conflict_strategy.is_none() && req.field_owners.is_none() {
         return Err(ApiError::bad_request(
             "nothing to update: give frequency, conflict_strategy and/or field_owners",
         ));
     }
-    let diff = json!({"entity": entity, "frequency": body.frequency,
-        "conflict_strategy": body.conflict_strategy, "field_owners": body.field_owners});
-    let resp = integration_client(&state, kind)?
-        .update_sync_settings(principal.context().request(UpdateSyncSettingsRequest {
-            connection_id: id.clone(),
-            entity,
-            frequency: body.frequency,
-            conflict_strategy: body.conflict_strategy,
-            field_owners: body.field_owners.map(|o| FieldOwners {
-                owners: o.into_iter().collect(),
-            }),
-        }))
+    let diff = json!({"entity": req.entity, "frequency": req.frequency,
+        "conflict_strategy": req.conflict_strategy,
+        "field_owners": req.field_owners.as_ref().map(|o| o.owners.iter().collect::<BTreeMap<_, _>>())});
+    let resp = integration_client(state, kind)?
+        .update_sync_settings(principal.context().request(req))
         .await
         .map_err(|s| ApiError::from_status(&s, kind.key()))?
         .into_inner();
-    audited(
-        &state,
-        &principal,
-        &origin,
-        "sync_settings.updated",
-        &id,
-        diff,
-    )
-    .await?;
-    Ok(Json(to_json(&resp)))
+    audited(state, principal, origin, "sync_settings.updated", &id, diff).await?;
+    Ok(resp)
 }
 
 async fn audited(
@@ -278,27 +284,41 @@ pub async fn put_mapping(
     Path((id, entity)): Path<(String, String)>,
     ApiJson(rules): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let kind = owner(&state, &principal.tenant_id, &id).await?;
-    authz::require(&state.db, &principal, kind.key(), Action::Configure).await?;
-    let resp = integration_client(&state, kind)?
-        .put_mapping(principal.context().request(PutMappingRequest {
-            connection_id: id.clone(),
-            entity: entity.clone(),
-            rules: Some(to_struct(rules, "the mapping")?),
-        }))
+    let req = PutMappingRequest {
+        connection_id: id,
+        entity,
+        rules: Some(to_struct(rules, "the mapping")?),
+    };
+    let resp = save_mapping(&state, &principal, &origin, req).await?;
+    Ok(Json(to_json(&resp)))
+}
+
+/// A new mapping version, for REST and the gRPC edge alike, audited.
+pub(crate) async fn save_mapping(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    req: PutMappingRequest,
+) -> Result<FieldMapping, ApiError> {
+    let id = req.connection_id.clone();
+    let entity = req.entity.clone();
+    let kind = owner(state, &principal.tenant_id, &id).await?;
+    authz::require(&state.db, principal, kind.key(), Action::Configure).await?;
+    let resp = integration_client(state, kind)?
+        .put_mapping(principal.context().request(req))
         .await
         .map_err(|s| ApiError::from_status(&s, kind.key()))?
         .into_inner();
     audited(
-        &state,
-        &principal,
-        &origin,
+        state,
+        principal,
+        origin,
         "mapping.updated",
         &id,
         json!({"entity": entity, "version": resp.version}),
     )
     .await?;
-    Ok(Json(to_json(&resp)))
+    Ok(resp)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -353,7 +373,7 @@ pub struct ConflictsQuery {
     pub status: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations/connections/{id}/conflicts", tag = "sync",
+#[utoipa::path(operation_id = "list_conflicts", get, path = "/api/v1/integrations/connections/{id}/conflicts", tag = "sync",
     summary = "Conflicts of two-way sync (open ones by default)",
     params(("id" = String, Path, description = "Connection id"),
            ("status" = Option<crate::openapi::ConflictStatus>, Query, description = "open (default) | resolved | all")),
@@ -392,7 +412,7 @@ pub struct ResolveBody {
     pub merged: Option<Value>,
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/conflicts/{id}/resolve", tag = "sync",
+#[utoipa::path(operation_id = "resolve_conflict", post, path = "/api/v1/integrations/conflicts/{id}/resolve", tag = "sync",
     summary = "Resolve a conflict from the review queue",
     params(("id" = String, Path, description = "Conflict id (cfl_...)")),
     request_body = ResolveBody,
@@ -404,32 +424,45 @@ pub async fn resolve(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ResolveBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let req = ResolveConflictRequest {
+        id,
+        resolution: body.resolution,
+        merged: body.merged.map(|m| to_struct(m, "merged")).transpose()?,
+    };
+    let c = resolve_conflict(&state, &principal, &origin, req).await?;
+    Ok(Json(to_json(&c)))
+}
+
+/// A conflict resolution, for REST and the gRPC edge alike, audited. Conflict ids do not
+/// name their service: each syncing service the caller may write to is asked in turn.
+pub(crate) async fn resolve_conflict(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    req: ResolveConflictRequest,
+) -> Result<Conflict, ApiError> {
+    let id = req.id.clone();
     if !id.starts_with("cfl_") || id.len() > 64 {
         return Err(ApiError::not_found(format!("no conflict {id}")));
     }
-    let merged = body.merged.map(|m| to_struct(m, "merged")).transpose()?;
     for kind in SYNCING {
-        authz::require(&state.db, &principal, kind.key(), Action::WriteData).await?;
-        let result = integration_client(&state, *kind)?
-            .resolve_conflict(principal.context().request(ResolveConflictRequest {
-                id: id.clone(),
-                resolution: body.resolution.clone(),
-                merged: merged.clone(),
-            }))
+        authz::require(&state.db, principal, kind.key(), Action::WriteData).await?;
+        let result = integration_client(state, *kind)?
+            .resolve_conflict(principal.context().request(req.clone()))
             .await;
         match result {
             Ok(c) => {
                 let c = c.into_inner();
                 audited(
-                    &state,
-                    &principal,
-                    &origin,
+                    state,
+                    principal,
+                    origin,
                     "conflict.resolved",
                     &c.connection_id,
                     json!({"conflict": id, "resolution": c.resolution}),
                 )
                 .await?;
-                return Ok(Json(to_json(&c)));
+                return Ok(c);
             }
             Err(s) if s.code() == tonic::Code::NotFound => continue,
             Err(s) => return Err(ApiError::from_status(&s, kind.key())),
@@ -540,7 +573,7 @@ fn webhook_targets(body: &Value) -> Result<(String, Vec<String>), ApiError> {
     Ok((entity.to_string(), ids))
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/connections/{id}/webhook", tag = "sync",
+#[utoipa::path(operation_id = "receive_webhook", post, path = "/api/v1/integrations/connections/{id}/webhook", tag = "sync",
     summary = "Upstream webhook: the named records changed (authenticated by the webhook token)",
     params(("id" = String, Path, description = "Connection id"),
            ("token" = Option<String>, Query, description = "The connection's webhook token (or the X-Webhook-Token header)")),

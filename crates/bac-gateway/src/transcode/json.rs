@@ -14,6 +14,8 @@ use prost_reflect::{
 };
 use serde_json::{json, Map, Number, Value};
 
+use bac_runtime::wkt;
+
 use super::meta::{FieldMeta, Metadata};
 
 /// A request the REST caller got wrong: the message says which field and why. `rule` is set
@@ -539,36 +541,23 @@ fn wkt_to_json(msg: &DynamicMessage) -> Option<Value> {
     match desc.full_name() {
         "google.protobuf.Timestamp" => {
             let t: pbjson_types::Timestamp = msg.transcode_to().ok()?;
-            Some(
-                chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
-                    .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .map_or(Value::Null, Value::String),
-            )
+            Some(match wkt::rfc3339(&t) {
+                s if s.is_empty() => Value::Null,
+                s => Value::String(s),
+            })
         }
         "google.protobuf.Struct" => {
             let s: pbjson_types::Struct = msg.transcode_to().ok()?;
-            Some(integral(serde_json::to_value(s).ok()?))
+            Some(wkt::integral(serde_json::to_value(s).ok()?))
         }
         "google.protobuf.ListValue" => {
             let l: pbjson_types::ListValue = msg.transcode_to().ok()?;
-            Some(integral(serde_json::to_value(l).ok()?))
+            Some(wkt::integral(serde_json::to_value(l).ok()?))
         }
         "google.protobuf.Value" => {
             let v: pbjson_types::Value = msg.transcode_to().ok()?;
-            Some(integral(serde_json::to_value(v).ok()?))
+            Some(wkt::integral(serde_json::to_value(v).ok()?))
         }
         _ => None,
-    }
-}
-
-fn integral(v: Value) -> Value {
-    match v {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => json!(f as i64),
-            _ => Value::Number(n),
-        },
-        Value::Array(a) => Value::Array(a.into_iter().map(integral).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, integral(v))).collect()),
-        other => other,
     }
 }

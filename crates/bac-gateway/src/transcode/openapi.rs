@@ -92,36 +92,13 @@ fn snake(name: &str) -> String {
     out
 }
 
-fn error_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-    })
-}
-
-/// The failures any authenticated route may answer (as the hand-written routes list them).
+/// The failures any authenticated route may answer: the hand-written routes' `CommonErrors`.
 pub fn common_errors() -> Map<String, Value> {
-    let mut m = Map::new();
-    for (code, text) in [
-        ("400", "Malformed or invalid request."),
-        ("401", "Missing, unknown, revoked or expired API key."),
-        ("403", "The caller's role and grants do not allow this."),
-        ("404", "No such resource for the caller's tenant."),
-        ("409", "The resource exists or changed concurrently."),
-        ("413", "Body too large."),
-        ("415", "Body is not JSON."),
-        (
-            "422",
-            "The integration refused (credentials, data, no connection).",
-        ),
-        ("429", "Rate limited; see Retry-After."),
-        ("501", "Not built yet."),
-        ("503", "A service or upstream is unavailable."),
-        ("504", "An upstream did not answer in time."),
-    ] {
-        m.insert(code.to_string(), error_response(text));
-    }
-    m
+    use utoipa::IntoResponses;
+    crate::openapi::CommonErrors::responses()
+        .into_iter()
+        .filter_map(|(code, r)| Some((code, serde_json::to_value(r).ok()?)))
+        .collect()
 }
 
 impl Builder<'_> {

@@ -21,20 +21,6 @@ fn fields_for(entity: &str, ours: &[&'static str]) -> Vec<&'static str> {
     f
 }
 
-/// `google.protobuf.Value` carries every number as a double; Odoo wants ids, limits and
-/// offsets as integers, so whole numbers become integers again.
-fn integral(v: Value) -> Value {
-    match v {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => json!(f as i64),
-            _ => Value::Number(n),
-        },
-        Value::Array(a) => Value::Array(a.into_iter().map(integral).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, integral(v))).collect()),
-        other => other,
-    }
-}
-
 fn first(rows: &Value) -> Option<&Value> {
     rows.as_array().and_then(|a| a.first())
 }
@@ -919,7 +905,7 @@ impl OdooService for OdooApi {
         }
         let args: Vec<Value> = match req.args {
             Some(list) => {
-                match integral(
+                match bac_runtime::wkt::integral(
                     serde_json::to_value(list).map_err(|e| ServiceError::internal("odoo", e))?,
                 ) {
                     Value::Array(a) => a,
@@ -929,9 +915,9 @@ impl OdooService for OdooApi {
             None => Vec::new(),
         };
         let kwargs = match req.kwargs {
-            Some(s) => {
-                integral(serde_json::to_value(s).map_err(|e| ServiceError::internal("odoo", e))?)
-            }
+            Some(s) => bac_runtime::wkt::integral(
+                serde_json::to_value(s).map_err(|e| ServiceError::internal("odoo", e))?,
+            ),
             None => json!({}),
         };
         let rec = self
@@ -957,22 +943,5 @@ impl OdooService for OdooApi {
         Ok(Response::new(ExecuteKwResponse {
             result: Some(result),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn whole_doubles_become_integers_again() {
-        let v: Value =
-            serde_json::from_str(r#"[[7.0, 8.0], {"limit": 5.0, "price": 2.5, "name": "x"}]"#)
-                .unwrap();
-        assert_eq!(
-            integral(v),
-            json!([[7, 8], {"limit": 5, "price": 2.5, "name": "x"}])
-        );
-        assert_eq!(integral(json!(1e300)), json!(1e300));
     }
 }
