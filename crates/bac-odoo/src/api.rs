@@ -1,19 +1,10 @@
-//! The gRPC face of bac-odoo: `bac.odoo.v1.OdooService` (leads, sale orders, invoices,
-//! products, stock, employees, `ExecuteKw`) and the shared
-//! `bac.integration.v1.IntegrationService` (connections and their test).
-use std::{collections::HashMap, time::Instant};
+//! The gRPC face of bac-odoo's domain: `bac.odoo.v1.OdooService` (leads, sale orders,
+//! invoices, products, stock, employees, `ExecuteKw`). `IntegrationService` is the kit's
+//! (`bac_connector::IntegrationApi` with [`crate::connector::OdooConnector`]).
+use std::collections::HashMap;
 
 use bac_proto::{
     common::v1::{PageInfo, PageRequest},
-    integration::v1::{
-        integration_service_server::IntegrationService, Conflict, Connection,
-        CreateConnectionRequest, DeleteConnectionRequest, DeleteConnectionResponse,
-        GetConnectionRequest, GetStatusRequest, IntegrationStatus, ListConflictsRequest,
-        ListConflictsResponse, ListConnectionsRequest, ListConnectionsResponse,
-        ListSyncRunsRequest, ListSyncRunsResponse, ResolveConflictRequest, TestConnectionRequest,
-        TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
-        UpdateConnectionResponse,
-    },
     odoo::v1::{
         odoo_service_server::OdooService, CreateInvoiceRequest, CreateLeadRequest,
         CreateSaleOrderRequest, Employee, ExecuteKwRequest, ExecuteKwResponse, GetLeadRequest,
@@ -28,18 +19,14 @@ use bac_runtime::{
     connections::{ConnectionRecord, ConnectionStore},
     ErrorCode, RequestContext, ServiceError,
 };
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use tonic::{Request, Response, Status};
 
 mod domain;
-mod integration;
 
 use crate::{
-    calls,
-    client::{
-        service_error,
-        transformers::{self as tf, lead_from_record, lead_to_vals, priority_to_odoo, LEAD_FIELDS},
+    client::transformers::{
+        self as tf, lead_from_record, lead_to_vals, priority_to_odoo, LEAD_FIELDS,
     },
     mirror::{self, Op, LEAD_MODEL},
     remote::{self, Remote, PROTOCOLS},
@@ -51,7 +38,6 @@ const MAX_PAGE: u32 = 200;
 #[derive(Clone)]
 pub struct OdooApi {
     remote: Remote,
-    engine: bac_runtime::sync::SyncEngine,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -59,8 +45,8 @@ fn bad(msg: impl Into<String>) -> ServiceError {
 }
 
 impl OdooApi {
-    pub fn new(remote: Remote, engine: bac_runtime::sync::SyncEngine) -> Self {
-        OdooApi { remote, engine }
+    pub fn new(remote: Remote) -> Self {
+        OdooApi { remote }
     }
 
     fn db(&self) -> &Pool {
@@ -284,15 +270,6 @@ fn validate_lead(lead: &Lead) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn validate_config(req: &CreateConnectionRequest) -> Result<Value, ServiceError> {
-    let config = req
-        .config
-        .as_ref()
-        .and_then(|c| serde_json::to_value(c).ok())
-        .unwrap_or_else(|| json!({}));
-    validate_connection(&config, &req.secrets)
-}
-
 /// Checks a connection's settings and credentials; returns the settings as stored. The
 /// gateway's catalog publishes the same rules as a JSON Schema (an e2e test keeps the two
 /// in agreement).
@@ -427,23 +404,6 @@ pub fn validate_secrets(secrets: &HashMap<String, String>) -> Result<(), Service
     Ok(())
 }
 
-/// The stored settings and secret fields of a connection are complete.
-fn stored_valid(rec: &ConnectionRecord) -> bool {
-    validate_settings(&rec.config).is_ok()
-        && rec
-            .secret_fields
-            .iter()
-            .any(|f| f == "password" || f == "api_key")
-}
-
-fn non_empty_secrets(secrets: HashMap<String, String>) -> HashMap<String, SecretString> {
-    secrets
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k, SecretString::from(v)))
-        .collect()
-}
-
 fn ctx<T>(req: &Request<T>) -> Result<RequestContext, Status> {
     RequestContext::from_metadata(req.metadata())
 }
@@ -452,36 +412,41 @@ fn ctx<T>(req: &Request<T>) -> Result<RequestContext, Status> {
 mod tests {
     use super::*;
     use crate::client::OdooSession;
+    use secrecy::SecretString;
 
-    fn conn_req(config: Value, secrets: &[(&str, &str)]) -> CreateConnectionRequest {
-        CreateConnectionRequest {
-            id: "con_1".into(),
-            name: "x".into(),
-            config: serde_json::from_value(config).ok(),
-            secrets: secrets
+    fn validate_config(
+        (config, secrets): (Value, HashMap<String, String>),
+    ) -> Result<Value, ServiceError> {
+        validate_connection(&config, &secrets)
+    }
+
+    fn conn_req(config: Value, secrets: &[(&str, &str)]) -> (Value, HashMap<String, String>) {
+        (
+            config,
+            secrets
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        }
+        )
     }
 
     #[test]
     fn connection_settings_are_validated() {
         let ok = json!({"url": "http://odoo:8069/", "database": "db", "username": "u"});
         assert_eq!(
-            validate_config(&conn_req(ok.clone(), &[("password", "p")])).unwrap()["url"],
+            validate_config(conn_req(ok.clone(), &[("password", "p")])).unwrap()["url"],
             "http://odoo:8069"
         );
-        assert!(validate_config(&conn_req(ok.clone(), &[])).is_err());
-        assert!(validate_config(&conn_req(ok.clone(), &[("token", "p")])).is_err());
+        assert!(validate_config(conn_req(ok.clone(), &[])).is_err());
+        assert!(validate_config(conn_req(ok.clone(), &[("token", "p")])).is_err());
         let no_db = json!({"url": "http://odoo:8069", "username": "u"});
-        let e = validate_config(&conn_req(no_db, &[("password", "p")])).unwrap_err();
+        let e = validate_config(conn_req(no_db, &[("password", "p")])).unwrap_err();
         assert!(e.message.contains("config.database"));
         let ftp = json!({"url": "ftp://odoo", "database": "d", "username": "u"});
-        assert!(validate_config(&conn_req(ftp, &[("password", "p")])).is_err());
+        assert!(validate_config(conn_req(ftp, &[("password", "p")])).is_err());
         let secret_in_config =
             json!({"url": "http://o", "database": "d", "username": "u", "password": "p"});
-        assert!(validate_config(&conn_req(secret_in_config, &[("password", "p")])).is_err());
+        assert!(validate_config(conn_req(secret_in_config, &[("password", "p")])).is_err());
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! `bac-odoo` connects tenants to their Odoo ERP through Odoo's external JSON-RPC API.
 //!
-//! - [`api`]: the gRPC services (`OdooService`, `IntegrationService`).
-//! - [`calls`]: the call log of upstream operations and the status `GetStatus` reports.
+//! - [`api`]: `OdooService`, the Odoo domain over gRPC.
+//! - [`connector`]: Odoo's part of the kit's `IntegrationService` (settings, secrets, the
+//!   connection test); the rest of it, the call log and the status are `bac_connector`'s.
 //! - [`client`]: the JSON-RPC calls; `client::transformers` holds Odoo's wire types and the
 //!   mapping to the platform's `Lead`.
 //! - [`mirror`]: where an Odoo change becomes a `bac.odoo.crm_lead.*` event (mirror row and
 //!   outbox row in one transaction).
 pub mod api;
-pub mod calls;
 pub mod client;
+pub mod connector;
 pub mod mirror;
 pub mod remote;
 pub mod sync;
@@ -32,9 +33,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),
     },
+    // The kit's call log, under the name it was first applied with here.
     Migration {
         name: "odoo_0002_call_log",
-        sql: include_str!("../migrations/0002_call_log.sql"),
+        sql: bac_connector::calls::CALL_LOG_SQL,
     },
     Migration {
         name: "odoo_0003_sync_mirror",
@@ -63,9 +65,11 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "odoo")
         .bind_credentials_to(&["url", "database", "username"]);
+    let calls = bac_connector::Calls::new(rt.db.clone(), "odoo", "Odoo");
     let remote = remote::Remote::new(
         rt.db.clone(),
         store.clone(),
+        calls.clone(),
         deadline,
         egress,
         max_body,
@@ -74,13 +78,20 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
     let engine = bac_runtime::sync::SyncEngine::new(
         rt.db.clone(),
         "odoo",
-        store,
+        store.clone(),
         sync::adapters(&remote),
         bac_runtime::sync::SyncOptions::from_env("odoo"),
     );
     engine.spawn(Some(rt.config.kafka.clone()), rt.shutdown.child_token());
-    let api = api::OdooApi::new(remote, engine);
-    let routes = Routes::new(OdooServiceServer::new(api.clone()))
-        .add_service(IntegrationServiceServer::new(api));
+    let integration = bac_connector::IntegrationApi::new(
+        std::sync::Arc::new(connector::OdooConnector::new(remote.clone())),
+        rt.db.clone(),
+        store,
+        engine,
+        calls,
+    );
+    let api = api::OdooApi::new(remote);
+    let routes = Routes::new(OdooServiceServer::new(api))
+        .add_service(IntegrationServiceServer::new(integration));
     rt.launch(routes, None).await
 }

@@ -1,6 +1,5 @@
 //! The tenant's Odoo as one handle: the session from the connection (secret from Vault), the
-//! server's version and the protocol it picked, the uid cache, the call log and the status
-//! cache. Every upstream call of bac-odoo (API requests, sync runs, commands) goes through
+//! server's version and the protocol it picked, the uid cache, and the kit's call log. Every upstream call of bac-odoo (API requests, sync runs, commands) goes through
 //! [`Remote::execute`], so they share one quota, one uid per connection, one protocol choice
 //! and one error mapping. [`Remote::create_once`] makes a `create` safe to retry.
 use std::{
@@ -9,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bac_proto::integration::v1::IntegrationStatus;
+use bac_connector::Calls;
 use bac_runtime::{
     connections::{ConnectionRecord, ConnectionStore},
     db::Pool,
@@ -20,14 +19,10 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::{
-    calls,
-    client::{service_error, ModelCall, OdooClient, OdooSession, Protocol},
-};
+use crate::client::{service_error, ModelCall, OdooClient, OdooSession, Protocol};
 
 /// How long an Odoo uid from `authenticate` (and a probed version) is reused.
 const UID_TTL: Duration = Duration::from_secs(300);
-pub const STATUS_TTL: Duration = Duration::from_secs(1);
 /// Creates [`Remote::create_once`] sends at most, and searches for the intent id after each
 /// ambiguous one.
 const CREATE_ATTEMPTS: u32 = 3;
@@ -136,15 +131,15 @@ struct Inner {
     uids: Mutex<HashMap<String, (i64, String, Instant)>>,
     /// connection id -> (protocol and version, session fingerprint + protocol setting, when).
     servers: Mutex<HashMap<String, (ServerInfo, String, Instant)>>,
-    /// tenant -> its status, reused for STATUS_TTL: dashboards poll it, and each answer costs
-    /// three queries. Any call or connection change on this replica drops the cache.
-    statuses: std::sync::Mutex<HashMap<String, (Instant, IntegrationStatus)>>,
+    /// The call log (and the status cache it invalidates).
+    calls: Calls,
 }
 
 impl Remote {
     pub fn new(
         db: Pool,
         connections: ConnectionStore,
+        calls: Calls,
         upstream_deadline: Duration,
         egress: EgressPolicy,
         max_body: usize,
@@ -166,7 +161,7 @@ impl Remote {
                 ),
                 uids: Mutex::new(HashMap::new()),
                 servers: Mutex::new(HashMap::new()),
-                statuses: std::sync::Mutex::new(HashMap::new()),
+                calls,
             }),
         }
     }
@@ -209,48 +204,17 @@ impl Remote {
     pub async fn forget_connection(&self, id: &str) {
         self.inner.uids.lock().await.remove(id);
         self.inner.servers.lock().await.remove(id);
-        self.forget_statuses();
+        self.inner.calls.forget_statuses();
     }
 
-    pub fn forget_statuses(&self) {
-        if let Ok(mut m) = self.inner.statuses.lock() {
-            m.clear();
-        }
-    }
-
-    pub fn cached_status(&self, tenant: &str) -> Option<IntegrationStatus> {
-        let m = self.inner.statuses.lock().ok()?;
-        let (at, status) = m.get(tenant)?;
-        (at.elapsed() < STATUS_TTL).then(|| status.clone())
-    }
-
-    pub fn cache_status(&self, tenant: &str, status: &IntegrationStatus) {
-        if let Ok(mut m) = self.inner.statuses.lock() {
-            m.insert(tenant.to_string(), (Instant::now(), status.clone()));
-        }
-    }
-
-    /// Runs one upstream operation for `rec` and records it in the call log (what the
-    /// dashboard's error count, response times and health come from).
+    /// Runs one upstream operation for `rec` and records it in the call log.
     pub async fn tracked<T>(
         &self,
         rec: &ConnectionRecord,
         operation: &str,
         op: impl std::future::Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
-        let started = Instant::now();
-        let result = op.await;
-        calls::record(
-            &self.inner.db,
-            &rec.tenant_id,
-            &rec.id,
-            operation,
-            result.as_ref().err().map(|e| e.code),
-            started.elapsed(),
-        )
-        .await;
-        self.forget_statuses();
-        result
+        self.inner.calls.tracked(rec, operation, op).await
     }
 
     /// The protocol and version of the connection's server, from cache or probed with

@@ -5,15 +5,15 @@
 use bac_proto::integration::v1::{
     integration_service_server::{IntegrationService, IntegrationServiceServer},
     Conflict, Connection, CreateConnectionRequest, DeleteConnectionRequest,
-    DeleteConnectionResponse, FieldMapping, GetConnectionRequest, GetMappingRequest,
-    GetStatusRequest, IngestChangesRequest, IngestChangesResponse, IntegrationStatus,
-    ListConflictsRequest, ListConflictsResponse, ListConnectionsRequest, ListConnectionsResponse,
-    ListParkedEventsRequest, ListParkedEventsResponse, ListSyncRunsRequest, ListSyncRunsResponse,
-    ListSyncSettingsRequest, ListSyncSettingsResponse, ParkedEvent, ParkedEventRequest,
-    PreviewMappingRequest, PreviewMappingResponse, PutMappingRequest, ResolveConflictRequest,
-    SyncSettings, TestConnectionRequest, TestConnectionResponse, TriggerSyncRequest,
-    TriggerSyncResponse, UpdateConnectionRequest, UpdateConnectionResponse,
-    UpdateSyncSettingsRequest,
+    DeleteConnectionResponse, FieldMapping, GetConflictRequest, GetConnectionRequest,
+    GetMappingRequest, GetStatusRequest, IngestChangesRequest, IngestChangesResponse,
+    IntegrationStatus, ListConflictsRequest, ListConflictsResponse, ListConnectionsRequest,
+    ListConnectionsResponse, ListParkedEventsRequest, ListParkedEventsResponse,
+    ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest, ListSyncSettingsResponse,
+    ParkedEvent, ParkedEventRequest, PreviewMappingRequest, PreviewMappingResponse,
+    PutMappingRequest, ResolveConflictRequest, SyncSettings, TestConnectionRequest,
+    TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
+    UpdateConnectionResponse, UpdateSyncSettingsRequest,
 };
 use tonic::{service::Routes, Request, Response, Status};
 
@@ -106,6 +106,9 @@ impl IntegrationService for NotBuilt {
         Err(self.status())
     }
     async fn resolve_conflict(&self, _: Request<ResolveConflictRequest>) -> R<Conflict> {
+        Err(self.status())
+    }
+    async fn get_conflict(&self, _: Request<GetConflictRequest>) -> R<Conflict> {
         Err(self.status())
     }
     async fn list_sync_settings(

@@ -737,12 +737,25 @@ async fn each_conflict_strategy_and_a_manual_resolution() {
     assert_eq!(open[0]["local"]["name"], format!("{base} local"));
     assert_eq!(open[0]["remote"]["name"], format!("{base} remote"));
     let cid = open[0]["id"].as_str().unwrap().to_string();
-    let (status, body) = fleet
+    // Resolving writes Odoo data: a user needs an Odoo grant that writes, and that one is enough
+    // (the conflict says whose it is; no other integration's grant is asked for).
+    let (user, user_key) = fleet.user_with_key("user").await;
+    let resolve = format!("/api/v1/integrations/conflicts/{cid}/resolve");
+    let merged = json!({"resolution": "merged", "merged": {"name": format!("{base} merged")}});
+    let (status, denied) = fleet
+        .call_as(&user_key, Method::POST, &resolve, Some(merged.clone()))
+        .await;
+    assert_eq!(status, 403, "{denied}");
+    let (status, g) = fleet
         .call(
             Method::POST,
-            &format!("/api/v1/integrations/conflicts/{cid}/resolve"),
-            Some(json!({"resolution": "merged", "merged": {"name": format!("{base} merged")}})),
+            "/api/v1/integrations/permissions/grant",
+            Some(json!({"user_id": user, "integration": "odoo", "permission_type": "manage"})),
         )
+        .await;
+    assert_eq!(status, 201, "{g}");
+    let (status, body) = fleet
+        .call_as(&user_key, Method::POST, &resolve, Some(merged))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "resolved");
@@ -1205,6 +1218,7 @@ async fn a_full_trigger_turns_a_queued_incremental_run_full() {
     let remote = bac_odoo::remote::Remote::new(
         db.clone(),
         store.clone(),
+        bac_connector::Calls::new(db.clone(), "odoo", "Odoo"),
         Duration::from_secs(5),
         config.upstream_egress.clone(),
         config.upstream_max_body,

@@ -10,9 +10,10 @@ use axum::{
     Json,
 };
 use bac_proto::integration::v1::{
-    Conflict, FieldMapping, FieldOwners, GetMappingRequest, ListConflictsRequest,
-    ListSyncRunsRequest, ListSyncSettingsRequest, PreviewMappingRequest, PutMappingRequest,
-    ResolveConflictRequest, SyncSettings, TriggerSyncRequest, UpdateSyncSettingsRequest,
+    Conflict, FieldMapping, FieldOwners, GetConflictRequest, GetMappingRequest,
+    ListConflictsRequest, ListSyncRunsRequest, ListSyncSettingsRequest, PreviewMappingRequest,
+    PutMappingRequest, ResolveConflictRequest, SyncSettings, TriggerSyncRequest,
+    UpdateSyncSettingsRequest,
 };
 use bac_runtime::ServiceKind;
 use serde::Deserialize;
@@ -433,8 +434,9 @@ pub async fn resolve(
     Ok(Json(to_json(&c)))
 }
 
-/// A conflict resolution, for REST and the gRPC edge alike, audited. Conflict ids do not
-/// name their service: each syncing service the caller may write to is asked in turn.
+/// A conflict resolution, for REST and the gRPC edge alike, audited. The conflict says whose
+/// it is (the service that holds it); the caller's right to write that integration's data is
+/// checked then, and only that one.
 pub(crate) async fn resolve_conflict(
     state: &AppState,
     principal: &Principal,
@@ -442,29 +444,45 @@ pub(crate) async fn resolve_conflict(
     req: ResolveConflictRequest,
 ) -> Result<Conflict, ApiError> {
     let id = req.id.clone();
+    let kind = conflict_owner(state, principal, &id).await?;
+    authz::require(&state.db, principal, kind.key(), Action::WriteData).await?;
+    let c = integration_client(state, kind)?
+        .resolve_conflict(principal.context().request(req))
+        .await
+        .map_err(|s| ApiError::from_status(&s, kind.key()))?
+        .into_inner();
+    audited(
+        state,
+        principal,
+        origin,
+        "conflict.resolved",
+        &c.connection_id,
+        json!({"conflict": id, "resolution": c.resolution}),
+    )
+    .await?;
+    Ok(c)
+}
+
+/// The service holding the tenant's conflict `id` (conflict ids do not name it); 404 when none.
+async fn conflict_owner(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<ServiceKind, ApiError> {
     if !id.starts_with("cfl_") || id.len() > 64 {
         return Err(ApiError::not_found(format!("no conflict {id}")));
     }
     for kind in SYNCING {
-        authz::require(&state.db, principal, kind.key(), Action::WriteData).await?;
-        let result = integration_client(state, *kind)?
-            .resolve_conflict(principal.context().request(req.clone()))
+        let found = integration_client(state, *kind)?
+            .get_conflict(
+                principal
+                    .context()
+                    .request(GetConflictRequest { id: id.into() }),
+            )
             .await;
-        match result {
-            Ok(c) => {
-                let c = c.into_inner();
-                audited(
-                    state,
-                    principal,
-                    origin,
-                    "conflict.resolved",
-                    &c.connection_id,
-                    json!({"conflict": id, "resolution": c.resolution}),
-                )
-                .await?;
-                return Ok(c);
-            }
-            Err(s) if s.code() == tonic::Code::NotFound => continue,
+        match found {
+            Ok(_) => return Ok(*kind),
+            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::Unimplemented) => {}
             Err(s) => return Err(ApiError::from_status(&s, kind.key())),
         }
     }

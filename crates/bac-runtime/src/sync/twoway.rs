@@ -838,6 +838,20 @@ impl SyncEngine {
         Ok(rows.iter().map(ConflictView::from_row).collect())
     }
 
+    /// One conflict of the tenant's, by id.
+    pub async fn conflict(&self, tenant: &str, id: &str) -> Result<ConflictView, ServiceError> {
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {CONFLICT_COLUMNS} FROM sync_conflicts WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?
+            .ok_or_else(|| self.err(ErrorCode::NotFound, format!("no conflict {id}")))?;
+        Ok(ConflictView::from_row(&row))
+    }
+
     /// Settles an open conflict by hand: keep upstream's record, write the platform's values,
     /// or write merged values.
     pub async fn resolve_conflict(
@@ -848,17 +862,7 @@ impl SyncEngine {
         merged: Option<Value>,
         by: &str,
     ) -> Result<ConflictView, ServiceError> {
-        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
-        let row = client
-            .query_opt(
-                &format!("SELECT {CONFLICT_COLUMNS} FROM sync_conflicts WHERE tenant_id = $1 AND id = $2"),
-                &[&tenant, &id],
-            )
-            .await
-            .map_err(|e| self.db_err(e))?
-            .ok_or_else(|| self.err(ErrorCode::NotFound, format!("no conflict {id}")))?;
-        drop(client);
-        let c = ConflictView::from_row(&row);
+        let c = self.conflict(tenant, id).await?;
         if c.status != "open" && c.status != "resolving" {
             return Err(self.err(
                 ErrorCode::AlreadyExists,

@@ -1,19 +1,129 @@
 //! The call log behind `GetStatus`: every upstream operation made for a connection is one row
 //! (`ok`, `error_code`, duration), and the tenant's status is computed from those rows and the
 //! connections themselves. Nothing is estimated: a number the log cannot give is left absent.
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use bac_proto::integration::v1::{IntegrationStatus, PerformanceMetrics};
 use bac_runtime::{
     connections::{timestamp, ConnectionRecord},
-    db::Pool,
+    db::{Migration, Pool},
     ErrorCode, ServiceError,
 };
 use chrono::{DateTime, Utc};
 
-/// Failures that say nothing about the connection's health: Odoo answered and refused the
-/// data itself. They count as errors, but do not make the connection's last call "failed".
+/// The `call_log` table; a service lists it among its migrations (under the name it was
+/// first applied with, for a service that had it before the kit).
+pub const MIGRATION: Migration = Migration {
+    name: "connector_0001_call_log",
+    sql: CALL_LOG_SQL,
+};
+pub const CALL_LOG_SQL: &str = include_str!("../migrations/call_log.sql");
+
+/// A tenant's status is reused this long: dashboards poll it, and each answer costs three
+/// queries. Any call or connection change on this replica drops it sooner.
+const STATUS_TTL: Duration = Duration::from_secs(1);
+
+/// Failures that say nothing about the connection's health: the upstream answered and refused
+/// the data itself. They count as errors, but do not make the connection's last call "failed".
 const DATA_ERRORS: &[&str] = &["UPSTREAM_REJECTED"];
+
+/// One service's call log and its tenants' cached statuses.
+#[derive(Clone)]
+pub struct Calls {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Pool,
+    integration: &'static str,
+    name: &'static str,
+    statuses: Mutex<HashMap<String, (Instant, IntegrationStatus)>>,
+}
+
+impl Calls {
+    /// `integration` is the catalog key (`odoo`), `name` the one people know (`Odoo`).
+    pub fn new(db: Pool, integration: &'static str, name: &'static str) -> Calls {
+        Calls {
+            inner: Arc::new(Inner {
+                db,
+                integration,
+                name,
+                statuses: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Runs one upstream operation for `rec` and records it in the call log (what the
+    /// dashboard's error count, response times and health come from).
+    pub async fn tracked<T>(
+        &self,
+        rec: &ConnectionRecord,
+        operation: &str,
+        op: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        let started = Instant::now();
+        let result = op.await;
+        record(
+            &self.inner.db,
+            &rec.tenant_id,
+            &rec.id,
+            operation,
+            result.as_ref().err().map(|e| e.code),
+            started.elapsed(),
+        )
+        .await;
+        self.forget_statuses();
+        result
+    }
+
+    /// Every cached status is stale (a call was made, a connection changed).
+    pub fn forget_statuses(&self) {
+        if let Ok(mut m) = self.inner.statuses.lock() {
+            m.clear();
+        }
+    }
+
+    /// The tenant's status from its connections and their calls (cached for [`STATUS_TTL`]).
+    /// `configured` says whether a connection's stored settings and secret fields are
+    /// complete; `last_sync_at` is the engine's last successful run.
+    pub async fn status(
+        &self,
+        tenant: &str,
+        connections: &[ConnectionRecord],
+        configured: impl Fn(&ConnectionRecord) -> bool,
+        last_sync_at: Option<DateTime<Utc>>,
+    ) -> Result<IntegrationStatus, ServiceError> {
+        if let Some(s) = self.cached(tenant) {
+            return Ok(s);
+        }
+        let ids: Vec<String> = connections.iter().map(|c| c.id.clone()).collect();
+        let last = last_calls(&self.inner.db, self.inner.integration, tenant, &ids).await?;
+        let window = window_24h(&self.inner.db, self.inner.integration, tenant).await?;
+        let mut s = status(
+            self.inner.integration,
+            self.inner.name,
+            connections,
+            &last,
+            &window,
+            configured,
+        );
+        s.last_sync_at = last_sync_at.map(timestamp);
+        if let Ok(mut m) = self.inner.statuses.lock() {
+            m.insert(tenant.to_string(), (Instant::now(), s.clone()));
+        }
+        Ok(s)
+    }
+
+    fn cached(&self, tenant: &str) -> Option<IntegrationStatus> {
+        let m = self.inner.statuses.lock().ok()?;
+        let (at, status) = m.get(tenant)?;
+        (at.elapsed() < STATUS_TTL).then(|| status.clone())
+    }
+}
 
 /// What nothing scheduled moves data today: calls happen when the platform makes them.
 pub const SYNC_FREQUENCY: &str = "manual";
@@ -85,16 +195,17 @@ pub struct Window {
     pub p95_ms: Option<f64>,
 }
 
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("odoo", format!("postgres: {e}"))
+fn db_err<E: std::fmt::Display>(integration: &str) -> impl Fn(E) -> ServiceError + '_ {
+    move |e| ServiceError::internal(integration, format!("postgres: {e}"))
 }
 
 pub async fn last_calls(
     db: &Pool,
+    integration: &str,
     tenant: &str,
     connections: &[String],
 ) -> Result<Vec<LastCall>, ServiceError> {
-    let client = db.get().await.map_err(db_err)?;
+    let client = db.get().await.map_err(db_err(integration))?;
     let stmt = client
         .prepare_cached(
             "SELECT DISTINCT ON (connection_id) connection_id, ok, error_code, at
@@ -102,11 +213,11 @@ pub async fn last_calls(
              ORDER BY connection_id, at DESC, id DESC",
         )
         .await
-        .map_err(db_err)?;
+        .map_err(db_err(integration))?;
     let rows = client
         .query(&stmt, &[&tenant, &connections])
         .await
-        .map_err(db_err)?;
+        .map_err(db_err(integration))?;
     Ok(rows
         .iter()
         .map(|r| LastCall {
@@ -118,8 +229,12 @@ pub async fn last_calls(
         .collect())
 }
 
-pub async fn window_24h(db: &Pool, tenant: &str) -> Result<Window, ServiceError> {
-    let client = db.get().await.map_err(db_err)?;
+pub async fn window_24h(
+    db: &Pool,
+    integration: &str,
+    tenant: &str,
+) -> Result<Window, ServiceError> {
+    let client = db.get().await.map_err(db_err(integration))?;
     let stmt = client
         .prepare_cached(
             "SELECT count(*), count(*) FILTER (WHERE NOT ok),
@@ -128,8 +243,11 @@ pub async fn window_24h(db: &Pool, tenant: &str) -> Result<Window, ServiceError>
              FROM call_log WHERE tenant_id = $1 AND at > now() - interval '24 hours'",
         )
         .await
-        .map_err(db_err)?;
-    let r = client.query_one(&stmt, &[&tenant]).await.map_err(db_err)?;
+        .map_err(db_err(integration))?;
+    let r = client
+        .query_one(&stmt, &[&tenant])
+        .await
+        .map_err(db_err(integration))?;
     Ok(Window {
         calls: r.get(0),
         failed: r.get(1),
@@ -138,9 +256,12 @@ pub async fn window_24h(db: &Pool, tenant: &str) -> Result<Window, ServiceError>
     })
 }
 
-/// The status of the tenant's Odoo integration from its connections and their calls.
+/// The status of the tenant's `integration` (`name` in sentences) from its connections and
+/// their calls.
 /// `settings_valid` says whether one connection's stored settings and secret fields are complete.
 pub fn status(
+    integration: &str,
+    name: &str,
     connections: &[ConnectionRecord],
     last: &[LastCall],
     window: &Window,
@@ -161,7 +282,7 @@ pub fn status(
     let (status, reason) = if connections.is_empty() {
         (
             "disabled",
-            "no Odoo connection is configured for this tenant".to_string(),
+            format!("no {name} connection is configured for this tenant"),
         )
     } else if let Some((c, l)) = failing.first() {
         let more = match failing.len() {
@@ -193,7 +314,7 @@ pub fn status(
     };
     let calls = u64::try_from(window.calls).unwrap_or(0);
     IntegrationStatus {
-        integration: "odoo".into(),
+        integration: integration.into(),
         status: status.into(),
         reason,
         last_sync_at: None,
@@ -242,13 +363,15 @@ mod tests {
     #[test]
     fn status_follows_the_connections_and_their_calls() {
         let w = Window::default();
-        let s = status(&[], &[], &w, |_| true);
+        let s = status("odoo", "Odoo", &[], &[], &w, |_| true);
         assert_eq!(s.status, "disabled");
         assert_eq!(s.configuration_valid, Some(false));
-        let s = status(&[conn("a")], &[], &w, |_| true);
+        let s = status("odoo", "Odoo", &[conn("a")], &[], &w, |_| true);
         assert_eq!(s.status, "warning", "never used");
         assert_eq!(s.performance.unwrap().success_rate, None);
-        let s = status(&[conn("a")], &[call("a", None)], &w, |_| true);
+        let s = status("odoo", "Odoo", &[conn("a")], &[call("a", None)], &w, |_| {
+            true
+        });
         assert_eq!((s.status.as_str(), s.reason.as_str()), ("healthy", ""));
         let w1 = Window {
             calls: 4,
@@ -256,11 +379,20 @@ mod tests {
             avg_ms: Some(10.0),
             p95_ms: Some(20.0),
         };
-        let s = status(&[conn("a")], &[call("a", None)], &w1, |_| true);
+        let s = status(
+            "odoo",
+            "Odoo",
+            &[conn("a")],
+            &[call("a", None)],
+            &w1,
+            |_| true,
+        );
         assert_eq!(s.status, "warning");
         assert_eq!(s.error_count_24h, Some(1));
         assert_eq!(s.performance.unwrap().success_rate, Some(0.75));
         let s = status(
+            "odoo",
+            "Odoo",
             &[conn("a"), conn("b")],
             &[call("a", None), call("b", Some("INVALID_CREDENTIALS"))],
             &w1,
@@ -271,13 +403,17 @@ mod tests {
         assert_eq!(s.configuration_valid, Some(false));
         // Odoo refusing the data is an error in the count, not a broken connection.
         let s = status(
+            "odoo",
+            "Odoo",
             &[conn("a")],
             &[call("a", Some("UPSTREAM_REJECTED"))],
             &w1,
             |_| true,
         );
         assert_eq!(s.status, "warning");
-        let s = status(&[conn("a")], &[call("a", None)], &w, |_| false);
+        let s = status("odoo", "Odoo", &[conn("a")], &[call("a", None)], &w, |_| {
+            false
+        });
         assert_eq!(s.configuration_valid, Some(false));
     }
 }

@@ -1,16 +1,108 @@
-//! `bac.integration.v1.IntegrationService` for Odoo: connections, their test, status, syncs
-//! and conflicts.
+//! `bac.integration.v1.IntegrationService` for any [`Connector`]: connections (settings in
+//! the service's schema, secrets in Vault), their test, the status, syncs and their settings,
+//! mappings, conflicts and parked events. Everything here is the same for every provider; what
+//! is not is asked of the connector.
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
 use bac_proto::integration::v1::{
-    FieldMapping, GetMappingRequest, IngestChangesRequest, IngestChangesResponse,
-    ListParkedEventsRequest, ListParkedEventsResponse, ListSyncSettingsRequest,
+    integration_service_server::IntegrationService, Conflict, Connection, CreateConnectionRequest,
+    DeleteConnectionRequest, DeleteConnectionResponse, FieldMapping, GetConflictRequest,
+    GetConnectionRequest, GetMappingRequest, GetStatusRequest, IngestChangesRequest,
+    IngestChangesResponse, IntegrationStatus, ListConflictsRequest, ListConflictsResponse,
+    ListConnectionsRequest, ListConnectionsResponse, ListParkedEventsRequest,
+    ListParkedEventsResponse, ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest,
     ListSyncSettingsResponse, ParkedEvent, ParkedEventRequest, PreviewMappingRequest,
-    PreviewMappingResponse, PreviewResult, PutMappingRequest, SyncSettings,
-    UpdateSyncSettingsRequest,
+    PreviewMappingResponse, PreviewResult, PutMappingRequest, ResolveConflictRequest, SyncSettings,
+    TestConnectionRequest, TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse,
+    UpdateConnectionRequest, UpdateConnectionResponse, UpdateSyncSettingsRequest,
 };
+use bac_runtime::{
+    connections::ConnectionStore, db::Pool, outbox::parked, sync::SyncEngine, ErrorCode,
+    RequestContext, ServiceError,
+};
+use secrecy::SecretString;
+use serde_json::Value;
+use tonic::{Request, Response, Status};
 
-use bac_runtime::outbox::parked;
+use crate::{Calls, Connector};
 
-use super::*;
+/// The kit's `IntegrationService` for connector `C`.
+pub struct IntegrationApi<C> {
+    connector: Arc<C>,
+    db: Pool,
+    connections: ConnectionStore,
+    engine: SyncEngine,
+    calls: Calls,
+}
+
+impl<C> Clone for IntegrationApi<C> {
+    fn clone(&self) -> Self {
+        IntegrationApi {
+            connector: self.connector.clone(),
+            db: self.db.clone(),
+            connections: self.connections.clone(),
+            engine: self.engine.clone(),
+            calls: self.calls.clone(),
+        }
+    }
+}
+
+impl<C: Connector> IntegrationApi<C> {
+    pub fn new(
+        connector: Arc<C>,
+        db: Pool,
+        connections: ConnectionStore,
+        engine: SyncEngine,
+        calls: Calls,
+    ) -> Self {
+        IntegrationApi {
+            connector,
+            db,
+            connections,
+            engine,
+            calls,
+        }
+    }
+
+    /// A connection changed or went: the connector's caches and every cached status.
+    async fn forget(&self, id: &str) {
+        self.connector.forget(id).await;
+        self.calls.forget_statuses();
+    }
+
+    async fn decide_parked(
+        &self,
+        request: Request<ParkedEventRequest>,
+        decision: parked::Decision,
+    ) -> Result<Response<ParkedEvent>, Status> {
+        let ctx = ctx(&request)?;
+        let event = parked::decide(
+            &self.db,
+            C::KEY,
+            &ctx.tenant_id,
+            &request.get_ref().id,
+            decision,
+        )
+        .await?;
+        Ok(Response::new(event))
+    }
+}
+
+fn bad<C: Connector>(msg: impl Into<String>) -> ServiceError {
+    ServiceError::new(C::KEY, ErrorCode::InvalidRequest, msg)
+}
+
+fn ctx<T>(req: &Request<T>) -> Result<RequestContext, Status> {
+    RequestContext::from_metadata(req.metadata())
+}
+
+fn non_empty_secrets(secrets: HashMap<String, String>) -> HashMap<String, SecretString> {
+    secrets
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, SecretString::from(v)))
+        .collect()
+}
 
 fn mapping_proto(
     connection_id: &str,
@@ -30,65 +122,34 @@ fn mapping_proto(
     }
 }
 
-impl OdooApi {
-    async fn decide_parked(
-        &self,
-        request: Request<ParkedEventRequest>,
-        decision: parked::Decision,
-    ) -> Result<Response<ParkedEvent>, Status> {
-        let ctx = ctx(&request)?;
-        let event = parked::decide(
-            self.remote.db(),
-            "odoo",
-            &ctx.tenant_id,
-            &request.get_ref().id,
-            decision,
-        )
-        .await?;
-        Ok(Response::new(event))
-    }
-
-    /// A connection's URL must lead where the egress policy allows; checked when it is saved
-    /// (and again on every call, since names resolve anew).
-    async fn check_url(&self, settings: &Value) -> Result<(), ServiceError> {
-        let Some(url) = settings
-            .get("url")
-            .and_then(Value::as_str)
-            .and_then(|u| url::Url::parse(u).ok())
-        else {
-            return Ok(());
-        };
-        self.remote
-            .client()
-            .egress()
-            .check_url(&url)
-            .await
-            .map_err(|r| crate::client::address_not_allowed(&r))
-    }
-}
-
 #[tonic::async_trait]
-impl IntegrationService for OdooApi {
+impl<C: Connector> IntegrationService for IntegrationApi<C> {
     async fn create_connection(
         &self,
         request: Request<CreateConnectionRequest>,
     ) -> Result<Response<Connection>, Status> {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
-        let config = validate_config(&req)?;
-        self.check_url(&config).await?;
+        let config = req
+            .config
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let config = self.connector.settings(&config)?;
+        self.connector.secrets(&req.secrets)?;
+        self.connector.admit(&config).await?;
         let name = if req.name.trim().is_empty() {
-            "Odoo".to_string()
+            C::NAME.to_string()
         } else {
             req.name.trim().to_string()
         };
         let secrets = non_empty_secrets(req.secrets);
         let rec = self
-            .connections()
+            .connections
             .create(&ctx.tenant_id, &req.id, &name, config, secrets)
             .await?;
-        self.remote.forget_connection(&rec.id).await;
-        Ok(Response::new(rec.to_proto("odoo")))
+        self.forget(&rec.id).await;
+        Ok(Response::new(rec.to_proto(C::KEY)))
     }
 
     async fn get_connection(
@@ -97,10 +158,10 @@ impl IntegrationService for OdooApi {
     ) -> Result<Response<Connection>, Status> {
         let ctx = ctx(&request)?;
         let rec = self
-            .connections()
+            .connections
             .get(&ctx.tenant_id, &request.get_ref().id)
             .await?;
-        Ok(Response::new(rec.to_proto("odoo")))
+        Ok(Response::new(rec.to_proto(C::KEY)))
     }
 
     async fn list_connections(
@@ -108,9 +169,9 @@ impl IntegrationService for OdooApi {
         request: Request<ListConnectionsRequest>,
     ) -> Result<Response<ListConnectionsResponse>, Status> {
         let ctx = ctx(&request)?;
-        let list = self.connections().list(&ctx.tenant_id).await?;
+        let list = self.connections.list(&ctx.tenant_id).await?;
         Ok(Response::new(ListConnectionsResponse {
-            connections: list.iter().map(|r| r.to_proto("odoo")).collect(),
+            connections: list.iter().map(|r| r.to_proto(C::KEY)).collect(),
         }))
     }
 
@@ -121,17 +182,17 @@ impl IntegrationService for OdooApi {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
         let config = match &req.config {
-            Some(c) => Some(validate_settings(
-                &serde_json::to_value(c).map_err(|e| ServiceError::internal("odoo", e))?,
+            Some(c) => Some(self.connector.settings(
+                &serde_json::to_value(c).map_err(|e| ServiceError::internal(C::KEY, e))?,
             )?),
             None => None,
         };
         if let Some(c) = &config {
-            self.check_url(c).await?;
+            self.connector.admit(c).await?;
         }
         let secrets = match req.secrets {
             Some(s) => {
-                validate_secrets(&s.fields)?;
+                self.connector.secrets(&s.fields)?;
                 Some(non_empty_secrets(s.fields))
             }
             None => None,
@@ -143,15 +204,15 @@ impl IntegrationService for OdooApi {
                 u32::try_from(t.nanos)
                     .ok()
                     .and_then(|n| chrono::DateTime::from_timestamp(t.seconds, n))
-                    .ok_or_else(|| bad("if_unmodified_since is not a valid timestamp"))?,
+                    .ok_or_else(|| bad::<C>("if_unmodified_since is not a valid timestamp"))?,
             ),
         };
         let name = match req.name.as_deref().map(str::trim) {
-            Some("") => return Err(bad("name must not be empty").into()),
+            Some("") => return Err(bad::<C>("name must not be empty").into()),
             other => other,
         };
         let (rec, changed) = self
-            .connections()
+            .connections
             .update(
                 &ctx.tenant_id,
                 &req.id,
@@ -161,9 +222,9 @@ impl IntegrationService for OdooApi {
                 if_unmodified_since,
             )
             .await?;
-        self.remote.forget_connection(&rec.id).await;
+        self.forget(&rec.id).await;
         Ok(Response::new(UpdateConnectionResponse {
-            connection: Some(rec.to_proto("odoo")),
+            connection: Some(rec.to_proto(C::KEY)),
             changed_secret_fields: changed,
         }))
     }
@@ -174,9 +235,9 @@ impl IntegrationService for OdooApi {
     ) -> Result<Response<DeleteConnectionResponse>, Status> {
         let ctx = ctx(&request)?;
         let id = request.into_inner().id;
-        self.connections().delete(&ctx.tenant_id, &id).await?;
+        self.connections.delete(&ctx.tenant_id, &id).await?;
         self.engine.forget_connection(&ctx.tenant_id, &id).await?;
-        self.remote.forget_connection(&id).await;
+        self.forget(&id).await;
         Ok(Response::new(DeleteConnectionResponse {}))
     }
 
@@ -186,33 +247,18 @@ impl IntegrationService for OdooApi {
     ) -> Result<Response<TestConnectionResponse>, Status> {
         let ctx = ctx(&request)?;
         let rec = self
-            .connections()
+            .connections
             .get(&ctx.tenant_id, &request.get_ref().id)
             .await?;
         let started = Instant::now();
-        let (s, version) = self
-            .remote
-            .tracked(&rec, "test_connection", async {
-                let s = self.remote.session(&rec).await?;
-                let version = self
-                    .remote
-                    .client()
-                    .version(&s.url)
-                    .await
-                    .map_err(|e| service_error(e, &s.url))?;
-                self.remote.forget_connection(&rec.id).await;
-                self.remote.uid(&rec, &s).await?;
-                Ok((s, version))
-            })
+        let checked = self
+            .calls
+            .tracked(&rec, "test_connection", self.connector.check(&rec))
             .await?;
-        let server_version = version["server_version"].as_str().unwrap_or("").to_string();
         Ok(Response::new(TestConnectionResponse {
             ok: true,
-            message: format!(
-                "logged in to Odoo {server_version} database {} as {}",
-                s.database, s.username
-            ),
-            server_version,
+            message: checked.message,
+            server_version: checked.server_version,
             latency_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
         }))
     }
@@ -245,21 +291,18 @@ impl IntegrationService for OdooApi {
         request: Request<GetStatusRequest>,
     ) -> Result<Response<IntegrationStatus>, Status> {
         let ctx = ctx(&request)?;
-        if let Some(status) = self.remote.cached_status(&ctx.tenant_id) {
-            return Ok(Response::new(status));
-        }
-        let connections = self.connections().list(&ctx.tenant_id).await?;
-        let ids: Vec<String> = connections.iter().map(|c| c.id.clone()).collect();
-        let last = calls::last_calls(self.db(), &ctx.tenant_id, &ids).await?;
-        let window = calls::window_24h(self.db(), &ctx.tenant_id).await?;
-        let status = calls::status(&connections, &last, &window, stored_valid);
-        let mut status = status;
-        status.last_sync_at = self
-            .engine
-            .last_success(&ctx.tenant_id)
-            .await?
-            .map(bac_runtime::connections::timestamp);
-        self.remote.cache_status(&ctx.tenant_id, &status);
+        let connections = self.connections.list(&ctx.tenant_id).await?;
+        let last_sync_at = self.engine.last_success(&ctx.tenant_id).await?;
+        let connector = &self.connector;
+        let status = self
+            .calls
+            .status(
+                &ctx.tenant_id,
+                &connections,
+                |c| connector.configured(c),
+                last_sync_at,
+            )
+            .await?;
         Ok(Response::new(status))
     }
 
@@ -316,18 +359,33 @@ impl IntegrationService for OdooApi {
         Ok(Response::new(c.to_proto()))
     }
 
+    async fn get_conflict(
+        &self,
+        request: Request<GetConflictRequest>,
+    ) -> Result<Response<Conflict>, Status> {
+        let ctx = ctx(&request)?;
+        let c = self
+            .engine
+            .conflict(&ctx.tenant_id, &request.get_ref().id)
+            .await?;
+        Ok(Response::new(c.to_proto()))
+    }
+
     async fn ingest_changes(
         &self,
         request: Request<IngestChangesRequest>,
     ) -> Result<Response<IngestChangesResponse>, Status> {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
-        // Odoo's webhooks name the model (`_model`); the engine knows entities.
-        let entity = crate::sync::ENTITIES
-            .iter()
-            .find(|e| e.model == req.entity || e.entity == req.entity)
-            .map(|e| e.entity)
-            .ok_or_else(|| bad(format!("bac-odoo does not sync '{}'", req.entity)))?;
+        // A webhook may name the upstream's own type (Odoo's `_model`); the engine knows
+        // entities.
+        let entity = self.connector.webhook_entity(&req.entity).ok_or_else(|| {
+            bad::<C>(format!(
+                "the {} service does not sync '{}'",
+                C::KEY,
+                req.entity
+            ))
+        })?;
         let [created, updated, deleted, unchanged] = self
             .engine
             .ingest(&ctx.tenant_id, &req.connection_id, entity, &req.record_ids)
@@ -381,7 +439,7 @@ impl IntegrationService for OdooApi {
     ) -> Result<Response<FieldMapping>, Status> {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
-        self.connections()
+        self.connections
             .get(&ctx.tenant_id, &req.connection_id)
             .await?;
         let (version, mapping, at) = self
@@ -407,7 +465,7 @@ impl IntegrationService for OdooApi {
             .rules
             .as_ref()
             .and_then(|r| serde_json::to_value(r).ok())
-            .ok_or_else(|| bad("rules is required"))?;
+            .ok_or_else(|| bad::<C>("rules is required"))?;
         let (version, mapping, at) = self
             .engine
             .put_mapping(
@@ -434,14 +492,14 @@ impl IntegrationService for OdooApi {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
         let conn = self
-            .connections()
+            .connections
             .get(&ctx.tenant_id, &req.connection_id)
             .await?;
         let mapping = match &req.rules {
             Some(r) => {
-                let v = serde_json::to_value(r).map_err(|e| ServiceError::internal("odoo", e))?;
+                let v = serde_json::to_value(r).map_err(|e| ServiceError::internal(C::KEY, e))?;
                 bac_runtime::sync::Mapping::parse(&v)
-                    .map_err(|errs| bad(format!("invalid mapping: {}", errs.join("; "))))?
+                    .map_err(|errs| bad::<C>(format!("invalid mapping: {}", errs.join("; "))))?
             }
             None => {
                 self.engine
@@ -451,7 +509,7 @@ impl IntegrationService for OdooApi {
             }
         };
         if req.samples.len() > 100 {
-            return Err(bad("at most 100 samples").into());
+            return Err(bad::<C>("at most 100 samples").into());
         }
         let samples: Vec<Value> = req
             .samples
@@ -482,13 +540,8 @@ impl IntegrationService for OdooApi {
         request: Request<ListParkedEventsRequest>,
     ) -> Result<Response<ListParkedEventsResponse>, Status> {
         let ctx = ctx(&request)?;
-        let events = parked::list(
-            self.remote.db(),
-            "odoo",
-            &ctx.tenant_id,
-            request.get_ref().limit,
-        )
-        .await?;
+        let events =
+            parked::list(&self.db, C::KEY, &ctx.tenant_id, request.get_ref().limit).await?;
         Ok(Response::new(ListParkedEventsResponse { events }))
     }
 

@@ -1,0 +1,59 @@
+//! The connector kit: everything an integration service shares beside its provider's
+//! knowledge. A provider crate implements [`Connector`] (how its settings and secrets are
+//! checked, how a connection is tested, which entity a webhook names, what it caches per
+//! connection); the kit serves `bac.integration.v1.IntegrationService` for it
+//! ([`IntegrationApi`]: connections, their test, status, syncs, settings, mappings, conflicts,
+//! parked events) and keeps the call log the status is computed from ([`calls`]).
+//! docs/adding-an-integration.md walks through a new connector.
+pub mod calls;
+mod service;
+
+use std::collections::HashMap;
+
+use bac_runtime::{connections::ConnectionRecord, ServiceError};
+use serde_json::Value;
+
+pub use calls::Calls;
+pub use service::IntegrationApi;
+
+/// What a connection test found: a sentence for people and the upstream's version.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    pub message: String,
+    pub server_version: String,
+}
+
+/// A provider's part of the `IntegrationService`.
+#[tonic::async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// The catalog key (`odoo`, `zoho`, ...): the error shape's `integration`, the status's.
+    const KEY: &'static str;
+    /// The name people know (`Odoo`): default connection name, status sentences.
+    const NAME: &'static str;
+
+    /// Checks a connection's settings; returns them as stored (normalised). The gateway's
+    /// catalog publishes the same rules as a JSON Schema.
+    fn settings(&self, config: &Value) -> Result<Value, ServiceError>;
+
+    /// Checks the secret fields a create or an update gives.
+    fn secrets(&self, secrets: &HashMap<String, String>) -> Result<(), ServiceError>;
+
+    /// Whether a stored connection's settings and secret fields are complete (the status's
+    /// `configuration_valid`).
+    fn configured(&self, rec: &ConnectionRecord) -> bool;
+
+    /// Checks what needs the network before settings are saved (where a URL may lead).
+    async fn admit(&self, _settings: &Value) -> Result<(), ServiceError> {
+        Ok(())
+    }
+
+    /// Logs in upstream with the stored settings and secrets (`TestConnection`); the kit
+    /// records it in the call log and times it.
+    async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError>;
+
+    /// The engine entity a webhook names: the entity itself or the upstream's own type name.
+    fn webhook_entity(&self, name: &str) -> Option<&'static str>;
+
+    /// A connection changed or went: drop whatever is cached for it (sessions, versions).
+    async fn forget(&self, connection_id: &str);
+}

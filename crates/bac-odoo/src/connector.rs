@@ -1,0 +1,93 @@
+//! Odoo's part of the kit's `IntegrationService`: which settings and secrets a connection
+//! takes, how a connection is tested (log in, read the server's version), which entity an
+//! Odoo webhook's model is, and what is cached per connection.
+use std::collections::HashMap;
+
+use bac_connector::{Checked, Connector};
+use bac_runtime::{connections::ConnectionRecord, ServiceError};
+use serde_json::Value;
+
+use crate::{api, client::service_error, remote::Remote};
+
+pub struct OdooConnector {
+    remote: Remote,
+}
+
+impl OdooConnector {
+    pub fn new(remote: Remote) -> Self {
+        OdooConnector { remote }
+    }
+}
+
+#[tonic::async_trait]
+impl Connector for OdooConnector {
+    const KEY: &'static str = "odoo";
+    const NAME: &'static str = "Odoo";
+
+    fn settings(&self, config: &Value) -> Result<Value, ServiceError> {
+        api::validate_settings(config)
+    }
+
+    fn secrets(&self, secrets: &HashMap<String, String>) -> Result<(), ServiceError> {
+        api::validate_secrets(secrets)
+    }
+
+    fn configured(&self, rec: &ConnectionRecord) -> bool {
+        api::validate_settings(&rec.config).is_ok()
+            && rec
+                .secret_fields
+                .iter()
+                .any(|f| f == "password" || f == "api_key")
+    }
+
+    /// A connection's URL must lead where the egress policy allows; checked when it is saved
+    /// (and again on every call, since names resolve anew).
+    async fn admit(&self, settings: &Value) -> Result<(), ServiceError> {
+        let Some(url) = settings
+            .get("url")
+            .and_then(Value::as_str)
+            .and_then(|u| url::Url::parse(u).ok())
+        else {
+            return Ok(());
+        };
+        self.remote
+            .client()
+            .egress()
+            .check_url(&url)
+            .await
+            .map_err(|r| crate::client::address_not_allowed(&r))
+    }
+
+    async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
+        let s = self.remote.session(rec).await?;
+        let version = self
+            .remote
+            .client()
+            .version(&s.url)
+            .await
+            .map_err(|e| service_error(e, &s.url))?;
+        // A test logs in anew: nothing cached may answer for it.
+        self.remote.forget_connection(&rec.id).await;
+        self.remote.uid(rec, &s).await?;
+        let server_version = version["server_version"].as_str().unwrap_or("").to_string();
+        Ok(Checked {
+            message: format!(
+                "logged in to Odoo {server_version} database {} as {}",
+                s.database, s.username
+            ),
+            server_version,
+        })
+    }
+
+    /// Odoo's webhooks name the model (`_model`: `crm.lead`); the entity's own name works too.
+    fn webhook_entity(&self, name: &str) -> Option<&'static str> {
+        crate::sync::ENTITIES
+            .iter()
+            .find(|e| e.model == name || e.entity == name)
+            .map(|e| e.entity)
+    }
+
+    async fn forget(&self, connection_id: &str) {
+        self.remote.forget_connection(connection_id).await;
+    }
+}
