@@ -42,8 +42,28 @@ pub struct OdooEntity {
     pub domain: &'static [(&'static str, &'static str, &'static str)],
     /// Canonical field -> Odoo field for writes (two-way sync).
     pub writable: &'static [(&'static str, &'static str, Conv)],
+    /// Odoo values every create of the entity carries unless it gives its own, whichever
+    /// door it came through (REST, gRPC, a Kafka command): a lead is created as an
+    /// opportunity, in the pipeline, as the documents' CRM expects.
+    pub create_defaults: &'static [(&'static str, &'static str)],
     /// The default mapping (JSON, see `bac_runtime::sync::mapping`).
     pub mapping: fn() -> Value,
+}
+
+impl OdooEntity {
+    /// Adds [`OdooEntity::create_defaults`] the values do not set.
+    pub fn create_defaults_into(&self, vals: &mut Value) {
+        for (f, v) in self.create_defaults {
+            if vals.get(*f).is_none() {
+                vals[*f] = json!(v);
+            }
+        }
+    }
+}
+
+/// The table entry of `entity`.
+pub fn entity(entity: &str) -> Option<&'static OdooEntity> {
+    ENTITIES.iter().find(|e| e.entity == entity)
 }
 
 fn rename(target: &str, source: &str) -> Value {
@@ -95,6 +115,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             ("expected_revenue", "expected_revenue", Conv::Plain),
             ("priority", "priority", Conv::Priority),
         ],
+        create_defaults: &[("type", "opportunity")],
         mapping: || {
             fields(vec![
                 rename("id", "id"),
@@ -134,6 +155,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             ("city", "city", Conv::Plain),
             ("is_company", "is_company", Conv::Plain),
         ],
+        create_defaults: &[],
         mapping: || {
             fields(vec![
                 rename("id", "id"),
@@ -167,6 +189,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             ("partner_id", "partner_id", Conv::Id),
             ("client_order_ref", "client_order_ref", Conv::Plain),
         ],
+        create_defaults: &[],
         mapping: || {
             let [pid, pname] = many2one("partner", "partner_id");
             fields(vec![
@@ -205,6 +228,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             ("partner_id", "partner_id", Conv::Id),
             ("ref", "ref", Conv::Plain),
         ],
+        create_defaults: &[],
         mapping: || {
             let [pid, pname] = many2one("partner", "partner_id");
             fields(vec![
@@ -243,6 +267,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             ("default_code", "default_code", Conv::Plain),
             ("list_price", "list_price", Conv::Plain),
         ],
+        create_defaults: &[],
         mapping: || {
             fields(vec![
                 rename("id", "id"),
@@ -269,6 +294,7 @@ pub const ENTITIES: &[OdooEntity] = &[
         ],
         domain: &[],
         writable: &[],
+        create_defaults: &[],
         mapping: || {
             let [prod_id, prod_name] = many2one("product", "product_id");
             let [loc_id, loc_name] = many2one("location", "location_id");
@@ -303,6 +329,7 @@ pub const ENTITIES: &[OdooEntity] = &[
             ("work_phone", "work_phone", Conv::Plain),
             ("job_title", "job_title", Conv::Plain),
         ],
+        create_defaults: &[],
         mapping: || {
             fields(vec![
                 rename("id", "id"),
@@ -321,9 +348,7 @@ pub const ENTITIES: &[OdooEntity] = &[
 /// The Odoo fields a pull reads for `entity` (with `id`); a write's read-back should read
 /// the same, so its mirror row hashes like the next pull's.
 pub fn read_fields(entity: &str) -> Vec<&'static str> {
-    let mut f: Vec<&'static str> = ENTITIES
-        .iter()
-        .find(|e| e.entity == entity)
+    let mut f: Vec<&'static str> = self::entity(entity)
         .map(|e| e.fields.to_vec())
         .unwrap_or_default();
     f.push("id");
@@ -380,10 +405,7 @@ pub(crate) fn remote_record(row: Value) -> Option<RemoteRecord> {
 
 /// The default mapping of an entity (the table's; covered by a unit test).
 pub(crate) fn default_mapping(entity: &str) -> Option<Mapping> {
-    ENTITIES
-        .iter()
-        .find(|e| e.entity == entity)
-        .and_then(|e| Mapping::parse(&(e.mapping)()).ok())
+    self::entity(entity).and_then(|e| Mapping::parse(&(e.mapping)()).ok())
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
@@ -618,6 +640,7 @@ impl EntityAdapter for OdooAdapter {
         for (f, _, v) in self.spec.domain {
             vals[*f] = json!(v);
         }
+        self.spec.create_defaults_into(&mut vals);
         let field = crate::remote::intent_field(conn, self.spec.model).ok_or_else(|| {
             bad(format!(
                 "no intent field for {}; set intent_fields in the connection",

@@ -486,7 +486,7 @@ async fn lead_by_name(fleet: &Fleet, name: &str) -> Vec<Value> {
         "crm.lead",
         "search_read",
         json!([[["name", "=", name]]]),
-        json!({"fields": ["name", "phone", "referred"]}),
+        json!({"fields": ["name", "phone", "referred", "type"]}),
     )
     .await
     .as_array()
@@ -527,6 +527,16 @@ async fn commands_apply_once_and_a_lost_create_answer_is_not_duplicated() {
     assert_eq!(
         found[0]["referred"], "cmd-once-1",
         "the intent id is on the record"
+    );
+    assert_eq!(
+        found[0]["type"], "opportunity",
+        "a command's lead is created as the REST route's is"
+    );
+    let (status, lead) = fleet.create_lead("From REST", None).await;
+    assert_eq!(status, 201, "{lead}");
+    assert_eq!(
+        lead_by_name(&fleet, "From REST").await[0]["type"],
+        "opportunity"
     );
 
     // The create happens but its answer is lost: the retry finds it instead of creating again.

@@ -372,16 +372,13 @@ impl OdooService for OdooApi {
                         false,
                     ));
                 }
+                let mut vals = lead_to_vals(&lead);
+                if let Some(e) = crate::sync::entity(LEAD_ENTITY) {
+                    e.create_defaults_into(&mut vals);
+                }
                 let id = self
                     .remote
-                    .create_once(
-                        &rec,
-                        LEAD_MODEL,
-                        lead_to_vals(&lead),
-                        &field,
-                        &intent,
-                        false,
-                    )
+                    .create_once(&rec, LEAD_MODEL, vals, &field, &intent, false)
                     .await?;
                 // Read back what Odoo stored (dates, normalised values).
                 Ok((

@@ -182,9 +182,11 @@ pub fn priority_from_odoo(key: &str) -> &'static str {
         .unwrap_or("low")
 }
 
-/// `vals` for `crm.lead.create`. `priority` must already be validated.
+/// `vals` for `crm.lead.create` (the entity's create defaults are added by the caller, as for
+/// every create: `sync::OdooEntity::create_defaults_into`). `priority` must already be
+/// validated.
 pub fn lead_to_vals(lead: &Lead) -> Value {
-    let mut vals = json!({ "name": lead.name.trim(), "type": "opportunity" });
+    let mut vals = json!({ "name": lead.name.trim() });
     let opt = |s: &str| (!s.trim().is_empty()).then(|| Value::String(s.trim().to_string()));
     if let Some(v) = opt(&lead.partner_name) {
         vals["partner_name"] = v;
