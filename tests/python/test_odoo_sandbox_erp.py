@@ -121,7 +121,9 @@ def odoo19_url():
     """A private Odoo 19.0 sandbox seeded with 40 leads (the built binary is required)."""
     binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
     if not binary.is_file():
-        pytest.skip(f"bac-sandbox binary not found at {binary}")
+        # A missing binary is a broken setup, not a reason to pass without testing.
+        pytest.fail(f"bac-sandbox binary not found at {binary}: build it (cargo build -p "
+                    "bac-sandbox) or point BAC_SANDBOX_BIN at it")
     port = _free_port()
     env = dict(os.environ)
     env.update(

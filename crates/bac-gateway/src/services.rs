@@ -654,7 +654,7 @@ mod tests {
             settings,
         );
         // localhost may also resolve to ::1, where nothing listens: that one is taken out.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while ch.endpoints() != 1 {
             assert!(Instant::now() < deadline, "{} endpoints", ch.endpoints());
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -664,7 +664,12 @@ mod tests {
             parse_targets("dns:///no-such-host.invalid:1").unwrap(),
             settings,
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Its first resolution and probe round is over (not just "not started yet"): still none.
+        let mut applied = unknown
+            .applied
+            .clone()
+            .expect("a DNS target runs discovery");
+        applied.wait_for(|round| *round >= 1).await.unwrap();
         assert_eq!(unknown.endpoints(), 0);
         // With no endpoint, a call fails at once with UNAVAILABLE instead of waiting.
         let req = http::Request::builder()
@@ -694,7 +699,7 @@ mod tests {
             settings,
         );
         assert_eq!(ch.endpoints(), 2, "URL targets are in at once");
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while ch.endpoints() != 1 {
             assert!(Instant::now() < deadline, "the dead endpoint stays");
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -503,7 +503,7 @@ async fn one_list_url_balances_over_two_odoo_instances_and_skips_a_stopped_one()
     let b = CountingProxy::start(second.grpc_addr).await;
     let mut settings = no_limits();
     settings.grpc.probe_interval = Duration::from_millis(300);
-    let (_gw, api) = gateway(
+    let (gw, api) = gateway(
         &fleet,
         settings,
         Some(format!("http://{}, http://{}", a.addr, b.addr)),
@@ -535,8 +535,31 @@ async fn one_list_url_balances_over_two_odoo_instances_and_skips_a_stopped_one()
     assert!(a.requests() >= before + 30);
     assert_eq!(b.requests(), rb, "nothing reaches the stopped instance");
 
-    // Non-idempotent calls (not retried) reach a only now that b is out of the balancer.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Non-idempotent calls (not retried) reach a only once b is out of the balancer: wait
+    // for the gateway to say so.
+    let metrics = format!("http://{}/metrics", gw.http_addr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = http
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text
+            .lines()
+            .any(|l| l == "bac_grpc_client_endpoints{service=\"odoo\"} 1")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never left the balancer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for i in 0..10 {
         let resp = http
             .post(format!("{api}/api/v1/odoo/crm/leads"))

@@ -419,7 +419,7 @@ async fn command(
     ty: &str,
     time: &str,
     payload: Value,
-) {
+) -> (i32, i64) {
     let headers = OwnedHeaders::new()
         .insert(Header {
             key: "ce_specversion",
@@ -454,7 +454,40 @@ async fn command(
         Duration::from_secs(10),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Waits until bac-odoo's command consumer has committed past `(partition, offset)`: the
+/// message was handled (applied, or found to be a duplicate), whatever it did.
+async fn consumed(fleet: &Fleet, (partition, offset): (i32, i64)) {
+    use rdkafka::{consumer::BaseConsumer, consumer::Consumer, Offset, TopicPartitionList};
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", fleet.kafka.brokers())
+        .set("group.id", "bac-odoo-commands")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("bac.odoo.commands.v1", partition);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed = group
+            .committed_offsets(tpl.clone(), Duration::from_secs(5))
+            .ok()
+            .and_then(|c| {
+                c.find_partition("bac.odoo.commands.v1", partition)
+                    .map(|p| p.offset())
+            });
+        if let Some(Offset::Offset(o)) = committed {
+            if o > offset {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "message {partition}/{offset} never consumed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until the command is settled; its status.
@@ -511,7 +544,7 @@ async fn commands_apply_once_and_a_lost_create_answer_is_not_duplicated() {
         payload.clone(),
     )
     .await;
-    command(
+    let duplicate = command(
         &fleet,
         &p,
         "cmd-once-1",
@@ -521,7 +554,7 @@ async fn commands_apply_once_and_a_lost_create_answer_is_not_duplicated() {
     )
     .await;
     assert_eq!(settled(&fleet, "cmd-once-1").await, "applied");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    consumed(&fleet, duplicate).await;
     let found = lead_by_name(&fleet, "From a command").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
@@ -1305,8 +1338,26 @@ async fn a_page_racing_another_writer_of_a_new_record_reports_it_once() {
         .await;
     assert_eq!(status, 202, "{body}");
     let run_id = body["sync_run_id"].as_str().unwrap().to_string();
-    // The first page's COPY now waits on the racer's uncommitted row.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The first page's write now waits on the racer's uncommitted row: see it wait.
+    let watcher = connect(&fleet.infra.database_url).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while watcher
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the run never waited on the racer's row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     racer.commit().await.unwrap();
     let run = wait_run(&fleet, &conn, &run_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");

@@ -553,7 +553,7 @@ async fn own_key(
 }
 
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "access",
-    summary = "Revoke an API key (effective on every replica within a second)",
+    summary = "Revoke an API key (effective on every replica as soon as it is notified)",
     params(("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "Revoked", body = crate::openapi::ApiKeyView), crate::openapi::CommonErrors))]
 pub async fn revoke_key(

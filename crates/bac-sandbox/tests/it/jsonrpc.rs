@@ -1,7 +1,5 @@
 //! `/jsonrpc`: the `common`, `db` and `object` services.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::support::{assert_odoo_error, spawn, ADMIN_UID, DB};
@@ -241,14 +239,22 @@ async fn create_search_read_count() {
 #[tokio::test]
 async fn write_updates_write_date_and_unlink() {
     let sb = spawn().await;
+    // A record last written in the past (Odoo's timestamps have a one-second resolution: a
+    // write in the same second as the create would not move it).
+    let (status, seeded) = sb
+        .seed(json!({"model": "crm.lead", "count": 1,
+                     "values": {"name": "To update"}, "write_date": "2024-01-02 03:04:05"}))
+        .await;
+    assert_eq!(status, 200, "{seeded}");
     let id = sb
         .ok(
             "crm.lead",
-            "create",
-            json!([{"name": "To update"}]),
+            "search",
+            json!([[["name", "=", "To update"]]]),
             json!({}),
         )
-        .await;
+        .await[0]
+        .clone();
     let before = sb
         .ok(
             "crm.lead",
@@ -257,8 +263,7 @@ async fn write_updates_write_date_and_unlink() {
             json!({}),
         )
         .await;
-    // Odoo's timestamps have a one-second resolution
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(before[0]["write_date"], "2024-01-02 03:04:05");
     let ok = sb
         .ok(
             "crm.lead",

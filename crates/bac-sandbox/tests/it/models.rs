@@ -2,8 +2,6 @@
 //! through `/jsonrpc`: one2many commands, computed totals, business methods,
 //! deletion rules, version differences and `write_date` semantics.
 
-use std::time::Duration;
-
 use bac_sandbox::OdooSandboxConfig;
 use serde_json::{json, Value};
 
@@ -763,8 +761,28 @@ async fn write_date_semantics() {
         .await;
     assert_eq!(gt_day, 0);
 
-    // a write moves write_date (only of the written records), create_date stays
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // a write moves write_date (only of the written records), create_date stays. Odoo's
+    // timestamps have a one-second resolution, so these records were last written in the
+    // past (seeded, backdated) rather than a second ago.
+    let old = "2024-01-02 03:04:05";
+    let (status, seeded) = sb
+        .seed(
+            json!({"model": "crm.lead", "count": 3, "values": {"referred": "wd"},
+                     "write_date": old}),
+        )
+        .await;
+    assert_eq!(status, 200, "{seeded}");
+    let batch = as_ids(
+        &sb.ok(
+            "crm.lead",
+            "search",
+            json!([[["referred", "=", "wd"]]]),
+            json!({"order": "id"}),
+        )
+        .await,
+    );
+    assert_eq!(batch.len(), 3);
+    let mine = json!(["id", "in", batch]);
     sb.ok(
         "crm.lead",
         "write",
@@ -781,24 +799,24 @@ async fn write_date_semantics() {
         )
         .await;
     let moved = after[0]["write_date"].as_str().unwrap().to_owned();
-    assert!(moved > stamp, "{moved} > {stamp}");
-    assert_eq!(after[0]["create_date"], stamp.as_str());
+    assert!(moved.as_str() > old, "{moved} > {old}");
+    assert_eq!(after[0]["create_date"], old);
     // > on the read value (seconds) finds exactly the records changed after it
     let changed = sb
         .ok(
             "crm.lead",
             "search",
-            json!([[["write_date", ">", stamp]]]),
+            json!([[mine, ["write_date", ">", old]]]),
             json!({"order": "write_date asc, id asc"}),
         )
         .await;
-    assert!(as_ids(&changed).contains(&batch[1]));
+    assert_eq!(as_ids(&changed), vec![batch[1]]);
     // incremental pull pattern: >= cursor, ordered by write_date then id
     let page = sb
         .ok(
             "crm.lead",
             "search_read",
-            json!([[["write_date", ">=", stamp]], ["write_date"]]),
+            json!([[mine, ["write_date", ">=", old]], ["write_date"]]),
             json!({"order": "write_date asc, id asc"}),
         )
         .await;
