@@ -125,6 +125,8 @@ pub fn rpc_request(
         body: serde_json::to_vec(&body).ok(),
         idempotent,
         operation,
+        // Odoo publishes no quota: the client's own, per server.
+        quota: None,
     }
 }
 

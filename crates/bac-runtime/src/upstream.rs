@@ -5,7 +5,12 @@
 //! it connects to passes the deployment's [`egress`] policy first.
 pub mod egress;
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -25,6 +30,20 @@ pub struct UpstreamRequest {
     pub idempotent: bool,
     /// Short name for metrics and logs, e.g. `crm.lead/create`.
     pub operation: String,
+    /// Whose budget the request draws from, as the provider counts it; `None`: the client's
+    /// own quota, one bucket per origin (a self-hosted server such as Odoo's).
+    pub quota: Option<QuotaKey>,
+}
+
+/// A provider's unit of quota and its rate: the connector chooses it, because providers do
+/// not count by host. Zoho limits each organisation, Slack each workspace and method tier,
+/// Google each user and project; every tenant of one of them calls the same host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuotaKey {
+    /// e.g. `zoho/org/60012345`, `slack/T0123/tier2`.
+    pub key: String,
+    /// Calls a minute the unit allows (its burst too).
+    pub per_minute: NonZeroU32,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +103,9 @@ pub struct UpstreamClient {
     /// One bucket per upstream origin (scheme, host, port): every connection's server has
     /// its own quota, and one tenant's burst never delays another's calls.
     limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    /// Buckets of requests that name their [`QuotaKey`]: one limiter per rate, keyed by the
+    /// unit.
+    unit_limiters: Arc<Mutex<HashMap<NonZeroU32, Arc<DefaultKeyedRateLimiter<String>>>>>,
     policy: RetryPolicy,
     /// Provider name for metrics (`odoo`, `zoho`...).
     upstream: String,
@@ -147,6 +169,7 @@ impl UpstreamClient {
         UpstreamClient {
             http,
             limiter,
+            unit_limiters: Arc::new(Mutex::new(HashMap::new())),
             policy,
             upstream: upstream.to_string(),
             egress,
@@ -195,9 +218,7 @@ impl UpstreamClient {
             .with_max_times(self.policy.max_retries)
             .build();
         loop {
-            if let Some(l) = &self.limiter {
-                l.until_key_ready(&quota_key(&req.url)).await;
-            }
+            self.until_quota_allows(req).await;
             let started = Instant::now();
             let outcome = self.send_once(req).await;
             let (retryable, wait_hint) = match &outcome {
@@ -334,6 +355,30 @@ impl UpstreamClient {
         metrics::counter!("bac_upstream_requests_total", &labels).increment(1);
         metrics::histogram!("bac_upstream_request_duration_seconds", &labels[..2])
             .record(took.as_secs_f64());
+    }
+
+    /// Waits for the request's quota: its unit's when it names one, else its origin's.
+    async fn until_quota_allows(&self, req: &UpstreamRequest) {
+        match &req.quota {
+            Some(unit) => {
+                let limiter = {
+                    let Ok(mut m) = self.unit_limiters.lock() else {
+                        return;
+                    };
+                    m.entry(unit.per_minute)
+                        .or_insert_with(|| {
+                            Arc::new(RateLimiter::keyed(Quota::per_minute(unit.per_minute)))
+                        })
+                        .clone()
+                };
+                limiter.until_key_ready(&unit.key).await;
+            }
+            None => {
+                if let Some(l) = &self.limiter {
+                    l.until_key_ready(&quota_key(&req.url)).await;
+                }
+            }
+        }
     }
 
     /// Providers that publish `X-RateLimit-Remaining`/`-Limit` feed the quota gauge.

@@ -17,6 +17,7 @@ mod connection_updates;
 mod connections_crud;
 mod dashboard;
 mod egress;
+mod event_contract;
 mod fairness;
 mod fleet_health;
 mod fleet_rate_limits;

@@ -16,11 +16,23 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 /// `model.method(*args, **kwargs)` on the sandbox as admin, like any Odoo client would.
-async fn odoo(fleet: &Fleet, model: &str, method: &str, args: Value, kwargs: Value) -> Value {
+pub(crate) async fn odoo(
+    fleet: &Fleet,
+    model: &str,
+    method: &str,
+    args: Value,
+    kwargs: Value,
+) -> Value {
     fleet.odoo_rpc(model, method, args, kwargs).await
 }
 
-async fn seed(fleet: &Fleet, model: &str, count: usize, values: Value, write_date: Option<&str>) {
+pub(crate) async fn seed(
+    fleet: &Fleet,
+    model: &str,
+    count: usize,
+    values: Value,
+    write_date: Option<&str>,
+) {
     fleet
         .seed_with(
             json!({"model": model, "count": count, "values": values, "write_date": write_date}),
@@ -28,14 +40,14 @@ async fn seed(fleet: &Fleet, model: &str, count: usize, values: Value, write_dat
         .await;
 }
 
-async fn connection(fleet: &Fleet) -> String {
+pub(crate) async fn connection(fleet: &Fleet) -> String {
     let (status, conn) = fleet.connect_odoo(None, "admin").await;
     assert_eq!(status, 201, "{conn}");
     conn["id"].as_str().unwrap().to_string()
 }
 
 /// Triggers a sync and waits until its run ends; returns the run.
-async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value {
+pub(crate) async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value {
     let (status, body) = fleet
         .call(
             Method::POST,
@@ -48,7 +60,7 @@ async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value {
     wait_run(fleet, conn, &run_id).await
 }
 
-async fn wait_run(fleet: &Fleet, conn: &str, run_id: &str) -> Value {
+pub(crate) async fn wait_run(fleet: &Fleet, conn: &str, run_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (status, body) = fleet
@@ -404,7 +416,7 @@ async fn three_replicas_run_each_due_sync_once() {
     }
 }
 
-fn producer(brokers: &str) -> FutureProducer {
+pub(crate) fn producer(brokers: &str) -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -412,7 +424,7 @@ fn producer(brokers: &str) -> FutureProducer {
 }
 
 /// Sends a command as another platform service would.
-async fn command(
+pub(crate) async fn command(
     fleet: &Fleet,
     p: &FutureProducer,
     ce_id: &str,
@@ -491,7 +503,7 @@ async fn consumed(fleet: &Fleet, (partition, offset): (i32, i64)) {
 }
 
 /// Waits until the command is settled; its status.
-async fn settled(fleet: &Fleet, ce_id: &str) -> String {
+pub(crate) async fn settled(fleet: &Fleet, ce_id: &str) -> String {
     let db = connect(&fleet.infra.database_url).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -94,6 +94,8 @@ pub fn request(
         body: serde_json::to_vec(body).ok(),
         idempotent,
         operation: format!("{model}/{method}"),
+        // Odoo publishes no quota: the client's own, per server.
+        quota: None,
     }
 }
 

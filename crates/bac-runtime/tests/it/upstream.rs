@@ -9,7 +9,8 @@ use std::{
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::any, Router};
 use bac_runtime::upstream::{
-    AddressClass, EgressPolicy, RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest,
+    AddressClass, EgressPolicy, QuotaKey, RetryPolicy, UpstreamClient, UpstreamError,
+    UpstreamRequest,
 };
 
 /// The scripted answers and the hit counter.
@@ -53,6 +54,7 @@ fn req(url: &str, idempotent: bool) -> UpstreamRequest {
         body: Some(b"{}".to_vec()),
         idempotent,
         operation: "test/call".into(),
+        quota: None,
     }
 }
 
@@ -161,23 +163,53 @@ async fn each_upstream_origin_has_its_own_quota() {
     let (a, _) = server(vec![]).await;
     let (b, _) = server(vec![]).await;
     let client = UpstreamClient::new("test", Some(5), policy(), loopback());
-    // Exhaust a's burst; b is not slowed by it.
+    // Exhaust a's burst: a itself is limited.
     for _ in 0..5 {
         client.send(&req(&a, true)).await.unwrap();
     }
     let started = Instant::now();
-    for _ in 0..5 {
+    client.send(&req(&a, true)).await.unwrap();
+    let a_waited = started.elapsed();
+    assert!(a_waited >= Duration::from_millis(100), "{a_waited:?}");
+    // b is not slowed by it (measured against a's wait in the same run, not a fixed bound).
+    let started = Instant::now();
+    for _ in 0..4 {
         client.send(&req(&b, true)).await.unwrap();
     }
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        started.elapsed()
-    );
-    // a itself is still limited.
+    let b_took = started.elapsed();
+    assert!(b_took < a_waited, "{b_took:?} vs {a_waited:?}");
+}
+
+#[tokio::test]
+async fn a_quota_unit_chosen_by_the_connector_is_shared_by_its_calls_only() {
+    // One host, as for every Zoho organisation: the connector names the unit.
+    let (url, hits) = server(vec![]).await;
+    let client = UpstreamClient::new("test", None, policy(), loopback());
+    let unit = |org: &str| {
+        let mut r = req(&url, true);
+        r.quota = Some(QuotaKey {
+            key: format!("test/org/{org}"),
+            per_minute: std::num::NonZeroU32::new(60).unwrap(),
+        });
+        r
+    };
+    // 60 a minute, burst 60: org 1 spends its burst, then its next call waits about a second.
+    for _ in 0..60 {
+        client.send(&unit("1")).await.unwrap();
+    }
     let started = Instant::now();
-    client.send(&req(&a, true)).await.unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(100));
+    client.send(&unit("1")).await.unwrap();
+    let same_unit = started.elapsed();
+    assert!(same_unit >= Duration::from_millis(500), "{same_unit:?}");
+    // Org 2 on the same host has a bucket of its own: not slowed by org 1 (measured against
+    // the wait above, in the same run, rather than against a fixed bound).
+    let started = Instant::now();
+    for _ in 0..10 {
+        client.send(&unit("2")).await.unwrap();
+    }
+    let other_unit = started.elapsed();
+    assert!(other_unit < same_unit, "{other_unit:?} vs {same_unit:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 71);
 }
 
 /// A listener that counts the connections it accepts (and answers none).
