@@ -87,9 +87,10 @@ impl Calls {
         }
     }
 
-    /// The tenant's status from its connections and their calls (cached for [`STATUS_TTL`]).
-    /// `configured` says whether a connection's stored settings and secret fields are
-    /// complete; `last_sync_at` is the engine's last successful run.
+    /// The tenant's status from its connections and their calls, cached for [`STATUS_TTL`]
+    /// (ask [`Calls::cached`] first: its inputs cost queries too). `configured` says whether a
+    /// connection's stored settings and secret fields are complete; `last_sync_at` is the
+    /// engine's last successful run.
     pub async fn status(
         &self,
         tenant: &str,
@@ -118,7 +119,8 @@ impl Calls {
         Ok(s)
     }
 
-    fn cached(&self, tenant: &str) -> Option<IntegrationStatus> {
+    /// The tenant's status if one younger than [`STATUS_TTL`] is cached.
+    pub fn cached(&self, tenant: &str) -> Option<IntegrationStatus> {
         let m = self.inner.statuses.lock().ok()?;
         let (at, status) = m.get(tenant)?;
         (at.elapsed() < STATUS_TTL).then(|| status.clone())

@@ -10,7 +10,7 @@ mod service;
 
 use std::collections::HashMap;
 
-use bac_runtime::{connections::ConnectionRecord, ServiceError};
+use bac_runtime::{connections::ConnectionRecord, sync::RemoteRecord, ServiceError};
 use serde_json::Value;
 
 pub use calls::Calls;
@@ -21,6 +21,38 @@ pub use service::IntegrationApi;
 pub struct Checked {
     pub message: String,
     pub server_version: String,
+}
+
+/// An upstream's webhook request as it came (the gateway checked the connection's token).
+#[derive(Debug, Clone, Default)]
+pub struct Webhook {
+    /// Lower-case header names.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub query: String,
+}
+
+/// What a webhook told: what changed, and what to answer.
+#[derive(Debug, Clone)]
+pub enum WebhookInput {
+    /// These records changed: fetch and sync them (Odoo's automations send ids).
+    Ids {
+        entity: &'static str,
+        ids: Vec<String>,
+    },
+    /// The records themselves (Slack and Teams events carry the message).
+    Records {
+        entity: &'static str,
+        records: Vec<RemoteRecord>,
+    },
+    /// Something changed, nothing more (a Google push): an incremental run of the entity.
+    Resync { entity: &'static str },
+    /// Nothing to sync; answer this (a URL-verification challenge, a ping).
+    Reply {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
 }
 
 /// A provider's part of the `IntegrationService`.
@@ -53,6 +85,14 @@ pub trait Connector: Send + Sync + 'static {
 
     /// The engine entity a webhook names: the entity itself or the upstream's own type name.
     fn webhook_entity(&self, name: &str) -> Option<&'static str>;
+
+    /// Verifies an upstream's webhook (a signature, where the provider signs) and says what
+    /// it means. An error is answered to the upstream in the one error shape.
+    async fn webhook(
+        &self,
+        rec: &ConnectionRecord,
+        webhook: &Webhook,
+    ) -> Result<WebhookInput, ServiceError>;
 
     /// A connection changed or went: drop whatever is cached for it (sessions, versions).
     async fn forget(&self, connection_id: &str);

@@ -14,7 +14,8 @@ use bac_proto::integration::v1::{
     ListSyncSettingsResponse, ParkedEvent, ParkedEventRequest, PreviewMappingRequest,
     PreviewMappingResponse, PreviewResult, PutMappingRequest, ResolveConflictRequest, SyncSettings,
     TestConnectionRequest, TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse,
-    UpdateConnectionRequest, UpdateConnectionResponse, UpdateSyncSettingsRequest,
+    UpdateConnectionRequest, UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest,
+    WebhookResponse,
 };
 use bac_runtime::{
     connections::ConnectionStore, db::Pool, outbox::parked, sync::SyncEngine, ErrorCode,
@@ -291,6 +292,10 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
         request: Request<GetStatusRequest>,
     ) -> Result<Response<IntegrationStatus>, Status> {
         let ctx = ctx(&request)?;
+        // Dashboards poll this: a cached answer costs no query at all.
+        if let Some(status) = self.calls.cached(&ctx.tenant_id) {
+            return Ok(Response::new(status));
+        }
         let connections = self.connections.list(&ctx.tenant_id).await?;
         let last_sync_at = self.engine.last_success(&ctx.tenant_id).await?;
         let connector = &self.connector;
@@ -396,6 +401,68 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             updated,
             deleted,
             unchanged,
+        }))
+    }
+
+    async fn handle_webhook(
+        &self,
+        request: Request<WebhookRequest>,
+    ) -> Result<Response<WebhookResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let rec = self
+            .connections
+            .get(&ctx.tenant_id, &req.connection_id)
+            .await?;
+        let webhook = crate::Webhook {
+            headers: req.headers,
+            body: req.body,
+            query: req.query,
+        };
+        let input = self.connector.webhook(&rec, &webhook).await?;
+        let counts = |entity: &str, [created, updated, deleted, unchanged]: [u32; 4]| {
+            serde_json::json!({"entity": entity, "created": created, "updated": updated,
+                               "deleted": deleted, "unchanged": unchanged})
+        };
+        let answer = match input {
+            crate::WebhookInput::Ids { entity, ids } => {
+                let c = self
+                    .engine
+                    .ingest(&ctx.tenant_id, &rec.id, entity, &ids)
+                    .await?;
+                counts(entity, c)
+            }
+            crate::WebhookInput::Records { entity, records } => {
+                let c = self
+                    .engine
+                    .ingest_records(&ctx.tenant_id, &rec.id, entity, records)
+                    .await?;
+                counts(entity, c)
+            }
+            crate::WebhookInput::Resync { entity } => {
+                let runs = self
+                    .engine
+                    .trigger(&ctx.tenant_id, &rec.id, entity, "incremental", "webhook")
+                    .await?;
+                let runs: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+                serde_json::json!({"entity": entity, "sync_run_ids": runs})
+            }
+            crate::WebhookInput::Reply {
+                status,
+                content_type,
+                body,
+            } => {
+                return Ok(Response::new(WebhookResponse {
+                    status: u32::from(status),
+                    content_type,
+                    body,
+                }))
+            }
+        };
+        Ok(Response::new(WebhookResponse {
+            status: 202,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&answer).map_err(|e| ServiceError::internal(C::KEY, e))?,
         }))
     }
 

@@ -3,8 +3,8 @@
 //! Odoo webhook's model is, and what is cached per connection.
 use std::collections::HashMap;
 
-use bac_connector::{Checked, Connector};
-use bac_runtime::{connections::ConnectionRecord, ServiceError};
+use bac_connector::{Checked, Connector, Webhook, WebhookInput};
+use bac_runtime::{connections::ConnectionRecord, ErrorCode, ServiceError};
 use serde_json::Value;
 
 use crate::{api, client::service_error, remote::Remote};
@@ -85,6 +85,41 @@ impl Connector for OdooConnector {
             .iter()
             .find(|e| e.model == name || e.entity == name)
             .map(|e| e.entity)
+    }
+
+    /// Odoo's "Send Webhook Notification" automation posts the record as JSON with `_model`
+    /// and `_id`; a script may post `{"entity" | "model", "ids": [...]}`. Odoo does not sign
+    /// its webhooks: the gateway's connection token is the check. The records are fetched
+    /// again (the body is what the automation chose to send, not the synced fields).
+    async fn webhook(
+        &self,
+        _rec: &ConnectionRecord,
+        webhook: &Webhook,
+    ) -> Result<WebhookInput, ServiceError> {
+        let bad = |m: &str| ServiceError::new("odoo", ErrorCode::InvalidRequest, m);
+        let body: Value = serde_json::from_slice(&webhook.body)
+            .map_err(|_| bad("the webhook body is not JSON"))?;
+        let id_text = |v: &Value| match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let named = ["_model", "entity", "model"]
+            .iter()
+            .find_map(|k| body.get(*k).and_then(Value::as_str))
+            .ok_or_else(|| bad("the webhook body names no _model or entity"))?;
+        let entity = self
+            .webhook_entity(named)
+            .ok_or_else(|| bad(&format!("the odoo service does not sync '{named}'")))?;
+        let ids: Vec<String> = match (body.get("_id"), body.get("ids")) {
+            (Some(id), _) => id_text(id).into_iter().collect(),
+            (None, Some(Value::Array(ids))) => ids.iter().filter_map(id_text).collect(),
+            _ => Vec::new(),
+        };
+        if ids.is_empty() || ids.len() > 100 {
+            return Err(bad("the webhook body needs _id or ids (1 to 100)"));
+        }
+        Ok(WebhookInput::Ids { entity, ids })
     }
 
     async fn forget(&self, connection_id: &str) {

@@ -13,7 +13,7 @@ use bac_proto::integration::v1::{
     ParkedEvent, ParkedEventRequest, PreviewMappingRequest, PreviewMappingResponse,
     PutMappingRequest, ResolveConflictRequest, SyncSettings, TestConnectionRequest,
     TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
-    UpdateConnectionResponse, UpdateSyncSettingsRequest,
+    UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest, WebhookResponse,
 };
 use tonic::{service::Routes, Request, Response, Status};
 
@@ -133,6 +133,9 @@ impl IntegrationService for NotBuilt {
         Err(self.status())
     }
     async fn ingest_changes(&self, _: Request<IngestChangesRequest>) -> R<IngestChangesResponse> {
+        Err(self.status())
+    }
+    async fn handle_webhook(&self, _: Request<WebhookRequest>) -> R<WebhookResponse> {
         Err(self.status())
     }
     async fn list_parked_events(

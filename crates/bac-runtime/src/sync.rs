@@ -399,15 +399,9 @@ impl SyncEngine {
             return Err(self.err(ErrorCode::InvalidRequest, "give 1 to 100 record ids"));
         }
         let conn = self.inner.connections.get(tenant, connection_id).await?;
-        let (_, mapping, _) = self.mapping(tenant, connection_id, entity).await?;
-        let scope = mirror::Scope {
-            tenant,
-            connection_id,
-            entity: adapter.entity(),
-        };
-        let mut counts = [0u32; 4];
+        let mut records = Vec::with_capacity(remote_ids.len());
         for id in remote_ids {
-            let record = match adapter.fetch(&conn, id).await {
+            records.push(match adapter.fetch(&conn, id).await {
                 Ok(Some(r)) => r,
                 Ok(None) => RemoteRecord {
                     id: id.clone(),
@@ -416,7 +410,48 @@ impl SyncEngine {
                     deleted: true,
                 },
                 Err(e) => return Err(e.service_error().clone()),
-            };
+            });
+        }
+        self.write_ingested(tenant, connection_id, adapter.entity(), records)
+            .await
+    }
+
+    /// Records an upstream pushed whole (a Slack or Teams event carries the message): written
+    /// through the mirror as a pulled record is, without fetching them again. Counts as for
+    /// [`SyncEngine::ingest`].
+    pub async fn ingest_records(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+        records: Vec<RemoteRecord>,
+    ) -> Result<[u32; 4], ServiceError> {
+        let adapter = self.adapter(entity)?;
+        if records.is_empty() || records.len() > 100 {
+            return Err(self.err(ErrorCode::InvalidRequest, "give 1 to 100 records"));
+        }
+        self.inner.connections.get(tenant, connection_id).await?;
+        self.write_ingested(tenant, connection_id, adapter.entity(), records)
+            .await
+    }
+
+    /// Writes pushed or fetched records one transaction each; created, updated, deleted,
+    /// unchanged.
+    async fn write_ingested(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &'static str,
+        records: Vec<RemoteRecord>,
+    ) -> Result<[u32; 4], ServiceError> {
+        let (_, mapping, _) = self.mapping(tenant, connection_id, entity).await?;
+        let scope = mirror::Scope {
+            tenant,
+            connection_id,
+            entity,
+        };
+        let mut counts = [0u32; 4];
+        for record in records {
             let mut client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
             let tx = client.transaction().await.map_err(|e| self.db_err(e))?;
             let (_, op) = self

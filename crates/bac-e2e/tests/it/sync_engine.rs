@@ -1259,13 +1259,9 @@ async fn every_odoo_entity_syncs() {
     }
 }
 
-#[tokio::test]
-async fn a_full_trigger_turns_a_queued_incremental_run_full() {
-    let mut fleet = Fleet::start().await;
-    let conn = connection(&fleet).await;
-    // No worker may lease the runs of this test: the service is stopped and the engine below
-    // is never spawned.
-    fleet.odoo.take().unwrap().stop().await.unwrap();
+/// A sync engine of bac-odoo's, on the fleet's database, Vault and sandbox, that the test
+/// drives itself (never spawned: no worker of its own).
+fn engine_beside(fleet: &Fleet) -> bac_runtime::sync::SyncEngine {
     let config = fleet.infra.config(ServiceKind::Odoo);
     let db = bac_runtime::db::pool(&config.database_url, "odoo", 2).unwrap();
     let vault = bac_runtime::vault::Vault::new(config.vault.clone()).unwrap();
@@ -1279,13 +1275,66 @@ async fn a_full_trigger_turns_a_queued_incremental_run_full() {
         config.upstream_max_body,
         config.upstream_per_second,
     );
-    let engine = bac_runtime::sync::SyncEngine::new(
+    bac_runtime::sync::SyncEngine::new(
         db,
         "odoo",
         store,
         bac_odoo::sync::adapters(&remote),
         bac_runtime::sync::SyncOptions::from_env("odoo"),
-    );
+    )
+}
+
+/// What a provider whose events carry the record (Slack, Teams) hands the engine: written
+/// through the mapping and the mirror as a pulled record, published once, not fetched again.
+#[tokio::test]
+async fn records_a_webhook_carries_whole_are_written_as_pulled_ones() {
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    let engine = engine_beside(&fleet);
+    let raw = json!({"id": 9001, "name": "Pushed whole", "partner_name": false,
+        "email_from": "pushed@example.com", "phone": false, "expected_revenue": 10.0,
+        "priority": "2", "stage_id": [1, "New"], "active": true,
+        "create_date": "2026-01-02 03:04:05", "write_date": "2026-01-02 03:04:05"});
+    let record = bac_runtime::sync::RemoteRecord {
+        id: "9001".into(),
+        version: Some(chrono::Utc::now()),
+        raw,
+        deleted: false,
+    };
+    let counts = engine
+        .ingest_records(&fleet.tenant, &conn, "crm_lead", vec![record.clone()])
+        .await
+        .unwrap();
+    assert_eq!(counts, [1, 0, 0, 0]);
+    let again = engine
+        .ingest_records(&fleet.tenant, &conn, "crm_lead", vec![record])
+        .await
+        .unwrap();
+    assert_eq!(again, [0, 0, 0, 1], "the same record again changes nothing");
+    let err = engine
+        .ingest_records(&fleet.tenant, &conn, "crm_lead", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, bac_runtime::ErrorCode::InvalidRequest);
+    // Published by the running service's outbox relay, once.
+    let got = events(&fleet, "bac.odoo.crm_lead.v1", 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].headers["ce_subject"], "crm_lead/9001");
+    assert_eq!(got[0].headers["ce_type"], "bac.odoo.crm_lead.created");
+    let data = got[0].json();
+    assert_eq!(data["after"]["name"], "Pushed whole");
+    assert_eq!(data["after"]["email"], "pushed@example.com");
+    assert_eq!(data["origin"], "remote");
+}
+
+#[tokio::test]
+async fn a_full_trigger_turns_a_queued_incremental_run_full() {
+    let mut fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    // No worker may lease the runs of this test: the service is stopped and the engine below
+    // is never spawned.
+    fleet.odoo.take().unwrap().stop().await.unwrap();
+    let engine = engine_beside(&fleet);
     let first = engine
         .trigger(&fleet.tenant, &conn, "crm_lead", "incremental", "manual")
         .await

@@ -13,7 +13,7 @@ use bac_proto::integration::v1::{
     Conflict, FieldMapping, FieldOwners, GetConflictRequest, GetMappingRequest,
     ListConflictsRequest, ListSyncRunsRequest, ListSyncSettingsRequest, PreviewMappingRequest,
     PutMappingRequest, ResolveConflictRequest, SyncSettings, TriggerSyncRequest,
-    UpdateSyncSettingsRequest,
+    UpdateSyncSettingsRequest, WebhookRequest,
 };
 use bac_runtime::ServiceKind;
 use serde::Deserialize;
@@ -560,77 +560,77 @@ pub async fn create_webhook_token(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookQuery {
-    pub token: Option<String>,
-}
-
-/// What the upstream posts: Odoo's "Send Webhook Notification" automation
-/// (`{"_model": "crm.lead", "_id": 42, ...fields}`), or a list (`{"entity", "ids"}`).
-fn webhook_targets(body: &Value) -> Result<(String, Vec<String>), ApiError> {
-    let id_text = |v: &Value| match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    let entity = ["_model", "entity", "model"]
-        .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_str))
-        .ok_or_else(|| ApiError::bad_request("the webhook body names no _model or entity"))?;
-    let ids: Vec<String> = match (body.get("_id"), body.get("ids")) {
-        (Some(id), _) => id_text(id).into_iter().collect(),
-        (None, Some(Value::Array(ids))) => ids.iter().filter_map(id_text).collect(),
-        _ => Vec::new(),
-    };
-    if ids.is_empty() || ids.len() > 100 {
-        return Err(ApiError::bad_request(
-            "the webhook body needs _id or ids (1 to 100)",
-        ));
-    }
-    Ok((entity.to_string(), ids))
-}
-
 #[utoipa::path(operation_id = "receive_webhook", post, path = "/api/v1/integrations/connections/{id}/webhook", tag = "sync",
     summary = "Upstream webhook: the named records changed (authenticated by the webhook token)",
     params(("id" = String, Path, description = "Connection id"),
            ("token" = Option<String>, Query, description = "The connection's webhook token (or the X-Webhook-Token header)")),
-    request_body(content = Object, description = "Odoo automation webhook body {\"_model\", \"_id\", ...} or {\"entity\", \"ids\"}"),
-    responses((status = 202, description = "{entity, created, updated, deleted, unchanged}"), crate::openapi::CommonErrors),
+    request_body(content = Object, description = "What the upstream sends, as it sends it; the owning service reads it (Odoo: the automation webhook body {\"_model\", \"_id\", ...} or {\"entity\", \"ids\"})"),
+    responses((status = 202, description = "What the service made of it (Odoo: {entity, created, updated, deleted, unchanged})"), crate::openapi::CommonErrors),
     security(()))]
 pub async fn webhook(
     State(state): State<Arc<AppState>>,
     crate::http::Source(source): crate::http::Source,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
-    ApiQuery(q): ApiQuery<WebhookQuery>,
-    ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Bytes,
+) -> Result<axum::response::Response, ApiError> {
     // A source that sent a wrong token lately pays for each check (ratelimit::SourceGuard).
     state.guard.spend_if_failing(source)?;
-    let result = webhook_call(&state, id, &headers, q, body).await;
+    let result = webhook_call(&state, id, uri.query().unwrap_or(""), &headers, body).await;
     if matches!(&result, Err(e) if e.status == StatusCode::UNAUTHORIZED) {
         state.guard.failed(source);
     }
     result
 }
 
+/// Headers the service never sees: the gateway's own business (credentials, the token,
+/// hop-by-hop and size headers).
+const WEBHOOK_DROPPED_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "x-webhook-token",
+    "x-api-key",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "host",
+];
+
+/// Checks the connection's webhook token, then hands the request as it came to the owning
+/// service (`HandleWebhook`): its connector verifies, answers and reads it.
 async fn webhook_call(
     state: &AppState,
     id: String,
+    query: &str,
     headers: &axum::http::HeaderMap,
-    q: WebhookQuery,
-    body: Value,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     use subtle::ConstantTimeEq;
     let refused = || ApiError::unauthorized("invalid or missing webhook token");
+    if crate::routes::query_has_nul(query) {
+        return Err(crate::routes::nul_refused());
+    }
     // The header keeps the token out of access logs; the query form is for upstreams (Odoo's
-    // automation webhooks) that cannot set headers.
+    // automation webhooks) that cannot set headers. The rest of the query goes to the service.
+    let mut query_token = None;
+    let rest = {
+        let mut rest = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            if k == "token" {
+                query_token = Some(v.into_owned());
+            } else {
+                rest.append_pair(&k, &v);
+            }
+        }
+        rest.finish()
+    };
     let token = headers
         .get("x-webhook-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .or(q.token)
+        .or(query_token)
         .filter(|t| t.starts_with("whk_"))
         .ok_or_else(refused)?;
     let client = state.db.get().await.map_err(ApiError::internal)?;
@@ -651,23 +651,53 @@ async fn webhook_call(
         return Err(refused());
     }
     let kind = ServiceKind::parse(&integration).ok_or_else(refused)?;
-    let (entity, record_ids) = webhook_targets(&body)?;
+    let mut forwarded: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        if WEBHOOK_DROPPED_HEADERS.contains(&name) {
+            continue;
+        }
+        let Ok(value) = value.to_str() else { continue };
+        forwarded
+            .entry(name.to_string())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(value);
+            })
+            .or_insert_with(|| value.to_string());
+    }
     let ctx = bac_runtime::RequestContext {
         tenant_id: tenant,
         principal: format!("webhook:{id}"),
         request_id: crate::error::current_request_id(),
         traceparent: bac_runtime::telemetry::current_traceparent(),
     };
-    let resp = integration_client(state, kind)?
-        .ingest_changes(
-            ctx.request(bac_proto::integration::v1::IngestChangesRequest {
-                connection_id: id,
-                entity,
-                record_ids,
-            }),
-        )
+    let answer = integration_client(state, kind)?
+        .handle_webhook(ctx.request(WebhookRequest {
+            connection_id: id,
+            headers: forwarded,
+            body: body.to_vec(),
+            query: rest,
+        }))
         .await
         .map_err(|s| ApiError::from_status(&s, kind.key()))?
         .into_inner();
-    Ok((StatusCode::ACCEPTED, Json(to_json(&resp))))
+    let status = u16::try_from(answer.status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "{} answered HTTP status {}",
+                kind.key(),
+                answer.status
+            ))
+        })?;
+    let content_type = axum::http::HeaderValue::from_str(&answer.content_type)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        status,
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        answer.body,
+    )
+        .into_response())
 }
