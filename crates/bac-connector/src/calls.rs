@@ -96,7 +96,7 @@ impl Calls {
         tenant: &str,
         connections: &[ConnectionRecord],
         configured: impl Fn(&ConnectionRecord) -> bool,
-        last_sync_at: Option<DateTime<Utc>>,
+        sync: SyncFacts,
     ) -> Result<IntegrationStatus, ServiceError> {
         if let Some(s) = self.cached(tenant) {
             return Ok(s);
@@ -112,7 +112,12 @@ impl Calls {
             &window,
             configured,
         );
-        s.last_sync_at = last_sync_at.map(timestamp);
+        s.last_sync_at = sync.last_sync_at.map(timestamp);
+        s.sync_frequency = sync.frequency;
+        if let Some(p) = s.performance.as_mut() {
+            p.last_sync_duration_ms = sync.last_run_duration_ms;
+            p.last_sync_records = sync.last_run_records;
+        }
         if let Ok(mut m) = self.inner.statuses.lock() {
             m.insert(tenant.to_string(), (Instant::now(), s.clone()));
         }
@@ -127,8 +132,19 @@ impl Calls {
     }
 }
 
-/// What nothing scheduled moves data today: calls happen when the platform makes them.
+/// The frequency of a tenant whose syncs the status was not told of.
 pub const SYNC_FREQUENCY: &str = "manual";
+
+/// What the sync engine says of a tenant's syncs, for its status.
+#[derive(Debug, Clone, Default)]
+pub struct SyncFacts {
+    /// When the last successful run started.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// Every frequency in force (`"hourly, manual"`); empty without a connection.
+    pub frequency: String,
+    pub last_run_duration_ms: Option<u64>,
+    pub last_run_records: Option<u64>,
+}
 
 /// Records one operation; a failure to record is logged, never the caller's problem.
 pub async fn record(
@@ -332,6 +348,8 @@ pub fn status(
             p95_response_time_ms: window.p95_ms.filter(|_| calls > 0),
             success_rate: (calls > 0)
                 .then(|| (window.calls - window.failed) as f64 / window.calls as f64),
+            last_sync_duration_ms: None,
+            last_sync_records: None,
         }),
         last_call_at: last.iter().map(|l| l.at).max().map(timestamp),
     }

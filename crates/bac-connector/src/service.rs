@@ -298,6 +298,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
         }
         let connections = self.connections.list(&ctx.tenant_id).await?;
         let last_sync_at = self.engine.last_success(&ctx.tenant_id).await?;
+        let summary = self.engine.summary(&ctx.tenant_id).await?;
         let connector = &self.connector;
         let status = self
             .calls
@@ -305,7 +306,12 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
                 &ctx.tenant_id,
                 &connections,
                 |c| connector.configured(c),
-                last_sync_at,
+                crate::calls::SyncFacts {
+                    last_sync_at,
+                    frequency: summary.frequency,
+                    last_run_duration_ms: summary.last_run_duration_ms,
+                    last_run_records: summary.last_run_records,
+                },
             )
             .await?;
         Ok(Response::new(status))
@@ -497,6 +503,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
                 req.field_owners.map(|o| o.owners.into_iter().collect()),
             )
             .await?;
+        self.calls.forget_statuses();
         Ok(Response::new(s.to_proto()))
     }
 

@@ -24,8 +24,8 @@ pub mod twoway;
 mod views;
 
 pub use settings::{mapping_in_force, EntitySettings};
-pub use views::SyncRunView;
 pub(crate) use views::RUN_COLUMNS;
+pub use views::{SyncRunView, SyncSummary};
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

@@ -97,6 +97,47 @@ async fn dashboard_and_status_of_every_integration() {
     assert_eq!(perf["calls_24h"], 2, "{s}");
     assert_eq!(perf["success_rate"], 1.0);
     assert!(perf["avg_response_time_ms"].as_f64().unwrap() >= 0.0);
+    assert!(
+        perf["last_sync_records"].is_null(),
+        "no sync has run yet: {s}"
+    );
+
+    // Leads synced hourly, the other entities by hand, and a sync run: the status says so.
+    let (status, b) = fleet
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/connections/{good}/sync-settings/crm_lead"),
+            Some(json!({"frequency": "hourly"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{b}");
+    let run = crate::sync_engine::sync(&fleet, &good, "crm_lead", "full").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let s = loop {
+        // The status is cached a second; the run's end is what this waits for.
+        let s = odoo_status(&fleet).await;
+        if !s["performance_metrics"]["last_sync_records"].is_null() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the status never showed the run: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(s["sync_frequency"], "hourly, manual", "{s}");
+    assert_eq!(
+        s["performance_metrics"]["last_sync_records"], run["records_seen"],
+        "{s}"
+    );
+    assert!(
+        s["performance_metrics"]["last_sync_duration_ms"].is_u64(),
+        "{s}"
+    );
+    assert!(s["last_sync_at"].is_string(), "{s}");
+    // The run's pages are upstream calls too.
+    let calls_so_far = s["performance_metrics"]["calls_24h"].as_u64().unwrap();
 
     // The full dashboard: Odoo healthy, the stand-ins disabled as not built, email/calendar/
     // payments disabled with no service, messaging (never answers) an error, all in time.
@@ -181,7 +222,7 @@ async fn dashboard_and_status_of_every_integration() {
         .contains("INVALID_CREDENTIALS"));
     assert_eq!(s["error_count"], 1);
     assert_eq!(s["configuration_valid"], false);
-    assert_eq!(s["performance_metrics"]["calls_24h"], 3);
+    assert_eq!(s["performance_metrics"]["calls_24h"], calls_so_far + 1);
     let (status, _) = fleet
         .call(
             Method::DELETE,

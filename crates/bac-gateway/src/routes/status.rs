@@ -35,7 +35,8 @@ pub struct IntegrationStatusView {
     pub status: String,
     pub reason: Option<String>,
     pub last_sync_at: Option<String>,
-    /// manual | real-time | hourly | daily | weekly
+    /// manual | real-time | hourly | daily | weekly | a cron expression; each in use,
+    /// comma-separated, when the connections' entities differ ("hourly, manual")
     pub sync_frequency: Option<String>,
     /// Failed upstream calls in the last 24 hours.
     pub error_count: Option<u32>,
@@ -56,6 +57,9 @@ pub struct PerformanceView {
     pub p95_response_time_ms: Option<f64>,
     /// 0..1
     pub success_rate: Option<f64>,
+    /// The last successful sync run: how long it took (ms) and how many records it read.
+    pub last_sync_duration_ms: Option<u64>,
+    pub last_sync_records: Option<u64>,
 }
 
 #[derive(Debug, utoipa::ToSchema)]
@@ -191,6 +195,8 @@ fn entry(def: &Definition, s: &IntegrationStatus) -> Value {
                 "avg_response_time_ms": p.avg_response_time_ms.map(round1),
                 "p95_response_time_ms": p.p95_response_time_ms.map(round1),
                 "success_rate": p.success_rate.map(|r| (r * 10_000.0).round() / 10_000.0),
+                "last_sync_duration_ms": p.last_sync_duration_ms,
+                "last_sync_records": p.last_sync_records,
             })
         })
         .unwrap_or_else(|| json!({}));

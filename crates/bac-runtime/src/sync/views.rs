@@ -30,6 +30,62 @@ impl SyncEngine {
         Ok(rows.iter().map(SyncRunView::from_row).collect())
     }
 
+    /// The tenant's sync as a status shows it: the frequencies in force over its connections
+    /// and entities (unset ones are manual), and its last successful run.
+    pub async fn summary(&self, tenant: &str) -> Result<SyncSummary, ServiceError> {
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let connections: Vec<String> = self
+            .inner
+            .connections
+            .list(tenant)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let set = client
+            .query(
+                "SELECT connection_id, entity, frequency FROM sync_settings WHERE tenant_id = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let mut frequencies: Vec<String> = Vec::new();
+        for c in &connections {
+            for e in self.entities() {
+                let f = set
+                    .iter()
+                    .find(|r| r.get::<_, &str>(0) == c && r.get::<_, &str>(1) == e)
+                    .map_or("manual", |r| r.get::<_, &str>(2));
+                if !frequencies.iter().any(|x| x == f) {
+                    frequencies.push(f.to_string());
+                }
+            }
+        }
+        // Scheduled ones first, "manual" last.
+        frequencies.sort_by_key(|f| (f == "manual", f.clone()));
+        let last = client
+            .query_opt(
+                "SELECT started_at, (extract(epoch FROM finished_at - started_at) * 1000)::bigint,
+                        records_seen
+                 FROM sync_runs WHERE tenant_id = $1 AND status = 'succeeded'
+                 ORDER BY finished_at DESC LIMIT 1",
+                &[&tenant],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(SyncSummary {
+            frequency: frequencies.join(", "),
+            last_run_started_at: last.as_ref().and_then(|r| r.get(0)),
+            last_run_duration_ms: last
+                .as_ref()
+                .and_then(|r| r.get::<_, Option<i64>>(1))
+                .and_then(|v| u64::try_from(v).ok()),
+            last_run_records: last
+                .as_ref()
+                .and_then(|r| u64::try_from(r.get::<_, i64>(2)).ok()),
+        })
+    }
+
     /// When the tenant's last run of any connection and entity succeeded.
     pub async fn last_success(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, ServiceError> {
         let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
@@ -128,4 +184,15 @@ impl SyncRunView {
             attempts: self.attempts.max(0) as u32,
         }
     }
+}
+
+/// A tenant's sync, summed up for its status.
+#[derive(Debug, Clone, Default)]
+pub struct SyncSummary {
+    /// Every frequency in force, scheduled ones first (`"hourly, manual"`); empty without a
+    /// connection.
+    pub frequency: String,
+    pub last_run_started_at: Option<DateTime<Utc>>,
+    pub last_run_duration_ms: Option<u64>,
+    pub last_run_records: Option<u64>,
 }
