@@ -108,6 +108,29 @@ async fn persistent_429_ends_as_rate_limited() {
     assert_eq!(hits.load(Ordering::SeqCst), 4, "one try and three retries");
 }
 
+/// The deadline ends the retries: counted in attempts the server saw, not in wall-clock time
+/// (a loaded machine makes calls slower, never more numerous).
+#[tokio::test]
+async fn the_deadline_ends_the_retries() {
+    let (url, hits) = server(vec![(503, None); 20]).await;
+    let client = UpstreamClient::new(
+        "test",
+        None,
+        RetryPolicy {
+            deadline: Duration::from_millis(300),
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_millis(200),
+            max_retries: 10,
+        },
+        loopback(),
+    );
+    let err = client.send(&req(&url, true)).await.unwrap_err();
+    assert!(matches!(err, UpstreamError::Timeout { .. }), "{err}");
+    // Attempts at 0 and >= 200 ms; the next would start at >= 400 ms, past the deadline.
+    let n = hits.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&n), "{n} attempts");
+}
+
 #[tokio::test]
 async fn a_closed_port_is_a_connect_error_and_the_deadline_holds() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -126,7 +149,7 @@ async fn a_closed_port_is_a_connect_error_and_the_deadline_holds() {
         },
         loopback(),
     );
-    let started = Instant::now();
+    // It ends (the deadline holds: counted in the test above) with what went wrong.
     let err = client
         .send(&req(&format!("http://127.0.0.1:{port}"), false))
         .await
@@ -138,7 +161,6 @@ async fn a_closed_port_is_a_connect_error_and_the_deadline_holds() {
         ),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
