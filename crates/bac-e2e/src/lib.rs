@@ -9,6 +9,7 @@
     clippy::print_stdout
 )]
 
+pub mod golden;
 pub mod kafka;
 pub mod logs;
 
@@ -653,24 +654,20 @@ impl Fleet {
     /// Waits until the odoo outbox (single events and batch rows) has no unpublished rows.
     pub async fn wait_outbox_drained(&self, within: Duration) -> bool {
         let db = connect(&self.infra.database_url).await;
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            let row = db
-                .query_one(
-                    "SELECT (SELECT count(*) FROM odoo.outbox
-                              WHERE published_at IS NULL AND parked_at IS NULL)
-                          + (SELECT count(*) FROM odoo.outbox_batches
-                              WHERE published_at IS NULL AND parked_at IS NULL)",
-                    &[],
-                )
-                .await
-                .unwrap();
-            if row.get::<_, i64>(0) == 0 {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
+        wait_until(within, || async {
+            db.query_one(
+                "SELECT (SELECT count(*) FROM odoo.outbox
+                          WHERE published_at IS NULL AND parked_at IS NULL)
+                      + (SELECT count(*) FROM odoo.outbox_batches
+                          WHERE published_at IS NULL AND parked_at IS NULL)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+                == 0
+        })
+        .await
     }
 }
 

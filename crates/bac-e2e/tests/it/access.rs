@@ -199,17 +199,13 @@ async fn grants_add_rights_and_cannot_be_passed_on() {
 /// Calls `GET /api/v1/api-keys` with `key` until it answers `want` (a time the gateway decides
 /// has passed); the last body.
 async fn until_status(fleet: &Fleet, key: &str, want: u16) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = fleet
-            .call_as(key, Method::GET, "/api/v1/api-keys", None)
-            .await;
-        if status == want {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "still {status}: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let call = || fleet.call_as(key, Method::GET, "/api/v1/api-keys", None);
+    let reached =
+        bac_e2e::wait_until(Duration::from_secs(60), || async { call().await.0 == want }).await;
+    // Expiry and revocation are for good: the state waited for stays.
+    let (status, body) = call().await;
+    assert!(reached && status == want, "still {status}: {body}");
+    body
 }
 
 #[tokio::test(flavor = "multi_thread")]

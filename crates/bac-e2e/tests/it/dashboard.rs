@@ -113,19 +113,13 @@ async fn dashboard_and_status_of_every_integration() {
     assert_eq!(status, 200, "{b}");
     let run = crate::sync_engine::sync(&fleet, &good, "crm_lead", "full").await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let s = loop {
-        // The status is cached a second; the run's end is what this waits for.
-        let s = odoo_status(&fleet).await;
-        if !s["performance_metrics"]["last_sync_records"].is_null() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the status never showed the run: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // The status is cached a second; the run's end is what this waits for.
+    let shown = bac_e2e::wait_until(Duration::from_secs(30), || async {
+        !odoo_status(&fleet).await["performance_metrics"]["last_sync_records"].is_null()
+    })
+    .await;
+    let s = odoo_status(&fleet).await;
+    assert!(shown, "the status never showed the run: {s}");
     assert_eq!(s["sync_frequency"], "hourly, manual", "{s}");
     assert_eq!(
         s["performance_metrics"]["last_sync_records"], run["records_seen"],

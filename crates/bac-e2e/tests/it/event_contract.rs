@@ -7,10 +7,7 @@
 //!
 //! Normalised: times, UUIDs (event and run ids), the connection id and the tenant. Events are
 //! compared as a set ordered by topic, subject, type and body: Kafka orders them per key only.
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use bac_e2e::{connect, kafka, Fleet};
 use reqwest::Method;
@@ -19,10 +16,6 @@ use serde_json::{json, Value};
 use crate::sync_engine::{command, connection, odoo, producer, seed, settled, sync};
 
 const TOPICS: &[&str] = &["bac.odoo.crm_lead.v1", "bac.integrations.sync_run.v1"];
-
-fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/odoo_events.json")
-}
 
 fn is_time(s: &str) -> bool {
     let b = s.as_bytes();
@@ -70,35 +63,6 @@ fn normalise(v: Value, swaps: &[(&str, &str)]) -> Value {
                 .collect(),
         ),
         other => other,
-    }
-}
-
-/// Waits until the service's outbox has published everything; how many events it holds for
-/// `TOPICS` (single rows and batched ones).
-async fn published(fleet: &Fleet) -> usize {
-    let db = connect(&fleet.infra.database_url).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let row = db
-            .query_one(
-                "SELECT (SELECT count(*) FROM odoo.outbox WHERE published_at IS NULL)
-                      + (SELECT count(*) FROM odoo.outbox_batches WHERE published_at IS NULL),
-                        (SELECT count(*) FROM odoo.outbox WHERE topic = ANY($1))
-                      + (SELECT coalesce(sum(event_count), 0) FROM odoo.outbox_batches
-                         WHERE topic = ANY($1))",
-                &[&TOPICS],
-            )
-            .await
-            .unwrap();
-        let (pending, total): (i64, i64) = (row.get(0), row.get(1));
-        if pending == 0 {
-            return usize::try_from(total).unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{pending} events never published"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -170,8 +134,12 @@ async fn odoo_events_match_the_recorded_contract() {
     .await;
     assert_eq!(settled(&fleet, "event-contract-cmd-1").await, "applied");
 
-    let expected = published(&fleet).await;
+    assert!(
+        fleet.wait_outbox_drained(Duration::from_secs(60)).await,
+        "events never published"
+    );
     let mut got = Vec::new();
+    let mut expected = 0;
     for topic in TOPICS {
         let c = kafka::consumer(&fleet.kafka.brokers(), topic);
         let want_here = {
@@ -189,6 +157,7 @@ async fn odoo_events_match_the_recorded_contract() {
         };
         let records = kafka::collect(&c, Duration::from_secs(60), |r| r.len() >= want_here).await;
         assert_eq!(records.len(), want_here, "{topic}");
+        expected += want_here;
         got.extend(records);
     }
     assert_eq!(got.len(), expected);
@@ -217,26 +186,7 @@ async fn odoo_events_match_the_recorded_contract() {
         })
         .collect();
     events.sort_by_key(|e| e.to_string());
-    let got = Value::Array(events);
-    let path = golden_path();
-    if std::env::var("BAC_RECORD_GOLDEN").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
-        return;
-    }
-    let want: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path)
-            .expect("the golden file (record it with BAC_RECORD_GOLDEN=1)"),
-    )
-    .unwrap();
-    let (got, want) = (got.as_array().unwrap(), want.as_array().unwrap());
-    for (g, w) in got.iter().zip(want) {
-        assert_eq!(
-            g,
-            w,
-            "an event differs from the recorded contract:\n got: {}\nwant: {}",
-            serde_json::to_string_pretty(g).unwrap(),
-            serde_json::to_string_pretty(w).unwrap()
-        );
-    }
-    assert_eq!(got.len(), want.len(), "a different number of events");
+    bac_e2e::golden::check("odoo_events.json", events, |w| {
+        format!("an event ({})", w["headers"])
+    });
 }

@@ -538,8 +538,7 @@ async fn one_list_url_balances_over_two_odoo_instances_and_skips_a_stopped_one()
     // Non-idempotent calls (not retried) reach a only once b is out of the balancer: wait
     // for the gateway to say so.
     let metrics = format!("http://{}/metrics", gw.http_addr);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let out = bac_e2e::wait_until(Duration::from_secs(30), || async {
         let text = http
             .get(&metrics)
             .send()
@@ -548,18 +547,11 @@ async fn one_list_url_balances_over_two_odoo_instances_and_skips_a_stopped_one()
             .text()
             .await
             .unwrap();
-        if text
-            .lines()
+        text.lines()
             .any(|l| l == "bac_grpc_client_endpoints{service=\"odoo\"} 1")
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "b never left the balancer"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert!(out, "b never left the balancer");
     for i in 0..10 {
         let resp = http
             .post(format!("{api}/api/v1/odoo/crm/leads"))

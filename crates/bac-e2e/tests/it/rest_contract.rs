@@ -8,8 +8,6 @@
 //! What is normalised: times (they move), the connection id (a fresh UUID each run), intent
 //! ids (UUIDv7), request ids and error messages (prose, not contract: the status, the error
 //! and its code are compared).
-use std::path::PathBuf;
-
 use bac_e2e::Fleet;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -257,10 +255,6 @@ fn scenario(conn: &str) -> Vec<Step> {
     ]
 }
 
-fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/odoo_rest.json")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn odoo_rest_bodies_match_the_recorded_contract() {
     let fleet = Fleet::start().await;
@@ -281,32 +275,7 @@ async fn odoo_rest_bodies_match_the_recorded_contract() {
             "response": normalise(body, &conn),
         }));
     }
-    let got = Value::Array(got);
-    let path = golden_path();
-    if std::env::var("BAC_RECORD_GOLDEN").is_ok_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
-        return;
-    }
-    let want: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path)
-            .expect("the golden file (record it with BAC_RECORD_GOLDEN=1)"),
-    )
-    .unwrap();
-    let (got, want) = (got.as_array().unwrap(), want.as_array().unwrap());
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "the scenario changed; record it again"
-    );
-    for (g, w) in got.iter().zip(want) {
-        assert_eq!(
-            g,
-            w,
-            "{} answers differently from the recorded contract:\n got: {}\nwant: {}",
-            w["request"],
-            serde_json::to_string_pretty(g).unwrap(),
-            serde_json::to_string_pretty(w).unwrap()
-        );
-    }
+    bac_e2e::golden::check("odoo_rest.json", got, |w| {
+        format!("{} (the answer)", w["request"])
+    });
 }

@@ -480,8 +480,7 @@ async fn consumed(fleet: &Fleet, (partition, offset): (i32, i64)) {
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition("bac.odoo.commands.v1", partition);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let past = bac_e2e::wait_until(Duration::from_secs(60), || async {
         let committed = group
             .committed_offsets(tpl.clone(), Duration::from_secs(5))
             .ok()
@@ -489,17 +488,10 @@ async fn consumed(fleet: &Fleet, (partition, offset): (i32, i64)) {
                 c.find_partition("bac.odoo.commands.v1", partition)
                     .map(|p| p.offset())
             });
-        if let Some(Offset::Offset(o)) = committed {
-            if o > offset {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "message {partition}/{offset} never consumed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        matches!(committed, Some(Offset::Offset(o)) if o > offset)
+    })
+    .await;
+    assert!(past, "message {partition}/{offset} never consumed");
 }
 
 /// Waits until the command is settled; its status.
@@ -1401,24 +1393,20 @@ async fn a_page_racing_another_writer_of_a_new_record_reports_it_once() {
     let run_id = body["sync_run_id"].as_str().unwrap().to_string();
     // The first page's write now waits on the racer's uncommitted row: see it wait.
     let watcher = connect(&fleet.infra.database_url).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while watcher
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-        == 0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the run never waited on the racer's row"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let blocked = bac_e2e::wait_until(Duration::from_secs(60), || async {
+        watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    })
+    .await;
+    assert!(blocked, "the run never waited on the racer's row");
     racer.commit().await.unwrap();
     let run = wait_run(&fleet, &conn, &run_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");

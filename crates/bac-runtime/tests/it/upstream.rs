@@ -72,6 +72,16 @@ fn policy() -> RetryPolicy {
     }
 }
 
+/// Ten retries 200 ms apart allowed, a 300 ms deadline to end them.
+fn short_deadline() -> RetryPolicy {
+    RetryPolicy {
+        deadline: Duration::from_millis(300),
+        min_delay: Duration::from_millis(200),
+        max_delay: Duration::from_millis(200),
+        max_retries: 10,
+    }
+}
+
 #[tokio::test]
 async fn retries_429_honouring_retry_after() {
     let (url, hits) = server(vec![(429, Some("1")), (503, None)]).await;
@@ -113,17 +123,7 @@ async fn persistent_429_ends_as_rate_limited() {
 #[tokio::test]
 async fn the_deadline_ends_the_retries() {
     let (url, hits) = server(vec![(503, None); 20]).await;
-    let client = UpstreamClient::new(
-        "test",
-        None,
-        RetryPolicy {
-            deadline: Duration::from_millis(300),
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_millis(200),
-            max_retries: 10,
-        },
-        loopback(),
-    );
+    let client = UpstreamClient::new("test", None, short_deadline(), loopback());
     let err = client.send(&req(&url, true)).await.unwrap_err();
     assert!(matches!(err, UpstreamError::Timeout { .. }), "{err}");
     // Attempts at 0 and >= 200 ms; the next would start at >= 400 ms, past the deadline.
@@ -138,17 +138,7 @@ async fn a_closed_port_is_a_connect_error_and_the_deadline_holds() {
         .local_addr()
         .unwrap()
         .port();
-    let client = UpstreamClient::new(
-        "test",
-        None,
-        RetryPolicy {
-            deadline: Duration::from_millis(300),
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_millis(200),
-            max_retries: 10,
-        },
-        loopback(),
-    );
+    let client = UpstreamClient::new("test", None, short_deadline(), loopback());
     // It ends (the deadline holds: counted in the test above) with what went wrong.
     let err = client
         .send(&req(&format!("http://127.0.0.1:{port}"), false))
