@@ -11,7 +11,7 @@ use bac_proto::integration::v1::{IntegrationStatus, PerformanceMetrics};
 use bac_runtime::{
     connections::{timestamp, ConnectionRecord},
     db::{Migration, Pool},
-    ErrorCode, ServiceError,
+    ServiceError,
 };
 use chrono::{DateTime, Utc};
 
@@ -22,6 +22,13 @@ pub const MIGRATION: Migration = Migration {
     sql: CALL_LOG_SQL,
 };
 pub const CALL_LOG_SQL: &str = include_str!("../migrations/call_log.sql");
+
+/// A failed call's sentence, so the status can say what to do (reconnect, fix a setting)
+/// rather than only a code.
+pub const MESSAGE_MIGRATION: Migration = Migration {
+    name: "connector_0002_call_log_message",
+    sql: "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS message text;",
+};
 
 /// A tenant's status is reused this long: dashboards poll it, and each answer costs three
 /// queries. Any call or connection change on this replica drops it sooner.
@@ -72,7 +79,7 @@ impl Calls {
             &rec.tenant_id,
             &rec.id,
             operation,
-            result.as_ref().err().map(|e| e.code),
+            result.as_ref().err(),
             started.elapsed(),
         )
         .await;
@@ -152,18 +159,23 @@ pub async fn record(
     tenant: &str,
     connection: &str,
     operation: &str,
-    error: Option<ErrorCode>,
+    error: Option<&ServiceError>,
     took: Duration,
 ) {
     let ms = i32::try_from(took.as_millis()).unwrap_or(i32::MAX);
-    let code = error.map(ErrorCode::as_str);
+    let code = error.map(|e| e.code.as_str());
+    // What a person reads in the status; the fleet's messages never hold a secret.
+    let message = error.map(|e| match &e.suggestion {
+        Some(s) => format!("{}. {s}", e.message.trim_end_matches('.')),
+        None => e.message.clone(),
+    });
     let result = async {
         let client = db.get().await.map_err(|e| e.to_string())?;
         client
             .execute(
-                "INSERT INTO call_log (tenant_id, connection_id, operation, ok, error_code, duration_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&tenant, &connection, &operation, &error.is_none(), &code, &ms],
+                "INSERT INTO call_log (tenant_id, connection_id, operation, ok, error_code, duration_ms, message)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&tenant, &connection, &operation, &error.is_none(), &code, &ms, &message],
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -190,6 +202,8 @@ pub struct LastCall {
     pub connection_id: String,
     pub ok: bool,
     pub error_code: Option<String>,
+    /// The failure's sentence (absent for calls recorded before it was kept).
+    pub message: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -226,7 +240,7 @@ pub async fn last_calls(
     let client = db.get().await.map_err(db_err(integration))?;
     let stmt = client
         .prepare_cached(
-            "SELECT DISTINCT ON (connection_id) connection_id, ok, error_code, at
+            "SELECT DISTINCT ON (connection_id) connection_id, ok, error_code, at, message
              FROM call_log WHERE tenant_id = $1 AND connection_id = ANY($2)
              ORDER BY connection_id, at DESC, id DESC",
         )
@@ -243,6 +257,7 @@ pub async fn last_calls(
             ok: r.get(1),
             error_code: r.get(2),
             at: r.get(3),
+            message: r.get(4),
         })
         .collect())
 }
@@ -310,10 +325,14 @@ pub fn status(
         (
             "error",
             format!(
-                "the last call on connection {} ({}) failed: {}{more}",
+                "the last call on connection {} ({}) failed: {}{}{more}",
                 c.id,
                 c.name,
-                l.error_code.as_deref().unwrap_or("unknown error")
+                l.error_code.as_deref().unwrap_or("unknown error"),
+                l.message
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
             ),
         )
     } else if failed_24h > 0 {
@@ -376,6 +395,7 @@ mod tests {
             connection_id: id.into(),
             ok: code.is_none(),
             error_code: code.map(Into::into),
+            message: code.map(|c| format!("{c} happened. Reconnect")),
             at: Utc::now(),
         }
     }
@@ -420,6 +440,7 @@ mod tests {
         );
         assert_eq!(s.status, "error");
         assert!(s.reason.contains("INVALID_CREDENTIALS"), "{}", s.reason);
+        assert!(s.reason.contains("happened. Reconnect"), "{}", s.reason);
         assert_eq!(s.configuration_valid, Some(false));
         // Odoo refusing the data is an error in the count, not a broken connection.
         let s = status(

@@ -3,10 +3,12 @@
 //! checked, how a connection is tested, which entity a webhook names, what it caches per
 //! connection); the kit serves `bac.integration.v1.IntegrationService` for it
 //! ([`IntegrationApi`]: connections, their test, status, syncs, settings, mappings, conflicts,
-//! parked events) and keeps the call log the status is computed from ([`calls`]).
+//! parked events), keeps the call log the status is computed from ([`calls`]) and hands out
+//! access tokens, refreshed once across replicas ([`tokens`]).
 //! docs/adding-an-integration.md walks through a new connector.
 pub mod calls;
 mod service;
+pub mod tokens;
 
 use std::collections::HashMap;
 
@@ -15,6 +17,7 @@ use serde_json::Value;
 
 pub use calls::Calls;
 pub use service::IntegrationApi;
+pub use tokens::{AccessToken, Grant, TokenGrant, TokenSource};
 
 /// What a connection test found: a sentence for people and the upstream's version.
 #[derive(Debug, Clone, Default)]

@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "odoo_0003_sync_mirror",
         sql: include_str!("../migrations/0003_sync_mirror.sql"),
     },
+    bac_connector::calls::MESSAGE_MIGRATION,
 ];
 
 pub fn spec() -> ServiceSpec {

@@ -159,6 +159,7 @@ impl ConnectionStore {
         if !valid_connection_id(id) {
             return Err(self.err(ErrorCode::InvalidRequest, "invalid connection id"));
         }
+        check_reserved(self.integration, &secrets)?;
         let client = self.db.get().await.map_err(|e| self.db_err(e))?;
         if let Some(row) = client
             .query_opt("SELECT tenant_id FROM connections WHERE id = $1", &[&id])
@@ -296,6 +297,7 @@ impl ConnectionStore {
         let mut changed = Vec::new();
         let mut fields = current.secret_fields.clone();
         if let Some(secrets) = &secrets {
+            check_reserved(self.integration, secrets)?;
             let path = Vault::connection_path(tenant, self.integration, &current.id);
             let stored = self
                 .vault
@@ -382,6 +384,28 @@ impl ConnectionStore {
     }
 }
 
+/// Secret fields the fleet keeps beside a connection's credentials (the access token a token
+/// source obtained, when it expires): never the user's, so never reported as changed when a
+/// new set of credentials replaces them, and refused in a user's credentials.
+pub const FLEET_FIELD_PREFIX: &str = "bac_token.";
+
+/// Refuses credentials that name a field only the fleet writes.
+fn check_reserved(
+    integration: &str,
+    secrets: &HashMap<String, SecretString>,
+) -> Result<(), ServiceError> {
+    match secrets.keys().find(|k| k.starts_with(FLEET_FIELD_PREFIX)) {
+        Some(k) => Err(ServiceError::new(
+            integration,
+            ErrorCode::InvalidRequest,
+            format!(
+                "credentials.{k}: fields starting with {FLEET_FIELD_PREFIX} are the fleet's own"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Names of the fields added, removed or given another value, sorted.
 fn changed_fields(
     old: Option<&HashMap<String, SecretString>>,
@@ -397,7 +421,11 @@ fn changed_fields(
                 .is_none_or(|o| o.expose_secret() != v.expose_secret())
         })
         .map(|(k, _)| k.clone())
-        .chain(old.keys().filter(|k| !new.contains_key(*k)).cloned())
+        .chain(
+            old.keys()
+                .filter(|k| !new.contains_key(*k) && !k.starts_with(FLEET_FIELD_PREFIX))
+                .cloned(),
+        )
         .collect();
     changed.sort();
     changed
@@ -461,5 +489,9 @@ mod tests {
             vec!["api_key", "password", "token"]
         );
         assert_eq!(changed_fields(None, &new), vec!["password", "token"]);
+        let with_token = secrets(&[("password", "b"), ("token", "t"), ("bac_token.access", "x")]);
+        assert!(changed_fields(Some(&with_token), &new).is_empty());
+        assert!(check_reserved("zoho", &with_token).is_err());
+        assert!(check_reserved("zoho", &new).is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! `bac-runtime` is everything the six BAC binaries share, written once.
 //!
+//! - [`clock`]: the injectable wall clock of code that decides on expiry.
 //! - [`config`]: `BAC_*` environment configuration with defaults and validation.
 //! - [`telemetry`] and [`observe`]: JSON logs, OTLP traces, Prometheus metrics, per-call spans.
 //! - [`server`]: start-up (listeners, Postgres, Vault, Kafka), gRPC with health and
@@ -13,6 +14,7 @@
 //! - [`connections`]: connection settings in Postgres, their secrets in Vault.
 //! - [`not_built`]: the shared stand-in gRPC service of integrations not built yet.
 //! - [`error`]: `error_code`s and their gRPC form.
+pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod context;

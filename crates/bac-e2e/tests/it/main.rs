@@ -33,6 +33,7 @@ mod retention;
 mod runtime;
 mod secrets;
 mod sync_engine;
+mod tokens;
 mod unauthenticated;
 mod users_lifecycle;
 mod vault_outage;
