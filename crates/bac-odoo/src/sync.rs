@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bac_runtime::{
     connections::ConnectionRecord,
-    sync::{EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError},
+    sync::{EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version},
     ErrorCode, ServiceError,
 };
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -397,7 +397,7 @@ pub(crate) fn remote_record(row: Value) -> Option<RemoteRecord> {
     let id = row.get("id")?.as_i64()?;
     Some(RemoteRecord {
         id: id.to_string(),
-        version: parse_time(&row["write_date"]),
+        version: parse_time(&row["write_date"]).map(Version::Time),
         raw: row,
         deleted: false,
     })
@@ -542,7 +542,10 @@ impl EntityAdapter for OdooAdapter {
         if let Some(last) = records.last().and_then(|r| r.id.parse().ok()) {
             pos.after_id = last;
         }
-        let newest = records.iter().filter_map(|r| r.version).max();
+        let newest = records
+            .iter()
+            .filter_map(|r| r.version.as_ref().and_then(Version::time))
+            .max();
         let seen = pos.max_seen.as_ref().and_then(|s| parse_time(&json!(s)));
         let max_seen = match (seen, newest) {
             (Some(a), Some(b)) => Some(a.max(b)),

@@ -68,6 +68,12 @@ pub const CONFLICT_LEASES_MIGRATION: crate::db::Migration = crate::db::Migration
     sql: include_str!("../migrations/0008_sync_conflict_leases.sql"),
 };
 
+/// Versions that are sequence numbers or tags ([`Version`]).
+pub const VERSIONS_MIGRATION: crate::db::Migration = crate::db::Migration {
+    name: "runtime_0009_sync_versions",
+    sql: include_str!("../migrations/0009_sync_versions.sql"),
+};
+
 /// Commands refused before they were stored ([`twoway::Command`] rejects).
 pub const COMMAND_REJECTS_MIGRATION: crate::db::Migration = crate::db::Migration {
     name: "runtime_0006_sync_command_rejects",
@@ -103,12 +109,71 @@ impl Mode {
     }
 }
 
+/// A record's version as its upstream gives it, compared the way the provider means it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// When upstream last changed it (Odoo's `write_date`, Zoho's `Modified_Time`).
+    Time(DateTime<Utc>),
+    /// A number that only grows (Tally's `ALTERID`, IMAP's `MODSEQ`, Google's `historyId`).
+    Sequence(i64),
+    /// A tag that only says whether it changed (an etag): never older or newer.
+    Tag(String),
+}
+
+impl Version {
+    /// Whether this version is known to come before `other`. Versions of different kinds,
+    /// and tags, cannot be ordered: nothing is discarded for them.
+    pub fn is_older_than(&self, other: &Version) -> bool {
+        match (self, other) {
+            (Version::Time(a), Version::Time(b)) => a < b,
+            (Version::Sequence(a), Version::Sequence(b)) => a < b,
+            _ => false,
+        }
+    }
+
+    /// The time of a time version (what events carry as `remote_time`).
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Version::Time(t) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// The mirror's three columns (`remote_version`, `remote_seq`, `remote_tag`).
+    pub(crate) fn columns(
+        v: Option<&Version>,
+    ) -> (Option<DateTime<Utc>>, Option<i64>, Option<String>) {
+        match v {
+            Some(Version::Time(t)) => (Some(*t), None, None),
+            Some(Version::Sequence(n)) => (None, Some(*n), None),
+            Some(Version::Tag(s)) => (None, None, Some(s.clone())),
+            None => (None, None, None),
+        }
+    }
+
+    pub(crate) fn from_columns(
+        time: Option<DateTime<Utc>>,
+        seq: Option<i64>,
+        tag: Option<String>,
+    ) -> Option<Version> {
+        time.map(Version::Time)
+            .or(seq.map(Version::Sequence))
+            .or(tag.map(Version::Tag))
+    }
+}
+
+impl From<DateTime<Utc>> for Version {
+    fn from(t: DateTime<Utc>) -> Version {
+        Version::Time(t)
+    }
+}
+
 /// One upstream record as pulled.
 #[derive(Debug, Clone)]
 pub struct RemoteRecord {
     pub id: String,
-    /// When upstream last changed it (Odoo `write_date`).
-    pub version: Option<DateTime<Utc>>,
+    /// Its upstream version, if the provider gives one.
+    pub version: Option<Version>,
     /// The upstream fields, as the provider returns them (the mapping's input).
     pub raw: Value,
     /// An upstream tombstone.
@@ -543,5 +608,27 @@ impl SyncEngine {
         if let (Some(kafka), Some(topic)) = (kafka, self.inner.options.commands_topic.clone()) {
             tokio::spawn(twoway::consume(self.clone(), kafka, topic, shutdown));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Version;
+
+    #[test]
+    fn versions_order_only_within_their_kind() {
+        let t = |s: i64| Version::Time(chrono::DateTime::from_timestamp(s, 0).unwrap());
+        assert!(t(1).is_older_than(&t(2)));
+        assert!(!t(2).is_older_than(&t(1)));
+        assert!(Version::Sequence(3).is_older_than(&Version::Sequence(5)));
+        assert!(!Version::Sequence(5).is_older_than(&Version::Sequence(5)));
+        let tag = |s: &str| Version::Tag(s.into());
+        assert!(!tag("a").is_older_than(&tag("b")) && !tag("b").is_older_than(&tag("a")));
+        assert!(!Version::Sequence(1).is_older_than(&t(2)));
+        for v in [t(7), Version::Sequence(7), tag("x")] {
+            let (time, seq, tag) = Version::columns(Some(&v));
+            assert_eq!(Version::from_columns(time, seq, tag), Some(v));
+        }
+        assert_eq!(Version::from_columns(None, None, None), None);
     }
 }

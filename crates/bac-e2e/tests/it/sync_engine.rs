@@ -1289,7 +1289,7 @@ async fn records_a_webhook_carries_whole_are_written_as_pulled_ones() {
         "create_date": "2026-01-02 03:04:05", "write_date": "2026-01-02 03:04:05"});
     let record = bac_runtime::sync::RemoteRecord {
         id: "9001".into(),
-        version: Some(chrono::Utc::now()),
+        version: Some(chrono::Utc::now().into()),
         raw,
         deleted: false,
     };
@@ -1317,6 +1317,82 @@ async fn records_a_webhook_carries_whole_are_written_as_pulled_ones() {
     assert_eq!(data["after"]["name"], "Pushed whole");
     assert_eq!(data["after"]["email"], "pushed@example.com");
     assert_eq!(data["origin"], "remote");
+}
+
+/// Versions that are not times (Tally's ALTERID, IMAP's MODSEQ, an etag) are kept and
+/// compared the way the provider means them: an older sequence number never rolls the mirror
+/// back; tags are only "different".
+#[tokio::test]
+async fn sequence_and_tag_versions_are_compared_as_the_provider_means_them() {
+    use bac_runtime::sync::{RemoteRecord, Version};
+    let fleet = Fleet::start().await;
+    let conn = connection(&fleet).await;
+    let engine = engine_beside(&fleet);
+    let lead = |id: &str, name: &str, version: Version| RemoteRecord {
+        id: id.into(),
+        version: Some(version),
+        raw: json!({"id": id.parse::<i64>().unwrap(), "name": name, "partner_name": false,
+            "email_from": false, "phone": false, "expected_revenue": 0.0, "priority": "0",
+            "stage_id": [1, "New"], "active": true,
+            "create_date": "2026-01-02 03:04:05", "write_date": "2026-01-02 03:04:05"}),
+        deleted: false,
+    };
+    let ingest = |r: RemoteRecord| engine.ingest_records(&fleet.tenant, &conn, "crm_lead", vec![r]);
+    assert_eq!(
+        ingest(lead("7001", "Alter 5", Version::Sequence(5)))
+            .await
+            .unwrap(),
+        [1, 0, 0, 0]
+    );
+    // A slower read of an older alteration arrives late: ignored.
+    assert_eq!(
+        ingest(lead("7001", "Alter 3", Version::Sequence(3)))
+            .await
+            .unwrap(),
+        [0, 0, 0, 1]
+    );
+    assert_eq!(
+        ingest(lead("7001", "Alter 9", Version::Sequence(9)))
+            .await
+            .unwrap(),
+        [0, 1, 0, 0]
+    );
+    assert_eq!(
+        ingest(lead("7002", "Tagged", Version::Tag("\"a1\"".into())))
+            .await
+            .unwrap(),
+        [1, 0, 0, 0]
+    );
+    assert_eq!(
+        ingest(lead("7002", "Retagged", Version::Tag("\"a0\"".into())))
+            .await
+            .unwrap(),
+        [0, 1, 0, 0]
+    );
+    let pg = connect(&fleet.infra.database_url).await;
+    let rows = pg
+        .query(
+            "SELECT remote_id, data->>'name', remote_version, remote_seq, remote_tag
+             FROM odoo.sync_records WHERE tenant_id = $1 AND remote_id IN ('7001', '7002')
+             ORDER BY remote_id",
+            &[&fleet.tenant],
+        )
+        .await
+        .unwrap();
+    let row = |i: usize| {
+        let r = &rows[i];
+        (
+            r.get::<_, String>(1),
+            r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(2),
+            r.get::<_, Option<i64>>(3),
+            r.get::<_, Option<String>>(4),
+        )
+    };
+    assert_eq!(row(0), ("Alter 9".into(), None, Some(9), None));
+    assert_eq!(
+        row(1),
+        ("Retagged".into(), None, None, Some("\"a0\"".into()))
+    );
 }
 
 #[tokio::test]

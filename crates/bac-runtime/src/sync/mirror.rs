@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Mapping, RemoteRecord, SyncEngine};
+use super::{Mapping, RemoteRecord, SyncEngine, Version};
 use crate::{
     db::Transaction,
     error::ServiceError,
@@ -224,7 +224,8 @@ pub(crate) async fn write_in(
         |e: &dyn std::fmt::Display| ServiceError::internal(integration, format!("sync store: {e}"));
     let existing = tx
         .query_opt(
-            "SELECT data, content_hash, deleted, remote_version FROM sync_records
+            "SELECT data, content_hash, deleted, remote_version, remote_seq, remote_tag
+                 FROM sync_records
                  WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND remote_id = $4
                  FOR UPDATE",
             &[
@@ -236,12 +237,14 @@ pub(crate) async fn write_in(
         )
         .await
         .map_err(|e| db_err(&e))?;
-    let mirrored_version: Option<DateTime<Utc>> = existing.as_ref().and_then(|r| r.get(3));
+    let mirrored_version = existing
+        .as_ref()
+        .and_then(|r| Version::from_columns(r.get(3), r.get(4), r.get(5)));
     let before: Option<(Value, String, bool)> = existing.map(|r| (r.get(0), r.get(1), r.get(2)));
     // A record older than the mirror's (a slower webhook or write read it earlier) must not
     // roll the mirror back.
-    if let (Some(seen), Some(v), Some(b)) = (mirrored_version, record.version, &before) {
-        if seen > v {
+    if let (Some(seen), Some(v), Some(b)) = (&mirrored_version, &record.version, &before) {
+        if v.is_older_than(seen) {
             return Ok((b.0.clone(), None));
         }
     }
@@ -270,7 +273,7 @@ pub(crate) async fn write_in(
                 remote_id: &record.id,
                 before: Some(&data),
                 after: None,
-                remote_time: record.version,
+                remote_time: record.version.as_ref().and_then(Version::time),
                 origin,
                 run_id,
             },
@@ -291,13 +294,16 @@ pub(crate) async fn write_in(
         Some((_, _, false)) => Some(Op::Updated),
         _ => Some(Op::Created),
     };
+    let (time, seq, tag) = Version::columns(record.version.as_ref());
     tx.execute(
         "INSERT INTO sync_records (tenant_id, connection_id, entity, remote_id, data,
-                                       content_hash, remote_version, deleted, origin)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, false, $8)
+                                       content_hash, remote_version, remote_seq, remote_tag,
+                                       deleted, origin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)
              ON CONFLICT (tenant_id, connection_id, entity, remote_id) DO UPDATE SET
                data = EXCLUDED.data, content_hash = EXCLUDED.content_hash,
-               remote_version = EXCLUDED.remote_version, deleted = false,
+               remote_version = EXCLUDED.remote_version, remote_seq = EXCLUDED.remote_seq,
+               remote_tag = EXCLUDED.remote_tag, deleted = false,
                origin = EXCLUDED.origin, updated_at = now()",
         &[
             &scope.tenant,
@@ -306,7 +312,9 @@ pub(crate) async fn write_in(
             &record.id,
             &canonical,
             &hash,
-            &record.version,
+            &time,
+            &seq,
+            &tag,
             &origin,
         ],
     )
@@ -324,7 +332,7 @@ pub(crate) async fn write_in(
                     .filter(|b| !b.2 && op == Op::Updated)
                     .map(|b| &b.0),
                 after: Some(&canonical),
-                remote_time: record.version,
+                remote_time: record.version.as_ref().and_then(Version::time),
                 origin,
                 run_id,
             },
@@ -340,11 +348,12 @@ impl SyncEngine {
         &self,
         scope: &Scope<'_>,
         remote_id: &str,
-    ) -> Result<Option<(Value, String, Option<DateTime<Utc>>)>, ServiceError> {
+    ) -> Result<Option<(Value, String, Option<Version>)>, ServiceError> {
         let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
         let row = client
             .query_opt(
-                "SELECT data, content_hash, remote_version FROM sync_records
+                "SELECT data, content_hash, remote_version, remote_seq, remote_tag
+                 FROM sync_records
                  WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND remote_id = $4
                    AND NOT deleted",
                 &[
@@ -356,7 +365,13 @@ impl SyncEngine {
             )
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+        Ok(row.map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                Version::from_columns(r.get(2), r.get(3), r.get(4)),
+            )
+        }))
     }
 }
 
@@ -410,7 +425,7 @@ pub struct PageCounts {
 }
 
 /// A mirror row: canonical data, content hash, remote version, deleted.
-type Mirrored = (Value, String, Option<DateTime<Utc>>, bool);
+type Mirrored = (Value, String, Option<Version>, bool);
 
 /// Row of a page about to be written.
 struct Upsert {
@@ -418,7 +433,7 @@ struct Upsert {
     /// Canonical JSON text.
     data: String,
     hash: String,
-    version: Option<DateTime<Utc>>,
+    version: Option<Version>,
     deleted: bool,
 }
 
@@ -507,7 +522,8 @@ impl SyncEngine {
         // the LATERAL ... LIMIT 1 keeps it a nested loop of index probes at any size.
         let rows = tx
             .query(
-                "SELECT s.remote_id, s.data, s.content_hash, s.remote_version, s.deleted
+                "SELECT s.remote_id, s.data, s.content_hash, s.remote_version, s.deleted,
+                        s.remote_seq, s.remote_tag
                  FROM unnest($4::text[]) AS page(id)
                  CROSS JOIN LATERAL (
                    SELECT * FROM sync_records r
@@ -520,7 +536,10 @@ impl SyncEngine {
             .map_err(db_err)?;
         let existing: HashMap<String, Mirrored> = rows
             .into_iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
+            .map(|r| {
+                let version = Version::from_columns(r.get(3), r.get(5), r.get(6));
+                (r.get(0), (r.get(1), r.get(2), version, r.get(4)))
+            })
             .collect();
         let mut upserts: Vec<Upsert> = Vec::new();
         let mut events = Vec::new();
@@ -530,8 +549,8 @@ impl SyncEngine {
         for p in page {
             let r = &p.record;
             let old = existing.get(&r.id);
-            if let (Some(old), Some(v)) = (old, r.version) {
-                if old.2.is_some_and(|seen| seen > v) {
+            if let (Some(old), Some(v)) = (old, &r.version) {
+                if old.2.as_ref().is_some_and(|seen| v.is_older_than(seen)) {
                     continue; // older than what the mirror holds (a platform write won)
                 }
             }
@@ -545,7 +564,7 @@ impl SyncEngine {
                             remote_id: &r.id,
                             before: Some(data),
                             after: None,
-                            remote_time: r.version,
+                            remote_time: r.version.as_ref().and_then(Version::time),
                             origin: "remote",
                             run_id: Some(run_id),
                         },
@@ -554,7 +573,7 @@ impl SyncEngine {
                         id: r.id.clone(),
                         data: data.to_string(),
                         hash: hash.clone(),
-                        version: r.version,
+                        version: r.version.clone(),
                         deleted: true,
                     });
                 }
@@ -588,7 +607,7 @@ impl SyncEngine {
                     remote_id: &r.id,
                     before: old.filter(|_| op == Op::Updated).map(|o| &o.0),
                     after: None,
-                    remote_time: r.version,
+                    remote_time: r.version.as_ref().and_then(Version::time),
                     origin: "remote",
                     run_id: Some(run_id),
                 },
@@ -598,7 +617,7 @@ impl SyncEngine {
                 id: r.id.clone(),
                 data: text.clone(),
                 hash: hash.clone(),
-                version: r.version,
+                version: r.version.clone(),
                 deleted: false,
             });
         }
@@ -619,17 +638,27 @@ impl SyncEngine {
             let ids: Vec<&str> = known.iter().map(|u| u.id.as_str()).collect();
             let data: Vec<&str> = known.iter().map(|u| u.data.as_str()).collect();
             let hashes: Vec<&str> = known.iter().map(|u| u.hash.as_str()).collect();
-            let versions: Vec<Option<DateTime<Utc>>> = known.iter().map(|u| u.version).collect();
+            let columns: Vec<_> = known
+                .iter()
+                .map(|u| Version::columns(u.version.as_ref()))
+                .collect();
+            let times: Vec<Option<DateTime<Utc>>> = columns.iter().map(|c| c.0).collect();
+            let seqs: Vec<Option<i64>> = columns.iter().map(|c| c.1).collect();
+            let tags: Vec<Option<&str>> = columns.iter().map(|c| c.2.as_deref()).collect();
             let deleted: Vec<bool> = known.iter().map(|u| u.deleted).collect();
             tx.execute(
                 "INSERT INTO sync_records (tenant_id, connection_id, entity, remote_id, data,
-                                           content_hash, remote_version, deleted, origin)
-                 SELECT $1, $2, $3, u.id, u.data::json, u.hash, u.version, u.deleted, 'remote'
-                 FROM UNNEST($4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bool[])
-                      AS u(id, data, hash, version, deleted)
+                                           content_hash, remote_version, remote_seq, remote_tag,
+                                           deleted, origin)
+                 SELECT $1, $2, $3, u.id, u.data::json, u.hash, u.version, u.seq, u.tag,
+                        u.deleted, 'remote'
+                 FROM UNNEST($4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bool[],
+                             $9::int8[], $10::text[])
+                      AS u(id, data, hash, version, deleted, seq, tag)
                  ON CONFLICT (tenant_id, connection_id, entity, remote_id) DO UPDATE SET
                    data = EXCLUDED.data, content_hash = EXCLUDED.content_hash,
-                   remote_version = EXCLUDED.remote_version, deleted = EXCLUDED.deleted,
+                   remote_version = EXCLUDED.remote_version, remote_seq = EXCLUDED.remote_seq,
+                   remote_tag = EXCLUDED.remote_tag, deleted = EXCLUDED.deleted,
                    origin = 'remote', updated_at = now()",
                 &[
                     &scope.tenant,
@@ -638,8 +667,10 @@ impl SyncEngine {
                     &ids,
                     &data,
                     &hashes,
-                    &versions,
+                    &times,
                     &deleted,
+                    &seqs,
+                    &tags,
                 ],
             )
             .await
@@ -734,7 +765,8 @@ async fn copy_records(
     let sink = tx
         .copy_in(
             "COPY sync_records (tenant_id, connection_id, entity, remote_id, data, content_hash,
-                                remote_version, deleted, origin) FROM STDIN BINARY",
+                                remote_version, remote_seq, remote_tag, deleted, origin)
+             FROM STDIN BINARY",
         )
         .await?;
     let writer = BinaryCopyInWriter::new(
@@ -747,12 +779,15 @@ async fn copy_records(
             Type::JSON,
             Type::TEXT,
             Type::TIMESTAMPTZ,
+            Type::INT8,
+            Type::TEXT,
             Type::BOOL,
             Type::TEXT,
         ],
     );
     futures::pin_mut!(writer);
     for u in rows {
+        let (time, seq, tag) = Version::columns(u.version.as_ref());
         writer
             .as_mut()
             .write(&[
@@ -762,7 +797,9 @@ async fn copy_records(
                 &u.id,
                 &JsonText(&u.data),
                 &u.hash,
-                &u.version,
+                &time,
+                &seq,
+                &tag,
                 &u.deleted,
                 &"remote",
             ])

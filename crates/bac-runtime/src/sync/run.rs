@@ -421,7 +421,11 @@ async fn pull_all(
                 metrics::counter!("bac_sync_records_total", &l).increment(n as u64);
             }
         }
-        if let Some(newest) = prepared.iter().filter_map(|p| p.record.version).max() {
+        if let Some(newest) = prepared
+            .iter()
+            .filter_map(|p| p.record.version.as_ref().and_then(super::Version::time))
+            .max()
+        {
             metrics::gauge!("bac_sync_lag_seconds", &labels)
                 .set((Utc::now() - newest).num_milliseconds().max(0) as f64 / 1000.0);
         }

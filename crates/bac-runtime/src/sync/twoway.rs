@@ -446,7 +446,7 @@ impl SyncEngine {
                     &scope,
                     &RemoteRecord {
                         id: id.clone(),
-                        version: Some(Utc::now()),
+                        version: Some(super::Version::Time(Utc::now())),
                         raw: Value::Null,
                         deleted: true,
                     },
@@ -522,7 +522,7 @@ impl SyncEngine {
             &base_data,
             &remote_canon,
             cmd.time,
-            remote.version,
+            remote.version.as_ref().and_then(super::Version::time),
             &owners,
         );
         let conflict_id = self
