@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     bac_runtime::sync::FAIR_LEASES_MIGRATION,
     bac_runtime::sync::CONFLICT_LEASES_MIGRATION,
     bac_runtime::sync::VERSIONS_MIGRATION,
+    bac_runtime::sync::PARTITIONS_MIGRATION,
     Migration {
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),

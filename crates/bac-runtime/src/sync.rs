@@ -74,6 +74,12 @@ pub const VERSIONS_MIGRATION: crate::db::Migration = crate::db::Migration {
     sql: include_str!("../migrations/0009_sync_versions.sql"),
 };
 
+/// Partitions under an entity, each with its own run, lease and cursor.
+pub const PARTITIONS_MIGRATION: crate::db::Migration = crate::db::Migration {
+    name: "runtime_0010_sync_partitions",
+    sql: include_str!("../migrations/0010_sync_partitions.sql"),
+};
+
 /// Commands refused before they were stored ([`twoway::Command`] rejects).
 pub const COMMAND_REJECTS_MIGRATION: crate::db::Migration = crate::db::Migration {
     name: "runtime_0006_sync_command_rejects",
@@ -190,6 +196,8 @@ pub struct PullRequest {
     pub position: Option<Value>,
     pub page_size: usize,
     pub run_started_at: DateTime<Utc>,
+    /// The partition this run reads ('' for an unpartitioned entity).
+    pub partition: String,
 }
 
 /// One page of changes.
@@ -247,8 +255,16 @@ pub trait EntityAdapter: Send + Sync + 'static {
     /// One page of records changed since the cursor (incremental) or of all records (full).
     async fn pull(&self, conn: &ConnectionRecord, req: &PullRequest) -> Result<Page, SyncError>;
     /// Every id upstream has now, for finding deletions when the API has no tombstones;
-    /// `None` when the adapter reports deletions itself.
+    /// `None` when the adapter reports deletions itself. Not asked for partitioned entities:
+    /// their feeds report deletions (Calendar's cancelled events, Gmail's history).
     async fn remote_ids(&self, conn: &ConnectionRecord) -> Result<Option<Vec<String>>, SyncError>;
+    /// The partitions the entity has on this connection (a user's mailbox, a calendar), each
+    /// synced as a run of its own with its own cursor, lease and failure; `None` (the default)
+    /// for an entity read as one. A partitioned adapter's record ids must be unique across
+    /// its partitions (prefix them with the partition where the upstream's are not).
+    async fn partitions(&self, _conn: &ConnectionRecord) -> Result<Option<Vec<String>>, SyncError> {
+        Ok(None)
+    }
     /// One record now, `None` when it no longer exists.
     async fn fetch(
         &self,
@@ -443,7 +459,7 @@ impl SyncEngine {
         self.inner.connections.get(tenant, connection_id).await?;
         let mut ids = Vec::new();
         for e in entities {
-            ids.push(run::enqueue(self, tenant, connection_id, e, mode, trigger).await?);
+            ids.push(run::enqueue(self, tenant, connection_id, e, "", mode, trigger).await?);
         }
         self.inner.wake.notify_one();
         Ok(ids)

@@ -28,6 +28,7 @@ mod odoo_domain;
 mod odoo_json2;
 mod outage;
 mod parked_events;
+mod partitions;
 mod rest_contract;
 mod retention;
 mod runtime;

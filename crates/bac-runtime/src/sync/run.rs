@@ -27,12 +27,22 @@ pub(crate) struct Leased {
     pub token: Uuid,
 }
 
-/// Queues a run unless one of this connection and entity is already queued or running.
+/// What a run came to.
+enum Pulled {
+    /// Every page read: the cursor the next incremental run starts from.
+    Done(Value),
+    /// The entity is partitioned: this many partition runs were queued.
+    FannedOut(usize),
+}
+
+/// Queues a run unless one of this connection, entity and partition is already queued or
+/// running.
 pub(crate) async fn enqueue(
     engine: &SyncEngine,
     tenant: &str,
     connection_id: &str,
     entity: &str,
+    partition: &str,
     mode: Mode,
     trigger: &str,
 ) -> Result<Uuid, ServiceError> {
@@ -40,9 +50,10 @@ pub(crate) async fn enqueue(
     let id = Uuid::now_v7();
     let inserted = client
         .query_opt(
-            "INSERT INTO sync_runs (id, tenant_id, connection_id, entity, mode, trigger, status)
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued')
-             ON CONFLICT (tenant_id, connection_id, entity) WHERE status IN ('queued', 'running')
+            "INSERT INTO sync_runs (id, tenant_id, connection_id, entity, partition, mode, trigger, status)
+             VALUES ($1, $2, $3, $4, $7, $5, $6, 'queued')
+             ON CONFLICT (tenant_id, connection_id, entity, partition)
+               WHERE status IN ('queued', 'running')
              DO NOTHING RETURNING id",
             &[
                 &id,
@@ -51,6 +62,7 @@ pub(crate) async fn enqueue(
                 &entity,
                 &mode.as_str(),
                 &trigger,
+                &partition,
             ],
         )
         .await
@@ -63,8 +75,9 @@ pub(crate) async fn enqueue(
         client
             .execute(
                 "UPDATE sync_runs SET mode = 'full'
-                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND status = 'queued'",
-                &[&tenant, &connection_id, &entity],
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND partition = $4
+                   AND status = 'queued'",
+                &[&tenant, &connection_id, &entity, &partition],
             )
             .await
             .map_err(|e| engine.db_err(e))?;
@@ -72,8 +85,8 @@ pub(crate) async fn enqueue(
     let row = client
         .query_opt(
             "SELECT id FROM sync_runs WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3
-               AND status IN ('queued', 'running')",
-            &[&tenant, &connection_id, &entity],
+               AND partition = $4 AND status IN ('queued', 'running')",
+            &[&tenant, &connection_id, &entity, &partition],
         )
         .await
         .map_err(|e| engine.db_err(e))?;
@@ -86,6 +99,7 @@ pub(crate) async fn enqueue(
                 tenant,
                 connection_id,
                 entity,
+                partition,
                 mode,
                 trigger,
             ))
@@ -155,7 +169,8 @@ async fn queue_due(engine: &SyncEngine) -> Result<(), ServiceError> {
         tx.execute(
             "INSERT INTO sync_runs (id, tenant_id, connection_id, entity, mode, trigger, status)
              VALUES ($1, $2, $3, $4, 'incremental', 'schedule', 'queued')
-             ON CONFLICT (tenant_id, connection_id, entity) WHERE status IN ('queued', 'running')
+             ON CONFLICT (tenant_id, connection_id, entity, partition)
+               WHERE status IN ('queued', 'running')
              DO NOTHING",
             &[&Uuid::now_v7(), &tenant, &conn, &entity],
         )
@@ -205,7 +220,7 @@ async fn lease_next(engine: &SyncEngine) -> Result<Option<Leased>, ServiceError>
         .map_err(|e| engine.db_err(e))?;
     Ok(row.map(|r| Leased {
         run: SyncRunView::from_row(&r),
-        checkpoint: r.get(18),
+        checkpoint: r.get(19),
         token,
     }))
 }
@@ -256,8 +271,15 @@ async fn execute(engine: &SyncEngine, leased: Leased, shutdown: &CancellationTok
         ("entity", run.entity.clone()),
     ];
     match outcome {
-        Ok(Some(cursor)) => {
-            match finish(engine, run, leased.token, "succeeded", None, Some(cursor)).await {
+        Ok(Some(pulled)) => {
+            let cursor = match pulled {
+                Pulled::Done(cursor) => Some(cursor),
+                Pulled::FannedOut(n) => {
+                    tracing::info!(run_id = %run.id, partitions = n, "partition runs queued");
+                    None
+                }
+            };
+            match finish(engine, run, leased.token, "succeeded", None, cursor).await {
                 Ok(true) => {
                     let mut l = labels.to_vec();
                     l.push(("status", "succeeded".into()));
@@ -290,13 +312,14 @@ async fn execute(engine: &SyncEngine, leased: Leased, shutdown: &CancellationTok
     }
 }
 
-/// Pulls and commits every page, then reconciles deletions. `Ok(Some(cursor))`: done;
-/// `Ok(None)`: the lease was lost or the process is stopping.
+/// Pulls and commits every page, then reconciles deletions; for a partitioned entity's own
+/// run, queues a run per partition instead. `Ok(None)`: the lease was lost or the process is
+/// stopping.
 async fn pull_all(
     engine: &SyncEngine,
     leased: &Leased,
     shutdown: &CancellationToken,
-) -> Result<Option<Value>, String> {
+) -> Result<Option<Pulled>, String> {
     let run = &leased.run;
     let adapter = engine.adapter(&run.entity).map_err(|e| e.message)?;
     let conn = match engine
@@ -308,6 +331,30 @@ async fn pull_all(
         Ok(c) => c,
         Err(e) => return Err(format!("connection: {}", e.message)),
     };
+    let mode = Mode::parse(&run.mode).unwrap_or(Mode::Incremental);
+    if run.partition.is_empty() {
+        let partitions = adapter
+            .partitions(&conn)
+            .await
+            .map_err(|e| e.service_error().message.clone())?;
+        if let Some(partitions) = partitions {
+            for p in partitions.iter().filter(|p| !p.is_empty()) {
+                enqueue(
+                    engine,
+                    &run.tenant_id,
+                    &run.connection_id,
+                    &run.entity,
+                    p,
+                    mode,
+                    &run.trigger,
+                )
+                .await
+                .map_err(|e| e.message)?;
+            }
+            engine.inner.wake.notify_one();
+            return Ok(Some(Pulled::FannedOut(partitions.len())));
+        }
+    }
     let scope = Scope {
         tenant: &run.tenant_id,
         connection_id: &run.connection_id,
@@ -317,8 +364,9 @@ async fn pull_all(
         .mapping(&run.tenant_id, &run.connection_id, &run.entity)
         .await
         .map_err(|e| e.message)?;
-    let stored_cursor = stored_cursor(engine, &scope).await.map_err(|e| e.message)?;
-    let mode = Mode::parse(&run.mode).unwrap_or(Mode::Incremental);
+    let stored_cursor = stored_cursor(engine, &scope, &run.partition)
+        .await
+        .map_err(|e| e.message)?;
     let position = leased.checkpoint.clone();
     let run_started_at = run.started_at.unwrap_or_else(Utc::now);
     let labels = [
@@ -335,6 +383,7 @@ async fn pull_all(
         position,
         page_size: engine.inner.options.page_size,
         run_started_at,
+        partition: run.partition.clone(),
     };
     let mapping = Arc::new(mapping);
     let slice_started = Instant::now();
@@ -441,10 +490,11 @@ async fn pull_all(
             next = Some(handle.await.map_err(|e| format!("page read: {e}"))??);
         }
         if page.done {
-            if !reconcile(engine, &*adapter, &conn, &scope, run.id, leased.token).await? {
+            let whole = run.partition.is_empty();
+            if whole && !reconcile(engine, &*adapter, &conn, &scope, run.id, leased.token).await? {
                 return Ok(None);
             }
-            return Ok(Some(page.cursor));
+            return Ok(Some(Pulled::Done(page.cursor)));
         }
     }
 }
@@ -579,12 +629,19 @@ async fn reconcile(
 async fn stored_cursor(
     engine: &SyncEngine,
     scope: &Scope<'_>,
+    partition: &str,
 ) -> Result<Option<Value>, ServiceError> {
     let client = engine.inner.db.get().await.map_err(|e| engine.db_err(e))?;
     let row = client
         .query_opt(
-            "SELECT cursor FROM sync_cursors WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3",
-            &[&scope.tenant, &scope.connection_id, &scope.entity],
+            "SELECT cursor FROM sync_cursors
+             WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND partition = $4",
+            &[
+                &scope.tenant,
+                &scope.connection_id,
+                &scope.entity,
+                &partition,
+            ],
         )
         .await
         .map_err(|e| engine.db_err(e))?;
@@ -679,11 +736,19 @@ async fn finish(
     }
     if let Some(cursor) = cursor {
         tx.execute(
-            "INSERT INTO sync_cursors (tenant_id, connection_id, entity, cursor, last_success_at, last_run_id)
-             VALUES ($1, $2, $3, $4, now(), $5)
-             ON CONFLICT (tenant_id, connection_id, entity) DO UPDATE SET
+            "INSERT INTO sync_cursors (tenant_id, connection_id, entity, partition, cursor,
+                                       last_success_at, last_run_id)
+             VALUES ($1, $2, $3, $6, $4, now(), $5)
+             ON CONFLICT (tenant_id, connection_id, entity, partition) DO UPDATE SET
                cursor = EXCLUDED.cursor, last_success_at = now(), last_run_id = EXCLUDED.last_run_id",
-            &[&run.tenant_id, &run.connection_id, &run.entity, &cursor, &run.id],
+            &[
+                &run.tenant_id,
+                &run.connection_id,
+                &run.entity,
+                &cursor,
+                &run.id,
+                &run.partition,
+            ],
         )
         .await
         .map_err(|e| engine.db_err(e))?;

@@ -61,7 +61,16 @@ impl SyncEngine {
         // The mirror holds records mapped the old way: a full run re-maps them (an `updated`
         // event where the canonical record changed), and conflict detection compares like
         // with like again.
-        run::enqueue(self, tenant, connection_id, entity, Mode::Full, "mapping").await?;
+        run::enqueue(
+            self,
+            tenant,
+            connection_id,
+            entity,
+            "",
+            Mode::Full,
+            "mapping",
+        )
+        .await?;
         self.inner.wake.notify_one();
         Ok((row.get::<_, i32>(0) as u32, mapping, row.get(1)))
     }
@@ -76,6 +85,13 @@ impl SyncEngine {
     ) -> Result<Vec<(Value, Result<Value, String>)>, ServiceError> {
         let adapter = self.adapter(entity)?;
         let samples = if samples.is_empty() {
+            // A partitioned entity's samples come from its first partition.
+            let partition = adapter
+                .partitions(conn)
+                .await
+                .map_err(|e| e.service_error().clone())?
+                .and_then(|p| p.into_iter().next())
+                .unwrap_or_default();
             let page = adapter
                 .pull(
                     conn,
@@ -85,6 +101,7 @@ impl SyncEngine {
                         position: None,
                         page_size: 5,
                         run_started_at: Utc::now(),
+                        partition,
                     },
                 )
                 .await
@@ -120,8 +137,8 @@ impl SyncEngine {
             .map_err(|e| self.db_err(e))?;
         let cursors = client
             .query(
-                "SELECT entity, last_success_at FROM sync_cursors
-                 WHERE tenant_id = $1 AND connection_id = $2",
+                "SELECT entity, max(last_success_at) FROM sync_cursors
+                 WHERE tenant_id = $1 AND connection_id = $2 GROUP BY entity",
                 &[&tenant, &connection_id],
             )
             .await

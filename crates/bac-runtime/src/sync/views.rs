@@ -103,7 +103,7 @@ impl SyncEngine {
 pub(crate) const RUN_COLUMNS: &str =
     "id, tenant_id, connection_id, entity, mode, trigger, status, \
      records_seen, records_created, records_updated, records_deleted, records_failed, errors, \
-     error, attempts, queued_at, started_at, finished_at";
+     error, attempts, queued_at, started_at, finished_at, partition";
 
 /// A `sync_runs` row.
 #[derive(Debug, Clone)]
@@ -122,6 +122,8 @@ pub struct SyncRunView {
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The partition the run reads ('' for the entity itself).
+    pub partition: String,
 }
 
 impl SyncRunView {
@@ -141,6 +143,7 @@ impl SyncRunView {
             queued_at: r.get(15),
             started_at: r.get(16),
             finished_at: r.get(17),
+            partition: r.get(18),
         }
     }
 
@@ -182,6 +185,7 @@ impl SyncRunView {
                 _ => None,
             },
             attempts: self.attempts.max(0) as u32,
+            partition: (!self.partition.is_empty()).then(|| self.partition.clone()),
         }
     }
 }
