@@ -353,7 +353,7 @@ impl InfraEnv {
 /// What [`Fleet::start_opts`] starts besides the Odoo path.
 #[derive(Default)]
 pub struct FleetOptions {
-    pub sandbox: bac_sandbox::OdooSandboxConfig,
+    pub sandbox: bac_sandbox_odoo::OdooSandboxConfig,
     /// Also start the stand-ins of google-workspace, zoho, tally and messaging.
     pub stand_ins: bool,
     /// gRPC URLs the gateway uses instead of the fleet's own (e.g. one that never answers).
@@ -385,11 +385,11 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start() -> Fleet {
-        Self::start_with(bac_sandbox::OdooSandboxConfig::default()).await
+        Self::start_with(bac_sandbox_odoo::OdooSandboxConfig::default()).await
     }
 
     /// The fleet with a sandbox of this configuration (users, database).
-    pub async fn start_with(sandbox_cfg: bac_sandbox::OdooSandboxConfig) -> Fleet {
+    pub async fn start_with(sandbox_cfg: bac_sandbox_odoo::OdooSandboxConfig) -> Fleet {
         Self::start_opts(FleetOptions {
             sandbox: sandbox_cfg,
             ..Default::default()
@@ -418,7 +418,7 @@ impl Fleet {
             overrides: opts.env.clone(),
         };
         let sandbox_ip = opts.sandbox_ip.unwrap_or([127, 0, 0, 1].into());
-        let (sandbox, _) = bac_sandbox::spawn_odoo(sandbox_cfg, (sandbox_ip, 0).into())
+        let (sandbox, _) = bac_sandbox_odoo::spawn_odoo(sandbox_cfg, (sandbox_ip, 0).into())
             .await
             .unwrap();
         let odoo = bac_odoo::run(infra.config(ServiceKind::Odoo))

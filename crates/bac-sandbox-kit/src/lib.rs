@@ -8,3 +8,20 @@ pub mod oauth;
 
 pub use clock::SandboxClock;
 pub use oauth::{OAuthConfig, OAuthServer};
+
+/// Resolves on SIGTERM or Ctrl-C. The sandbox links none of the fleet's runtime (no Kafka,
+/// Postgres or Vault client), so it waits for signals itself.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

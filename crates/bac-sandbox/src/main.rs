@@ -1,4 +1,5 @@
-//! `bac-sandbox` binary: serves the Odoo sandbox until SIGTERM or Ctrl-C.
+//! `bac-sandbox` binary: serves the provider sandboxes (each its own crate: Odoo's is
+//! `bac-sandbox-odoo`) until SIGTERM or Ctrl-C.
 //!
 //! Environment: `BAC_SANDBOX_ODOO_ADDR` (default `0.0.0.0:7001`),
 //! `BAC_SANDBOX_ODOO_DB` (`demo`), `BAC_SANDBOX_ODOO_LOGIN` / `BAC_SANDBOX_ODOO_PASSWORD`
@@ -10,9 +11,8 @@
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use bac_sandbox::odoo::seed::parse_seed_spec;
-use bac_sandbox::odoo::DEFAULT_API_KEY;
-use bac_sandbox::{spawn_odoo, OdooSandboxConfig};
+use bac_sandbox_odoo::seed::parse_seed_spec;
+use bac_sandbox_odoo::{spawn_odoo, OdooSandboxConfig, DEFAULT_API_KEY};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(addr = %bound, %database, %login, %version, "bac-sandbox odoo listening");
 
     tokio::select! {
-        () = bac_runtime::server::shutdown_signal() => {
+        () = bac_sandbox_kit::shutdown_signal() => {
             tracing::info!("bac-sandbox shutting down");
             server.abort();
         }

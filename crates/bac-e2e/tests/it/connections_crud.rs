@@ -25,7 +25,7 @@ async fn audit_rows(fleet: &Fleet, target: &str) -> Vec<(String, Value)> {
 async fn create_get_patch_delete_round_trip() {
     let first = "First-Secret-Passw0rd";
     let second = "Second-Secret-Passw0rd";
-    let fleet = Fleet::start_with(bac_sandbox::OdooSandboxConfig {
+    let fleet = Fleet::start_with(bac_sandbox_odoo::OdooSandboxConfig {
         users: vec![("admin".into(), first.into())],
         ..Default::default()
     })

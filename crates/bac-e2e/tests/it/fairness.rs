@@ -83,8 +83,8 @@ async fn a_big_backfill_does_not_hold_up_another_tenants_sync() {
     assert!(started, "A's runs did not start");
 
     // Tenant B, with an Odoo of its own holding one lead.
-    let (b_odoo, _) = bac_sandbox::spawn_odoo(
-        bac_sandbox::OdooSandboxConfig::default(),
+    let (b_odoo, _) = bac_sandbox_odoo::spawn_odoo(
+        bac_sandbox_odoo::OdooSandboxConfig::default(),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await

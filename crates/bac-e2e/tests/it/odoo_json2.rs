@@ -40,7 +40,7 @@ async fn leads_named(fleet: &Fleet, name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn odoo_json2_is_used_for_odoo_19_with_an_api_key() {
-    let fleet = Fleet::start_with(bac_sandbox::OdooSandboxConfig {
+    let fleet = Fleet::start_with(bac_sandbox_odoo::OdooSandboxConfig {
         server_version: "19.0".into(),
         ..Default::default()
     })
@@ -53,7 +53,7 @@ async fn odoo_json2_is_used_for_odoo_19_with_an_api_key() {
                 "integration": "odoo",
                 "name": "Odoo 19",
                 "config": {"url": fleet.sandbox_url, "database": "demo", "username": "admin"},
-                "credentials": {"api_key": bac_sandbox::odoo::DEFAULT_API_KEY},
+                "credentials": {"api_key": bac_sandbox_odoo::DEFAULT_API_KEY},
             })),
         )
         .await;

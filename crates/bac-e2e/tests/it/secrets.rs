@@ -9,7 +9,7 @@ use reqwest::Method;
 async fn the_odoo_password_is_only_in_vault() {
     let captured = logs::capture();
     let password = "Correct-Horse-Battery-Staple-42";
-    let fleet = Fleet::start_with(bac_sandbox::OdooSandboxConfig {
+    let fleet = Fleet::start_with(bac_sandbox_odoo::OdooSandboxConfig {
         users: vec![("admin".into(), password.into())],
         ..Default::default()
     })

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use bac_sandbox::{spawn_odoo, OdooSandboxConfig};
+use bac_sandbox_odoo::{spawn_odoo, OdooSandboxConfig};
 use serde_json::{json, Value};
 
 pub const DB: &str = "demo";

@@ -2,7 +2,7 @@
 //! through `/jsonrpc`: one2many commands, computed totals, business methods,
 //! deletion rules, version differences and `write_date` semantics.
 
-use bac_sandbox::OdooSandboxConfig;
+use bac_sandbox_odoo::OdooSandboxConfig;
 use serde_json::{json, Value};
 
 use crate::support::{assert_odoo_error, spawn, spawn_with};
