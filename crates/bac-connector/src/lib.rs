@@ -12,7 +12,8 @@ pub mod tokens;
 
 use std::collections::HashMap;
 
-use bac_runtime::{connections::ConnectionRecord, sync::RemoteRecord, ServiceError};
+use bac_runtime::{connections::ConnectionRecord, ServiceError};
+use bac_sync::RemoteRecord;
 use serde_json::Value;
 
 pub use calls::Calls;

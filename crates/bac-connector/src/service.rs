@@ -18,9 +18,9 @@ use bac_proto::integration::v1::{
     WebhookResponse,
 };
 use bac_runtime::{
-    connections::ConnectionStore, db::Pool, outbox::parked, sync::SyncEngine, ErrorCode,
-    RequestContext, ServiceError,
+    connections::ConnectionStore, db::Pool, outbox::parked, ErrorCode, RequestContext, ServiceError,
 };
+use bac_sync::SyncEngine;
 use secrecy::SecretString;
 use serde_json::Value;
 use tonic::{Request, Response, Status};
@@ -109,7 +109,7 @@ fn mapping_proto(
     connection_id: &str,
     entity: &str,
     version: u32,
-    mapping: &bac_runtime::sync::Mapping,
+    mapping: &bac_sync::Mapping,
     at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> FieldMapping {
     FieldMapping {
@@ -572,7 +572,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
         let mapping = match &req.rules {
             Some(r) => {
                 let v = serde_json::to_value(r).map_err(|e| ServiceError::internal(C::KEY, e))?;
-                bac_runtime::sync::Mapping::parse(&v)
+                bac_sync::Mapping::parse(&v)
                     .map_err(|errs| bad::<C>(format!("invalid mapping: {}", errs.join("; "))))?
             }
             None => {

@@ -24,13 +24,13 @@ use tonic::service::Routes;
 pub const MIGRATIONS: &[Migration] = &[
     connections::MIGRATION,
     connections::NOTIFY_MIGRATION,
-    bac_runtime::sync::MIGRATION,
-    bac_runtime::sync::MIRROR_MIGRATION,
-    bac_runtime::sync::COMMAND_REJECTS_MIGRATION,
-    bac_runtime::sync::FAIR_LEASES_MIGRATION,
-    bac_runtime::sync::CONFLICT_LEASES_MIGRATION,
-    bac_runtime::sync::VERSIONS_MIGRATION,
-    bac_runtime::sync::PARTITIONS_MIGRATION,
+    bac_sync::MIGRATION,
+    bac_sync::MIRROR_MIGRATION,
+    bac_sync::COMMAND_REJECTS_MIGRATION,
+    bac_sync::FAIR_LEASES_MIGRATION,
+    bac_sync::CONFLICT_LEASES_MIGRATION,
+    bac_sync::VERSIONS_MIGRATION,
+    bac_sync::PARTITIONS_MIGRATION,
     Migration {
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),
@@ -78,12 +78,12 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
         max_body,
         per_second,
     );
-    let engine = bac_runtime::sync::SyncEngine::new(
+    let engine = bac_sync::SyncEngine::new(
         rt.db.clone(),
         "odoo",
         store.clone(),
         sync::adapters(&remote),
-        bac_runtime::sync::SyncOptions::from_env("odoo"),
+        bac_sync::SyncOptions::from_env("odoo"),
     );
     engine.spawn(Some(rt.config.kafka.clone()), rt.shutdown.child_token());
     let integration = bac_connector::IntegrationApi::new(

@@ -2,19 +2,14 @@
 //! `bac.odoo.<entity>.<op>` event commit in one transaction (through the sync engine's
 //! mirror), so a change the API reported has its event in Kafka eventually, and the next
 //! sync pull does not report the fleet's own write again.
-use bac_runtime::{
-    connections::ConnectionRecord,
-    db::Pool,
-    events,
-    sync::{
-        self,
-        mirror::{self as engine_mirror, Scope},
-    },
-    RequestContext, ServiceError,
+use bac_runtime::{connections::ConnectionRecord, db::Pool, events, RequestContext, ServiceError};
+use bac_sync::{
+    self as sync,
+    mirror::{self as engine_mirror, Scope},
 };
 use serde_json::Value;
 
-pub use bac_runtime::sync::mirror::Op;
+pub use bac_sync::mirror::Op;
 
 /// Every topic bac-odoo publishes to (declared at start).
 pub fn topics() -> Vec<String> {

@@ -1,4 +1,4 @@
-//! Odoo's entities for the sync engine (`bac_runtime::sync`): one [`OdooEntity`] table row per
+//! Odoo's entities for the sync engine (`bac_sync`): one [`OdooEntity`] table row per
 //! synced model (which fields to read, the default mapping to the canonical record, which
 //! canonical fields can be written back and as what), and one [`OdooAdapter`] that serves
 //! them all through [`Remote`].
@@ -11,11 +11,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bac_runtime::{
-    connections::ConnectionRecord,
-    sync::{EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version},
-    ErrorCode, ServiceError,
-};
+use bac_runtime::{connections::ConnectionRecord, ErrorCode, ServiceError};
+use bac_sync::{EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 
@@ -46,7 +43,7 @@ pub struct OdooEntity {
     /// door it came through (REST, gRPC, a Kafka command): a lead is created as an
     /// opportunity, in the pipeline, as the documents' CRM expects.
     pub create_defaults: &'static [(&'static str, &'static str)],
-    /// The default mapping (JSON, see `bac_runtime::sync::mapping`).
+    /// The default mapping (JSON, see `bac_sync::mapping`).
     pub mapping: fn() -> Value,
 }
 

@@ -27,7 +27,6 @@ pub mod observe;
 pub mod outbox;
 pub mod retention;
 pub mod server;
-pub mod sync;
 pub mod telemetry;
 pub mod upstream;
 pub mod vault;

@@ -13,12 +13,11 @@ use bac_e2e::{connect, fresh_database, wait_until, Vault};
 use bac_runtime::{
     config::VaultConfig,
     connections::{self, ConnectionRecord, ConnectionStore},
-    db,
-    sync::{
-        EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncEngine, SyncError,
-        SyncOptions, Version,
-    },
-    vault, ErrorCode, ServiceError,
+    db, vault, ErrorCode, ServiceError,
+};
+use bac_sync::{
+    EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncEngine, SyncError, SyncOptions,
+    Version,
 };
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -144,13 +143,13 @@ async fn each_partition_has_its_own_run_cursor_and_failure() {
         SCHEMA,
         &[
             connections::MIGRATION,
-            bac_runtime::sync::MIGRATION,
-            bac_runtime::sync::MIRROR_MIGRATION,
-            bac_runtime::sync::COMMAND_REJECTS_MIGRATION,
-            bac_runtime::sync::FAIR_LEASES_MIGRATION,
-            bac_runtime::sync::CONFLICT_LEASES_MIGRATION,
-            bac_runtime::sync::VERSIONS_MIGRATION,
-            bac_runtime::sync::PARTITIONS_MIGRATION,
+            bac_sync::MIGRATION,
+            bac_sync::MIRROR_MIGRATION,
+            bac_sync::COMMAND_REJECTS_MIGRATION,
+            bac_sync::FAIR_LEASES_MIGRATION,
+            bac_sync::CONFLICT_LEASES_MIGRATION,
+            bac_sync::VERSIONS_MIGRATION,
+            bac_sync::PARTITIONS_MIGRATION,
         ],
     )
     .await

@@ -1253,7 +1253,7 @@ async fn every_odoo_entity_syncs() {
 
 /// A sync engine of bac-odoo's, on the fleet's database, Vault and sandbox, that the test
 /// drives itself (never spawned: no worker of its own).
-fn engine_beside(fleet: &Fleet) -> bac_runtime::sync::SyncEngine {
+fn engine_beside(fleet: &Fleet) -> bac_sync::SyncEngine {
     let config = fleet.infra.config(ServiceKind::Odoo);
     let db = bac_runtime::db::pool(&config.database_url, "odoo", 2).unwrap();
     let vault = bac_runtime::vault::Vault::new(config.vault.clone()).unwrap();
@@ -1267,12 +1267,12 @@ fn engine_beside(fleet: &Fleet) -> bac_runtime::sync::SyncEngine {
         config.upstream_max_body,
         config.upstream_per_second,
     );
-    bac_runtime::sync::SyncEngine::new(
+    bac_sync::SyncEngine::new(
         db,
         "odoo",
         store,
         bac_odoo::sync::adapters(&remote),
-        bac_runtime::sync::SyncOptions::from_env("odoo"),
+        bac_sync::SyncOptions::from_env("odoo"),
     )
 }
 
@@ -1287,7 +1287,7 @@ async fn records_a_webhook_carries_whole_are_written_as_pulled_ones() {
         "email_from": "pushed@example.com", "phone": false, "expected_revenue": 10.0,
         "priority": "2", "stage_id": [1, "New"], "active": true,
         "create_date": "2026-01-02 03:04:05", "write_date": "2026-01-02 03:04:05"});
-    let record = bac_runtime::sync::RemoteRecord {
+    let record = bac_sync::RemoteRecord {
         id: "9001".into(),
         version: Some(chrono::Utc::now().into()),
         raw,
@@ -1324,7 +1324,7 @@ async fn records_a_webhook_carries_whole_are_written_as_pulled_ones() {
 /// back; tags are only "different".
 #[tokio::test]
 async fn sequence_and_tag_versions_are_compared_as_the_provider_means_them() {
-    use bac_runtime::sync::{RemoteRecord, Version};
+    use bac_sync::{RemoteRecord, Version};
     let fleet = Fleet::start().await;
     let conn = connection(&fleet).await;
     let engine = engine_beside(&fleet);

@@ -34,7 +34,7 @@ async fn consume_once(
     topic: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = crate::kafka::client_config(kafka)
+    let consumer: StreamConsumer = bac_runtime::kafka::client_config(kafka)
         .set(
             "group.id",
             format!("bac-{}-commands", engine.inner.integration),

@@ -25,7 +25,7 @@ pub(crate) use consumer::consume;
 use consumer::pg_message;
 
 use super::{mirror::Scope, RemoteRecord, SyncEngine, SyncError, CONFLICT_TOPIC};
-use crate::{
+use bac_runtime::{
     config::KafkaConfig,
     connections::{timestamp, ConnectionRecord},
     error::{ErrorCode, ServiceError},
@@ -65,7 +65,7 @@ impl Command {
         };
         let id = h("ce_id").ok_or("no ce_id header")?;
         let tenant = h("ce_tenantid").ok_or("no ce_tenantid header")?;
-        if !crate::context::valid_tenant_id(&tenant) {
+        if !bac_runtime::context::valid_tenant_id(&tenant) {
             return Err(format!("ce_tenantid {tenant:?} is not a tenant id"));
         }
         let body: Value =

@@ -16,7 +16,7 @@ use super::{
     mirror::Scope, schedule::Frequency, Mode, PullRequest, SyncEngine, SyncError, SyncRunView,
     RUN_COLUMNS, SYNC_RUN_TOPIC,
 };
-use crate::{db::Transaction, error::ServiceError, events::CloudEvent, outbox};
+use bac_runtime::{db::Transaction, error::ServiceError, events::CloudEvent, outbox};
 
 /// A run held by this replica.
 #[derive(Debug, Clone)]
@@ -508,7 +508,7 @@ fn adapter_position(stored: &Option<Value>) -> Option<Value> {
 /// One page read from upstream and mapped (the CPU part of a page, off its transaction).
 async fn read_page(
     adapter: &dyn super::EntityAdapter,
-    conn: &crate::connections::ConnectionRecord,
+    conn: &bac_runtime::connections::ConnectionRecord,
     req: &PullRequest,
     mapping: &super::Mapping,
 ) -> Result<(super::Page, Vec<super::mirror::Prepared>), String> {
@@ -519,7 +519,7 @@ async fn read_page(
 
 async fn pull_with_retry(
     adapter: &dyn super::EntityAdapter,
-    conn: &crate::connections::ConnectionRecord,
+    conn: &bac_runtime::connections::ConnectionRecord,
     req: &PullRequest,
 ) -> Result<super::Page, String> {
     let req = PullRequest {
@@ -545,7 +545,7 @@ async fn pull_with_retry(
 async fn reconcile(
     engine: &SyncEngine,
     adapter: &dyn super::EntityAdapter,
-    conn: &crate::connections::ConnectionRecord,
+    conn: &bac_runtime::connections::ConnectionRecord,
     scope: &Scope<'_>,
     run_id: Uuid,
     token: Uuid,
@@ -801,7 +801,7 @@ async fn run_event(
         time: Utc::now(),
         tenant_id: view.tenant_id.clone(),
         connection_id: Some(view.connection_id.clone()),
-        traceparent: crate::telemetry::current_traceparent(),
+        traceparent: bac_runtime::telemetry::current_traceparent(),
         data: serde_json::to_vec(&data).map_err(|e| engine.db_err(e))?,
         topic: SYNC_RUN_TOPIC.into(),
         key: format!("{}/sync_run/{run_id}", view.tenant_id),

@@ -153,7 +153,7 @@ impl SyncEngine {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn close_conflict(
         &self,
-        tx: &crate::db::Transaction<'_>,
+        tx: &bac_runtime::db::Transaction<'_>,
         tenant: &str,
         id: &str,
         resolution: &str,
@@ -186,7 +186,7 @@ impl SyncEngine {
 
     pub(super) async fn conflict_event(
         &self,
-        tx: &crate::db::Transaction<'_>,
+        tx: &bac_runtime::db::Transaction<'_>,
         tenant: &str,
         id: &str,
         what: &str,
@@ -207,7 +207,7 @@ impl SyncEngine {
             time: Utc::now(),
             tenant_id: c.tenant_id.clone(),
             connection_id: Some(c.connection_id.clone()),
-            traceparent: crate::telemetry::current_traceparent(),
+            traceparent: bac_runtime::telemetry::current_traceparent(),
             data: serde_json::to_vec(&c.to_proto()).map_err(|e| self.db_err(e))?,
             topic: CONFLICT_TOPIC.into(),
             key: format!("{}/{}/{}", c.tenant_id, c.entity, c.remote_id),

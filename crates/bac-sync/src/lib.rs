@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::{
+use bac_runtime::{
     connections::{timestamp, ConnectionRecord, ConnectionStore},
     db::Pool,
     error::{ErrorCode, ServiceError},
@@ -45,43 +45,43 @@ pub use mapping::Mapping;
 
 /// The runtime's sync tables (add to a service's migrations when it syncs, with
 /// [`MIRROR_MIGRATION`] after it).
-pub const MIGRATION: crate::db::Migration = crate::db::Migration {
+pub const MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
     name: "runtime_0002_sync",
     sql: include_str!("../migrations/0002_sync.sql"),
 };
 
 /// The mirror's cheaper column types (bytewise key collation, json data).
-pub const MIRROR_MIGRATION: crate::db::Migration = crate::db::Migration {
+pub const MIRROR_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
     name: "runtime_0004_sync_mirror_types",
     sql: include_str!("../migrations/0004_sync_mirror_types.sql"),
 };
 
 /// When each run last got a slot (fair leases between tenants).
-pub const FAIR_LEASES_MIGRATION: crate::db::Migration = crate::db::Migration {
+pub const FAIR_LEASES_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
     name: "runtime_0007_sync_fair_leases",
     sql: include_str!("../migrations/0007_sync_fair_leases.sql"),
 };
 
 /// Leases on conflict resolutions.
-pub const CONFLICT_LEASES_MIGRATION: crate::db::Migration = crate::db::Migration {
+pub const CONFLICT_LEASES_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
     name: "runtime_0008_sync_conflict_leases",
     sql: include_str!("../migrations/0008_sync_conflict_leases.sql"),
 };
 
 /// Versions that are sequence numbers or tags ([`Version`]).
-pub const VERSIONS_MIGRATION: crate::db::Migration = crate::db::Migration {
+pub const VERSIONS_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
     name: "runtime_0009_sync_versions",
     sql: include_str!("../migrations/0009_sync_versions.sql"),
 };
 
 /// Partitions under an entity, each with its own run, lease and cursor.
-pub const PARTITIONS_MIGRATION: crate::db::Migration = crate::db::Migration {
+pub const PARTITIONS_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
     name: "runtime_0010_sync_partitions",
     sql: include_str!("../migrations/0010_sync_partitions.sql"),
 };
 
 /// Commands refused before they were stored ([`twoway::Command`] rejects).
-pub const COMMAND_REJECTS_MIGRATION: crate::db::Migration = crate::db::Migration {
+pub const COMMAND_REJECTS_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
     name: "runtime_0006_sync_command_rejects",
     sql: include_str!("../migrations/0006_sync_command_rejects.sql"),
 };
@@ -594,7 +594,7 @@ impl SyncEngine {
     /// `shutdown`.
     pub fn spawn(
         &self,
-        kafka: Option<crate::config::KafkaConfig>,
+        kafka: Option<bac_runtime::config::KafkaConfig>,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
         tokio::spawn(run::worker(self.clone(), shutdown.clone()));

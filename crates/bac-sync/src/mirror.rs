@@ -12,7 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Mapping, RemoteRecord, SyncEngine, Version};
-use crate::{
+use bac_runtime::{
     db::Transaction,
     error::ServiceError,
     events::{self, CloudEvent},
@@ -87,7 +87,7 @@ pub(crate) fn record_event_json(
         time: Utc::now(),
         tenant_id: scope.tenant.to_string(),
         connection_id: Some(scope.connection_id.to_string()),
-        traceparent: crate::telemetry::current_traceparent(),
+        traceparent: bac_runtime::telemetry::current_traceparent(),
         data: payload(integration, scope, c, after),
         topic: events::topic(integration, scope.entity),
         key: format!("{}/{}/{}", scope.tenant, scope.entity, c.remote_id),
@@ -193,7 +193,7 @@ impl SyncEngine {
 /// [`SyncEngine::record_platform_write`] for code that holds no engine (a service's API
 /// handlers), with the mapping in force given.
 pub async fn write_platform(
-    db: &crate::db::Pool,
+    db: &bac_runtime::db::Pool,
     integration: &str,
     scope: &Scope<'_>,
     mapping: &Mapping,
@@ -284,7 +284,7 @@ pub(crate) async fn write_in(
     let canonical = mapping.apply(&record.raw).map_err(|e| {
         ServiceError::new(
             integration,
-            crate::ErrorCode::UpstreamRejected,
+            bac_runtime::ErrorCode::UpstreamRejected,
             format!("the record does not fit the {} mapping: {e}", scope.entity),
         )
     })?;
