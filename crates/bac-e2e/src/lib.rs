@@ -9,6 +9,7 @@
     clippy::print_stdout
 )]
 
+pub mod conformance;
 pub mod golden;
 pub mod kafka;
 pub mod logs;

@@ -19,7 +19,10 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::client::{service_error, ModelCall, OdooClient, OdooSession, Protocol};
+use crate::client::{
+    service_error, transformers::OdooFault, ModelCall, OdooCallError, OdooClient, OdooSession,
+    Protocol,
+};
 
 /// How long an Odoo uid from `authenticate` (and a probed version) is reused.
 const UID_TTL: Duration = Duration::from_secs(300);
@@ -306,26 +309,39 @@ impl Remote {
         kwargs: Value,
         idempotent: bool,
     ) -> Result<Value, ServiceError> {
-        let s = self.session(rec).await?;
-        let call = ModelCall {
-            model,
-            method,
-            args,
-            kwargs,
-            idempotent,
-        };
-        let result = match self.server(rec, &s).await?.protocol {
-            Protocol::JsonRpc => {
-                let uid = self.uid(rec, &s).await?;
-                self.inner.client.execute_kw(&s, uid, call).await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let s = self.session(rec).await?;
+            let call = ModelCall {
+                model,
+                method,
+                args: args.clone(),
+                kwargs: kwargs.clone(),
+                idempotent,
+            };
+            let result = match self.server(rec, &s).await?.protocol {
+                Protocol::JsonRpc => {
+                    let uid = self.uid(rec, &s).await?;
+                    self.inner.client.execute_kw(&s, uid, call).await
+                }
+                Protocol::Json2 => self.inner.client.execute_json2(&s, call).await,
+            };
+            if result.is_err() {
+                // A changed password or a revoked key must not stay cached.
+                self.forget_connection(&rec.id).await;
             }
-            Protocol::Json2 => self.inner.client.execute_json2(&s, call).await,
-        };
-        if result.is_err() {
-            // A changed password or a revoked key must not stay cached.
-            self.forget_connection(&rec.id).await;
+            match result {
+                // Refused credentials: what was cached (the uid, the secret) may be stale, so
+                // log in again from the stored secret once. Odoo checks credentials before
+                // running anything, so even a create is safe to send again.
+                Err(OdooCallError::Fault(OdooFault::AccessDenied)) if attempt == 1 => {
+                    tracing::info!(connection = %rec.id, model, method, "odoo refused the cached credentials; logging in again");
+                    continue;
+                }
+                other => return other.map_err(|e| service_error(e, &s.url)),
+            }
         }
-        result.map_err(|e| service_error(e, &s.url))
     }
 
     /// Creates one `model` record at most once: `vals` carry `intent_id` in `intent_field`;

@@ -13,6 +13,7 @@ mod bad_input;
 mod catalog;
 mod command_rejects;
 mod conflict_leases;
+mod conformance_odoo;
 mod connection_updates;
 mod connections_crud;
 mod dashboard;
