@@ -42,12 +42,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use self::error::{OdooError, OdooResult};
-use self::faults::{Call, Decision, FaultSpec, Protocol};
+use self::faults::{Call, Decision, Protocol};
 use self::service::OdooService;
 
 /// Configuration of the Odoo sandbox.
@@ -115,16 +115,14 @@ pub fn router(cfg: OdooSandboxConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/_sandbox/odoo/records/:model", get(admin_records))
         .route("/_sandbox/odoo/seed", post(admin_seed))
-        .route(
-            "/_sandbox/odoo/faults",
-            get(faults_list).post(faults_add).delete(faults_clear),
-        )
-        .route("/_sandbox/odoo/faults/:id", delete(faults_remove))
-        .route("/_sandbox/odoo/calls", get(calls_list).delete(calls_reset))
         .fallback(fallback)
         // Odoo's default request size limit (128 MiB) rather than axum's 2 MiB
         .layer(axum::extract::DefaultBodyLimit::max(128 * 1024 * 1024))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(bac_sandbox_kit::faults::routes(
+            "/_sandbox/odoo",
+            state.faults.clone(),
+        ))
 }
 
 /// Binds `addr` (port 0 picks a free port) and serves the sandbox in a background task.
@@ -260,7 +258,7 @@ async fn jsonrpc(State(svc): State<AppState>, body: Bytes) -> Response {
     };
     tracing::debug!(%service, %method, model = model.unwrap_or_default(), "odoo sandbox /jsonrpc");
     let call = Call {
-        protocol: Protocol::Jsonrpc,
+        protocol: Protocol::Jsonrpc.as_str(),
         model,
         method: call_method,
     };
@@ -300,7 +298,7 @@ async fn version_info(State(svc): State<AppState>, body: Bytes) -> Response {
 
 fn web_call<'a>(model: Option<&'a str>, method: &'a str) -> Call<'a> {
     Call {
-        protocol: Protocol::Web,
+        protocol: Protocol::Web.as_str(),
         model,
         method: Some(method),
     }
@@ -486,7 +484,7 @@ async fn json2_serve(
     }
     let target = rest.as_deref().and_then(json2::split_path);
     let call = Call {
-        protocol: Protocol::Json2,
+        protocol: Protocol::Json2.as_str(),
         model: target.map(|(m, _)| m),
         method: target.map(|(_, m)| m),
     };
@@ -532,14 +530,14 @@ async fn fault_after(decision: &Decision, protocol: Protocol, resp: Response) ->
         status: 502,
         retry_after: None,
     });
-    failure_response(protocol, failure)
+    failure_response(protocol.as_str(), failure)
 }
 
 /// The answer of an injected HTTP failure: the HTML page of the nginx in front of
 /// Odoo, or for a 500 the page (or, on `/json/2`, the JSON error) of Odoo itself.
-fn failure_response(protocol: Protocol, f: faults::Failure) -> Response {
+fn failure_response(protocol: &str, f: faults::Failure) -> Response {
     let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut resp = if f.status == 500 && protocol == Protocol::Json2 {
+    let mut resp = if f.status == 500 && protocol == Protocol::Json2.as_str() {
         json2::Json2Error {
             status,
             name: "psycopg2.OperationalError".into(),
@@ -583,49 +581,6 @@ fn failure_response(protocol: Protocol, f: faults::Failure) -> Response {
         }
     }
     resp
-}
-
-async fn faults_list(State(svc): State<AppState>) -> Response {
-    Json(json!({"rules": svc.faults.list()})).into_response()
-}
-
-async fn faults_add(State(svc): State<AppState>, body: Bytes) -> Response {
-    let bad = |msg: String| (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response();
-    let spec: FaultSpec = match serde_json::from_slice(&body) {
-        Ok(s) => s,
-        Err(e) => return bad(format!("invalid fault rule: {e}")),
-    };
-    if let Err(e) = spec.validate() {
-        return bad(e);
-    }
-    let rule = svc.faults.add(spec);
-    tracing::info!(id = rule.id, "odoo sandbox: fault rule added");
-    (StatusCode::CREATED, Json(json!(rule))).into_response()
-}
-
-async fn faults_clear(State(svc): State<AppState>) -> Response {
-    Json(json!({"cleared": svc.faults.clear()})).into_response()
-}
-
-async fn faults_remove(State(svc): State<AppState>, Path(id): Path<u64>) -> Response {
-    if svc.faults.remove(id) {
-        Json(json!({"cleared": 1})).into_response()
-    } else {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no fault rule {id}")})),
-        )
-            .into_response()
-    }
-}
-
-async fn calls_list(State(svc): State<AppState>) -> Response {
-    Json(json!({"calls": svc.faults.calls()})).into_response()
-}
-
-async fn calls_reset(State(svc): State<AppState>) -> Response {
-    svc.faults.reset_calls();
-    Json(json!({"calls": {}})).into_response()
 }
 
 async fn healthz() -> Json<Value> {

@@ -73,7 +73,7 @@ pub struct OdooService {
     store: Mutex<Store>,
     sessions: Mutex<HashMap<String, Session>>,
     /// Fault injection rules.
-    pub faults: Faults,
+    pub faults: std::sync::Arc<Faults>,
 }
 
 /// A Python parameter: name and default (`None` when required).
@@ -388,7 +388,7 @@ impl OdooService {
             api_keys,
             store: Mutex::new(store),
             sessions: Mutex::new(HashMap::new()),
-            faults: Faults::default(),
+            faults: std::sync::Arc::new(Faults::new(super::faults::PROTOCOLS)),
         }
     }
 
