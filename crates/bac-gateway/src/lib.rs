@@ -16,6 +16,7 @@
 //! - [`admin`]: `bac-gateway bootstrap` (first tenant and key).
 pub mod admin;
 pub mod audit;
+pub mod audit_feed;
 pub mod auth;
 pub mod authz;
 pub mod catalog;
@@ -150,6 +151,11 @@ pub async fn run_with_settings(
         keys,
     });
     tokio::spawn(replicas::run(state.clone(), rt.shutdown.child_token()));
+    tokio::spawn(audit_feed::run(
+        rt.db.clone(),
+        rt.config.kafka.clone(),
+        rt.shutdown.child_token(),
+    ));
     tracing::info!(api = %api.local_addr()?, "gateway API listening");
     let edge = tonic::service::Routes::from(grpc_edge::router(state.clone(), transcoder));
     rt.launch(edge, Some((api, app(state)))).await

@@ -9,6 +9,7 @@
 )]
 
 mod access;
+mod audit_feed;
 mod bad_input;
 mod catalog;
 mod command_rejects;
