@@ -2,11 +2,15 @@
 //! provider's API. [`oauth`] is an OAuth 2.0 authorisation server (refresh-token and
 //! JWT-bearer grants, forced expiry, revocation, counters) that a provider mounts at its own
 //! token path; [`faults`] are fault rules (slow, 429/5xx, expired credentials, lost answers)
-//! and call counts on any provider's calls; [`clock`] is the time the sandbox answers with, moved by tests instead of
+//! and call counts on any provider's calls; [`records`] is a record table with modification
+//! times and tombstones for REST providers; [`webhooks`] signs and posts webhooks the
+//! providers' ways; [`clock`] is the time the sandbox answers with, moved by tests instead of
 //! waiting. Admin routes live under `/_sandbox/...`, never under a provider's own paths.
 pub mod clock;
 pub mod faults;
 pub mod oauth;
+pub mod records;
+pub mod webhooks;
 
 pub use clock::SandboxClock;
 pub use oauth::{OAuthConfig, OAuthServer};
