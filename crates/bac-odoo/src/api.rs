@@ -38,6 +38,8 @@ const MAX_PAGE: u32 = 200;
 #[derive(Clone)]
 pub struct OdooApi {
     remote: Remote,
+    /// The one write path of synced entities (leads): adapter, then mirror and event.
+    engine: bac_sync::SyncEngine,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -45,8 +47,8 @@ fn bad(msg: impl Into<String>) -> ServiceError {
 }
 
 impl OdooApi {
-    pub fn new(remote: Remote) -> Self {
-        OdooApi { remote }
+    pub fn new(remote: Remote, engine: bac_sync::SyncEngine) -> Self {
+        OdooApi { remote, engine }
     }
 
     fn db(&self) -> &Pool {

@@ -90,10 +90,10 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
         std::sync::Arc::new(connector::OdooConnector::new(remote.clone())),
         rt.db.clone(),
         store,
-        engine,
+        engine.clone(),
         calls,
     );
-    let api = api::OdooApi::new(remote);
+    let api = api::OdooApi::new(remote, engine);
     let routes = Routes::new(OdooServiceServer::new(api))
         .add_service(IntegrationServiceServer::new(integration));
     rt.launch(routes, None).await

@@ -56,6 +56,19 @@ impl OdooEntity {
             }
         }
     }
+
+    /// Odoo `vals` of the writable fields as the canonical values the entity's adapter writes
+    /// back as the same `vals` (so a REST route that builds Odoo values takes the one write
+    /// path, [`bac_sync::SyncEngine::create`]).
+    pub fn canonical(&self, vals: &Value) -> Value {
+        let mut out = serde_json::Map::new();
+        for (canonical, odoo, _) in self.writable {
+            if let Some(v) = vals.get(*odoo) {
+                out.insert((*canonical).to_string(), v.clone());
+            }
+        }
+        Value::Object(out)
+    }
 }
 
 /// The table entry of `entity`.
@@ -450,6 +463,34 @@ impl OdooAdapter {
             .map_err(SyncError::from_service)
     }
 
+    /// One record as a pull reads it (every field of the entity, archived ones too).
+    async fn read_back(
+        &self,
+        conn: &ConnectionRecord,
+        id: i64,
+    ) -> Result<Option<RemoteRecord>, ServiceError> {
+        let mut domain = self.base_domain();
+        domain.push(json!(["id", "=", id]));
+        let mut read_fields: Vec<&str> = self.spec.fields.to_vec();
+        read_fields.push("id");
+        let rows = self
+            .remote
+            .execute(
+                conn,
+                self.spec.model,
+                "search_read",
+                vec![Value::Array(domain)],
+                json!({"fields": read_fields, "limit": 1, "context": {"active_test": false}}),
+                true,
+            )
+            .await?;
+        Ok(rows
+            .as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .and_then(remote_record))
+    }
+
     /// Canonical values -> Odoo vals, refusing fields that cannot be written.
     fn to_remote(&self, values: &Value) -> Result<Value, SyncError> {
         let obj = values
@@ -607,24 +648,11 @@ impl EntityAdapter for OdooAdapter {
         let id: i64 = remote_id
             .parse()
             .map_err(|_| bad(format!("'{remote_id}' is not an Odoo id")))?;
-        let mut domain = self.base_domain();
-        domain.push(json!(["id", "=", id]));
-        let mut read_fields: Vec<&str> = self.spec.fields.to_vec();
-        read_fields.push("id");
-        let rows = self
-            .call(
-                conn,
-                "search_read",
-                vec![Value::Array(domain)],
-                json!({"fields": read_fields, "limit": 1, "context": {"active_test": false}}),
-                true,
-            )
-            .await?;
-        Ok(rows
-            .as_array()
-            .and_then(|a| a.first())
-            .cloned()
-            .and_then(remote_record))
+        let op = format!("sync/{}/search_read", self.spec.entity);
+        self.remote
+            .tracked(conn, &op, self.read_back(conn, id))
+            .await
+            .map_err(SyncError::from_service)
     }
 
     async fn create(
@@ -655,23 +683,21 @@ impl EntityAdapter for OdooAdapter {
             )));
         }
         // At most once: a create already made for this intent (a redelivered command, or a
-        // create whose answer was lost) is found instead of made again.
-        let id = self
+        // create whose answer was lost) is found instead of made again. The create and its
+        // read-back are one operation in the call log, whichever door the create came through.
+        let op = format!("sync/{}/create", self.spec.entity);
+        let created = self
             .remote
-            .tracked(
-                conn,
-                &format!("sync/{}/create", self.spec.entity),
-                self.remote
-                    .create_once(conn, self.spec.model, vals, &field, intent_id, true),
-            )
+            .tracked(conn, &op, async {
+                let id = self
+                    .remote
+                    .create_once(conn, self.spec.model, vals, &field, intent_id, true)
+                    .await?;
+                self.read_back(conn, id).await
+            })
             .await
             .map_err(SyncError::from_service)?;
-        self.fetch(conn, &id.to_string()).await?.ok_or_else(|| {
-            bad(format!(
-                "{} {id} vanished after its create",
-                self.spec.entity
-            ))
-        })
+        created.ok_or_else(|| bad(format!("{} vanished after its create", self.spec.entity)))
     }
 
     async fn update(

@@ -22,6 +22,7 @@ pub mod schedule;
 mod settings;
 pub mod twoway;
 mod views;
+mod write;
 
 pub use settings::{mapping_in_force, EntitySettings};
 pub(crate) use views::RUN_COLUMNS;

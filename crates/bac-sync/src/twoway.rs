@@ -429,10 +429,9 @@ impl SyncEngine {
         };
         match cmd.op.as_str() {
             "create" => {
-                let rec = adapter.create(&conn, &cmd.values, &cmd.id).await?;
-                self.record_platform_write(&scope, &rec)
-                    .await
-                    .map_err(SyncError::Transient)?;
+                let rec = self
+                    .create(&conn, adapter.entity(), &cmd.values, &cmd.id)
+                    .await?;
                 Ok(Outcome::Applied { remote_id: rec.id })
             }
             "delete" => {
@@ -595,11 +594,7 @@ impl SyncEngine {
         id: &str,
         values: &Value,
     ) -> Result<Outcome, SyncError> {
-        let adapter = self.adapter(scope.entity).map_err(SyncError::Permanent)?;
-        let rec = adapter.update(conn, id, values).await?;
-        self.record_platform_write(scope, &rec)
-            .await
-            .map_err(SyncError::Transient)?;
+        let rec = self.update(conn, scope.entity, id, values).await?;
         Ok(Outcome::Applied { remote_id: rec.id })
     }
 }

@@ -356,44 +356,24 @@ impl OdooService for OdooApi {
         let req = request.into_inner();
         let lead = req.lead.ok_or_else(|| bad("lead is required"))?;
         validate_lead(&lead)?;
-        let (intent, given) = intent_of(&req.intent_id)?;
+        let (intent, _) = intent_of(&req.intent_id)?;
         let rec = self
             .connections()
             .resolve(&ctx.tenant_id, &req.connection_id)
             .await?;
-        let field = Self::intent_field(&rec, LEAD_MODEL)?;
-        let (row, fresh) = self
-            .remote
-            .tracked(&rec, "create_lead", async {
-                if let Some(id) = self.earlier(&rec, LEAD_MODEL, &intent, given).await? {
-                    return Ok((
-                        self.read_one(&rec, LEAD_MODEL, id, &fields_for(LEAD_ENTITY, LEAD_FIELDS))
-                            .await?,
-                        false,
-                    ));
-                }
-                let mut vals = lead_to_vals(&lead);
-                if let Some(e) = crate::sync::entity(LEAD_ENTITY) {
-                    e.create_defaults_into(&mut vals);
-                }
-                let id = self
-                    .remote
-                    .create_once(&rec, LEAD_MODEL, vals, &field, &intent, false)
-                    .await?;
-                // Read back what Odoo stored (dates, normalised values).
-                Ok((
-                    self.read_one(&rec, LEAD_MODEL, id, &fields_for(LEAD_ENTITY, LEAD_FIELDS))
-                        .await?,
-                    true,
-                ))
-            })
-            .await?;
-        let stored = lead_from_record(&row, &rec.id)
+        // The one write path (as a Kafka command's create): the entity's adapter makes it at
+        // most once for the intent id, the mirror records it with its event.
+        let values = crate::sync::entity(LEAD_ENTITY)
+            .map(|e| e.canonical(&lead_to_vals(&lead)))
+            .ok_or_else(|| ServiceError::internal("odoo", "no crm_lead entity"))?;
+        let created = self
+            .engine
+            .create(&rec, LEAD_ENTITY, &values, &intent)
+            .await
+            .map_err(|e| e.service_error().clone())?;
+        let stored = lead_from_record(&created.raw, &rec.id)
             .ok_or_else(|| ServiceError::internal("odoo", "read after create returned no row"))?;
-        if fresh {
-            mirror::record_write(self.db(), &ctx, &rec, LEAD_ENTITY, &row, Op::Created).await?;
-            tracing::info!(lead_id = stored.id, connection = %rec.id, "lead created");
-        }
+        tracing::info!(lead_id = stored.id, connection = %rec.id, "lead created");
         Ok(Response::new(stored))
     }
 
@@ -498,37 +478,19 @@ impl OdooService for OdooApi {
             .connections()
             .resolve(&ctx.tenant_id, &req.connection_id)
             .await?;
-        let row = self
-            .remote
-            .tracked(&rec, "update_lead", async {
-                if !self.exists(&rec, LEAD_MODEL, req.id).await? {
-                    return Ok(None);
-                }
-                self.remote
-                    .execute(
-                        &rec,
-                        LEAD_MODEL,
-                        "write",
-                        vec![json!([req.id]), vals.clone()],
-                        json!({}),
-                        true,
-                    )
-                    .await?;
-                Ok(Some(
-                    self.read_one(
-                        &rec,
-                        LEAD_MODEL,
-                        req.id,
-                        &fields_for(LEAD_ENTITY, LEAD_FIELDS),
-                    )
-                    .await?,
-                ))
-            })
-            .await?
-            .ok_or_else(|| not_found("lead", req.id))?;
-        let lead = lead_from_record(&row, &rec.id)
+        if !self.exists(&rec, LEAD_MODEL, req.id).await? {
+            return Err(not_found("lead", req.id).into());
+        }
+        let values = crate::sync::entity(LEAD_ENTITY)
+            .map(|e| e.canonical(&vals))
+            .ok_or_else(|| ServiceError::internal("odoo", "no crm_lead entity"))?;
+        let updated = self
+            .engine
+            .update(&rec, LEAD_ENTITY, &req.id.to_string(), &values)
+            .await
+            .map_err(|e| e.service_error().clone())?;
+        let lead = lead_from_record(&updated.raw, &rec.id)
             .ok_or_else(|| ServiceError::internal("odoo", "read after write returned no row"))?;
-        mirror::record_write(self.db(), &ctx, &rec, LEAD_ENTITY, &row, Op::Updated).await?;
         Ok(Response::new(lead))
     }
 
