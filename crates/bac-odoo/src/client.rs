@@ -279,6 +279,20 @@ pub fn service_error(e: OdooCallError, url: &str) -> ServiceError {
             "Odoo refused the connection's credentials".into(),
         )
         .suggest("Check the Odoo username and password (or API key) of this connection"),
+        OdooCallError::Fault(OdooFault::Forbidden(m)) => err(
+            ErrorCode::PermissionDenied,
+            format!("Odoo does not let the connection's user do this: {m}"),
+        )
+        .suggest("Give the connection's Odoo user the rights this needs (Sales, Invoicing, Inventory or Employees), or connect as a user who has them"),
+        OdooCallError::Fault(OdooFault::Transient(m)) => {
+            tracing::warn!(odoo_error = %m, "odoo reported a transient database failure");
+            err(
+                ErrorCode::UpstreamUnavailable,
+                "Odoo could not complete the request for now (a database failure it rolled back)"
+                    .into(),
+            )
+            .suggest("Retry; if it persists, check the Odoo server's database")
+        }
         OdooCallError::Fault(OdooFault::UnknownModel(m)) => err(
             ErrorCode::UpstreamRejected,
             format!("Odoo has no model '{m}'"),

@@ -335,6 +335,14 @@ impl Remote {
                 // Refused credentials: what was cached (the uid, the secret) may be stale, so
                 // log in again from the stored secret once. Odoo checks credentials before
                 // running anything, so even a create is safe to send again.
+                // A database failure Odoo rolled back: a read is simply asked again once (a
+                // create is not: `create_once` checks whether it happened first).
+                Err(OdooCallError::Fault(OdooFault::Transient(_)))
+                    if attempt == 1 && idempotent =>
+                {
+                    tracing::info!(connection = %rec.id, model, method, "odoo rolled back a read; asking again");
+                    continue;
+                }
                 Err(OdooCallError::Fault(OdooFault::AccessDenied)) if attempt == 1 => {
                     tracing::info!(connection = %rec.id, model, method, "odoo refused the cached credentials; logging in again");
                     continue;

@@ -19,6 +19,8 @@
 //!   default 1).
 //! * `session_expired`: the call's credentials stop working (a session dropped, a token
 //!   expired); what that looks like is the provider's.
+//! * `error`: the call fails with the provider's own error of that name (`status`, when
+//!   given, is the HTTP status where the provider's protocol carries one).
 //! * `lose_response`: the call is executed, then its answer is replaced by `status` (default
 //!   502): the client cannot tell whether it happened.
 //! * `error_rate` (default 1): the probability that a matching call fails.
@@ -74,6 +76,11 @@ pub struct FaultSpec {
     /// The call runs, then its answer is lost (replaced by `status`, default 502).
     #[serde(default, skip_serializing_if = "is_false")]
     pub lose_response: bool,
+    /// The provider's own error the call fails with, named as the provider names it (an
+    /// exception class for Odoo: `odoo.exceptions.AccessError`, `psycopg2.OperationalError`);
+    /// the provider renders it as its servers do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The rule expires after matching this many calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_calls: Option<u64>,
@@ -100,8 +107,11 @@ impl FaultSpec {
             }
         }
         if let Some(status) = self.status {
-            if status != 429 && !(500..=599).contains(&status) {
-                return Err(format!("\"status\" must be 429 or 500-599, not {status}"));
+            let named = self.error.is_some() && (400..500).contains(&status);
+            if status != 429 && !(500..=599).contains(&status) && !named {
+                return Err(format!(
+                    "\"status\" must be 429 or 500-599 (400-499 with an \"error\"), not {status}"
+                ));
             }
         }
         if let Some(rate) = self.error_rate {
@@ -117,10 +127,13 @@ impl FaultSpec {
         if self.slow_ms > 600_000 {
             return Err("\"slow_ms\" must be at most 600000".into());
         }
-        let fails = self.status.is_some() || self.session_expired || self.lose_response;
+        let fails = self.status.is_some()
+            || self.session_expired
+            || self.lose_response
+            || self.error.is_some();
         if !fails && self.slow_ms == 0 {
             return Err(
-                "the rule does nothing: give slow_ms, status, session_expired or lose_response"
+                "the rule does nothing: give slow_ms, status, error, session_expired or lose_response"
                     .into(),
             );
         }
@@ -182,6 +195,9 @@ pub struct Decision {
     pub session_expired: bool,
     /// Run the call, then answer with `failure` instead of its result.
     pub lose_response: bool,
+    /// Fail with the provider's own error of this name (the first failing rule's), with
+    /// `failure`'s status where the provider's protocol has one.
+    pub error: Option<String>,
 }
 
 /// The fault rules of one sandbox, and the count of the calls they were asked about.
@@ -189,6 +205,8 @@ pub struct Decision {
 pub struct Faults {
     /// The protocols the provider serves (what rules may name).
     protocols: &'static [&'static str],
+    /// The provider's own errors a rule may name.
+    errors: &'static [&'static str],
     rules: Mutex<Vec<Rule>>,
     next_id: AtomicU64,
     /// `"<protocol> <model>/<method>"` (model `-` for non-ORM calls) -> calls seen.
@@ -196,10 +214,12 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Rules for a provider serving `protocols` (`["jsonrpc", "json2", "web"]` for Odoo).
-    pub fn new(protocols: &'static [&'static str]) -> Faults {
+    /// Rules for a provider serving `protocols` (`["jsonrpc", "json2", "web"]` for Odoo) that
+    /// can fail a call with its own `errors`.
+    pub fn new(protocols: &'static [&'static str], errors: &'static [&'static str]) -> Faults {
         Faults {
             protocols,
+            errors,
             rules: Mutex::default(),
             next_id: AtomicU64::new(0),
             calls: Mutex::default(),
@@ -208,6 +228,14 @@ impl Faults {
 
     /// Checks a rule for this sandbox.
     pub fn validate(&self, spec: &FaultSpec) -> Result<(), String> {
+        if let Some(e) = &spec.error {
+            if !self.errors.contains(&e.as_str()) {
+                return Err(format!(
+                    "unknown error {e:?}: this sandbox raises {}",
+                    self.errors.join(", ")
+                ));
+            }
+        }
         spec.validate(self.protocols)
     }
 
@@ -286,7 +314,10 @@ impl Faults {
             rule.matched += 1;
             let spec = &rule.spec;
             decision.delay += Duration::from_millis(spec.slow_ms);
-            let fails = spec.status.is_some() || spec.session_expired || spec.lose_response;
+            let fails = spec.status.is_some()
+                || spec.session_expired
+                || spec.lose_response
+                || spec.error.is_some();
             let rate = spec.error_rate.unwrap_or(1.0);
             if !fails || rand::random::<f64>() >= rate {
                 continue;
@@ -294,6 +325,9 @@ impl Faults {
             rule.failed += 1;
             if spec.session_expired {
                 decision.session_expired = true;
+            }
+            if decision.error.is_none() {
+                decision.error.clone_from(&spec.error);
             }
             if spec.lose_response {
                 decision.lose_response = true;
@@ -384,7 +418,7 @@ mod tests {
 
     #[test]
     fn matching_counting_and_expiry() {
-        let faults = Faults::new(PROTOCOLS);
+        let faults = Faults::new(PROTOCOLS, &["boom"]);
         assert_eq!(
             faults.decide(&call("jsonrpc", None, None)),
             Decision::default()
@@ -432,7 +466,23 @@ mod tests {
         assert!(bad(r#"{"model": "crm.lead"}"#).contains("does nothing"));
         assert!(bad(r#"{"nope": 1}"#).contains("unknown field"));
         assert!(bad(r#"{"protocol": "xmlrpc", "slow_ms": 1}"#).contains("unknown protocol"));
-        let faults = Faults::new(PROTOCOLS);
+        let with_error: FaultSpec =
+            serde_json::from_str(r#"{"error": "boom", "status": 409}"#).unwrap();
+        let faults = Faults::new(PROTOCOLS, &["boom"]);
+        assert!(
+            faults.validate(&with_error).is_ok(),
+            "a named error may carry a 4xx"
+        );
+        let unknown: FaultSpec = serde_json::from_str(r#"{"error": "bang"}"#).unwrap();
+        assert!(faults
+            .validate(&unknown)
+            .unwrap_err()
+            .contains("unknown error"));
+        faults.add(with_error);
+        let d = faults.decide(&call("json2", None, None));
+        assert_eq!(d.error.as_deref(), Some("boom"));
+        assert_eq!(d.failure.map(|f| f.status), Some(409));
+        let faults = Faults::new(PROTOCOLS, &["boom"]);
         faults.add(serde_json::from_str(r#"{"status": 429, "protocol": "json2"}"#).unwrap());
         faults.add(serde_json::from_str(r#"{"lose_response": true, "method": "create"}"#).unwrap());
         let d = faults.decide(&call("json2", Some("x"), Some("read")));

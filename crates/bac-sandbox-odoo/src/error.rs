@@ -31,6 +31,52 @@ impl std::fmt::Display for OdooError {
 
 impl std::error::Error for OdooError {}
 
+/// The exceptions a fault rule may make a call raise (`"error"` of `/_sandbox/odoo/faults`).
+pub const INJECTABLE: &[&str] = &[
+    "odoo.exceptions.AccessError",
+    "odoo.exceptions.UserError",
+    "odoo.exceptions.ValidationError",
+    "psycopg2.OperationalError",
+    "psycopg2.errors.SerializationFailure",
+    "psycopg2.errors.LockNotAvailable",
+];
+
+/// The exception a fault rule names, raised by `method` on `model` with the message Odoo
+/// (or PostgreSQL under it) gives it.
+pub fn injected(name: &str, model: Option<&str>, method: Option<&str>) -> OdooError {
+    let model = model.unwrap_or("-");
+    let op = match method {
+        Some("create") => "create",
+        Some("write") => "write",
+        Some("unlink") => "delete",
+        _ => "access",
+    };
+    match name {
+        "odoo.exceptions.AccessError" => OdooError::access_error(format!(
+            "You are not allowed to {op} '{model}' ({model}) records.\n\nThis operation is allowed for the following groups:\n\t- Sales/User: Own Documents Only\n\nContact your administrator to request access if necessary."
+        )),
+        "odoo.exceptions.UserError" => OdooError::user_error("The operation cannot be completed."),
+        "odoo.exceptions.ValidationError" => {
+            OdooError::validation("The operation cannot be completed.")
+        }
+        "psycopg2.errors.SerializationFailure" => OdooError::new(
+            "psycopg2.errors.SerializationFailure",
+            "could not serialize access due to concurrent update\n",
+        ),
+        "psycopg2.errors.LockNotAvailable" => OdooError::new(
+            "psycopg2.errors.LockNotAvailable",
+            format!(
+                "could not obtain lock on row in relation \"{}\"\n",
+                model.replace('.', "_")
+            ),
+        ),
+        _ => OdooError::new(
+            "psycopg2.OperationalError",
+            "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\n",
+        ),
+    }
+}
+
 /// Shorthand for results of sandbox operations.
 pub type OdooResult<T> = Result<T, OdooError>;
 

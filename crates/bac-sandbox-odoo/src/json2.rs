@@ -67,6 +67,9 @@ impl Json2Error {
             | "odoo.exceptions.AccessDenied"
             | "odoo.http.SessionExpiredException" => StatusCode::FORBIDDEN,
             "odoo.exceptions.MissingError" => StatusCode::NOT_FOUND,
+            "psycopg2.errors.SerializationFailure" | "psycopg2.errors.LockNotAvailable" => {
+                StatusCode::CONFLICT
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {

@@ -268,6 +268,11 @@ async fn jsonrpc(State(svc): State<AppState>, body: Bytes) -> Response {
     };
     // an expired credential: refused like a bad password
     let result = match (decision.session_expired, service.as_str(), method.as_str()) {
+        _ if decision.error.is_some() => Err(error::injected(
+            decision.error.as_deref().unwrap_or_default(),
+            call.model,
+            call.method,
+        )),
         (true, "object", _) | (true, "common", "authenticate") => Err(OdooError::access_denied()),
         (true, "common", "login") => Ok(json!(false)),
         _ => svc.dispatch_rpc(&service, &method, &args),
@@ -427,6 +432,10 @@ async fn dataset_call_kw(State(svc): State<AppState>, headers: HeaderMap, body: 
     let Some(session) = session_cookie(&headers).and_then(|sid| svc.session(&sid)) else {
         return rpc_response(id, Err(OdooError::session_expired()));
     };
+    if let Some(name) = &decision.error {
+        let e = error::injected(name, call.model, call.method);
+        return fault_after(&decision, Protocol::Web, rpc_response(id, Err(e))).await;
+    }
     let result = (|| {
         let p = take_params(
             "call_kw",
@@ -494,6 +503,15 @@ async fn json2_serve(
     };
     let resp = if decision.session_expired {
         json2::Json2Error::http(StatusCode::UNAUTHORIZED, "Invalid apikey").into_response()
+    } else if let Some(name) = &decision.error {
+        let mut e = json2::Json2Error::from_odoo(&error::injected(name, call.model, call.method));
+        if let Some(status) = decision
+            .failure
+            .and_then(|f| StatusCode::from_u16(f.status).ok())
+        {
+            e.status = status;
+        }
+        e.into_response()
     } else {
         json2::serve(&svc, &method, rest.as_deref(), &headers, &body)
     };
@@ -513,8 +531,9 @@ async fn fault_before(svc: &OdooService, call: &Call<'_>) -> Result<Decision, Re
         tokio::time::sleep(decision.delay).await;
     }
     match decision.failure {
-        Some(f) => Err(failure_response(call.protocol, f)),
-        None => Ok(decision),
+        // A named error is the call's own answer (the handler raises it), not a proxy's page.
+        Some(f) if decision.error.is_none() => Err(failure_response(call.protocol, f)),
+        _ => Ok(decision),
     }
 }
 

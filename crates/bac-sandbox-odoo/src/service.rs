@@ -388,7 +388,10 @@ impl OdooService {
             api_keys,
             store: Mutex::new(store),
             sessions: Mutex::new(HashMap::new()),
-            faults: std::sync::Arc::new(Faults::new(super::faults::PROTOCOLS)),
+            faults: std::sync::Arc::new(Faults::new(
+                super::faults::PROTOCOLS,
+                super::error::INJECTABLE,
+            )),
         }
     }
 

@@ -71,6 +71,10 @@ impl OdooJson2Error {
         if status == 401 {
             return OdooFault::AccessDenied;
         }
+        // A lock or serialization conflict: the transaction was rolled back, a retry may pass.
+        if status == 409 {
+            return OdooFault::Transient(format!("{}: {msg}", self.name));
+        }
         if self.name == "werkzeug.exceptions.NotFound" {
             if let Some(model) = msg
                 .strip_prefix("the model '")
@@ -95,10 +99,29 @@ impl OdooJson2Error {
     }
 }
 
+/// Exception classes of failures the database had for now, whatever the protocol: over
+/// `/jsonrpc` they come back as HTTP 200 with an error body, over JSON-2 as a 500 or a 409.
+const TRANSIENT: &[&str] = &[
+    "OperationalError",
+    "SerializationFailure",
+    "TransactionRollbackError",
+    "LockNotAvailable",
+    "DeadlockDetected",
+    "ConcurrencyError",
+    "InterfaceError",
+];
+
 /// What kind of failure an Odoo error is, decided by the exception class.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OdooFault {
+    /// `odoo.exceptions.AccessDenied`: the credentials (login, password, API key) are refused.
     AccessDenied,
+    /// `odoo.exceptions.AccessError`: the user may not do this (no Sales, Inventory or HR
+    /// rights, a record rule); Odoo's message names the model.
+    Forbidden(String),
+    /// The database failed the request for now (a lost connection, a serialization failure,
+    /// a lock not available); Odoo rolled the transaction back and a retry may pass.
+    Transient(String),
     /// `KeyError: 'crm.lead'`: the module providing the model is not installed.
     UnknownModel(String),
     /// Validation/User/Value errors: the request's data was refused; Odoo's message says why.
@@ -116,8 +139,12 @@ impl OdooError {
             None => ("", self.message.clone()),
         };
         let msg = msg.trim().to_string();
-        if name.ends_with("AccessDenied") || name.ends_with("AccessError") {
+        if name.ends_with("AccessDenied") {
             OdooFault::AccessDenied
+        } else if name.ends_with("AccessError") {
+            OdooFault::Forbidden(msg)
+        } else if TRANSIENT.iter().any(|t| name.ends_with(t)) {
+            OdooFault::Transient(format!("{name}: {msg}"))
         } else if name == "builtins.KeyError" {
             OdooFault::UnknownModel(msg.trim_matches('\'').to_string())
         } else if let Some(model) = msg
@@ -742,9 +769,18 @@ mod tests {
             e("odoo.exceptions.MissingError", "gone").fault(404),
             OdooFault::Missing(_)
         ));
+        // A lost database connection or a lock conflict: transient, as over /jsonrpc.
         assert!(matches!(
             e("psycopg2.OperationalError", "closed").fault(500),
-            OdooFault::Other(_)
+            OdooFault::Transient(_)
+        ));
+        assert!(matches!(
+            e("psycopg2.errors.LockNotAvailable", "could not obtain lock").fault(409),
+            OdooFault::Transient(_)
+        ));
+        assert!(matches!(
+            e("odoo.exceptions.AccessError", "You are not allowed").fault(403),
+            OdooFault::Forbidden(_)
         ));
     }
 
@@ -762,5 +798,20 @@ mod tests {
             "data":{"name":"odoo.exceptions.UserError","message":"Object crm.lead doesn't exist"}}))
         .unwrap();
         assert_eq!(e.fault(), OdooFault::UnknownModel("crm.lead".into()));
+        // Rights are not credentials; a rolled-back transaction is not a refusal.
+        let e: OdooError = serde_json::from_value(json!({"code":200,"message":"Odoo Server Error",
+            "data":{"name":"odoo.exceptions.AccessError","message":"You are not allowed to create 'Lead' (crm.lead) records."}}))
+        .unwrap();
+        assert!(matches!(e.fault(), OdooFault::Forbidden(m) if m.contains("crm.lead")));
+        for name in [
+            "psycopg2.errors.SerializationFailure",
+            "psycopg2.OperationalError",
+            "psycopg2.errors.LockNotAvailable",
+        ] {
+            let e: OdooError = serde_json::from_value(json!({"code":200,"message":"Odoo Server Error",
+                "data":{"name": name,"message":"could not serialize access due to concurrent update"}}))
+            .unwrap();
+            assert!(matches!(e.fault(), OdooFault::Transient(_)), "{name}");
+        }
     }
 }

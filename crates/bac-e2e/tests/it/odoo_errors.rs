@@ -1,0 +1,145 @@
+//! Odoo's errors read by exception class, the same over JSON-RPC and JSON-2: a user without
+//! the rights is told so (not that the credentials are wrong), and a database failure Odoo
+//! rolled back is retried instead of failing for good.
+use bac_e2e::Fleet;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn fault(fleet: &Fleet, rule: Value) {
+    let resp = fleet
+        .http
+        .post(format!("{}/_sandbox/odoo/faults", fleet.sandbox_url))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+}
+
+async fn leads_named(fleet: &Fleet, name: &str) -> i64 {
+    fleet
+        .odoo_rpc(
+            "crm.lead",
+            "search_count",
+            json!([[["name", "=", name]]]),
+            json!({}),
+        )
+        .await
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permission_errors_are_not_bad_credentials_and_rolled_back_failures_are_retried() {
+    let fleet = Fleet::start().await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+
+    // The connection's user has no Sales rights: Odoo raises AccessError.
+    fault(
+        &fleet,
+        json!({"model": "crm.lead", "method": "create", "error": "odoo.exceptions.AccessError", "for_calls": 1}),
+    )
+    .await;
+    let (status, body) = fleet.create_lead("Not allowed", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["details"]["error_code"], "PERMISSION_DENIED", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("crm.lead"),
+        "{body}"
+    );
+    assert!(
+        body["details"]["suggestion"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rights"),
+        "{body}"
+    );
+    let (_, s) = fleet
+        .call(Method::GET, "/api/v1/integrations/odoo/status", None)
+        .await;
+    assert_eq!(
+        s["configuration_valid"], true,
+        "the credentials are fine: {s}"
+    );
+    assert!(
+        !s["reason"].to_string().contains("INVALID_CREDENTIALS"),
+        "{s}"
+    );
+
+    // A serialization failure over /jsonrpc (HTTP 200 with an error body): Odoo rolled the
+    // create back; the service checks that and creates once.
+    fault(
+        &fleet,
+        json!({"model": "crm.lead", "method": "create", "error": "psycopg2.errors.SerializationFailure", "for_calls": 1}),
+    )
+    .await;
+    let (status, lead) = fleet.create_lead("After a rollback", None).await;
+    assert_eq!(status, 201, "{lead}");
+    assert_eq!(leads_named(&fleet, "After a rollback").await, 1);
+    // A read that meets a lost database connection once is read again.
+    fault(
+        &fleet,
+        json!({"model": "crm.lead", "method": "search_read", "error": "psycopg2.OperationalError", "for_calls": 1}),
+    )
+    .await;
+    let (status, body) = fleet
+        .call(Method::GET, "/api/v1/odoo/crm/leads", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_json2_lock_conflict_is_transient_like_its_jsonrpc_twin() {
+    let fleet = Fleet::start_with(bac_sandbox_odoo::OdooSandboxConfig {
+        server_version: "19.0".into(),
+        ..Default::default()
+    })
+    .await;
+    let (status, conn) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/integrations/connections",
+            Some(json!({
+                "integration": "odoo",
+                "name": "Odoo 19",
+                "config": {"url": fleet.sandbox_url, "database": "demo", "username": "admin"},
+                "credentials": {"api_key": bac_sandbox_odoo::DEFAULT_API_KEY},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{conn}");
+    // One 409: read again.
+    fault(
+        &fleet,
+        json!({"protocol": "json2", "model": "crm.lead", "method": "search_read", "error": "psycopg2.errors.LockNotAvailable", "for_calls": 1}),
+    )
+    .await;
+    let (status, body) = fleet
+        .call(Method::GET, "/api/v1/odoo/crm/leads", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Lasting: a retryable 503, not a refusal of the request.
+    fault(
+        &fleet,
+        json!({"protocol": "json2", "model": "crm.lead", "method": "search_read", "error": "psycopg2.errors.LockNotAvailable", "for_calls": 5}),
+    )
+    .await;
+    let (status, body) = fleet
+        .call(Method::GET, "/api/v1/odoo/crm/leads", None)
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["details"]["error_code"], "UPSTREAM_UNAVAILABLE",
+        "{body}"
+    );
+    // AccessError over JSON-2 (403) reads as over JSON-RPC.
+    fault(
+        &fleet,
+        json!({"protocol": "json2", "model": "crm.lead", "method": "create", "error": "odoo.exceptions.AccessError", "for_calls": 1}),
+    )
+    .await;
+    let (status, body) = fleet.create_lead("Not allowed either", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["details"]["error_code"], "PERMISSION_DENIED", "{body}");
+}
