@@ -273,8 +273,8 @@ async fn jsonrpc(State(svc): State<AppState>, body: Bytes) -> Response {
             call.model,
             call.method,
         )),
-        (true, "object", _) | (true, "common", "authenticate") => Err(OdooError::access_denied()),
-        (true, "common", "login") => Ok(json!(false)),
+        (true, "object", _) => Err(OdooError::access_denied()),
+        (true, "common", "login" | "authenticate") => Ok(json!(false)),
         _ => svc.dispatch_rpc(&service, &method, &args),
     };
     fault_after(&decision, Protocol::Jsonrpc, rpc_response(id, result)).await

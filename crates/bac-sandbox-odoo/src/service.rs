@@ -538,10 +538,11 @@ impl OdooService {
                 ];
                 let (a, _) = bind("exp_authenticate", &params, args, &none, false, false)?;
                 self.check_db(&a[0])?;
-                // res.users.authenticate() raises AccessDenied on bad credentials
+                // exp_authenticate catches res.users.authenticate()'s AccessDenied and
+                // answers False, as login does
                 match self.authenticate_rpc(&a[1], &a[2]) {
                     Some(uid) => Ok(json!(uid)),
-                    None => Err(OdooError::access_denied()),
+                    None => Ok(json!(false)),
                 }
             }
             "set_loglevel" => Ok(json!(true)),

@@ -27,7 +27,7 @@ mod gateway_edge;
 mod grpc_edge;
 mod lead_path;
 mod odoo_domain;
-mod odoo_errors;
+mod odoo_fidelity;
 mod odoo_json2;
 mod outage;
 mod parked_events;

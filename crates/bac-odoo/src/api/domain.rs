@@ -21,6 +21,13 @@ fn fields_for(entity: &str, ours: &[&'static str]) -> Vec<&'static str> {
     f
 }
 
+/// `s` as an SQL LIKE pattern that matches only itself.
+fn like_literal(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 fn first(rows: &Value) -> Option<&Value> {
     rows.as_array().and_then(|a| a.first())
 }
@@ -199,10 +206,13 @@ impl OdooApi {
             };
         }
         let (name, email) = (p.name.trim(), p.email.trim());
+        // `=ilike` is SQL ILIKE: the value is matched literally only with `%`, `_` and `\`
+        // escaped (else "a_b@x.test" finds "axb@x.test"); archived partners count too (else
+        // each order for one makes a duplicate).
         let domain = if email.is_empty() {
-            json!([["name", "=ilike", name]])
+            json!([["name", "=ilike", like_literal(name)]])
         } else {
-            json!([["email", "=ilike", email]])
+            json!([["email", "=ilike", like_literal(email)]])
         };
         let found = self
             .remote
@@ -211,7 +221,7 @@ impl OdooApi {
                 PARTNER_MODEL,
                 "search",
                 vec![domain],
-                json!({ "limit": 1, "order": "id" }),
+                json!({ "limit": 1, "order": "id", "context": {"active_test": false} }),
                 true,
             )
             .await?;

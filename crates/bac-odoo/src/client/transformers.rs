@@ -143,6 +143,9 @@ impl OdooError {
             OdooFault::AccessDenied
         } else if name.ends_with("AccessError") {
             OdooFault::Forbidden(msg)
+        } else if msg.contains("does not exist") && msg.contains("database") {
+            // An OperationalError too, but one no retry cures.
+            OdooFault::UnknownDatabase(msg)
         } else if TRANSIENT.iter().any(|t| name.ends_with(t)) {
             OdooFault::Transient(format!("{name}: {msg}"))
         } else if name == "builtins.KeyError" {
@@ -813,5 +816,12 @@ mod tests {
             .unwrap();
             assert!(matches!(e.fault(), OdooFault::Transient(_)), "{name}");
         }
+        let e: OdooError = serde_json::from_value(json!({"code":200,"message":"Odoo Server Error",
+            "data":{"name":"psycopg2.OperationalError","message":"FATAL:  database \"nope\" does not exist"}}))
+        .unwrap();
+        assert!(
+            matches!(e.fault(), OdooFault::UnknownDatabase(_)),
+            "a wrong database is not transient"
+        );
     }
 }

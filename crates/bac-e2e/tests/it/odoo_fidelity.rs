@@ -1,6 +1,7 @@
-//! Odoo's errors read by exception class, the same over JSON-RPC and JSON-2: a user without
-//! the rights is told so (not that the credentials are wrong), and a database failure Odoo
-//! rolled back is retried instead of failing for good.
+//! Odoo as real Odoo behaves (issue 13). Its errors are read by exception class, the same over
+//! JSON-RPC and JSON-2: a user without the rights is told so (not that the credentials are
+//! wrong), and a database failure Odoo rolled back is retried instead of failing for good.
+//! An order's partner is looked up as Odoo's ILIKE means it.
 use bac_e2e::Fleet;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -142,4 +143,60 @@ async fn a_json2_lock_conflict_is_transient_like_its_jsonrpc_twin() {
     let (status, body) = fleet.create_lead("Not allowed either", None).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["details"]["error_code"], "PERMISSION_DENIED", "{body}");
+}
+
+/// The partner of an order is found by its email literally (`_` and `%` are not wildcards)
+/// and among archived partners too: no order lands on a stranger, none makes a duplicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_orders_partner_is_found_by_its_exact_email_even_archived() {
+    let fleet = Fleet::start().await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let stranger = fleet
+        .odoo_rpc(
+            "res.partner",
+            "create",
+            json!([{"name": "Axb Corp", "email": "axb@x.test"}]),
+            json!({}),
+        )
+        .await
+        .as_i64()
+        .unwrap();
+    let archived = fleet
+        .odoo_rpc(
+            "res.partner",
+            "create",
+            json!([{"name": "Old Co", "email": "old@x.test", "active": false}]),
+            json!({}),
+        )
+        .await
+        .as_i64()
+        .unwrap();
+    let order = |partner: Value| {
+        let fleet = &fleet;
+        async move {
+            let (status, body) = fleet
+                .call(
+                    Method::POST,
+                    "/api/v1/odoo/sales/orders",
+                    Some(json!({"partner": partner, "lines": [{"name": "Service", "quantity": 1, "price_unit": 10}]})),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            body["partner_id"].as_i64().unwrap()
+        }
+    };
+    let new = order(json!({"name": "A_B", "email": "a_b@x.test"})).await;
+    assert_ne!(new, stranger, "a_b@x.test is not axb@x.test");
+    let old = order(json!({"name": "Old Co", "email": "old@x.test"})).await;
+    assert_eq!(old, archived, "the archived partner, not a duplicate");
+    let count = fleet
+        .odoo_rpc(
+            "res.partner",
+            "search_count",
+            json!([[["email", "=", "old@x.test"]]]),
+            json!({"context": {"active_test": false}}),
+        )
+        .await;
+    assert_eq!(count, 1);
 }
