@@ -55,13 +55,22 @@ def test_sale_order_lines_and_confirmation(odoo):
         {
             "partner_id": partner,
             "client_order_ref": f"intent-{tag}",
-            "order_line": [(0, 0, {"product_id": chair, "product_uom_qty": 3}), (0, 0, {"name": "Fee", "price_unit": 5})],
+            "order_line": [
+                (0, 0, {"product_id": chair, "product_uom_qty": 3}),
+                (0, 0, {"product_id": chair, "name": "Fee", "price_unit": 5}),
+                (0, 0, {"display_type": "line_note", "name": "Delivered on Monday"}),
+            ],
         }
     )
     order = Order.browse(order_id)
     assert order.amount_total == 125.0
     assert order.state == "draft"
-    assert len(order.order_line) == 2
+    assert len(order.order_line) == 3
+    # An ordinary line without a product is refused, as Odoo's SQL constraint does.
+    with pytest.raises(odoorpc.error.RPCError) as info:
+        Order.create({"partner_id": partner, "order_line": [(0, 0, {"name": "Just words", "price_unit": 1})]})
+    assert info.value.info["data"]["name"] == "odoo.exceptions.ValidationError"
+    assert "Missing required fields on accountable sale order line." in info.value.info["data"]["message"]
     assert order.partner_id.ref == f"intent-{tag}"
     assert odoo.execute_kw("sale.order", "action_confirm", [[order_id]]) is True
     assert Order.browse(order_id).state == "sale"

@@ -11,7 +11,8 @@ use bac_proto::{
         Invoice, Lead, ListEmployeesRequest, ListEmployeesResponse, ListInvoicesRequest,
         ListInvoicesResponse, ListLeadsRequest, ListLeadsResponse, ListProductsRequest,
         ListProductsResponse, ListSaleOrdersRequest, ListSaleOrdersResponse, ListStockRequest,
-        ListStockResponse, PartnerRef, Product, SaleOrder, StockQuant, UpdateLeadRequest,
+        ListStockResponse, PartnerRef, Product, SaleOrder, SaleOrderLine, StockQuant,
+        UpdateLeadRequest,
     },
 };
 use bac_runtime::db::Pool;
@@ -236,6 +237,48 @@ fn validate_lines<'a>(
             return Err(bad(format!(
                 "lines[{i}].price_unit must be a finite number"
             )));
+        }
+    }
+    Ok(())
+}
+
+/// The lines of a sale order: the common checks, then Odoo's rule that every line but a
+/// section or a note has a product.
+fn validate_order_lines(lines: &[SaleOrderLine]) -> Result<(), ServiceError> {
+    validate_lines(lines.iter().map(|l| {
+        (
+            l.product_id,
+            l.description.as_str(),
+            l.quantity,
+            l.price_unit,
+        )
+    }))?;
+    for (i, l) in lines.iter().enumerate() {
+        match l.display_type.as_deref() {
+            Some("line_section" | "line_note") => {
+                if l.product_id != 0 {
+                    return Err(bad(format!(
+                        "lines[{i}] is a {} line: it takes no product_id",
+                        l.display_type.as_deref().unwrap_or_default()
+                    )));
+                }
+                if l.description.trim().is_empty() {
+                    return Err(bad(format!("lines[{i}].name is the text of the line: give it")));
+                }
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "lines[{i}].display_type must be line_section or line_note, not {other:?}"
+                )))
+            }
+            None if l.product_id == 0 => {
+                return Err(bad(format!(
+                    "lines[{i}] needs a product_id: Odoo requires a product on every sale order line \
+                     (\"Missing required fields on accountable sale order line.\"); for a line of text give \
+                     display_type \"line_note\" (or \"line_section\" for a section title)"
+                )))
+            }
+            None => {}
         }
     }
     Ok(())

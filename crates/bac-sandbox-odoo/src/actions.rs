@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::error::{OdooError, OdooResult};
-use super::store::Store;
+use super::store::{Row, Store};
 
 /// The business methods of `model`.
 pub fn methods(model: &str) -> &'static [&'static str] {
@@ -184,6 +184,23 @@ fn post_moves(store: &mut Store, ids: &[i64], uid: i64) -> OdooResult<()> {
             vals.insert("name".into(), json!(format!("{prefix}{n:05}")));
         }
         store.write(MODEL, &[id], &Value::Object(vals), uid)?;
+    }
+    Ok(())
+}
+
+/// The SQL constraints of the served models, on a row about to be stored (Odoo reports a
+/// violated one as a `ValidationError` with the constraint's message).
+pub fn check_row(model: &str, row: &Row) -> OdooResult<()> {
+    let set = |f: &str| {
+        row.get(f)
+            .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
+    };
+    // sale.order.line's `accountable_required_fields`:
+    // CHECK(display_type IS NOT NULL OR (product_id IS NOT NULL AND product_uom IS NOT NULL))
+    if model == "sale.order.line" && !set("display_type") && !set("product_id") {
+        return Err(OdooError::validation(
+            "Missing required fields on accountable sale order line.",
+        ));
     }
     Ok(())
 }

@@ -512,6 +512,12 @@ pub fn sale_order_line() -> ModelDef {
             FieldDef::new("sequence", "Sequence", Integer).default(json!(10)),
             FieldDef::new("product_id", "Product", Many2one("product.product"))
                 .ondelete(OnDelete::Restrict),
+            // A section title or a note: no product, no amounts.
+            FieldDef::new(
+                "display_type",
+                "Display Type",
+                Selection(vec![("line_section", "Section"), ("line_note", "Note")]),
+            ),
             FieldDef::new("name", "Description", Text)
                 .required()
                 .default_with(Default::Related("product_id", "display_name")),

@@ -446,6 +446,8 @@ impl Store {
             .collect();
         let old_parents = self.parents_of(model, ids);
         let stamp = datetime_value(now);
+        // Every row is checked before any is stored: a violated constraint changes nothing.
+        let mut written = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(mut row) = self.row(model, *id).cloned() else {
                 continue;
@@ -461,8 +463,12 @@ impl Store {
             Self::recompute_row(&def, &mut row);
             row.insert("write_date", stamp.clone());
             row.insert("write_uid", uid_value.clone());
-            if let Ok(table) = self.table_mut(model) {
-                table.rows.insert(*id, row);
+            super::actions::check_row(model, &row)?;
+            written.push((*id, row));
+        }
+        if let Ok(table) = self.table_mut(model) {
+            for (id, row) in written {
+                table.rows.insert(id, row);
             }
         }
         let mut parents = self.parents_of(model, ids);

@@ -209,7 +209,7 @@ async fn odoo_domain_orders_invoices_and_catalog() {
                 "partner": {"name": "Globex", "email": "buyer@globex.test"},
                 "lines": [
                     {"product_id": product_id, "quantity": 2},
-                    {"name": "Installation", "quantity": 1, "price_unit": 150.5},
+                    {"display_type": "line_note", "name": "Installation on site"},
                 ],
                 "note": "Net 30",
             })),
@@ -223,8 +223,10 @@ async fn odoo_domain_orders_invoices_and_catalog() {
     assert_eq!(order["lines"].as_array().unwrap().len(), 2);
     assert_eq!(order["lines"][0]["product_id"], product_id);
     assert_eq!(order["lines"][0]["price_unit"], price);
-    assert_eq!(order["lines"][1]["name"], "Installation");
-    let total = 2.0 * price + 150.5;
+    assert_eq!(order["lines"][1]["name"], "Installation on site");
+    assert_eq!(order["lines"][1]["display_type"], "line_note");
+    assert!(order["lines"][0]["display_type"].is_null(), "{order}");
+    let total = 2.0 * price;
     assert!(
         (order["amount_total"].as_f64().unwrap() - total).abs() < 1e-6,
         "{order}"
@@ -366,6 +368,19 @@ async fn odoo_domain_bad_input_and_other_tenants() {
     )
     .await;
     assert_invalid(s, &b, "lines[0]");
+    // A description alone is not a sale order line Odoo accepts; a note is.
+    let (s, b) = post(
+        orders,
+        json!({"partner": {"name": "A"}, "lines": [{"name": "Just words", "price_unit": 5}]}),
+    )
+    .await;
+    assert_invalid(s, &b, "lines[0] needs a product_id");
+    let (s, b) = post(
+        orders,
+        json!({"partner": {"name": "A"}, "lines": [{"display_type": "line_note", "name": "n", "product_id": 3}]}),
+    )
+    .await;
+    assert_invalid(s, &b, "takes no product_id");
     let (s, b) = post(
         orders,
         json!({"partner": {"name": "A"}, "lines": [{"name": "x"}], "colour": "red"}),
@@ -377,7 +392,7 @@ async fn odoo_domain_bad_input_and_other_tenants() {
     assert_eq!(s, 400, "{b}");
     let (s, b) = post(
         orders,
-        json!({"partner": {"id": 424242}, "lines": [{"name": "x"}]}),
+        json!({"partner": {"id": 424242}, "lines": [{"product_id": 1}]}),
     )
     .await;
     assert_invalid(s, &b, "partner.id");
@@ -439,7 +454,7 @@ async fn odoo_domain_bad_input_and_other_tenants() {
         (
             Method::POST,
             format!("{orders}{q}"),
-            Some(json!({"partner": {"name": "A"}, "lines": [{"name": "x"}]})),
+            Some(json!({"partner": {"name": "A"}, "lines": [{"product_id": 1}]})),
         ),
         (Method::GET, format!("{orders}{q}"), None),
         (

@@ -179,7 +179,7 @@ async fn an_orders_partner_is_found_by_its_exact_email_even_archived() {
                 .call(
                     Method::POST,
                     "/api/v1/odoo/sales/orders",
-                    Some(json!({"partner": partner, "lines": [{"name": "Service", "quantity": 1, "price_unit": 10}]})),
+                    Some(json!({"partner": partner, "lines": [{"display_type": "line_note", "name": "Service"}]})),
                 )
                 .await;
             assert_eq!(status, 201, "{body}");

@@ -147,7 +147,7 @@ fn scenario(conn: &str) -> Vec<Step> {
                 "partner": {"name": "Globex", "email": "buyer@globex.test"},
                 "lines": [
                     {"product_id": 1, "quantity": 2},
-                    {"name": "Installation", "quantity": 1, "price_unit": 150.5},
+                    {"display_type": "line_note", "name": "Installation on site"},
                     {"product_id": 2},
                 ],
                 "note": "Net 30",
@@ -233,6 +233,11 @@ fn scenario(conn: &str) -> Vec<Step> {
             Method::POST,
             "/api/v1/odoo/sales/orders",
             Some(json!({"lines": [{"name": "x"}]})),
+        ),
+        step(
+            Method::POST,
+            "/api/v1/odoo/sales/orders",
+            Some(json!({"partner": {"name": "A"}, "lines": [{"name": "Just words"}]})),
         ),
         step(
             Method::POST,

@@ -511,14 +511,7 @@ impl OdooService for OdooApi {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
         let partner = validate_partner(req.partner.as_ref())?;
-        validate_lines(req.lines.iter().map(|l| {
-            (
-                l.product_id,
-                l.description.as_str(),
-                l.quantity,
-                l.price_unit,
-            )
-        }))?;
+        validate_order_lines(&req.lines)?;
         if req.note.len() > 10_000 {
             return Err(bad("note is longer than 10000 characters").into());
         }

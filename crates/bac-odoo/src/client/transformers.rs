@@ -344,6 +344,7 @@ pub const SALE_ORDER_FIELDS: &[&str] = &[
 pub const SALE_ORDER_LINE_FIELDS: &[&str] = &[
     "id",
     "order_id",
+    "display_type",
     "product_id",
     "name",
     "product_uom_qty",
@@ -368,6 +369,15 @@ pub fn sale_order_vals(partner_id: i64, lines: &[SaleOrderLine], note: &str) -> 
     let lines: Vec<Value> = lines
         .iter()
         .map(|l| {
+            if let Some(kind) = &l.display_type {
+                // Odoo's non_accountable_null_fields: no product, quantity or price.
+                return json!([0, 0, {
+                    "display_type": kind,
+                    "name": l.description.trim(),
+                    "product_uom_qty": 0,
+                    "price_unit": 0,
+                }]);
+            }
             let mut v = json!({ "product_uom_qty": l.quantity });
             if l.product_id > 0 {
                 v["product_id"] = json!(l.product_id);
@@ -398,6 +408,7 @@ fn sale_order_line(r: &Value) -> SaleOrderLine {
         quantity: num(&r["product_uom_qty"]),
         price_unit: Some(num(&r["price_unit"])),
         subtotal: num(&r["price_subtotal"]),
+        display_type: r["display_type"].as_str().map(str::to_string),
     }
 }
 

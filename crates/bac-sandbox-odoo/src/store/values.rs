@@ -361,6 +361,7 @@ impl Store {
         row.insert("write_date", stamp);
         row.insert("create_uid", uid_value.clone());
         row.insert("write_uid", uid_value);
+        crate::actions::check_row(def.name, &row)?;
         let x2m = commands
             .into_iter()
             .map(|(field, cmds)| self.prepare_x2m(def, field, cmds, uid, context, now))

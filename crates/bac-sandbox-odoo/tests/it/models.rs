@@ -117,11 +117,42 @@ async fn sale_order_with_lines() {
         json!([[order_id], {"order_line": [
             [1, lines[0], {"product_uom_qty": 10}],
             [2, lines[1], 0],
-            [0, 0, {"name": "Delivery", "price_unit": 15.5}],
+            [0, 0, {"product_id": chair, "name": "Delivery", "price_unit": 15.5}],
+            [0, 0, {"display_type": "line_note", "name": "Delivered on Monday"}],
         ]}]),
         json!({}),
     )
     .await;
+    // Every ordinary line needs a product (sale.order.line's accountable_required_fields);
+    // a refused write changes nothing.
+    let err = sb
+        .err(
+            "sale.order",
+            "write",
+            json!([[order_id], {"order_line": [[0, 0, {"name": "Just words", "price_unit": 1}]]}]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        err["data"]["name"], "odoo.exceptions.ValidationError",
+        "{err}"
+    );
+    assert_eq!(
+        err["data"]["message"],
+        "Missing required fields on accountable sale order line."
+    );
+    let err = sb
+        .err(
+            "sale.order.line",
+            "write",
+            json!([[lines[0]], {"product_id": false}]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        err["data"]["name"], "odoo.exceptions.ValidationError",
+        "{err}"
+    );
     let rec = &sb
         .ok(
             "sale.order",
@@ -131,7 +162,11 @@ async fn sale_order_with_lines() {
         )
         .await[0];
     assert_eq!(rec["amount_total"], 415.5);
-    assert_eq!(rec["order_line"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        rec["order_line"].as_array().unwrap().len(),
+        3,
+        "the note is a line too"
+    );
     assert!(sb
         .ok(
             "sale.order.line",
@@ -293,11 +328,12 @@ async fn sale_order_with_lines() {
 async fn one2many_link_set_and_clear() {
     let sb = spawn().await;
     let customer = partner(&sb, "Globex").await;
+    let item = product(&sb, "item", 1.0).await;
     let a = sb
         .ok(
             "sale.order",
             "create",
-            json!([{"partner_id": customer, "order_line": [[0, 0, {"name": "a1", "price_unit": 1}], [0, 0, {"name": "a2", "price_unit": 2}]]}]),
+            json!([{"partner_id": customer, "order_line": [[0, 0, {"product_id": item, "name": "a1", "price_unit": 1}], [0, 0, {"product_id": item, "name": "a2", "price_unit": 2}]]}]),
             json!({}),
         )
         .await
