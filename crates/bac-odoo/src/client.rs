@@ -279,6 +279,11 @@ pub fn service_error(e: OdooCallError, url: &str) -> ServiceError {
             "Odoo refused the connection's credentials".into(),
         )
         .suggest("Check the Odoo username and password (or API key) of this connection"),
+        OdooCallError::Fault(OdooFault::ApiKeyRefused) => err(
+            ErrorCode::InvalidCredentials,
+            "Odoo refused the connection's API key: it is wrong, revoked or expired (Odoo 19 API keys expire, three months after they are made at most)".into(),
+        )
+        .suggest("Make a new API key in Odoo (Preferences > Account Security > New API Key) and PATCH the connection's credentials.api_key"),
         OdooCallError::Fault(OdooFault::Forbidden(m)) => err(
             ErrorCode::PermissionDenied,
             format!("Odoo does not let the connection's user do this: {m}"),

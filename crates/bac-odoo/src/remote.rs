@@ -343,7 +343,9 @@ impl Remote {
                     tracing::info!(connection = %rec.id, model, method, "odoo rolled back a read; asking again");
                     continue;
                 }
-                Err(OdooCallError::Fault(OdooFault::AccessDenied)) if attempt == 1 => {
+                Err(OdooCallError::Fault(OdooFault::AccessDenied | OdooFault::ApiKeyRefused))
+                    if attempt == 1 =>
+                {
                     tracing::info!(connection = %rec.id, model, method, "odoo refused the cached credentials; logging in again");
                     continue;
                 }

@@ -153,6 +153,11 @@ impl UpstreamClient {
         // reach any address.
         #[allow(clippy::expect_used)]
         let http = reqwest::Client::builder()
+            // Upstream operators see who calls (Odoo logs it; providers ask for it).
+            .user_agent(format!(
+                "bac-integrations/{} ({upstream})",
+                env!("CARGO_PKG_VERSION")
+            ))
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             // A proxy would resolve the name instead of us, past the policy.

@@ -143,6 +143,28 @@ async fn a_json2_lock_conflict_is_transient_like_its_jsonrpc_twin() {
     let (status, body) = fleet.create_lead("Not allowed either", None).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["details"]["error_code"], "PERMISSION_DENIED", "{body}");
+    // An API key Odoo no longer takes (19's expire): said so, with what to do.
+    fault(
+        &fleet,
+        json!({"protocol": "json2", "session_expired": true, "for_calls": 5}),
+    )
+    .await;
+    let (status, body) = fleet.create_lead("Expired key", None).await;
+    assert_eq!(
+        body["details"]["error_code"], "INVALID_CREDENTIALS",
+        "{status} {body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    assert!(
+        body["details"]["suggestion"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("New API Key"),
+        "{body}"
+    );
 }
 
 /// The partner of an order is found by its email literally (`_` and `%` are not wildcards)

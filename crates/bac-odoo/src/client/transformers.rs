@@ -69,7 +69,7 @@ impl OdooJson2Error {
     pub fn fault(&self, status: u16) -> OdooFault {
         let msg = self.message.trim();
         if status == 401 {
-            return OdooFault::AccessDenied;
+            return OdooFault::ApiKeyRefused;
         }
         // A lock or serialization conflict: the transaction was rolled back, a retry may pass.
         if status == 409 {
@@ -116,6 +116,9 @@ const TRANSIENT: &[&str] = &[
 pub enum OdooFault {
     /// `odoo.exceptions.AccessDenied`: the credentials (login, password, API key) are refused.
     AccessDenied,
+    /// JSON-2's 401 "API key invalid or expired": Odoo 19's keys expire (three months at
+    /// most).
+    ApiKeyRefused,
     /// `odoo.exceptions.AccessError`: the user may not do this (no Sales, Inventory or HR
     /// rights, a record rule); Odoo's message names the model.
     Forbidden(String),
@@ -765,7 +768,7 @@ mod tests {
         };
         assert_eq!(
             e("werkzeug.exceptions.Unauthorized", "Invalid apikey").fault(401),
-            OdooFault::AccessDenied
+            OdooFault::ApiKeyRefused
         );
         assert_eq!(
             e(

@@ -391,3 +391,28 @@ async fn an_answer_larger_than_the_cap_is_refused_not_buffered() {
         .unwrap();
     assert_eq!(ok.body.len(), 2 << 20);
 }
+
+#[tokio::test]
+async fn requests_name_the_fleet_in_their_user_agent() {
+    let app = Router::new().route(
+        "/*path",
+        any(|headers: axum::http::HeaderMap| async move {
+            headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = UpstreamClient::new("odoo", None, policy(), loopback());
+    let resp = client
+        .send(&req(&format!("http://{addr}"), true))
+        .await
+        .unwrap();
+    let agent = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(agent.starts_with("bac-integrations/"), "{agent}");
+    assert!(agent.ends_with("(odoo)"), "{agent}");
+}
