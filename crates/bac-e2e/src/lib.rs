@@ -63,6 +63,33 @@ fn wait_port(port: u16, within: Duration) -> bool {
     false
 }
 
+/// Whether process `pid` holds the socket listening on `port` (Linux: `/proc/net/tcp` and
+/// the process's descriptors). Elsewhere it cannot be told and is assumed.
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    let local = format!(":{port:04X}");
+    // Columns: sl, local_address, rem_address, st (0A = LISTEN), ..., inode (10th).
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1)?.ends_with(&local) && *f.get(3)? == "0A")
+                .then(|| f.get(9).map(|i| format!("socket:[{i}]")))?
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .ok()
+            .is_some_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
 fn which(name: &str, env: &str) -> String {
     if let Ok(p) = std::env::var(env) {
         return p;
@@ -100,13 +127,25 @@ pub struct Tansu {
 }
 
 impl Tansu {
+    /// A broker on a free port. The port is free when chosen, not when Tansu binds it: if
+    /// another process took it meanwhile, Tansu exits and a test would talk to whatever
+    /// listens there. So the listener must be Tansu's own; otherwise another port is tried.
     pub fn start() -> Tansu {
-        Self::start_on(free_port())
+        for _ in 0..5 {
+            if let Some(t) = Self::try_start_on(free_port()) {
+                return t;
+            }
+        }
+        panic!("tansu did not start on any of five free ports");
     }
 
     pub fn start_on(port: u16) -> Tansu {
+        Self::try_start_on(port).unwrap_or_else(|| panic!("tansu did not listen on {port}"))
+    }
+
+    fn try_start_on(port: u16) -> Option<Tansu> {
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(which("tansu", "TANSU_BIN"))
+        let mut child = Command::new(which("tansu", "TANSU_BIN"))
             .args([
                 "broker",
                 "--storage-engine",
@@ -121,13 +160,23 @@ impl Tansu {
             .stderr(Stdio::null())
             .spawn()
             .expect("tansu not found: run scripts/install-deps (or set TANSU_BIN)");
-        assert!(
-            wait_port(port, Duration::from_secs(15)),
-            "tansu did not listen on {port}"
-        );
-        Tansu {
-            port,
-            child: Some(child),
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if !matches!(child.try_wait(), Ok(None)) {
+                // It exited: the port was taken after all.
+                return None;
+            }
+            if wait_port(port, Duration::from_millis(200)) && listens(child.id(), port) {
+                return Some(Tansu {
+                    port,
+                    child: Some(child),
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
         }
     }
 

@@ -157,8 +157,28 @@ impl OdooClient {
         }
     }
 
-    /// `common.version`: needs no credentials; the connection test starts with it.
+    /// The server's version, which needs no credentials (the connection test starts with
+    /// it): `GET /web/version` (Odoo 17 and later; no `/jsonrpc`, which Odoo 19 deprecates),
+    /// else `common.version` over `/jsonrpc` for a server without that route.
     pub async fn version(&self, url: &str) -> Result<Value, OdooCallError> {
+        let probe = UpstreamRequest {
+            method: Method::GET,
+            url: format!("{}/web/version", url.trim_end_matches('/')),
+            headers: vec![("accept".into(), "application/json".into())],
+            body: None,
+            idempotent: true,
+            operation: "web/version".into(),
+            quota: None,
+        };
+        // A server that cannot be reached is that, whatever the route: no second try.
+        let resp = self.upstream.send(&probe).await?;
+        if resp.status.is_success() {
+            if let Ok(v) = serde_json::from_slice::<Value>(&resp.body) {
+                if v.get("server_version").is_some() {
+                    return Ok(v);
+                }
+            }
+        }
         self.call(rpc_request(
             url,
             "common",

@@ -105,6 +105,7 @@ pub fn router(cfg: OdooSandboxConfig) -> Router {
             "/web/webclient/version_info",
             get(version_info).post(version_info),
         )
+        .route("/web/version", get(web_version))
         .route("/web/session/authenticate", post(session_authenticate))
         .route("/web/session/get_session_info", post(session_get_info))
         .route("/web/session/destroy", post(session_destroy))
@@ -297,6 +298,20 @@ async fn version_info(State(svc): State<AppState>, body: Bytes) -> Response {
         &decision,
         Protocol::Web,
         rpc_response(id, Ok(svc.version_info())),
+    )
+    .await
+}
+
+/// `GET /web/version` (Odoo 17+): `common.version()`'s answer as plain JSON, no credentials.
+async fn web_version(State(svc): State<AppState>) -> Response {
+    let decision = match fault_before(&svc, &web_call(None, "version")).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    fault_after(
+        &decision,
+        Protocol::Web,
+        Json(svc.version_info()).into_response(),
     )
     .await
 }
