@@ -299,6 +299,13 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
                         "default": false,
                         "description": "Let execute_kw call unlink (delete records) on the allowed models",
                     },
+                    "sync_lookback_seconds": {
+                        "type": "integer",
+                        "minimum": 60,
+                        "maximum": 86400,
+                        "default": 300,
+                        "description": "How far before the newest write_date it saw an incremental sync reads again (Odoo stamps write_date when a transaction starts and a long one commits later)",
+                    },
                     "intent_fields": {
                         "type": "object",
                         "description": "Model name -> char field that carries the platform's intent id on creates (defaults: crm.lead referred, res.partner ref, sale.order client_order_ref, account.move ref, product.product default_code, hr.employee identification_id)",

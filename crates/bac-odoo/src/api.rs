@@ -336,11 +336,14 @@ pub const SETTINGS: &[&str] = &[
     "allowed_models",
     "allow_unlink",
     "intent_fields",
+    "sync_lookback_seconds",
 ];
 
 /// `url` (http or https, no credentials in it), `database` and `username`; optional
 /// `protocol` ("auto" | "jsonrpc" | "json2"), `allowed_models` (model names `ExecuteKw` may
-/// reach), `allow_unlink` (boolean) and `intent_fields` (model -> field holding intent ids).
+/// reach), `allow_unlink` (boolean), `intent_fields` (model -> field holding intent ids) and
+/// `sync_lookback_seconds` (how far before the newest change seen an incremental sync reads
+/// again, 60 to 86,400; default [`crate::sync::DEFAULT_LOOKBACK_SECS`]).
 pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
     let field = |k: &str| -> Result<String, ServiceError> {
         match config.get(k) {
@@ -409,6 +412,17 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
         None => {}
         Some(Value::Bool(b)) => out["allow_unlink"] = json!(b),
         Some(_) => return Err(bad("config.allow_unlink must be a boolean")),
+    }
+    match config.get("sync_lookback_seconds") {
+        None => {}
+        Some(v) if v.as_i64().is_some_and(|n| (60..=86_400).contains(&n)) => {
+            out["sync_lookback_seconds"] = v.clone()
+        }
+        Some(_) => {
+            return Err(bad(
+                "config.sync_lookback_seconds must be a whole number of seconds from 60 to 86400",
+            ))
+        }
     }
     match config.get("intent_fields") {
         None => {}

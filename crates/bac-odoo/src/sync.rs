@@ -71,6 +71,19 @@ impl OdooEntity {
     }
 }
 
+/// How far before the newest change seen an incremental run starts, unless the connection
+/// says (`sync_lookback_seconds`): Odoo runs a request for up to 120 s by default, crons
+/// longer.
+pub const DEFAULT_LOOKBACK_SECS: i64 = 300;
+
+fn lookback_secs(conn: &ConnectionRecord) -> i64 {
+    conn.config
+        .get("sync_lookback_seconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_LOOKBACK_SECS)
+        .clamp(60, 86_400)
+}
+
 /// The table entry of `entity`.
 pub fn entity(entity: &str) -> Option<&'static OdooEntity> {
     ENTITIES.iter().find(|e| e.entity == entity)
@@ -590,11 +603,12 @@ impl EntityAdapter for OdooAdapter {
             (a, b) => a.or(b),
         };
         pos.max_seen = max_seen.map(fmt_time);
-        // Never later than a minute before the run started: what changed during the run (even
-        // under an id already passed) is read again next time.
-        let bound = req.run_started_at - Duration::seconds(60);
+        // Odoo stamps write_date when a transaction starts and its rows become visible when
+        // it commits, minutes later for a long import or cron: the next run reads again from
+        // the look-back before the newest write_date seen (Odoo's clock, not the fleet's).
+        // What changed during this run is newer than that and is read again too.
         let next_since = match max_seen {
-            Some(m) => Some(fmt_time(m.min(bound))),
+            Some(m) => Some(fmt_time(m - Duration::seconds(lookback_secs(conn)))),
             None => pos.since.clone(),
         };
         Ok(Page {

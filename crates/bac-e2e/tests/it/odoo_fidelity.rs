@@ -222,3 +222,38 @@ async fn an_orders_partner_is_found_by_its_exact_email_even_archived() {
         .await;
     assert_eq!(count, 1);
 }
+
+/// Odoo stamps `write_date` when a transaction starts; a long import commits its rows minutes
+/// later. A record that appears after a run with a `write_date` two minutes before it is still
+/// read by the next incremental run (the look-back counts from the newest `write_date` seen).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_committed_late_with_an_older_write_date_is_still_synced() {
+    use bac_e2e::conformance::{counts, sync};
+    let fleet = Fleet::start().await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let conn = conn["id"].as_str().unwrap().to_string();
+    fleet
+        .seed_with(json!({"model": "crm.lead", "count": 1}))
+        .await;
+    let run = sync(&fleet, &conn, "crm_lead", "full").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    // An import that started two minutes ago commits now.
+    let started = (chrono::Utc::now() - chrono::Duration::seconds(120))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    fleet
+        .seed_with(json!({"model": "crm.lead", "count": 1, "write_date": started}))
+        .await;
+    let run = sync(&fleet, &conn, "crm_lead", "incremental").await;
+    assert_eq!(counts(&run), (1, 0, 0), "{run}");
+    // The look-back is the connection's to choose, within bounds.
+    let (status, body) = fleet
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/connections/{conn}"),
+            Some(json!({"config": {"url": fleet.sandbox_url, "database": "demo", "username": "admin", "sync_lookback_seconds": 5}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
