@@ -126,6 +126,9 @@ pub struct Remote {
     inner: Arc<Inner>,
 }
 
+/// The field names of one model on one database.
+type FieldNames = std::sync::Arc<std::collections::HashSet<String>>;
+
 struct Inner {
     db: Pool,
     connections: ConnectionStore,
@@ -134,6 +137,8 @@ struct Inner {
     uids: Mutex<HashMap<String, (i64, String, Instant)>>,
     /// connection id -> (protocol and version, session fingerprint + protocol setting, when).
     servers: Mutex<HashMap<String, (ServerInfo, String, Instant)>>,
+    /// (connection id, model) -> the model's field names on that database.
+    fields: Mutex<HashMap<(String, String), FieldNames>>,
     /// The call log (and the status cache it invalidates).
     calls: Calls,
 }
@@ -164,6 +169,7 @@ impl Remote {
                 ),
                 uids: Mutex::new(HashMap::new()),
                 servers: Mutex::new(HashMap::new()),
+                fields: Mutex::new(HashMap::new()),
                 calls,
             }),
         }
@@ -207,6 +213,7 @@ impl Remote {
     pub async fn forget_connection(&self, id: &str) {
         self.inner.uids.lock().await.remove(id);
         self.inner.servers.lock().await.remove(id);
+        self.inner.fields.lock().await.retain(|(c, _), _| c != id);
         self.inner.calls.forget_statuses();
     }
 
@@ -297,6 +304,43 @@ impl Remote {
             .await
             .insert(rec.id.clone(), (uid, fp, Instant::now()));
         Ok(uid)
+    }
+
+    /// Whether `model` has `field` on the connection's database (`fields_get`, cached until
+    /// the connection changes or a call fails). Which optional fields exist is the database's
+    /// installed apps', not the version's: `is_storable` (18+) is the Inventory app's, and
+    /// reading a field Odoo does not have is an error.
+    pub async fn has_field(
+        &self,
+        rec: &ConnectionRecord,
+        model: &str,
+        field: &str,
+    ) -> Result<bool, ServiceError> {
+        let key = (rec.id.clone(), model.to_string());
+        if let Some(known) = self.inner.fields.lock().await.get(&key) {
+            return Ok(known.contains(field));
+        }
+        let got = self
+            .execute(
+                rec,
+                model,
+                "fields_get",
+                vec![],
+                json!({"attributes": ["type"]}),
+                true,
+            )
+            .await?;
+        let names: std::collections::HashSet<String> = got
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let has = names.contains(field);
+        self.inner
+            .fields
+            .lock()
+            .await
+            .insert(key, std::sync::Arc::new(names));
+        Ok(has)
     }
 
     /// `model.method(*args, **kwargs)` on the connection's Odoo.

@@ -64,6 +64,9 @@ pub struct OdooSandboxConfig {
     pub api_keys: Vec<(String, String)>,
     /// `(model, count)` records seeded at start (`BAC_SANDBOX_ODOO_SEED`).
     pub seed: Vec<(String, u64)>,
+    /// The Inventory app (`stock`) is installed: the stock models and, from 18 on, products'
+    /// `is_storable` exist (`BAC_SANDBOX_ODOO_STOCK=0`: a database without it).
+    pub stock: bool,
 }
 
 /// The API key the default configuration gives to `admin`.
@@ -77,6 +80,7 @@ impl Default for OdooSandboxConfig {
             server_version: "17.0".to_owned(),
             api_keys: vec![(DEFAULT_API_KEY.to_owned(), "admin".to_owned())],
             seed: Vec::new(),
+            stock: true,
         }
     }
 }

@@ -407,6 +407,12 @@ pub fn res_partner() -> ModelDef {
 /// `product.product` (product variants). Odoo 18 replaced the `product` ("Storable
 /// Product") type by the `is_storable` flag and added the `combo` type.
 pub fn product_product(major: u32) -> ModelDef {
+    product_product_with(major, true)
+}
+
+/// `product.product` of a database with or without the Inventory app (`is_storable` is
+/// stock's, from 18 on).
+pub fn product_product_with(major: u32, stock: bool) -> ModelDef {
     use FieldType::*;
     let types = if major >= 18 {
         vec![
@@ -431,7 +437,7 @@ pub fn product_product(major: u32) -> ModelDef {
             .required()
             .default(json!("consu")),
     ];
-    if major >= 18 {
+    if major >= 18 && stock {
         fields.push(FieldDef::new("is_storable", "Track Inventory", Boolean).default(json!(false)));
     }
     fields.extend([
@@ -728,22 +734,28 @@ pub fn hr_employee() -> ModelDef {
 
 /// All models served by an Odoo sandbox of the given major version.
 pub fn builtin_models_for(major: u32) -> Vec<ModelDef> {
-    vec![
+    models_for(major, true)
+}
+
+/// The models of a database of version `major`, with or without the Inventory app.
+pub fn models_for(major: u32, stock: bool) -> Vec<ModelDef> {
+    let mut models = vec![
         crm_lead(),
         crm_stage(),
         res_users(),
         ir_model(),
         res_partner(),
-        product_product(major),
+        product_product_with(major, stock),
         sale_order(),
         sale_order_line(),
         account_move(),
         account_move_line(),
-        stock_location(),
-        stock_quant(),
-        hr_department(),
-        hr_employee(),
-    ]
+    ];
+    if stock {
+        models.extend([stock_location(), stock_quant()]);
+    }
+    models.extend([hr_department(), hr_employee()]);
+    models
 }
 
 /// The models of an Odoo 17 sandbox.

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::actions;
 use super::error::{py_repr, py_type_name, OdooError, OdooResult};
 use super::faults::Faults;
-use super::models::{builtin_models_for, major_version};
+use super::models::{major_version, models_for};
 use super::seed::{self, SeedRequest};
 use super::store::Store;
 use super::OdooSandboxConfig;
@@ -278,7 +278,7 @@ impl OdooService {
     /// departments, `ir.model` and the configured seed data.
     pub fn new(cfg: &OdooSandboxConfig) -> Self {
         let major = major_version(&cfg.server_version);
-        let mut store = Store::new(builtin_models_for(major));
+        let mut store = Store::new(models_for(major, cfg.stock));
         let mut users: Vec<User> = Vec::new();
         // OdooBot (id 1, archived), then the configured users from id 2.
         let _ = store.insert_with_id(
@@ -340,7 +340,7 @@ impl OdooService {
         {
             let _ = store.insert_with_id("hr.department", i as i64 + 1, &json!({"name": name}), 1);
         }
-        let descriptions: Vec<(&str, &str)> = builtin_models_for(major)
+        let descriptions: Vec<(&str, &str)> = models_for(major, cfg.stock)
             .iter()
             .map(|m| (m.name, m.description))
             .collect();

@@ -6,7 +6,8 @@
 //! (`admin` / `admin`), `BAC_SANDBOX_ODOO_API_KEY` (the user's API key for `/json/2`
 //! and `/jsonrpc`, `sandbox-api-key`), `BAC_SANDBOX_ODOO_VERSION` (`17.0`; `19.0`
 //! serves the JSON-2 API), `BAC_SANDBOX_ODOO_SEED` (records created at start, e.g.
-//! `crm.lead=1000,res.partner=100`), `RUST_LOG` (`info`).
+//! `crm.lead=1000,res.partner=100`), `BAC_SANDBOX_ODOO_STOCK` (`1`; `0`: a database without
+//! the Inventory app), `RUST_LOG` (`info`).
 
 use std::net::SocketAddr;
 
@@ -43,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         server_version: env_or("BAC_SANDBOX_ODOO_VERSION", "17.0"),
         api_keys: vec![(env_or("BAC_SANDBOX_ODOO_API_KEY", DEFAULT_API_KEY), login)],
         seed,
+        stock: env_or("BAC_SANDBOX_ODOO_STOCK", "1") != "0",
     };
     let (database, login, version) = (
         cfg.database.clone(),

@@ -257,3 +257,35 @@ async fn a_change_committed_late_with_an_older_write_date_is_still_synced() {
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Odoo 18 without the Inventory app: products have no `is_storable` (stock adds it) and
+/// reading a field Odoo does not have is an error. The product list asks the database which
+/// fields it has instead of assuming them from the version; stock says which model is missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn products_list_on_an_odoo_18_without_inventory() {
+    let fleet = Fleet::start_with(bac_sandbox_odoo::OdooSandboxConfig {
+        server_version: "18.0".into(),
+        stock: false,
+        ..Default::default()
+    })
+    .await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    fleet.seed("product.product", 2).await;
+    let (status, body) = fleet
+        .call(Method::GET, "/api/v1/odoo/inventory/products", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let products = body["products"].as_array().unwrap();
+    assert_eq!(products.len(), 2, "{body}");
+    assert_eq!(products[0]["product_type"], "goods");
+    assert_eq!(products[0]["storable"], false);
+    let (_, body) = fleet
+        .call(Method::GET, "/api/v1/odoo/inventory/stock", None)
+        .await;
+    assert_eq!(body["details"]["error_code"], "UPSTREAM_REJECTED", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("stock.quant"),
+        "{body}"
+    );
+}

@@ -742,7 +742,13 @@ impl OdooService for OdooApi {
         let (rows, total) = self
             .remote
             .tracked(&rec, "list_products", async {
-                let fields = tf::product_fields(self.remote.server_major(&rec).await?);
+                // 18+ flags storable products with `is_storable`, which only the Inventory
+                // app adds: asked of the database, not assumed from the version.
+                let storable = self
+                    .remote
+                    .has_field(&rec, "product.product", "is_storable")
+                    .await?;
+                let fields = tf::product_fields(storable);
                 self.page_rows(
                     &rec,
                     "product.product",

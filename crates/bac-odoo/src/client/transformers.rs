@@ -552,10 +552,11 @@ pub fn invoice_from_record(rec: &Value, lines: &[Value], connection_id: &str) ->
     })
 }
 
-/// The `product.product` fields of an Odoo version: 18 replaced the 'product' (storable) type
-/// by the `is_storable` flag. (16 and 17 also have `detailed_type`, which mirrors `type`; we
-/// read `type`, which every version has.)
-pub fn product_fields(major: u32) -> Vec<&'static str> {
+/// The `product.product` fields read: 18 replaced the 'product' (storable) type by the
+/// `is_storable` flag, which exists only where the Inventory app is installed (`storable`:
+/// the database has it). (16 and 17 also have `detailed_type`, which mirrors `type`; we read
+/// `type`, which every version has.)
+pub fn product_fields(storable: bool) -> Vec<&'static str> {
     let mut f = vec![
         "id",
         "name",
@@ -569,7 +570,7 @@ pub fn product_fields(major: u32) -> Vec<&'static str> {
         "active",
         "write_date",
     ];
-    if major >= 18 {
+    if storable {
         f.push("is_storable");
     }
     f
@@ -669,7 +670,7 @@ pub fn entity_of(model: &str) -> Option<(&'static str, Vec<&'static str>)> {
         "res.partner" => ("partner", PARTNER_FIELDS.to_vec()),
         "sale.order" => ("sale_order", SALE_ORDER_FIELDS.to_vec()),
         "account.move" => ("invoice", INVOICE_FIELDS.to_vec()),
-        "product.product" => ("product", product_fields(17)),
+        "product.product" => ("product", product_fields(false)),
         "stock.quant" => ("stock_quant", STOCK_QUANT_FIELDS.to_vec()),
         "hr.employee" => ("employee", EMPLOYEE_FIELDS.to_vec()),
         _ => return None,
@@ -716,8 +717,8 @@ mod tests {
             (p.product_type.as_str(), p.storable, p.barcode.as_str()),
             ("service", false, "")
         );
-        assert!(product_fields(18).contains(&"is_storable"));
-        assert!(!product_fields(17).contains(&"is_storable"));
+        assert!(product_fields(true).contains(&"is_storable"));
+        assert!(!product_fields(false).contains(&"is_storable"));
     }
 
     #[test]
