@@ -104,6 +104,7 @@ impl Calls {
         connections: &[ConnectionRecord],
         configured: impl Fn(&ConnectionRecord) -> bool,
         sync: SyncFacts,
+        advice: &[String],
     ) -> Result<IntegrationStatus, ServiceError> {
         if let Some(s) = self.cached(tenant) {
             return Ok(s);
@@ -124,6 +125,18 @@ impl Calls {
         if let Some(p) = s.performance.as_mut() {
             p.last_sync_duration_ms = sync.last_run_duration_ms;
             p.last_sync_records = sync.last_run_records;
+        }
+        // The connector's advice: a working connection that should change is a warning.
+        if !advice.is_empty() {
+            let said = advice.join("; ");
+            match s.status.as_str() {
+                "healthy" => {
+                    s.status = "warning".into();
+                    s.reason = said;
+                }
+                "warning" => s.reason = format!("{}; {said}", s.reason),
+                _ => {}
+            }
         }
         if let Ok(mut m) = self.inner.statuses.lock() {
             m.insert(tenant.to_string(), (Instant::now(), s.clone()));

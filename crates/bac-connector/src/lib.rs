@@ -100,4 +100,11 @@ pub trait Connector: Send + Sync + 'static {
 
     /// A connection changed or went: drop whatever is cached for it (sessions, versions).
     async fn forget(&self, connection_id: &str);
+
+    /// What is wrong or ending with a connection that works (a protocol the provider
+    /// deprecates, credentials about to expire), from what the connector already knows: no
+    /// upstream call. The status turns `warning` with it.
+    async fn advice(&self, _rec: &ConnectionRecord) -> Option<String> {
+        None
+    }
 }

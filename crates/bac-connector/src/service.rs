@@ -300,6 +300,10 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
         let last_sync_at = self.engine.last_success(&ctx.tenant_id).await?;
         let summary = self.engine.summary(&ctx.tenant_id).await?;
         let connector = &self.connector;
+        let mut advice = Vec::new();
+        for c in &connections {
+            advice.extend(connector.advice(c).await);
+        }
         let status = self
             .calls
             .status(
@@ -312,6 +316,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
                     last_run_duration_ms: summary.last_run_duration_ms,
                     last_run_records: summary.last_run_records,
                 },
+                &advice,
             )
             .await?;
         Ok(Response::new(status))

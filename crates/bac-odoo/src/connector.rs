@@ -125,4 +125,17 @@ impl Connector for OdooConnector {
     async fn forget(&self, connection_id: &str) {
         self.remote.forget_connection(connection_id).await;
     }
+
+    /// An Odoo 19+ connection with only a password speaks `/jsonrpc`, which Odoo deprecates
+    /// from 19 (removal announced for 22); the version is the last probe's.
+    async fn advice(&self, rec: &ConnectionRecord) -> Option<String> {
+        let server = self.remote.known_server(&rec.id).await?;
+        let has_key = rec.secret_fields.iter().any(|f| f == "api_key");
+        (server.major >= 19 && !has_key).then(|| {
+            format!(
+                "connection {} ({}) reaches Odoo {} with a password over /jsonrpc, which Odoo deprecates from 19 (removal announced for 22): add credentials.api_key to use JSON-2",
+                rec.id, rec.name, server.major
+            )
+        })
+    }
 }

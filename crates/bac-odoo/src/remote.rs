@@ -306,6 +306,16 @@ impl Remote {
         Ok(uid)
     }
 
+    /// What a probe of the connection's server found last, if any (no call).
+    pub async fn known_server(&self, connection_id: &str) -> Option<ServerInfo> {
+        self.inner
+            .servers
+            .lock()
+            .await
+            .get(connection_id)
+            .map(|(info, _, _)| *info)
+    }
+
     /// Whether `model` has `field` on the connection's database (`fields_get`, cached until
     /// the connection changes or a call fails). Which optional fields exist is the database's
     /// installed apps', not the version's: `is_storable` (18+) is the Inventory app's, and

@@ -289,3 +289,39 @@ async fn products_list_on_an_odoo_18_without_inventory() {
         "{body}"
     );
 }
+
+/// An Odoo 19 connection with only a password works over `/jsonrpc`, which Odoo deprecates
+/// from 19: its status says so and what to do, once the fleet has seen the version.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_only_connection_to_odoo_19_is_a_warning() {
+    let fleet = Fleet::start_with(bac_sandbox_odoo::OdooSandboxConfig {
+        server_version: "19.0".into(),
+        ..Default::default()
+    })
+    .await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let (status, lead) = fleet.create_lead("Over jsonrpc", None).await;
+    assert_eq!(status, 201, "{lead}");
+    let shown = bac_e2e::wait_until(std::time::Duration::from_secs(10), || async {
+        odoo_status(&fleet).await["status"] == "warning"
+    })
+    .await;
+    let s = odoo_status(&fleet).await;
+    assert!(shown, "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("credentials.api_key"),
+        "{s}"
+    );
+    assert_eq!(s["configuration_valid"], true, "it works: {s}");
+}
+
+async fn odoo_status(fleet: &Fleet) -> Value {
+    fleet
+        .call(Method::GET, "/api/v1/integrations/odoo/status", None)
+        .await
+        .1
+}

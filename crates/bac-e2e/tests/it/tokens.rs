@@ -400,6 +400,7 @@ async fn a_revoked_grant_stops_calls_sets_the_status_and_is_audited_until_reconn
             std::slice::from_ref(&rec),
             |_| true,
             SyncFacts::default(),
+            &[],
         )
         .await
         .unwrap();
