@@ -179,17 +179,6 @@ impl OdooError {
         }
     }
 
-    /// `werkzeug.exceptions.NotFound` (code 404) for unknown JSON routes.
-    pub fn not_found() -> Self {
-        let message = "404 Not Found: The requested URL was not found on the server. If you \
-                       entered the URL manually please check your spelling and try again.";
-        Self {
-            code: 404,
-            title: "404: Not Found",
-            ..Self::new("werkzeug.exceptions.NotFound", message)
-        }
-    }
-
     /// JSON-RPC parse error (-32700): the body is not JSON.
     pub fn parse_error(detail: impl std::fmt::Display) -> Self {
         Self {

@@ -625,18 +625,10 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn fallback(headers: HeaderMap, body: Bytes) -> Response {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.starts_with("application/json") || ct.starts_with("application/json-rpc")
-        });
-    if is_json {
-        let id = parse_request(&body).map(|r| r.id).unwrap_or(Value::Null);
-        return rpc_response(id, Err(OdooError::not_found()));
-    }
-    (StatusCode::NOT_FOUND, "404 Not Found").into_response()
+/// No such route: werkzeug's HTML 404, whatever the request's content type (Odoo answers a
+/// JSON-RPC request to an unknown path with the page, not with a JSON-RPC error).
+async fn fallback() -> Response {
+    json2::html_not_found()
 }
 
 // ------------------------------------------------------------- admin helpers

@@ -621,3 +621,27 @@ async fn archived_records_and_admin_helpers() {
         .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
 }
+
+/// A JSON-RPC request to a path Odoo does not serve gets werkzeug's HTML 404 page, as from
+/// Odoo, not a JSON-RPC error.
+#[tokio::test]
+async fn an_unknown_route_answers_the_html_404() {
+    let sb = crate::support::spawn().await;
+    let resp = sb
+        .http
+        .post(format!("{}/odoo/jsonrpc", sb.base))
+        .json(&json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("<title>404 Not Found</title>"));
+}
