@@ -1,7 +1,7 @@
 //! The `bac-sandbox` binary as a user starts it: configured from the environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -11,27 +11,34 @@ const API_KEY: &str = bac_sandbox_odoo::DEFAULT_API_KEY;
 /// `BAC_SANDBOX_ODOO_VERSION=19.0` and its default API key.
 #[tokio::test]
 async fn binary_env_seed_and_version() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bac-sandbox"))
-        .env("BAC_SANDBOX_ODOO_ADDR", format!("127.0.0.1:{port}"))
+    // Port 0: the binary picks a free port and says which in its "listening" log line; the
+    // test waits for that line, not for time.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bac-sandbox"))
+        .env("BAC_SANDBOX_ODOO_ADDR", "127.0.0.1:0")
         .env("BAC_SANDBOX_ODOO_VERSION", "19.0")
         .env("BAC_SANDBOX_ODOO_SEED", "crm.lead=250,res.partner=3")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
     let _child = KillOnDrop(child);
-    let base = format!("http://127.0.0.1:{port}");
+    let listening = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+            .find(|l| l["fields"]["message"] == "bac-sandbox odoo listening")
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), listening)
+        .await
+        .expect("bac-sandbox did not start")
+        .unwrap()
+        .expect("bac-sandbox exited before listening");
+    let base = format!("http://{}", line["fields"]["addr"].as_str().unwrap());
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "bac-sandbox did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let count = |model: &'static str| {
         let (http, base) = (&http, &base);
         async move {
