@@ -76,10 +76,19 @@ pub async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value 
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let run_id = body["sync_run_id"].as_str().unwrap_or_default().to_string();
+    wait_run(
+        fleet,
+        conn,
+        body["sync_run_id"].as_str().unwrap_or_default(),
+    )
+    .await
+}
+
+/// Waits for run `run_id` of `conn` to end; the run as the REST API lists it.
+pub async fn wait_run(fleet: &Fleet, conn: &str, run_id: &str) -> Value {
     let run = std::sync::Mutex::new(Value::Null);
     let ended = wait_until(Duration::from_secs(90), || {
-        let (run, run_id) = (&run, &run_id);
+        let run = &run;
         async move {
             let (_, body) = fleet
                 .call(
@@ -90,7 +99,7 @@ pub async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value 
                 .await;
             let found = body["runs"]
                 .as_array()
-                .and_then(|r| r.iter().find(|r| r["id"] == run_id.as_str()).cloned());
+                .and_then(|r| r.iter().find(|r| r["id"] == run_id).cloned());
             match found {
                 Some(r) if r["status"] == "succeeded" || r["status"] == "failed" => {
                     *run.lock().expect("run") = r;
@@ -138,19 +147,37 @@ fn of_record(got: &[kafka::Record], entity: &str, id: &str) -> HashMap<String, u
     m
 }
 
-/// Sends a command on the integration's commands topic, as another platform service would.
-pub async fn command(fleet: &Fleet, key: &str, ce_id: &str, ty: &str, payload: Value) {
-    let producer: FutureProducer = ClientConfig::new()
+/// A Kafka producer on the fleet's broker, as another platform service has.
+pub fn producer(fleet: &Fleet) -> FutureProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", fleet.kafka.brokers())
         .create()
-        .expect("kafka producer");
+        .expect("kafka producer")
+}
+
+/// Sends a command on the integration's commands topic, as another platform service would.
+pub async fn command(fleet: &Fleet, key: &str, ce_id: &str, ty: &str, payload: Value) {
     let time = chrono::Utc::now().to_rfc3339();
+    command_at(&producer(fleet), fleet, key, ce_id, ty, &time, payload).await;
+}
+
+/// [`command`] with `producer` and the command's `ce_time`; where it landed (partition,
+/// offset).
+pub async fn command_at(
+    producer: &FutureProducer,
+    fleet: &Fleet,
+    key: &str,
+    ce_id: &str,
+    ty: &str,
+    time: &str,
+    payload: Value,
+) -> (i32, i64) {
     let headers = [
         ("ce_specversion", "1.0"),
         ("ce_id", ce_id),
         ("ce_source", "/platform/conformance"),
         ("ce_type", ty),
-        ("ce_time", time.as_str()),
+        ("ce_time", time),
         ("ce_tenantid", fleet.tenant.as_str()),
     ]
     .into_iter()
@@ -170,7 +197,7 @@ pub async fn command(fleet: &Fleet, key: &str, ce_id: &str, ty: &str, payload: V
             Duration::from_secs(10),
         )
         .await
-        .expect("command sent");
+        .expect("command sent")
 }
 
 /// The state a command settled in (`applied`, `skipped`, `conflict`, `failed`).

@@ -295,6 +295,24 @@ impl Vault {
         self.signal("-CONT");
     }
 
+    /// The runtime's configuration for this server: token auth, KV v2 at `secret/`, a 30 s
+    /// cache that serves up to 120 s through an outage.
+    pub fn config(&self) -> bac_runtime::config::VaultConfig {
+        bac_runtime::config::VaultConfig {
+            addr: self.addr.clone(),
+            token: Some(secrecy::SecretString::from(self.token.clone())),
+            role_id: None,
+            secret_id: None,
+            approle_mount: "approle".into(),
+            kubernetes_role: None,
+            kubernetes_mount: "kubernetes".into(),
+            kubernetes_token_path: String::new(),
+            mount: "secret".into(),
+            cache_ttl: Duration::from_secs(30),
+            cache_max_stale: Duration::from_secs(120),
+        }
+    }
+
     /// Reads a KV v2 secret's data as JSON (None when absent).
     pub async fn read(&self, path: &str) -> Option<serde_json::Value> {
         let resp = reqwest::Client::new()
@@ -621,6 +639,21 @@ impl Fleet {
                 "name": "Odoo sandbox",
                 "config": {"url": url, "database": "demo", "username": "admin"},
                 "credentials": {"password": password},
+            })),
+        )
+        .await
+    }
+
+    /// A connection to the sandbox with the admin's API key (JSON-2 on an Odoo 19 sandbox).
+    pub async fn connect_odoo_with_api_key(&self) -> (u16, serde_json::Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/integrations/connections",
+            Some(serde_json::json!({
+                "integration": "odoo",
+                "name": "Odoo 19",
+                "config": {"url": self.sandbox_url, "database": "demo", "username": "admin"},
+                "credentials": {"api_key": bac_sandbox_odoo::DEFAULT_API_KEY},
             })),
         )
         .await

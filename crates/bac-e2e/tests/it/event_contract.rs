@@ -121,7 +121,7 @@ async fn odoo_events_match_the_recorded_contract() {
     let run = sync(&fleet, &conn, "crm_lead", "full").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     // A two-way command from another platform service.
-    let p = producer(&fleet.kafka.brokers());
+    let p = producer(&fleet);
     command(
         &fleet,
         &p,

@@ -97,18 +97,7 @@ async fn a_json2_lock_conflict_is_transient_like_its_jsonrpc_twin() {
         ..Default::default()
     })
     .await;
-    let (status, conn) = fleet
-        .call(
-            Method::POST,
-            "/api/v1/integrations/connections",
-            Some(json!({
-                "integration": "odoo",
-                "name": "Odoo 19",
-                "config": {"url": fleet.sandbox_url, "database": "demo", "username": "admin"},
-                "credentials": {"api_key": bac_sandbox_odoo::DEFAULT_API_KEY},
-            })),
-        )
-        .await;
+    let (status, conn) = fleet.connect_odoo_with_api_key().await;
     assert_eq!(status, 201, "{conn}");
     // One 409: read again.
     fault(

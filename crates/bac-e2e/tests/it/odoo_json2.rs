@@ -45,18 +45,7 @@ async fn odoo_json2_is_used_for_odoo_19_with_an_api_key() {
         ..Default::default()
     })
     .await;
-    let (status, conn) = fleet
-        .call(
-            Method::POST,
-            "/api/v1/integrations/connections",
-            Some(json!({
-                "integration": "odoo",
-                "name": "Odoo 19",
-                "config": {"url": fleet.sandbox_url, "database": "demo", "username": "admin"},
-                "credentials": {"api_key": bac_sandbox_odoo::DEFAULT_API_KEY},
-            })),
-        )
-        .await;
+    let (status, conn) = fleet.connect_odoo_with_api_key().await;
     assert_eq!(status, 201, "{conn}");
     let id = conn["id"].as_str().unwrap().to_string();
 

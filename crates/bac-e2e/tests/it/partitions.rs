@@ -11,7 +11,6 @@ use std::{
 use async_trait::async_trait;
 use bac_e2e::{connect, fresh_database, wait_until, Vault};
 use bac_runtime::{
-    config::VaultConfig,
     connections::{self, ConnectionRecord, ConnectionStore},
     db, vault, ErrorCode, ServiceError,
 };
@@ -19,7 +18,6 @@ use bac_sync::{
     EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncEngine, SyncError, SyncOptions,
     Version,
 };
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -105,11 +103,7 @@ impl EntityAdapter for Mailboxes {
         _: &Value,
         _: &str,
     ) -> Result<RemoteRecord, SyncError> {
-        Err(SyncError::Permanent(ServiceError::new(
-            "mail",
-            ErrorCode::NotImplemented,
-            "read only",
-        )))
+        Err(read_only())
     }
 
     async fn update(
@@ -118,20 +112,21 @@ impl EntityAdapter for Mailboxes {
         _: &str,
         _: &Value,
     ) -> Result<RemoteRecord, SyncError> {
-        Err(SyncError::Permanent(ServiceError::new(
-            "mail",
-            ErrorCode::NotImplemented,
-            "read only",
-        )))
+        Err(read_only())
     }
 
     async fn delete(&self, _: &ConnectionRecord, _: &str) -> Result<(), SyncError> {
-        Err(SyncError::Permanent(ServiceError::new(
-            "mail",
-            ErrorCode::NotImplemented,
-            "read only",
-        )))
+        Err(read_only())
     }
+}
+
+/// What the mailboxes answer to writes: they are read only.
+fn read_only() -> SyncError {
+    SyncError::Permanent(ServiceError::new(
+        "mail",
+        ErrorCode::NotImplemented,
+        "read only",
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,20 +152,7 @@ async fn each_partition_has_its_own_run_cursor_and_failure() {
     let bao = Vault::get();
     let store = ConnectionStore::new(
         pool.clone(),
-        vault::Vault::new(VaultConfig {
-            addr: bao.addr.clone(),
-            token: Some(SecretString::from(bao.token.clone())),
-            role_id: None,
-            secret_id: None,
-            approle_mount: "approle".into(),
-            kubernetes_role: None,
-            kubernetes_mount: "kubernetes".into(),
-            kubernetes_token_path: String::new(),
-            mount: "secret".into(),
-            cache_ttl: Duration::from_secs(30),
-            cache_max_stale: Duration::from_secs(120),
-        })
-        .unwrap(),
+        vault::Vault::new(bao.config()).unwrap(),
         "mail",
     );
     let conn = format!("con_{}", uuid::Uuid::new_v4().simple());

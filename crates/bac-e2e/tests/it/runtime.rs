@@ -4,28 +4,11 @@ use std::collections::HashMap;
 
 use bac_e2e::{connect, fresh_database, Vault};
 use bac_runtime::{
-    config::VaultConfig,
     db,
     vault::{self, VaultError},
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-
-fn cfg(v: &Vault) -> VaultConfig {
-    VaultConfig {
-        addr: v.addr.clone(),
-        token: Some(SecretString::from(v.token.clone())),
-        role_id: None,
-        secret_id: None,
-        approle_mount: "approle".into(),
-        kubernetes_role: None,
-        kubernetes_mount: "kubernetes".into(),
-        kubernetes_token_path: String::new(),
-        mount: "secret".into(),
-        cache_ttl: std::time::Duration::from_secs(30),
-        cache_max_stale: std::time::Duration::from_secs(120),
-    }
-}
 
 fn secret(pairs: &[(&str, &str)]) -> HashMap<String, SecretString> {
     pairs
@@ -37,7 +20,7 @@ fn secret(pairs: &[(&str, &str)]) -> HashMap<String, SecretString> {
 #[tokio::test(flavor = "multi_thread")]
 async fn vault_kv2_with_check_and_set() {
     let bao = Vault::get();
-    let v = vault::Vault::new(cfg(&bao)).unwrap();
+    let v = vault::Vault::new(bao.config()).unwrap();
     let path = format!("bac/t{}/odoo/con_1", uuid::Uuid::new_v4().simple());
     assert!(v.read(&path).await.unwrap().is_none());
 
@@ -75,7 +58,7 @@ async fn vault_kv2_with_check_and_set() {
     assert!(v.read(&path).await.unwrap().is_none());
 
     // A wrong token is a clear error, not a panic or an empty secret.
-    let mut bad = cfg(&bao);
+    let mut bad = bao.config();
     bad.token = Some(SecretString::from("nope".to_string()));
     let err = vault::Vault::new(bad)
         .unwrap()
@@ -143,7 +126,7 @@ async fn vault_approle_login() {
     .json()
     .await
     .unwrap();
-    let mut c = cfg(&bao);
+    let mut c = bao.config();
     c.token = None;
     c.role_id = Some(role["data"]["role_id"].as_str().unwrap().to_string());
     c.secret_id = Some(SecretString::from(

@@ -7,11 +7,7 @@ use std::{
 
 use bac_e2e::{connect, kafka, Fleet};
 use bac_runtime::ServiceKind;
-use rdkafka::{
-    message::{Header, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord},
-    ClientConfig,
-};
+use rdkafka::{producer::FutureProducer, ClientConfig};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -46,48 +42,8 @@ pub(crate) async fn connection(fleet: &Fleet) -> String {
     conn["id"].as_str().unwrap().to_string()
 }
 
-/// Triggers a sync and waits until its run ends; returns the run.
-pub(crate) async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value {
-    let (status, body) = fleet
-        .call(
-            Method::POST,
-            &format!("/api/v1/integrations/connections/{conn}/sync"),
-            Some(json!({"entity": entity, "mode": mode})),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let run_id = body["sync_run_id"].as_str().unwrap().to_string();
-    wait_run(fleet, conn, &run_id).await
-}
-
-pub(crate) async fn wait_run(fleet: &Fleet, conn: &str, run_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (status, body) = fleet
-            .call(
-                Method::GET,
-                &format!("/api/v1/integrations/connections/{conn}/sync-runs?limit=200"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        if let Some(run) = body["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == run_id)
-        {
-            if run["status"] == "succeeded" || run["status"] == "failed" {
-                return run.clone();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run_id} did not end: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// Triggers a sync and waits until its run ends (the conformance suite's, shared).
+pub(crate) use bac_e2e::conformance::{sync, wait_run};
 
 fn count(run: &Value, what: &str) -> u64 {
     run[format!("records_{what}")].as_u64().unwrap_or(0)
@@ -95,10 +51,7 @@ fn count(run: &Value, what: &str) -> u64 {
 
 /// Events of a topic until `expected` arrived, then one more second to catch extras.
 async fn events(fleet: &Fleet, topic: &str, expected: usize) -> Vec<kafka::Record> {
-    let c = kafka::consumer(&fleet.kafka.brokers(), topic);
-    let mut got = kafka::collect(&c, Duration::from_secs(60), |r| r.len() >= expected).await;
-    got.extend(kafka::collect(&c, Duration::from_secs(1), |_| false).await);
-    got
+    bac_e2e::conformance::events(fleet, topic, |r| r.len() >= expected).await
 }
 
 fn by_type(records: &[kafka::Record]) -> HashMap<String, usize> {
@@ -416,14 +369,11 @@ async fn three_replicas_run_each_due_sync_once() {
     }
 }
 
-pub(crate) fn producer(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap()
+pub(crate) fn producer(fleet: &Fleet) -> FutureProducer {
+    bac_e2e::conformance::producer(fleet)
 }
 
-/// Sends a command as another platform service would.
+/// Sends a command on `bac.odoo.commands.v1` as another platform service would.
 pub(crate) async fn command(
     fleet: &Fleet,
     p: &FutureProducer,
@@ -432,41 +382,7 @@ pub(crate) async fn command(
     time: &str,
     payload: Value,
 ) -> (i32, i64) {
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "ce_specversion",
-            value: Some("1.0"),
-        })
-        .insert(Header {
-            key: "ce_id",
-            value: Some(ce_id),
-        })
-        .insert(Header {
-            key: "ce_source",
-            value: Some("/platform/test"),
-        })
-        .insert(Header {
-            key: "ce_type",
-            value: Some(ty),
-        })
-        .insert(Header {
-            key: "ce_time",
-            value: Some(time),
-        })
-        .insert(Header {
-            key: "ce_tenantid",
-            value: Some(fleet.tenant.as_str()),
-        });
-    let body = payload.to_string();
-    p.send(
-        FutureRecord::to("bac.odoo.commands.v1")
-            .key(ce_id)
-            .payload(&body)
-            .headers(headers),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap()
+    bac_e2e::conformance::command_at(p, fleet, "odoo", ce_id, ty, time, payload).await
 }
 
 /// Waits until bac-odoo's command consumer has committed past `(partition, offset)`: the
@@ -496,25 +412,7 @@ async fn consumed(fleet: &Fleet, (partition, offset): (i32, i64)) {
 
 /// Waits until the command is settled; its status.
 pub(crate) async fn settled(fleet: &Fleet, ce_id: &str) -> String {
-    let db = connect(&fleet.infra.database_url).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let row = db
-            .query_opt(
-                "SELECT status, error FROM odoo.sync_commands WHERE tenant_id = $1 AND command_id = $2",
-                &[&fleet.tenant, &ce_id],
-            )
-            .await
-            .unwrap();
-        if let Some(r) = row {
-            let s: String = r.get(0);
-            if s != "pending" {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "command {ce_id} not settled");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    bac_e2e::conformance::settled(fleet, "odoo", ce_id).await
 }
 
 async fn lead_by_name(fleet: &Fleet, name: &str) -> Vec<Value> {
@@ -535,7 +433,7 @@ async fn lead_by_name(fleet: &Fleet, name: &str) -> Vec<Value> {
 async fn commands_apply_once_and_a_lost_create_answer_is_not_duplicated() {
     let fleet = Fleet::start().await;
     let _conn = connection(&fleet).await;
-    let p = producer(&fleet.kafka.brokers());
+    let p = producer(&fleet);
     let now = chrono::Utc::now().to_rfc3339();
     // The same command twice.
     let payload = json!({"entity": "crm_lead", "op": "create", "values": {"name": "From a command", "priority": "high"}});
@@ -667,7 +565,7 @@ async fn commands_apply_once_and_a_lost_create_answer_is_not_duplicated() {
 async fn each_conflict_strategy_and_a_manual_resolution() {
     let fleet = Fleet::start().await;
     let conn = connection(&fleet).await;
-    let p = producer(&fleet.kafka.brokers());
+    let p = producer(&fleet);
     let mut n = 0;
     // A synced lead changed upstream, then an update command for it: a conflict.
     let mut conflict = |strategy: &'static str, owners: Value, local_time: &'static str| {

@@ -12,7 +12,6 @@ use bac_connector::{
 use bac_e2e::{fresh_database, Vault};
 use bac_runtime::{
     clock::ManualClock,
-    config::VaultConfig,
     connections::{self, ConnectionRecord, ConnectionStore},
     db::{self, Pool},
     upstream::{EgressPolicy, RetryPolicy, UpstreamClient},
@@ -88,22 +87,6 @@ struct Kit {
     http: reqwest::Client,
 }
 
-fn vault_cfg(v: &Vault) -> VaultConfig {
-    VaultConfig {
-        addr: v.addr.clone(),
-        token: Some(SecretString::from(v.token.clone())),
-        role_id: None,
-        secret_id: None,
-        approle_mount: "approle".into(),
-        kubernetes_role: None,
-        kubernetes_mount: "kubernetes".into(),
-        kubernetes_token_path: String::new(),
-        mount: "secret".into(),
-        cache_ttl: std::time::Duration::from_secs(30),
-        cache_max_stale: std::time::Duration::from_secs(120),
-    }
-}
-
 fn secrets(pairs: &[(&str, &str)]) -> HashMap<String, SecretString> {
     pairs
         .iter()
@@ -130,7 +113,7 @@ impl Kit {
         let bao = Vault::get();
         let store = ConnectionStore::new(
             pool.clone(),
-            vault::Vault::new(vault_cfg(&bao)).unwrap(),
+            vault::Vault::new(bao.config()).unwrap(),
             "zoho",
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -161,7 +144,7 @@ impl Kit {
             "zoho",
             "Zoho",
             self.pool.clone(),
-            vault::Vault::new(vault_cfg(&self.bao)).unwrap(),
+            vault::Vault::new(self.bao.config()).unwrap(),
             upstream,
             self.calls.clone(),
             grant,
