@@ -6,7 +6,6 @@
 //! `/bac/<name>`) and its tenant in both the header and the data; anything else is skipped
 //! with a warning. The gateway's own events (already rows) are skipped; an entry heard twice
 //! is kept once (its id).
-use std::time::Duration;
 
 use bac_runtime::{config::KafkaConfig, db::Pool};
 use chrono::{DateTime, Utc};
@@ -36,21 +35,9 @@ struct Entry {
 
 /// Reads the topic until `shutdown`; restarts with capped backoff.
 pub async fn run(db: Pool, kafka: KafkaConfig, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = consume(&db, &kafka, &shutdown) => r,
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(error = %e, "audit feed stopped; restarting");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
+    let stop = shutdown.clone();
+    bac_runtime::kafka::keep_consuming("the audit feed", shutdown, || consume(&db, &kafka, &stop))
+        .await;
 }
 
 async fn consume(

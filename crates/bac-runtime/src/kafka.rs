@@ -3,6 +3,8 @@
 //! broker-side auto-create is never relied on.
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
@@ -75,6 +77,30 @@ pub fn producer(cfg: &KafkaConfig, client_id: &str) -> Result<FutureProducer, Ka
         .set("topic.metadata.propagation.max.ms", "3000")
         .set("reconnect.backoff.max.ms", "2000")
         .create()?)
+}
+
+/// Runs a consumer session (`once`) until `shutdown`, starting a new one after it ends or
+/// fails, with backoff from 500 ms doubling to 30 s: a broker outage never ends consuming.
+pub async fn keep_consuming<F, Fut>(what: &str, shutdown: CancellationToken, mut once: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = once() => r,
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "{what} stopped; restarting");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// Creates `topics` that do not exist yet; existing ones are left as they are.

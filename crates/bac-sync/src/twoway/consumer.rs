@@ -11,21 +11,12 @@ pub(crate) async fn consume(
     topic: String,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = consume_once(&engine, &kafka, &topic, &shutdown) => r,
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(error = %e, topic, "commands consumer stopped; restarting");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
+    let what = format!("the commands consumer of {topic}");
+    let stop = shutdown.clone();
+    bac_runtime::kafka::keep_consuming(&what, shutdown, || {
+        consume_once(&engine, &kafka, &topic, &stop)
+    })
+    .await;
 }
 
 async fn consume_once(
