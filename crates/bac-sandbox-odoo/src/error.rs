@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct OdooError {
     /// JSON-RPC level code: 200 for server errors, 100 for an expired session,
-    /// 404 for an unknown route, -32700/-32600 for unparseable requests.
+    /// 404 for an unknown route; the same in Odoo 17, 18 and 19 (a body that is not a
+    /// JSON object never gets this far: it is a bare HTTP 400).
     pub code: i64,
     /// Top level `error.message` (`"Odoo Server Error"` for server errors).
     pub title: &'static str,
@@ -176,30 +177,6 @@ impl OdooError {
             code: 100,
             title: "Odoo Session Expired",
             ..Self::new("odoo.http.SessionExpiredException", "Session expired")
-        }
-    }
-
-    /// JSON-RPC parse error (-32700): the body is not JSON.
-    pub fn parse_error(detail: impl std::fmt::Display) -> Self {
-        Self {
-            code: -32700,
-            title: "Parse error",
-            ..Self::new(
-                "werkzeug.exceptions.BadRequest",
-                format!("400 Bad Request: Invalid JSON data: {detail}"),
-            )
-        }
-    }
-
-    /// JSON-RPC invalid request (-32600): JSON, but not a JSON-RPC 2.0 call.
-    pub fn invalid_request(detail: impl std::fmt::Display) -> Self {
-        Self {
-            code: -32600,
-            title: "Invalid Request",
-            ..Self::new(
-                "werkzeug.exceptions.BadRequest",
-                format!("400 Bad Request: Invalid JSON-RPC data: {detail}"),
-            )
         }
     }
 

@@ -157,36 +157,55 @@ struct RpcRequest {
     params: Map<String, Value>,
 }
 
-/// Parses a JSON-RPC 2.0 envelope; errors carry the id to answer with.
-fn parse_request(body: &[u8]) -> Result<RpcRequest, (Value, OdooError)> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| (Value::Null, OdooError::parse_error(e)))?;
+/// Parses a JSON-RPC envelope as Odoo's `JsonRPCDispatcher.dispatch` does (17, 18 and 19
+/// alike): a body that is not JSON, or JSON that is not an object, is refused with a bare
+/// HTTP 400 text answer that bypasses the JSON-RPC error handler; the `jsonrpc` member is
+/// never checked; `params` other than an object fails in `dict(params, **args)`, an
+/// ordinary server error (code 200) answered with the request's id.
+fn parse_request(body: &[u8]) -> Result<RpcRequest, Response> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Err(bare_bad_request("Invalid JSON data"));
+    };
     let Value::Object(mut obj) = value else {
-        return Err((
-            Value::Null,
-            OdooError::invalid_request("the request must be a JSON object"),
-        ));
+        return Err(bare_bad_request("Invalid JSON-RPC data"));
     };
     let id = obj.remove("id").unwrap_or(Value::Null);
-    if let Some(version) = obj.get("jsonrpc") {
-        if version != "2.0" {
-            return Err((
-                id,
-                OdooError::invalid_request("\"jsonrpc\" must be \"2.0\""),
-            ));
-        }
-    }
     let params = match obj.remove("params") {
-        None | Some(Value::Null) => Map::new(),
+        None => Map::new(),
         Some(Value::Object(p)) => p,
-        Some(_) => {
-            return Err((
-                id,
-                OdooError::invalid_request("\"params\" must be a JSON object"),
-            ))
-        }
+        Some(Value::Array(a)) if a.is_empty() => Map::new(),
+        Some(Value::String(t)) if t.is_empty() => Map::new(),
+        Some(other) => return Err(rpc_response(id, Err(dict_error(&other)))),
     };
     Ok(RpcRequest { id, params })
+}
+
+/// What Python's `dict(v)` raises for a decoded JSON value that is not an object (a list of
+/// pairs, which Python would accept, is refused too: no client sends one).
+fn dict_error(v: &Value) -> OdooError {
+    match v {
+        // iterating a str gives one-character strings
+        Value::String(_) => OdooError::value_error(
+            "dictionary update sequence element #0 has length 1; 2 is required",
+        ),
+        Value::Array(_) => OdooError::type_error(
+            "cannot convert dictionary update sequence element #0 to a sequence",
+        ),
+        other => OdooError::type_error(format!(
+            "'{}' object is not iterable",
+            error::py_type_name(other)
+        )),
+    }
+}
+
+/// werkzeug's `abort(Response(text, status=400))`: plain text, no JSON-RPC envelope.
+fn bare_bad_request(text: &'static str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 /// Odoo's JSON-RPC response: `result` is omitted when it is None (null).
@@ -237,7 +256,7 @@ fn take_params(
 async fn jsonrpc(State(svc): State<AppState>, body: Bytes) -> Response {
     let req = match parse_request(&body) {
         Ok(r) => r,
-        Err((id, e)) => return rpc_response(id, Err(e)),
+        Err(resp) => return resp,
     };
     let RpcRequest { id, mut params } = req;
     let parsed = take_params("jsonrpc", &mut params, &["service", "method", "args"], &[]);
@@ -291,7 +310,7 @@ async fn version_info(State(svc): State<AppState>, body: Bytes) -> Response {
     } else {
         match parse_request(&body) {
             Ok(r) => r.id,
-            Err((id, e)) => return rpc_response(id, Err(e)),
+            Err(resp) => return resp,
         }
     };
     let decision = match fault_before(&svc, &web_call(None, "version_info")).await {
@@ -351,7 +370,7 @@ fn with_session_cookie(mut resp: Response, sid: &str) -> Response {
 async fn session_authenticate(State(svc): State<AppState>, body: Bytes) -> Response {
     let RpcRequest { id, mut params } = match parse_request(&body) {
         Ok(r) => r,
-        Err((id, e)) => return rpc_response(id, Err(e)),
+        Err(resp) => return resp,
     };
     let decision = match fault_before(&svc, &web_call(None, "authenticate")).await {
         Ok(d) => d,
@@ -398,7 +417,7 @@ async fn session_get_info(
 ) -> Response {
     let id = match parse_request(&body) {
         Ok(r) => r.id,
-        Err((id, e)) => return rpc_response(id, Err(e)),
+        Err(resp) => return resp,
     };
     let decision = match fault_before(&svc, &web_call(None, "get_session_info")).await {
         Ok(d) => d,
@@ -414,7 +433,7 @@ async fn session_get_info(
 async fn session_destroy(State(svc): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let id = match parse_request(&body) {
         Ok(r) => r.id,
-        Err((id, e)) => return rpc_response(id, Err(e)),
+        Err(resp) => return resp,
     };
     let decision = match fault_before(&svc, &web_call(None, "destroy")).await {
         Ok(d) => d,
@@ -434,7 +453,7 @@ async fn session_destroy(State(svc): State<AppState>, headers: HeaderMap, body: 
 async fn dataset_call_kw(State(svc): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let RpcRequest { id, mut params } = match parse_request(&body) {
         Ok(r) => r,
-        Err((id, e)) => return rpc_response(id, Err(e)),
+        Err(resp) => return resp,
     };
     let call = web_call(
         params.get("model").and_then(Value::as_str),

@@ -428,25 +428,54 @@ async fn unknown_model() {
     assert_eq!(data["arguments"], json!(["nope"]));
 }
 
+/// Odoo's JsonRPCDispatcher (17, 18, 19) refuses a body that is not a JSON object with a bare
+/// HTTP 400 (`abort(Response("Invalid JSON data", status=400))`), never checks `jsonrpc`,
+/// and fails non-object params in `dict(params)` as an ordinary server error (code 200).
 #[tokio::test]
-async fn malformed_requests_are_jsonrpc_errors() {
+async fn malformed_requests_are_refused_as_odoo_does() {
     let sb = spawn().await;
-    let (status, resp) = sb.post_raw("/jsonrpc", "{not json".into()).await;
-    assert_eq!(status, 200);
-    assert_eq!(resp["error"]["code"], -32700);
-    assert_eq!(resp["id"], Value::Null);
-    assert!(resp["error"]["data"]["name"].is_string());
-    let (status, resp) = sb.post_raw("/jsonrpc", "[1, 2]".into()).await;
-    assert_eq!(status, 200);
-    assert_eq!(resp["error"]["code"], -32600);
-    let (_, resp) = sb
+    let (status, ctype, text) = sb.post_text("/jsonrpc", "{not json".into()).await;
+    assert_eq!((status, text.as_str()), (400, "Invalid JSON data"));
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    let (status, _, text) = sb.post_text("/jsonrpc", "[1, 2]".into()).await;
+    assert_eq!((status, text.as_str()), (400, "Invalid JSON-RPC data"));
+    let (status, _, text) = sb
+        .post_text("/web/session/authenticate", "null".into())
+        .await;
+    assert_eq!((status, text.as_str()), (400, "Invalid JSON-RPC data"));
+    let (status, resp) = sb
         .post_raw(
             "/jsonrpc",
             json!({"jsonrpc": "2.0", "method": "call", "params": [1], "id": 5}).to_string(),
         )
         .await;
-    assert_eq!(resp["error"]["code"], -32600);
+    assert_eq!(status, 200);
+    assert_eq!(resp["error"]["code"], 200);
     assert_eq!(resp["id"], 5);
+    let data = assert_odoo_error(&resp["error"], "builtins.TypeError");
+    assert_eq!(
+        data["message"],
+        "cannot convert dictionary update sequence element #0 to a sequence"
+    );
+    let (_, resp) = sb
+        .post_raw(
+            "/jsonrpc",
+            json!({"jsonrpc": "2.0", "method": "call", "params": null, "id": 7}).to_string(),
+        )
+        .await;
+    let data = assert_odoo_error(&resp["error"], "builtins.TypeError");
+    assert_eq!(data["message"], "'NoneType' object is not iterable");
+    // no check of the `jsonrpc` member: a "1.0" call is served like any other
+    let (status, resp) = sb
+        .post_raw(
+            "/jsonrpc",
+            json!({"jsonrpc": "1.0", "method": "call", "id": 8,
+                   "params": {"service": "db", "method": "server_version", "args": []}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(resp["result"].is_string(), "{resp}");
     let (_, resp) = sb
         .post_raw(
             "/jsonrpc",

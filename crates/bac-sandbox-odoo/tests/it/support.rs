@@ -78,6 +78,26 @@ impl Sandbox {
         (status, resp.json().await.unwrap())
     }
 
+    /// POSTs `body` as JSON and returns status, content type and the body as text.
+    pub async fn post_text(&self, path: &str, body: String) -> (u16, String, String) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, ctype, resp.text().await.unwrap())
+    }
+
     /// A JSON-RPC 2.0 `call` on `path`; returns the whole response envelope.
     pub async fn call(&self, path: &str, params: Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "method": "call", "params": params, "id": 42});
