@@ -11,13 +11,13 @@ DB = os.environ.get("BAC_SANDBOX_ODOO_DB", "demo")
 LOGIN = os.environ.get("BAC_SANDBOX_ODOO_LOGIN", "admin")
 PASSWORD = os.environ.get("BAC_SANDBOX_ODOO_PASSWORD", "admin")
 
-# model -> (default intent field, its label in stock Odoo)
+# model -> (intent field without x_bac_intent_id, its label in stock Odoo)
 INTENT_FIELDS = {
     "crm.lead": ("referred", "Referred By"),
     "res.partner": ("ref", "Reference"),
-    "sale.order": ("client_order_ref", "Customer Reference"),
-    "account.move": ("ref", "Reference"),
-    "product.product": ("default_code", "Internal Reference"),
+    "sale.order": ("origin", "Source Document"),
+    "account.move": ("invoice_origin", "Origin"),
+    "product.product": ("barcode", "Barcode"),
     "hr.employee": ("identification_id", "Identification No"),
 }
 

@@ -30,7 +30,7 @@ use crate::{
         self as tf, lead_from_record, lead_to_vals, priority_to_odoo, LEAD_FIELDS,
     },
     mirror::{self, Op, LEAD_MODEL},
-    remote::{self, Remote, PROTOCOLS},
+    remote::{Remote, PROTOCOLS},
 };
 
 const DEFAULT_PAGE: u32 = 20;

@@ -71,30 +71,45 @@ pub fn pick_protocol(setting: &str, major: u32, has_api_key: bool) -> Protocol {
     }
 }
 
-/// The field each model's creates carry the platform's intent id in, unless the connection's
-/// `intent_fields` setting names another.
+/// The technical field an Odoo database may have for intent ids: a custom Char field
+/// (`x_bac_intent_id`, not copied on duplicate) that no view shows. An administrator adds it
+/// once per model (docs/odoo.md); when a model has it, creates use it.
+pub const TECHNICAL_INTENT_FIELD: &str = "x_bac_intent_id";
+
+/// Where each model's creates keep the platform's intent id when the database has no
+/// technical field and the connection's `intent_fields` names none: the least visible
+/// ordinary field that the fleet's own APIs do not write (a printed customer reference or a
+/// product code shown in every product name would put the id in front of customers).
 pub const DEFAULT_INTENT_FIELDS: &[(&str, &str)] = &[
+    // "Referred By", on the Extra Info tab; not printed
     ("crm.lead", "referred"),
+    // "Reference" on the Sales & Purchase tab
     ("res.partner", "ref"),
-    ("sale.order", "client_order_ref"),
-    ("account.move", "ref"),
-    ("product.product", "default_code"),
+    // "Source Document" on the Other Info tab (not the printed "Customer Reference")
+    ("sale.order", "origin"),
+    // "Source Document" on the Other Info tab (`ref` is the customer's reference)
+    ("account.move", "invoice_origin"),
+    // "Barcode" (not the Internal Reference every product name shows in brackets)
+    ("product.product", "barcode"),
+    // "Identification No", private information only HR officers see
     ("hr.employee", "identification_id"),
 ];
 
-/// The intent field of `model` for this connection.
-pub fn intent_field(rec: &ConnectionRecord, model: &str) -> Option<String> {
+/// The intent field a connection's `intent_fields` setting names for `model`, if any.
+pub fn configured_intent_field(rec: &ConnectionRecord, model: &str) -> Option<String> {
     rec.config
         .get("intent_fields")
         .and_then(|m| m.get(model))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| {
-            DEFAULT_INTENT_FIELDS
-                .iter()
-                .find(|(m, _)| *m == model)
-                .map(|(_, f)| (*f).to_string())
-        })
+}
+
+/// The ordinary field `model`'s intent ids go to when nothing better exists.
+pub fn default_intent_field(model: &str) -> Option<&'static str> {
+    DEFAULT_INTENT_FIELDS
+        .iter()
+        .find(|(m, _)| *m == model)
+        .map(|(_, f)| *f)
 }
 
 /// A failure after which Odoo may or may not have applied the call: timeouts, lost
@@ -353,6 +368,24 @@ impl Remote {
         Ok(has)
     }
 
+    /// Where `model`'s creates on this connection keep the platform's intent id: the field
+    /// the connection's `intent_fields` names, else the technical field when the database
+    /// has it, else the model's least visible ordinary field ([`DEFAULT_INTENT_FIELDS`]).
+    /// None: the model has no place for one (its creates need `intent_fields`).
+    pub async fn intent_field(
+        &self,
+        rec: &ConnectionRecord,
+        model: &str,
+    ) -> Result<Option<String>, ServiceError> {
+        if let Some(field) = configured_intent_field(rec, model) {
+            return Ok(Some(field));
+        }
+        if self.has_field(rec, model, TECHNICAL_INTENT_FIELD).await? {
+            return Ok(Some(TECHNICAL_INTENT_FIELD.to_string()));
+        }
+        Ok(default_intent_field(model).map(str::to_string))
+    }
+
     /// `model.method(*args, **kwargs)` on the connection's Odoo.
     pub async fn execute(
         &self,
@@ -573,22 +606,16 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         };
-        let plain = rec(json!({}));
-        assert_eq!(
-            intent_field(&plain, "crm.lead").as_deref(),
-            Some("referred")
-        );
-        assert_eq!(
-            intent_field(&plain, "sale.order").as_deref(),
-            Some("client_order_ref")
-        );
-        assert_eq!(intent_field(&plain, "project.task"), None);
+        assert_eq!(default_intent_field("crm.lead"), Some("referred"));
+        assert_eq!(default_intent_field("sale.order"), Some("origin"));
+        assert_eq!(default_intent_field("project.task"), None);
+        assert_eq!(configured_intent_field(&rec(json!({})), "crm.lead"), None);
         let custom = rec(json!({"intent_fields": {"crm.lead": "x_bac_intent"}}));
         assert_eq!(
-            intent_field(&custom, "crm.lead").as_deref(),
+            configured_intent_field(&custom, "crm.lead").as_deref(),
             Some("x_bac_intent")
         );
-        assert_eq!(intent_field(&custom, "res.partner").as_deref(), Some("ref"));
+        assert_eq!(configured_intent_field(&custom, "res.partner"), None);
     }
 
     #[test]

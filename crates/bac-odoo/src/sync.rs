@@ -436,7 +436,11 @@ fn fmt_time(t: DateTime<Utc>) -> String {
 }
 
 fn bad(msg: impl Into<String>) -> SyncError {
-    SyncError::Permanent(ServiceError::new("odoo", ErrorCode::InvalidRequest, msg))
+    SyncError::Permanent(bad_request(msg))
+}
+
+fn bad_request(msg: impl Into<String>) -> ServiceError {
+    ServiceError::new("odoo", ErrorCode::InvalidRequest, msg)
 }
 
 /// Where a run is: the fixed lower bound, the last id read, the newest write_date seen.
@@ -448,6 +452,32 @@ struct Position {
 }
 
 impl OdooAdapter {
+    /// The field this create's intent id goes to; the command may not set it itself.
+    async fn intent_field_for(
+        &self,
+        conn: &ConnectionRecord,
+        vals: &Value,
+    ) -> Result<String, ServiceError> {
+        let field = self
+            .remote
+            .intent_field(conn, self.spec.model)
+            .await?
+            .ok_or_else(|| {
+                bad_request(format!(
+                    "no intent field for {}; set intent_fields in the connection",
+                    self.spec.model
+                ))
+            })?;
+        if vals.get(&field).is_some() {
+            return Err(bad_request(format!(
+                "{} carries the command's intent id on create, so it cannot be set by the command; \
+                 set the connection's intent_fields.{} to another field to write it",
+                field, self.spec.model
+            )));
+        }
+        Ok(field)
+    }
+
     fn base_domain(&self) -> Vec<Value> {
         self.spec
             .domain
@@ -683,19 +713,6 @@ impl EntityAdapter for OdooAdapter {
             vals[*f] = json!(v);
         }
         self.spec.create_defaults_into(&mut vals);
-        let field = crate::remote::intent_field(conn, self.spec.model).ok_or_else(|| {
-            bad(format!(
-                "no intent field for {}; set intent_fields in the connection",
-                self.spec.model
-            ))
-        })?;
-        if vals.get(&field).is_some() {
-            return Err(bad(format!(
-                "{} carries the command's intent id on create, so it cannot be set by the command; \
-                 set the connection's intent_fields.{} to another field to write it",
-                field, self.spec.model
-            )));
-        }
         // At most once: a create already made for this intent (a redelivered command, or a
         // create whose answer was lost) is found instead of made again. The create and its
         // read-back are one operation in the call log, whichever door the create came through.
@@ -703,6 +720,7 @@ impl EntityAdapter for OdooAdapter {
         let created = self
             .remote
             .tracked(conn, &op, async {
+                let field = self.intent_field_for(conn, &vals).await?;
                 let id = self
                     .remote
                     .create_once(conn, self.spec.model, vals, &field, intent_id, true)

@@ -67,6 +67,10 @@ pub struct OdooSandboxConfig {
     /// The Inventory app (`stock`) is installed: the stock models and, from 18 on, products'
     /// `is_storable` exist (`BAC_SANDBOX_ODOO_STOCK=0`: a database without it).
     pub stock: bool,
+    /// `(model, field)` custom Char fields an administrator added (Settings > Technical >
+    /// Fields), e.g. `("crm.lead", "x_bac_intent_id")`; names must start with `x_`
+    /// (`BAC_SANDBOX_ODOO_CUSTOM_FIELDS=crm.lead:x_bac_intent_id,...`).
+    pub custom_fields: Vec<(String, String)>,
 }
 
 /// The API key the default configuration gives to `admin`.
@@ -81,6 +85,7 @@ impl Default for OdooSandboxConfig {
             api_keys: vec![(DEFAULT_API_KEY.to_owned(), "admin".to_owned())],
             seed: Vec::new(),
             stock: true,
+            custom_fields: Vec::new(),
         }
     }
 }
@@ -94,6 +99,8 @@ impl std::fmt::Debug for OdooSandboxConfig {
             .field("server_version", &self.server_version)
             .field("api_keys", &self.api_keys.len())
             .field("seed", &self.seed)
+            .field("stock", &self.stock)
+            .field("custom_fields", &self.custom_fields)
             .finish()
     }
 }

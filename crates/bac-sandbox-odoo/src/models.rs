@@ -725,11 +725,62 @@ pub fn hr_employee() -> ModelDef {
             FieldDef::new("user_id", "User", Many2one("res.users")),
             FieldDef::new("barcode", "Badge ID", Char),
             FieldDef::new("identification_id", "Identification No", Char),
-            // sandbox addition: hr.employee has no reference field in stock Odoo
-            FieldDef::new("ref", "Reference", Char),
             FieldDef::new("active", "Active", Boolean).default(json!(true)),
         ],
     )
+}
+
+/// Adds custom Char fields (`(model, x_name)`) to `models`, as an administrator adding them
+/// under Settings > Technical > Fields makes them exist. Odoo allows only `x_` names there.
+pub fn add_custom_fields(
+    models: &mut [ModelDef],
+    custom: &[(String, String)],
+) -> Result<(), String> {
+    for (model, field) in custom {
+        check_custom_field_name(field)?;
+        let def = models
+            .iter_mut()
+            .find(|m| m.name == model)
+            .ok_or_else(|| format!("no model {model} to add {field} to"))?;
+        if def.field(field).is_some() {
+            continue;
+        }
+        // field names live as long as the process (`&'static str`); a handful from the config
+        let name: &'static str = Box::leak(field.clone().into_boxed_str());
+        def.fields.push(FieldDef::new(name, name, FieldType::Char));
+    }
+    Ok(())
+}
+
+fn check_custom_field_name(field: &str) -> Result<(), String> {
+    let valid = field.starts_with("x_")
+        && field.len() > 2
+        && field.len() <= 63
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "custom field '{field}' must be a lowercase name starting with x_ (Odoo's rule)"
+        ))
+    }
+}
+
+/// Parses `crm.lead:x_bac_intent_id,sale.order:x_bac_intent_id` (empty: none).
+pub fn parse_custom_fields(spec: &str) -> Result<Vec<(String, String)>, String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (model, field) = item
+                .split_once(':')
+                .ok_or_else(|| format!("'{item}' is not model:field"))?;
+            check_custom_field_name(field.trim())?;
+            Ok((model.trim().to_owned(), field.trim().to_owned()))
+        })
+        .collect()
 }
 
 /// All models served by an Odoo sandbox of the given major version.
@@ -766,6 +817,22 @@ pub fn builtin_models() -> Vec<ModelDef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_fields_are_added_as_an_administrator_would() {
+        let mut models = models_for(17, true);
+        let spec =
+            parse_custom_fields(" crm.lead:x_bac_intent_id, sale.order:x_bac_intent_id,").unwrap();
+        add_custom_fields(&mut models, &spec).unwrap();
+        let lead = models.iter().find(|m| m.name == "crm.lead").unwrap();
+        assert_eq!(
+            lead.field("x_bac_intent_id").unwrap().ftype,
+            FieldType::Char
+        );
+        assert!(parse_custom_fields("crm.lead:intent").is_err());
+        assert!(parse_custom_fields("crm.lead").is_err());
+        assert!(add_custom_fields(&mut models, &[("no.model".into(), "x_a".into())]).is_err());
+    }
 
     #[test]
     fn versions_and_relations() {

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::actions;
 use super::error::{py_repr, py_type_name, OdooError, OdooResult};
 use super::faults::Faults;
-use super::models::{major_version, models_for};
+use super::models::{add_custom_fields, major_version, models_for};
 use super::seed::{self, SeedRequest};
 use super::store::Store;
 use super::OdooSandboxConfig;
@@ -278,7 +278,11 @@ impl OdooService {
     /// departments, `ir.model` and the configured seed data.
     pub fn new(cfg: &OdooSandboxConfig) -> Self {
         let major = major_version(&cfg.server_version);
-        let mut store = Store::new(models_for(major, cfg.stock));
+        let mut models = models_for(major, cfg.stock);
+        if let Err(e) = add_custom_fields(&mut models, &cfg.custom_fields) {
+            tracing::warn!(error = %e, "odoo sandbox: custom field skipped");
+        }
+        let mut store = Store::new(models);
         let mut users: Vec<User> = Vec::new();
         // OdooBot (id 1, archived), then the configured users from id 2.
         let _ = store.insert_with_id(

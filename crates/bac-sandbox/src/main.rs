@@ -6,12 +6,14 @@
 //! (`admin` / `admin`), `BAC_SANDBOX_ODOO_API_KEY` (the user's API key for `/json/2`
 //! and `/jsonrpc`, `sandbox-api-key`), `BAC_SANDBOX_ODOO_VERSION` (`17.0`; `19.0`
 //! serves the JSON-2 API), `BAC_SANDBOX_ODOO_SEED` (records created at start, e.g.
-//! `crm.lead=1000,res.partner=100`), `BAC_SANDBOX_ODOO_STOCK` (`1`; `0`: a database without
+//! `crm.lead=1000,res.partner=100`), `BAC_SANDBOX_ODOO_CUSTOM_FIELDS`
+//! (`model:x_field,...`: custom Char fields an administrator added), `BAC_SANDBOX_ODOO_STOCK` (`1`; `0`: a database without
 //! the Inventory app), `RUST_LOG` (`info`).
 
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
+use bac_sandbox_odoo::models::parse_custom_fields;
 use bac_sandbox_odoo::seed::parse_seed_spec;
 use bac_sandbox_odoo::{spawn_odoo, OdooSandboxConfig, DEFAULT_API_KEY};
 
@@ -45,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
         api_keys: vec![(env_or("BAC_SANDBOX_ODOO_API_KEY", DEFAULT_API_KEY), login)],
         seed,
         stock: env_or("BAC_SANDBOX_ODOO_STOCK", "1") != "0",
+        custom_fields: parse_custom_fields(&env_or("BAC_SANDBOX_ODOO_CUSTOM_FIELDS", ""))
+            .map_err(|e| anyhow::anyhow!("BAC_SANDBOX_ODOO_CUSTOM_FIELDS: {e}"))?,
     };
     let (database, login, version) = (
         cfg.database.clone(),

@@ -233,7 +233,12 @@ async fn odoo_domain_orders_invoices_and_catalog() {
     );
     let stored = sandbox_records(&fleet, "sale.order").await;
     let rec = stored.iter().find(|r| r["id"] == order_id).unwrap();
-    assert_eq!(rec["client_order_ref"], order["client_reference"]);
+    // the intent id is kept out of the printed customer reference (docs/odoo.md)
+    assert_eq!(rec["client_order_ref"], false, "{rec}");
+    assert!(
+        uuid::Uuid::parse_str(rec["origin"].as_str().unwrap()).is_ok(),
+        "{rec}"
+    );
     let partners = sandbox_records(&fleet, "res.partner").await;
     let globex: Vec<&Value> = partners.iter().filter(|p| p["name"] == "Globex").collect();
     assert_eq!(globex.len(), 1);

@@ -314,3 +314,88 @@ async fn odoo_status(fleet: &Fleet) -> Value {
         .await
         .1
 }
+
+/// POSTs `body` to `path` with an `Idempotency-Key`; `(status, body)`.
+async fn post_once(fleet: &Fleet, path: &str, key: &str, body: Value) -> (u16, Value) {
+    let resp = fleet
+        .http
+        .post(format!("{}{path}", fleet.api))
+        .bearer_auth(&fleet.key)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// The record `id` of `model` as the sandbox's admin reads it.
+async fn odoo_row(fleet: &Fleet, model: &str, id: i64, fields: &[&str]) -> Value {
+    fleet
+        .odoo_rpc(model, "read", json!([[id], fields]), json!({}))
+        .await[0]
+        .clone()
+}
+
+/// Intent ids stay out of what people read and print: not an order's customer reference
+/// (printed on the quotation), not an invoice's reference, not a product's internal reference.
+/// Without a technical field they go to the least visible ordinary field; once an
+/// administrator adds `x_bac_intent_id`, there and nowhere else, and a retried create still
+/// finds its record by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn intent_ids_stay_out_of_fields_people_see() {
+    let fleet = Fleet::start().await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let key = uuid::Uuid::new_v4().to_string();
+    let order_body = json!({"partner": {"name": "Visible Co"},
+        "lines": [{"display_type": "line_note", "name": "Service"}]});
+    let (status, order) = post_once(&fleet, "/api/v1/odoo/sales/orders", &key, order_body).await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["client_reference"], "", "{order}");
+    let row = odoo_row(
+        &fleet,
+        "sale.order",
+        order["id"].as_i64().unwrap(),
+        &["client_order_ref", "origin"],
+    )
+    .await;
+    assert_eq!(row["client_order_ref"], false, "{row}");
+    assert_eq!(row["origin"], key.as_str(), "{row}");
+
+    let with_field = Fleet::start_with(bac_sandbox_odoo::OdooSandboxConfig {
+        custom_fields: vec![
+            ("crm.lead".into(), "x_bac_intent_id".into()),
+            ("sale.order".into(), "x_bac_intent_id".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let (status, conn) = with_field.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let key = uuid::Uuid::new_v4().to_string();
+    let lead_body = json!({"name": "Quiet lead", "email": "quiet@x.test"});
+    let (status, lead) = post_once(
+        &with_field,
+        "/api/v1/odoo/crm/leads",
+        &key,
+        lead_body.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{lead}");
+    let id = lead["id"].as_i64().unwrap();
+    let row = odoo_row(
+        &with_field,
+        "crm.lead",
+        id,
+        &["referred", "x_bac_intent_id"],
+    )
+    .await;
+    assert_eq!(row["referred"], false, "{row}");
+    assert_eq!(row["x_bac_intent_id"], key.as_str(), "{row}");
+    let (status, again) = post_once(&with_field, "/api/v1/odoo/crm/leads", &key, lead_body).await;
+    assert!(status == 200 || status == 201, "{status} {again}");
+    assert_eq!(again["id"].as_i64(), Some(id), "the same lead: {again}");
+    assert_eq!(leads_named(&with_field, "Quiet lead").await, 1);
+}

@@ -150,8 +150,12 @@ impl OdooApi {
         Ok(first(&ids).is_some())
     }
 
-    fn intent_field(rec: &ConnectionRecord, model: &str) -> Result<String, ServiceError> {
-        remote::intent_field(rec, model).ok_or_else(|| {
+    async fn intent_field(
+        &self,
+        rec: &ConnectionRecord,
+        model: &str,
+    ) -> Result<String, ServiceError> {
+        self.remote.intent_field(rec, model).await?.ok_or_else(|| {
             bad(format!(
                 "no intent field for {model}: set config.intent_fields.{model}"
             ))
@@ -170,7 +174,7 @@ impl OdooApi {
         if !given {
             return Ok(None);
         }
-        let field = Self::intent_field(rec, model)?;
+        let field = self.intent_field(rec, model).await?;
         let ids = self
             .remote
             .execute(
@@ -232,7 +236,7 @@ impl OdooApi {
         if !email.is_empty() {
             vals["email"] = json!(email);
         }
-        let field = Self::intent_field(rec, PARTNER_MODEL)?;
+        let field = self.intent_field(rec, PARTNER_MODEL).await?;
         let id = self
             .remote
             .create_once(
@@ -520,10 +524,10 @@ impl OdooService for OdooApi {
             .connections()
             .resolve(&ctx.tenant_id, &req.connection_id)
             .await?;
-        let field = Self::intent_field(&rec, SALE_ORDER_MODEL)?;
         let ((row, lines), fresh) = self
             .remote
             .tracked(&rec, "create_sale_order", async {
+                let field = self.intent_field(&rec, SALE_ORDER_MODEL).await?;
                 if let Some(id) = self.earlier(&rec, SALE_ORDER_MODEL, &intent, given).await? {
                     return Ok((self.read_order(&rec, id).await?, false));
                 }
@@ -613,10 +617,10 @@ impl OdooService for OdooApi {
             .connections()
             .resolve(&ctx.tenant_id, &req.connection_id)
             .await?;
-        let field = Self::intent_field(&rec, INVOICE_MODEL)?;
         let (created, fresh) = self
             .remote
             .tracked(&rec, "create_invoice", async {
+                let field = self.intent_field(&rec, INVOICE_MODEL).await?;
                 if let Some(id) = self.earlier(&rec, INVOICE_MODEL, &intent, given).await? {
                     return Ok((id, false));
                 }
