@@ -4,9 +4,11 @@
 //! connection); the kit serves `bac.integration.v1.IntegrationService` for it
 //! ([`IntegrationApi`]: connections, their test, status, syncs, settings, mappings, conflicts,
 //! parked events), keeps the call log the status is computed from ([`calls`]) and hands out
-//! access tokens, refreshed once across replicas ([`tokens`]).
+//! access tokens, refreshed once across replicas ([`tokens`]), and runs OAuth's
+//! authorisation-code flow with the gateway ([`oauth`]).
 //! docs/adding-an-integration.md walks through a new connector.
 pub mod calls;
+pub mod oauth;
 mod service;
 pub mod tokens;
 
@@ -105,6 +107,12 @@ pub trait Connector: Send + Sync + 'static {
     /// deprecates, credentials about to expire), from what the connector already knows: no
     /// upstream call. The status turns `warning` with it.
     async fn advice(&self, _rec: &ConnectionRecord) -> Option<String> {
+        None
+    }
+
+    /// OAuth integrations: how a connection's user grants access (the kit serves
+    /// `BeginAuthorization` and `CompleteAuthorization` with it). None: not OAuth.
+    fn oauth(&self) -> Option<&dyn oauth::OAuthFlow> {
         None
     }
 }

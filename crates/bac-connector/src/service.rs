@@ -5,17 +5,18 @@
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use bac_proto::integration::v1::{
-    integration_service_server::IntegrationService, Conflict, Connection, CreateConnectionRequest,
-    DeleteConnectionRequest, DeleteConnectionResponse, FieldMapping, GetConflictRequest,
-    GetConnectionRequest, GetMappingRequest, GetStatusRequest, IngestChangesRequest,
-    IngestChangesResponse, IntegrationStatus, ListConflictsRequest, ListConflictsResponse,
-    ListConnectionsRequest, ListConnectionsResponse, ListParkedEventsRequest,
-    ListParkedEventsResponse, ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest,
-    ListSyncSettingsResponse, ParkedEvent, ParkedEventRequest, PreviewMappingRequest,
-    PreviewMappingResponse, PreviewResult, PutMappingRequest, ResolveConflictRequest, SyncSettings,
-    TestConnectionRequest, TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse,
-    UpdateConnectionRequest, UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest,
-    WebhookResponse,
+    integration_service_server::IntegrationService, BeginAuthorizationRequest,
+    BeginAuthorizationResponse, CompleteAuthorizationRequest, CompleteAuthorizationResponse,
+    Conflict, Connection, CreateConnectionRequest, DeleteConnectionRequest,
+    DeleteConnectionResponse, FieldMapping, GetConflictRequest, GetConnectionRequest,
+    GetMappingRequest, GetStatusRequest, IngestChangesRequest, IngestChangesResponse,
+    IntegrationStatus, ListConflictsRequest, ListConflictsResponse, ListConnectionsRequest,
+    ListConnectionsResponse, ListParkedEventsRequest, ListParkedEventsResponse,
+    ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest, ListSyncSettingsResponse,
+    ParkedEvent, ParkedEventRequest, PreviewMappingRequest, PreviewMappingResponse, PreviewResult,
+    PutMappingRequest, ResolveConflictRequest, SyncSettings, TestConnectionRequest,
+    TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
+    UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest, WebhookResponse,
 };
 use bac_runtime::{
     connections::ConnectionStore, db::Pool, outbox::parked, ErrorCode, RequestContext, ServiceError,
@@ -25,7 +26,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
-use crate::{Calls, Connector};
+use crate::{oauth, Calls, Connector, Grant, TokenSource};
 
 /// The kit's `IntegrationService` for connector `C`.
 pub struct IntegrationApi<C> {
@@ -34,6 +35,7 @@ pub struct IntegrationApi<C> {
     connections: ConnectionStore,
     engine: SyncEngine,
     calls: Calls,
+    tokens: Option<TokenSource>,
 }
 
 impl<C> Clone for IntegrationApi<C> {
@@ -44,6 +46,7 @@ impl<C> Clone for IntegrationApi<C> {
             connections: self.connections.clone(),
             engine: self.engine.clone(),
             calls: self.calls.clone(),
+            tokens: self.tokens.clone(),
         }
     }
 }
@@ -62,7 +65,24 @@ impl<C: Connector> IntegrationApi<C> {
             connections,
             engine,
             calls,
+            tokens: None,
         }
+    }
+
+    /// The token source OAuth codes are redeemed with (an OAuth connector's).
+    pub fn with_tokens(mut self, tokens: TokenSource) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    fn flow(&self) -> Result<&dyn oauth::OAuthFlow, ServiceError> {
+        self.connector.oauth().ok_or_else(|| {
+            ServiceError::new(
+                C::KEY,
+                ErrorCode::InvalidRequest,
+                format!("{} connections are not authorised through OAuth", C::NAME),
+            )
+        })
     }
 
     /// A connection changed or went: the connector's caches and every cached status.
@@ -125,6 +145,105 @@ fn mapping_proto(
 
 #[tonic::async_trait]
 impl<C: Connector> IntegrationService for IntegrationApi<C> {
+    async fn begin_authorization(
+        &self,
+        request: Request<BeginAuthorizationRequest>,
+    ) -> Result<Response<BeginAuthorizationResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let flow = self.flow()?;
+        oauth::check_redirect_uri(C::KEY, &req.redirect_uri)?;
+        if req.state.is_empty() || req.code_challenge.is_empty() {
+            return Err(bad::<C>("state and code_challenge are required").into());
+        }
+        let rec = self
+            .connections
+            .get(&ctx.tenant_id, &req.connection_id)
+            .await?;
+        let auth = flow.authorization(&rec.config)?;
+        let client_id = rec.setting("client_id");
+        if client_id.is_empty() {
+            return Err(bad::<C>("the connection has no config.client_id").into());
+        }
+        let url = oauth::authorize_url(
+            &auth,
+            client_id,
+            &req.redirect_uri,
+            &req.state,
+            &req.code_challenge,
+        )?;
+        Ok(Response::new(BeginAuthorizationResponse {
+            authorization_url: url,
+            scopes: auth.scopes,
+        }))
+    }
+
+    async fn complete_authorization(
+        &self,
+        request: Request<CompleteAuthorizationRequest>,
+    ) -> Result<Response<CompleteAuthorizationResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let flow = self.flow()?;
+        let tokens = self.tokens.as_ref().ok_or_else(|| {
+            ServiceError::internal(C::KEY, "no token source to redeem codes with")
+        })?;
+        if req.code.is_empty() {
+            return Err(bad::<C>("code is required").into());
+        }
+        let rec = self
+            .connections
+            .get(&ctx.tenant_id, &req.connection_id)
+            .await?;
+        let token_url = flow.token_url(&rec.config, &req.callback)?;
+        let secret = self.connections.secret(&rec).await?;
+        let client_secret = secret.data.get("client_secret").cloned();
+        let grant = Grant::AuthorizationCode {
+            token_url,
+            client_id: rec.setting("client_id").to_string(),
+            client_secret,
+            code: SecretString::from(req.code),
+            code_verifier: (!req.code_verifier.is_empty())
+                .then(|| SecretString::from(req.code_verifier)),
+            redirect_uri: req.redirect_uri,
+        };
+        let (token, refresh) = tokens.redeem(&rec, &grant).await?;
+        let granted = oauth::granted_scopes(&token.scope);
+        let mut config = rec.config.as_object().cloned().unwrap_or_default();
+        config.extend(flow.learnt(&token));
+        config.insert("granted_scopes".into(), serde_json::json!(granted));
+        config.insert(
+            "authorized_at".into(),
+            serde_json::json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
+        // The user's credentials as they stand, with the refresh token replaced; a reconnect
+        // drops whatever the fleet kept beside them (an old access token, a revocation mark).
+        let mut secrets: HashMap<String, SecretString> = secret
+            .data
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with(bac_runtime::connections::FLEET_FIELD_PREFIX))
+            .collect();
+        secrets.insert("refresh_token".into(), refresh);
+        let (rec, _) = self
+            .connections
+            .update(
+                &ctx.tenant_id,
+                &rec.id,
+                None,
+                Some(Value::Object(config)),
+                Some(secrets),
+                None,
+            )
+            .await?;
+        self.forget(&rec.id).await;
+        tokens.forget(&rec.tenant_id, &rec.id);
+        tracing::info!(connection = %rec.id, tenant = %rec.tenant_id, scopes = ?granted, "connection authorised");
+        Ok(Response::new(CompleteAuthorizationResponse {
+            connection: Some(rec.to_proto(C::KEY)),
+            granted_scopes: granted,
+        }))
+    }
+
     async fn create_connection(
         &self,
         request: Request<CreateConnectionRequest>,

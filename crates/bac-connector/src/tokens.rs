@@ -71,12 +71,24 @@ pub enum Grant {
         /// The user the account acts as (`sub`), if any.
         subject: Option<String>,
     },
+    /// An authorisation code a user's consent gave (RFC 6749 §4.1.3, PKCE RFC 7636), redeemed
+    /// once by [`TokenSource::redeem`]; never what [`TokenGrant::grant`] answers.
+    AuthorizationCode {
+        token_url: String,
+        client_id: String,
+        client_secret: Option<SecretString>,
+        code: SecretString,
+        code_verifier: Option<SecretString>,
+        redirect_uri: String,
+    },
 }
 
 impl Grant {
     fn token_url(&self) -> &str {
         match self {
-            Grant::RefreshToken { token_url, .. } | Grant::JwtBearer { token_url, .. } => token_url,
+            Grant::RefreshToken { token_url, .. }
+            | Grant::JwtBearer { token_url, .. }
+            | Grant::AuthorizationCode { token_url, .. } => token_url,
         }
     }
 }
@@ -107,6 +119,8 @@ pub struct AccessToken {
     /// Non-standard fields of the token answer the provider means for later calls (Zoho's
     /// `api_domain`), as strings.
     pub extra: BTreeMap<String, String>,
+    /// The scopes granted, as the answer wrote them (empty when it did not say).
+    pub scope: String,
 }
 
 impl std::fmt::Debug for AccessToken {
@@ -570,6 +584,25 @@ impl TokenSource {
                     form.append_pair("scope", s);
                 }
             }
+            Grant::AuthorizationCode {
+                client_id,
+                client_secret,
+                code,
+                code_verifier,
+                redirect_uri,
+                ..
+            } => {
+                form.append_pair("grant_type", "authorization_code")
+                    .append_pair("code", code.expose_secret())
+                    .append_pair("redirect_uri", redirect_uri)
+                    .append_pair("client_id", client_id);
+                if let Some(s) = client_secret {
+                    form.append_pair("client_secret", s.expose_secret());
+                }
+                if let Some(v) = code_verifier {
+                    form.append_pair("code_verifier", v.expose_secret());
+                }
+            }
             Grant::JwtBearer { .. } => {
                 let assertion = self.assertion(grant, now)?;
                 form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
@@ -613,6 +646,47 @@ impl TokenSource {
         })?;
         jsonwebtoken::encode(&header, &claims, &key)
             .map_err(|e| self.internal(format!("signing the assertion: {e}")))
+    }
+
+    /// Redeems an authorisation code ([`Grant::AuthorizationCode`]) for the first access
+    /// token and the refresh token, which the caller stores as the connection's credentials
+    /// (through the connection store, so the secret's field list stays true). A code is
+    /// good once: the exchange is never resent.
+    pub async fn redeem(
+        &self,
+        rec: &ConnectionRecord,
+        grant: &Grant,
+    ) -> Result<(AccessToken, SecretString), ServiceError> {
+        if !matches!(grant, Grant::AuthorizationCode { .. }) {
+            return Err(self.internal("redeem takes an authorisation code"));
+        }
+        let (token, refresh) = self
+            .inner
+            .calls
+            .tracked(rec, "oauth/code_exchange", async {
+                self.request(rec, grant).await.map_err(|r| match r {
+                    Refused::Revoked(reason) => self
+                        .err(
+                            ErrorCode::InvalidRequest,
+                            format!(
+                                "{} refused the authorisation code ({reason}): it expired, was used already or was given to another client",
+                                self.inner.name
+                            ),
+                        )
+                        .suggest("Start the authorisation again"),
+                    Refused::Failed(e) => e,
+                })
+            })
+            .await?;
+        let refresh = refresh.ok_or_else(|| {
+            self.err(
+                ErrorCode::UpstreamRejected,
+                format!("{} gave no refresh token for offline access", self.inner.name),
+            )
+            .suggest("Authorise again; if it persists, remove the app's earlier grant in the provider's account settings so it asks for consent anew")
+        })?;
+        self.forget(&rec.tenant_id, &rec.id);
+        Ok((token, refresh))
     }
 
     /// Marks the grant revoked in Vault (so no replica asks again) and audits it.
@@ -780,6 +854,7 @@ fn stored(secret: &Secret) -> Option<AccessToken> {
         issued_at,
         expires_at,
         extra,
+        scope: String::new(),
     })
 }
 
@@ -859,6 +934,11 @@ fn classify(
         .filter(|(k, _)| !STANDARD.contains(&k.as_str()))
         .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
         .collect();
+    let scope = body
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let rotated = body
         .get("refresh_token")
         .and_then(Value::as_str)
@@ -869,6 +949,7 @@ fn classify(
             issued_at: now,
             expires_at: now + Duration::seconds(lifetime),
             extra,
+            scope,
         },
         rotated,
     ))

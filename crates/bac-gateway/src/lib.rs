@@ -68,6 +68,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "gateway_0006_user_disabled",
         sql: include_str!("../migrations/0006_user_disabled.sql"),
     },
+    Migration {
+        name: "gateway_0007_oauth_states",
+        sql: include_str!("../migrations/0007_oauth_states.sql"),
+    },
 ];
 
 /// Largest accepted request body.

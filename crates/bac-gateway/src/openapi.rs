@@ -314,6 +314,8 @@ impl Modify for Security {
         crate::routes::connections::update,
         crate::routes::connections::delete,
         crate::routes::connections::test,
+        crate::routes::oauth::authorize,
+        crate::routes::oauth::callback,
         crate::routes::status::dashboard,
         crate::routes::status::integration_status,
         crate::routes::status::tally_test_connection,

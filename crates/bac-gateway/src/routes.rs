@@ -4,6 +4,7 @@
 //! them from the annotated protos.
 pub mod access;
 pub mod connections;
+pub mod oauth;
 pub mod parked;
 pub mod permissions;
 pub mod status;
@@ -72,6 +73,11 @@ pub fn router() -> Router<Arc<AppState>> {
             "/api/v1/integrations/connections/:id/webhook",
             post(sync::webhook),
         )
+        .route(
+            "/api/v1/integrations/connections/:id/authorize",
+            post(oauth::authorize),
+        )
+        .route(oauth::CALLBACK_PATH, get(oauth::callback))
         .route(
             "/api/v1/tenants",
             post(access::create_tenant).get(access::list_tenants),

@@ -30,6 +30,10 @@ pub struct GatewaySettings {
     /// `BAC_HTTP_TIMEOUT_MANAGEMENT_SECS`: deadline of every other route.
     pub management_timeout: Duration,
     pub grpc: GrpcSettings,
+    /// `BAC_PUBLIC_URL`: the gateway's URL as browsers reach it (`https://bac.example.com`);
+    /// OAuth callbacks are registered at `<it>/api/v1/integrations/oauth/callback`. Unset: the
+    /// URL a request came to (a laptop).
+    pub public_url: Option<String>,
 }
 
 impl Default for GatewaySettings {
@@ -53,6 +57,7 @@ impl Default for GatewaySettings {
             data_timeout: Duration::from_secs(30),
             management_timeout: Duration::from_secs(10),
             grpc: GrpcSettings::default(),
+            public_url: None,
         }
     }
 }
@@ -74,6 +79,7 @@ impl GatewaySettings {
         "BAC_GRPC_DEADLINE_MS",
         "BAC_GRPC_DNS_REFRESH_SECS",
         "BAC_GRPC_PROBE_INTERVAL_MS",
+        "BAC_PUBLIC_URL",
     ];
 
     pub fn from_env() -> anyhow::Result<Self> {
@@ -171,7 +177,22 @@ impl GatewaySettings {
                 })?;
             trusted_proxies.push(net);
         }
+        let public_url = match get("BAC_PUBLIC_URL") {
+            None => None,
+            Some(u) => {
+                let parsed = url::Url::parse(&u)
+                    .map_err(|e| anyhow::anyhow!("BAC_PUBLIC_URL={u}: not a URL ({e})"))?;
+                if !matches!(parsed.scheme(), "http" | "https")
+                    || parsed.host().is_none()
+                    || parsed.query().is_some()
+                {
+                    anyhow::bail!("BAC_PUBLIC_URL={u}: expected http(s)://host[:port][/path]");
+                }
+                Some(u.trim_end_matches('/').to_string())
+            }
+        };
         Ok(GatewaySettings {
+            public_url,
             rate_per_key: quota(
                 "BAC_RATE_LIMIT_PER_KEY",
                 "BAC_RATE_LIMIT_PER_KEY_BURST",

@@ -4,16 +4,18 @@
 //! shows it like any other status, with no numbers).
 use bac_proto::integration::v1::{
     integration_service_server::{IntegrationService, IntegrationServiceServer},
-    Conflict, Connection, CreateConnectionRequest, DeleteConnectionRequest,
-    DeleteConnectionResponse, FieldMapping, GetConflictRequest, GetConnectionRequest,
-    GetMappingRequest, GetStatusRequest, IngestChangesRequest, IngestChangesResponse,
-    IntegrationStatus, ListConflictsRequest, ListConflictsResponse, ListConnectionsRequest,
-    ListConnectionsResponse, ListParkedEventsRequest, ListParkedEventsResponse,
-    ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest, ListSyncSettingsResponse,
-    ParkedEvent, ParkedEventRequest, PreviewMappingRequest, PreviewMappingResponse,
-    PutMappingRequest, ResolveConflictRequest, SyncSettings, TestConnectionRequest,
-    TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
-    UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest, WebhookResponse,
+    BeginAuthorizationRequest, BeginAuthorizationResponse, CompleteAuthorizationRequest,
+    CompleteAuthorizationResponse, Conflict, Connection, CreateConnectionRequest,
+    DeleteConnectionRequest, DeleteConnectionResponse, FieldMapping, GetConflictRequest,
+    GetConnectionRequest, GetMappingRequest, GetStatusRequest, IngestChangesRequest,
+    IngestChangesResponse, IntegrationStatus, ListConflictsRequest, ListConflictsResponse,
+    ListConnectionsRequest, ListConnectionsResponse, ListParkedEventsRequest,
+    ListParkedEventsResponse, ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest,
+    ListSyncSettingsResponse, ParkedEvent, ParkedEventRequest, PreviewMappingRequest,
+    PreviewMappingResponse, PutMappingRequest, ResolveConflictRequest, SyncSettings,
+    TestConnectionRequest, TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse,
+    UpdateConnectionRequest, UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest,
+    WebhookResponse,
 };
 use tonic::{service::Routes, Request, Response, Status};
 
@@ -55,6 +57,18 @@ type R<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl IntegrationService for NotBuilt {
+    async fn begin_authorization(
+        &self,
+        _: Request<BeginAuthorizationRequest>,
+    ) -> R<BeginAuthorizationResponse> {
+        Err(self.status())
+    }
+    async fn complete_authorization(
+        &self,
+        _: Request<CompleteAuthorizationRequest>,
+    ) -> R<CompleteAuthorizationResponse> {
+        Err(self.status())
+    }
     async fn create_connection(&self, _: Request<CreateConnectionRequest>) -> R<Connection> {
         Err(self.status())
     }

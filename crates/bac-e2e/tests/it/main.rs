@@ -26,6 +26,7 @@ mod fleet_rate_limits;
 mod gateway_edge;
 mod grpc_edge;
 mod lead_path;
+mod oauth_flow;
 mod odoo_domain;
 mod odoo_fidelity;
 mod odoo_json2;

@@ -242,8 +242,13 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     origin: Origin,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<CreateConnection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // An OAuth connection without a refresh token (a self-client pastes one) is authorised
+    // by its user next: the answer carries where to.
+    let authorize = definition(&body.integration)?.auth_type == "oauth2"
+        && !body.credentials.contains_key("refresh_token");
     let created = create_connection(
         &state,
         &principal,
@@ -254,7 +259,16 @@ pub async fn create(
         body.credentials,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(connection_json(&created))))
+    let mut answer = connection_json(&created);
+    if authorize {
+        let kind = ServiceKind::parse(&created.integration)
+            .ok_or_else(|| ApiError::internal("created by an unknown service"))?;
+        let started = super::oauth::begin(&state, &principal, &headers, kind, &created.id).await?;
+        if let (Value::Object(a), Value::Object(s)) = (&mut answer, started) {
+            a.extend(s);
+        }
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// A connection create, for REST and the gRPC edge alike: checked against the catalog, made
