@@ -228,7 +228,8 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
             config_schema: object(
                 "Zoho settings",
                 json!({
-                    "data_center": {"enum": ["com", "eu", "in", "com.au", "jp", "ca", "sa", "com.cn"]},
+                    // bac_zoho::dc: the domain suffix of the account's Zoho URL
+                    "data_center": {"enum": ["com", "eu", "in", "com.au", "jp", "com.cn", "ca", "sa", "uk", "ae"]},
                     "client_id": {"type": "string", "minLength": 1, "description": "OAuth client id"},
                     "organization_id": {"type": "string", "minLength": 1, "description": "Zoho Books organization"},
                 }),
@@ -238,9 +239,9 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
                 "Zoho OAuth credentials",
                 json!({
                     "client_secret": secret("OAuth client secret"),
-                    "refresh_token": secret("OAuth refresh token"),
+                    "refresh_token": secret("OAuth refresh token of a self-client; absent: the create answers an authorization_url"),
                 }),
-                &["client_secret", "refresh_token"],
+                &["client_secret"],
             ),
         },
         Definition {
