@@ -1,7 +1,9 @@
 //! An OAuth 2.0 authorisation server as providers run them: the token endpoint (RFC 6749 §6
 //! refresh-token grant, RFC 7523 JWT-bearer grant for service accounts), access tokens that
 //! expire, refresh tokens that may rotate and may be revoked, and a per-refresh-token limit
-//! (Zoho allows ten refreshes in ten minutes). Errors use RFC 6749 §5.2's body; Zoho's
+//! (Zoho allows ten refreshes in ten minutes), and the authorisation-code grant with PKCE
+//! behind an authorise endpoint that consents at once as the client's configured user
+//! ([`OAuthServer::authorize_router`]; clients registered with `POST /_sandbox/oauth/clients`). Errors use RFC 6749 §5.2's body; Zoho's
 //! dialect answers them with HTTP 200 ([`OAuthConfig::errors_with_http_200`]).
 //!
 //! Tests drive it through admin routes: `POST /_sandbox/oauth/grants` (a client and its refresh
@@ -42,6 +44,11 @@ pub struct OAuthConfig {
     /// The `error` of an unknown, expired or revoked refresh token: RFC 6749's
     /// `invalid_grant`, Zoho's `invalid_code`.
     pub invalid_grant_error: String,
+    /// Query parameters the authorise endpoint adds to its redirect (Zoho: `location` and
+    /// `accounts-server`).
+    pub redirect_extra: Vec<(String, String)>,
+    /// A code gives a refresh token only when `access_type=offline` was asked (Zoho, Google).
+    pub refresh_token_needs_offline: bool,
 }
 
 impl Default for OAuthConfig {
@@ -53,6 +60,8 @@ impl Default for OAuthConfig {
             refresh_limit: None,
             extra: Map::new(),
             invalid_grant_error: "invalid_grant".into(),
+            redirect_extra: Vec::new(),
+            refresh_token_needs_offline: false,
         }
     }
 }
@@ -85,8 +94,41 @@ pub struct Issued {
     from: Option<String>,
 }
 
+/// A registered client of the authorisation-code grant.
+#[derive(Debug, Clone)]
+struct Client {
+    client_secret: Option<String>,
+    redirect_uris: Vec<String>,
+    /// The user who consents (the sandbox has no login page).
+    subject: String,
+    /// Scopes it may ask for (empty: any).
+    scopes: Vec<String>,
+}
+
+/// An authorisation code handed out by the authorise endpoint.
+#[derive(Debug, Clone)]
+struct Code {
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    subject: String,
+    /// `(method, challenge)` of PKCE.
+    challenge: Option<(String, String)>,
+    offline: bool,
+    expires_at: i64,
+    used: bool,
+    /// The refresh token the code's exchange gave (revoked if the code is replayed).
+    refresh_token: Option<String>,
+}
+
+/// How long a code is good for (RFC 6749 §4.1.2 recommends at most ten minutes).
+const CODE_LIFETIME_SECS: i64 = 60;
+
 #[derive(Debug, Default)]
 struct State_ {
+    clients: HashMap<String, Client>,
+    codes: HashMap<String, Code>,
+    code_exchanges: u64,
     grants: HashMap<String, Grant>,
     accounts: HashMap<String, Account>,
     tokens: HashMap<String, Issued>,
@@ -145,12 +187,105 @@ impl OAuthServer {
             r = r.route(p, post(token));
         }
         r.route("/_sandbox/oauth/grants", post(add_grant))
+            .route("/_sandbox/oauth/clients", post(add_client))
             .route("/_sandbox/oauth/accounts", post(add_account))
             .route("/_sandbox/oauth/revoke", post(revoke))
             .route("/_sandbox/oauth/expire", post(expire))
             .route("/_sandbox/oauth/stats", get(stats))
             .route("/_sandbox/oauth/userinfo", get(userinfo))
             .with_state(self.clone())
+    }
+
+    /// The authorise endpoint (RFC 6749 §4.1.1) at `path` (Zoho: `/oauth/v2/auth`; Google:
+    /// `/o/oauth2/v2/auth`) and token revocation (RFC 7009) at `revoke_path` (Zoho:
+    /// `/oauth/v2/token/revoke`). Consent is given at once by the client's configured user.
+    pub fn authorize_router(&self, path: &str, revoke_path: &str) -> Router {
+        Router::new()
+            .route(path, get(authorize))
+            .route(revoke_path, post(revoke_token))
+            .with_state(self.clone())
+    }
+
+    /// Redeems an authorisation code (RFC 6749 §4.1.3, PKCE RFC 7636 §4.6).
+    fn code(&self, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        let invalid = |d: &str| refuse(StatusCode::BAD_REQUEST, &self.cfg.invalid_grant_error, d);
+        let now = self.clock.now();
+        let always_refresh = !self.cfg.refresh_token_needs_offline;
+        self.with(|s| {
+            s.code_exchanges += 1;
+            let Some(code) = s.codes.get(field("code")).cloned() else {
+                return Err(invalid("the authorisation code is invalid"));
+            };
+            if code.used {
+                // A replayed code: what its first exchange gave is revoked (RFC 6749 §4.1.2).
+                if let Some(rt) = &code.refresh_token {
+                    s.grants.remove(rt);
+                    s.tokens
+                        .retain(|_, t| t.from.as_deref() != Some(rt.as_str()));
+                }
+                return Err(invalid("the authorisation code was used already"));
+            }
+            if code.expires_at <= now {
+                return Err(invalid("the authorisation code expired"));
+            }
+            let client = s.clients.get(&code.client_id).cloned();
+            let secret_ok = client.as_ref().is_some_and(|c| {
+                c.client_secret
+                    .as_deref()
+                    .is_none_or(|want| want == field("client_secret"))
+            });
+            if field("client_id") != code.client_id || !secret_ok {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "client authentication failed",
+                ));
+            }
+            if field("redirect_uri") != code.redirect_uri {
+                return Err(invalid(
+                    "redirect_uri differs from the authorisation request's",
+                ));
+            }
+            if let Some((method, challenge)) = &code.challenge {
+                let verifier = field("code_verifier");
+                let derived = if method == "S256" {
+                    use base64::Engine;
+                    use sha2::Digest;
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+                } else {
+                    verifier.to_string()
+                };
+                if verifier.is_empty() || &derived != challenge {
+                    return Err(invalid(
+                        "the code_verifier does not match the code_challenge",
+                    ));
+                }
+            }
+            let refresh = (code.offline || always_refresh).then(|| random_token("sbx_rt_"));
+            if let Some(rt) = &refresh {
+                s.grants.insert(
+                    rt.clone(),
+                    Grant {
+                        client_id: code.client_id.clone(),
+                        client_secret: client.and_then(|c| c.client_secret),
+                        scope: code.scope.clone(),
+                        subject: code.subject.clone(),
+                        uses: Vec::new(),
+                    },
+                );
+            }
+            if let Some(c) = s.codes.get_mut(field("code")) {
+                c.used = true;
+                c.refresh_token.clone_from(&refresh);
+            }
+            let mut answer = self.issue(s, &code.subject, &code.scope, refresh.as_deref());
+            if let (Some(rt), Value::Object(m)) = (refresh, &mut answer) {
+                m.insert("refresh_token".into(), json!(rt));
+            }
+            Ok(answer)
+        })
     }
 
     /// The access token of an `Authorization: Bearer` header, if it is valid now.
@@ -330,10 +465,11 @@ async fn token(State(server): State<OAuthServer>, body: Bytes) -> Response {
     let result = match form.get("grant_type").map(String::as_str) {
         Some("refresh_token") => server.refresh(&form),
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => server.jwt_bearer(&form),
+        Some("authorization_code") => server.code(&form),
         Some(_) => Err(refuse(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "this server issues tokens for refresh_token and jwt-bearer grants",
+            "this server issues tokens for authorization_code, refresh_token and jwt-bearer grants",
         )),
         None => Err(refuse(
             StatusCode::BAD_REQUEST,
@@ -445,6 +581,7 @@ async fn stats(State(server): State<OAuthServer>) -> Json<Value> {
             "token_requests": s.token_requests,
             "refreshes": s.refreshes,
             "jwt_grants": s.jwt_grants,
+            "code_exchanges": s.code_exchanges,
             "refused": s.refused,
         })
     }))
@@ -460,5 +597,325 @@ async fn userinfo(State(server): State<OAuthServer>, headers: HeaderMap) -> Resp
             Json(json!({"error": "invalid_token"})),
         )
             .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewClient {
+    client_id: String,
+    client_secret: Option<String>,
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+async fn add_client(State(server): State<OAuthServer>, Json(c): Json<NewClient>) -> StatusCode {
+    server.with(|s| {
+        s.clients.insert(
+            c.client_id,
+            Client {
+                client_secret: c.client_secret,
+                redirect_uris: c.redirect_uris,
+                subject: if c.user.is_empty() {
+                    "sandbox-user".into()
+                } else {
+                    c.user
+                },
+                scopes: c.scopes,
+            },
+        )
+    });
+    StatusCode::CREATED
+}
+
+/// `GET <authorise path>`: consent at once, then back to the client with a code, or with an
+/// error (RFC 6749 §4.1.2.1); never back to a URI the client did not register.
+async fn authorize(
+    State(server): State<OAuthServer>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let field = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    let client = server.with(|s| s.clients.get(field("client_id")).cloned());
+    let redirect_uri = field("redirect_uri");
+    let Some(client) = client.filter(|c| c.redirect_uris.iter().any(|u| u == redirect_uri)) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "unknown client, or a redirect_uri it did not register",
+        )
+            .into_response();
+    };
+    let Ok(mut back) = url::Url::parse(redirect_uri) else {
+        return (StatusCode::BAD_REQUEST, "redirect_uri is not a URL").into_response();
+    };
+    let state = field("state").to_string();
+    let scope = field("scope").to_string();
+    let error = if field("response_type") != "code" {
+        Some((
+            "unsupported_response_type",
+            "only response_type=code is served",
+        ))
+    } else if !client.scopes.is_empty()
+        && scope
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .any(|sc| !client.scopes.iter().any(|a| a == sc))
+    {
+        Some((
+            "invalid_scope",
+            "a requested scope is not allowed for this client",
+        ))
+    } else if !matches!(field("code_challenge_method"), "" | "S256" | "plain") {
+        Some((
+            "invalid_request",
+            "code_challenge_method must be S256 or plain",
+        ))
+    } else {
+        None
+    };
+    {
+        let mut pairs = back.query_pairs_mut();
+        if let Some((error, description)) = error {
+            pairs
+                .append_pair("error", error)
+                .append_pair("error_description", description);
+        } else {
+            let code = random_token("sbx_code_");
+            let challenge = (!field("code_challenge").is_empty()).then(|| {
+                let method = match field("code_challenge_method") {
+                    "" => "plain",
+                    m => m,
+                };
+                (method.to_string(), field("code_challenge").to_string())
+            });
+            let expires_at = server.clock.now() + CODE_LIFETIME_SECS;
+            server.with(|s| {
+                s.codes.insert(
+                    code.clone(),
+                    Code {
+                        client_id: field("client_id").to_string(),
+                        redirect_uri: redirect_uri.to_string(),
+                        scope: scope.clone(),
+                        subject: client.subject.clone(),
+                        challenge,
+                        offline: field("access_type") == "offline",
+                        expires_at,
+                        used: false,
+                        refresh_token: None,
+                    },
+                )
+            });
+            pairs.append_pair("code", &code);
+            for (k, v) in &server.cfg.redirect_extra {
+                pairs.append_pair(k, v);
+            }
+        }
+        if !state.is_empty() {
+            pairs.append_pair("state", &state);
+        }
+    }
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, back.to_string())],
+    )
+        .into_response()
+}
+
+/// RFC 7009 revocation (`token` as a query or form parameter): a refresh token goes with
+/// every access token it gave; an access token alone.
+async fn revoke_token(
+    State(server): State<OAuthServer>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    body: Bytes,
+) -> StatusCode {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let token = q
+        .get("token")
+        .or_else(|| form.get("token"))
+        .cloned()
+        .unwrap_or_default();
+    server.with(|s| {
+        if s.grants.remove(&token).is_some() {
+            s.tokens
+                .retain(|_, t| t.from.as_deref() != Some(token.as_str()));
+        } else {
+            s.tokens.remove(&token);
+        }
+    });
+    // RFC 7009 §2.2: an unknown token is answered 200 too
+    StatusCode::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BACK: &str = "https://app.test/cb";
+
+    async fn serve(cfg: OAuthConfig) -> (String, OAuthServer, SandboxClock, reqwest::Client) {
+        let clock = SandboxClock::default();
+        let server = OAuthServer::new(cfg, clock.clone());
+        let app = server
+            .router(&["/token"])
+            .merge(server.authorize_router("/auth", "/revoke"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let status = http
+            .post(format!("{base}/_sandbox/oauth/clients"))
+            .json(&json!({"client_id": "c", "client_secret": "s", "redirect_uris": [BACK]}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+        (base, server, clock, http)
+    }
+
+    /// The redirect's query, or the status of an answer that is not a redirect.
+    async fn authorise(
+        http: &reqwest::Client,
+        base: &str,
+        query: &str,
+    ) -> Result<HashMap<String, String>, u16> {
+        let resp = http
+            .get(format!("{base}/auth?{query}"))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != StatusCode::FOUND {
+            return Err(resp.status().as_u16());
+        }
+        let loc = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(loc.starts_with(BACK), "{loc}");
+        Ok(url::Url::parse(&loc)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect())
+    }
+
+    async fn exchange(http: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let resp = http
+            .post(format!("{base}/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn authorisation_code_with_pkce_once_and_in_time() {
+        let (base, _server, clock, http) = serve(OAuthConfig {
+            refresh_token_needs_offline: true,
+            redirect_extra: vec![("location".into(), "eu".into())],
+            ..OAuthConfig::default()
+        })
+        .await;
+        // never back to an unregistered address
+        let cb = url::form_urlencoded::byte_serialize(BACK.as_bytes()).collect::<String>();
+        assert_eq!(
+            authorise(
+                &http,
+                &base,
+                "response_type=code&client_id=c&redirect_uri=https%3A%2F%2Fevil.test%2Fcb"
+            )
+            .await,
+            Err(400)
+        );
+        let bad = authorise(
+            &http,
+            &base,
+            &format!("response_type=token&client_id=c&redirect_uri={cb}&state=x"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(bad["error"], "unsupported_response_type");
+        assert_eq!(bad["state"], "x");
+        // S256: BASE64URL(SHA256("verifier-0123456789-0123456789-0123456789"))
+        let verifier = "verifier-0123456789-0123456789-0123456789";
+        let challenge = {
+            use base64::Engine;
+            use sha2::Digest;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
+        };
+        let query = format!("response_type=code&client_id=c&redirect_uri={cb}&scope=a&state=st&code_challenge={challenge}&code_challenge_method=S256&access_type=offline");
+        let back = authorise(&http, &base, &query).await.unwrap();
+        assert_eq!(
+            (back["state"].as_str(), back["location"].as_str()),
+            ("st", "eu")
+        );
+        let code = back["code"].clone();
+        let form = |v: &'static str| {
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", "c"),
+                ("client_secret", "s"),
+                ("redirect_uri", BACK),
+                ("code_verifier", v),
+            ]
+        };
+        let mut wrong = form("wrong");
+        wrong.push(("code", &code));
+        let (status, body) = exchange(&http, &base, &wrong).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        // that spent the code; a fresh one, the right verifier
+        let back = authorise(&http, &base, &query).await.unwrap();
+        let code = back["code"].clone();
+        let mut right = form(verifier);
+        right.push(("code", &code));
+        let (status, body) = exchange(&http, &base, &right).await;
+        assert_eq!(status, 200, "{body}");
+        let refresh = body["refresh_token"].as_str().unwrap().to_string();
+        // replayed: refused, and what it gave is revoked
+        let (status, _) = exchange(&http, &base, &right).await;
+        assert_eq!(status, 400);
+        let (status, body) = exchange(
+            &http,
+            &base,
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "c"),
+                ("client_secret", "s"),
+                ("refresh_token", &refresh),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        // no offline access: no refresh token; a code a minute old is dead
+        let online = query.replace("&access_type=offline", "");
+        let back = authorise(&http, &base, &online).await.unwrap();
+        let code = back["code"].clone();
+        let mut f = form(verifier);
+        f.push(("code", &code));
+        let (status, body) = exchange(&http, &base, &f).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("refresh_token").is_none(), "{body}");
+        let back = authorise(&http, &base, &online).await.unwrap();
+        clock.advance(CODE_LIFETIME_SECS);
+        let code = back["code"].clone();
+        let mut f = form(verifier);
+        f.push(("code", &code));
+        let (status, body) = exchange(&http, &base, &f).await;
+        assert_eq!(
+            (status, body["error_description"].as_str()),
+            (400, Some("the authorisation code expired"))
+        );
     }
 }
