@@ -37,6 +37,9 @@ pub enum FieldType {
     Date,
     /// `one2many` to the given model through its many2one `inverse` field.
     One2many(&'static str, &'static str),
+    /// `many2many` to the given model (kept in the row as its list of ids, where Odoo has a
+    /// relation table).
+    Many2many(&'static str),
 }
 
 impl FieldType {
@@ -54,6 +57,7 @@ impl FieldType {
             Self::Datetime => "datetime",
             Self::Date => "date",
             Self::One2many(..) => "one2many",
+            Self::Many2many(_) => "many2many",
         }
     }
 }
@@ -89,6 +93,11 @@ pub enum Compute {
     Sum(&'static str, &'static str),
     /// A copy of another field (`complete_name`).
     Copy(&'static str),
+    /// The taxes (a many2many to `account.tax`) on a base amount and a quantity:
+    /// `price_tax` from `price_subtotal`, `tax_ids` and `quantity`.
+    Tax(&'static str, &'static str, &'static str),
+    /// The sum of two fields of the record, computed after the taxes (`price_total`).
+    Plus(&'static str, &'static str),
 }
 
 /// What deleting the target of a many2one does to the records pointing at it.
@@ -442,6 +451,8 @@ pub fn product_product_with(major: u32, stock: bool) -> ModelDef {
     }
     fields.extend([
         FieldDef::new("sale_ok", "Can be Sold", Boolean).default(json!(true)),
+        // the company's default sale tax (the seeded "15%", id 1)
+        FieldDef::new("taxes_id", "Customer Taxes", Many2many("account.tax")).default(json!([1])),
         FieldDef::new("purchase_ok", "Can be Purchased", Boolean).default(json!(true)),
         FieldDef::new("description_sale", "Sales Description", Text),
         // sandbox addition (default_code is the product's business reference)
@@ -604,8 +615,44 @@ pub fn account_move() -> ModelDef {
             FieldDef::new("amount_tax", "Tax", Float)
                 .computed(Compute::Sum("invoice_line_ids", "price_tax")),
             FieldDef::new("amount_total", "Total", Float)
-                .computed(Compute::Sum("invoice_line_ids", "price_subtotal")),
+                .computed(Compute::Sum("invoice_line_ids", "price_total")),
             FieldDef::new("narration", "Terms and Conditions", Html),
+        ],
+    )
+}
+
+/// `account.tax`: percent and fixed taxes, prices tax-excluded (`price_include` is stored but
+/// not applied).
+pub fn account_tax() -> ModelDef {
+    use FieldType::*;
+    ModelDef::new(
+        "account.tax",
+        "Tax",
+        "sequence, id",
+        vec![
+            FieldDef::new("name", "Tax Name", Char).required(),
+            FieldDef::new(
+                "amount_type",
+                "Tax Computation",
+                Selection(vec![("percent", "Percentage of Price"), ("fixed", "Fixed")]),
+            )
+            .required()
+            .default(json!("percent")),
+            FieldDef::new("amount", "Amount", Float),
+            FieldDef::new(
+                "type_tax_use",
+                "Tax Type",
+                Selection(vec![
+                    ("sale", "Sales"),
+                    ("purchase", "Purchases"),
+                    ("none", "None"),
+                ]),
+            )
+            .required()
+            .default(json!("sale")),
+            FieldDef::new("price_include", "Included in Price", Boolean).default(json!(false)),
+            FieldDef::new("sequence", "Sequence", Integer).default(json!(1)),
+            FieldDef::new("active", "Active", Boolean).default(json!(true)),
         ],
     )
 }
@@ -633,7 +680,16 @@ pub fn account_move_line() -> ModelDef {
                 .default_with(Default::Related("product_id", "list_price")),
             FieldDef::new("price_subtotal", "Subtotal", Float)
                 .computed(Compute::Mul("quantity", "price_unit")),
-            FieldDef::new("price_tax", "Tax", Float).readonly(),
+            // the product's customer taxes unless given
+            FieldDef::new("tax_ids", "Taxes", Many2many("account.tax"))
+                .default_with(Default::Related("product_id", "taxes_id")),
+            FieldDef::new("price_tax", "Tax", Float).computed(Compute::Tax(
+                "price_subtotal",
+                "tax_ids",
+                "quantity",
+            )),
+            FieldDef::new("price_total", "Total", Float)
+                .computed(Compute::Plus("price_subtotal", "price_tax")),
         ],
     )
 }
@@ -799,6 +855,7 @@ pub fn models_for(major: u32, stock: bool) -> Vec<ModelDef> {
         product_product_with(major, stock),
         sale_order(),
         sale_order_line(),
+        account_tax(),
         account_move(),
         account_move_line(),
     ];

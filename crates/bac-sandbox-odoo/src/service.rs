@@ -326,6 +326,12 @@ impl OdooService {
             let vals = json!({"name": name, "sequence": sequence, "is_won": won});
             let _ = store.insert_with_id("crm.stage", i as i64 + 1, &vals, 1);
         }
+        // the generic chart of accounts' default taxes
+        let taxes = [("15%", "sale"), ("15%", "purchase")];
+        for (i, (name, usage)) in taxes.iter().enumerate() {
+            let vals = json!({"name": name, "amount": 15.0, "type_tax_use": usage});
+            let _ = store.insert_with_id("account.tax", i as i64 + 1, &vals, 1);
+        }
         let locations = [
             ("Physical Locations", "Physical Locations", "view"),
             ("Partners", "Partners", "view"),

@@ -330,6 +330,7 @@ impl Store {
         match (&field.ftype, raw) {
             (FieldType::Integer, Value::Null) => json!(0),
             (FieldType::Float, Value::Null) => json!(0.0),
+            (FieldType::Many2many(_), Value::Null) => json!([]),
             (FieldType::Many2one(comodel), Value::Number(n)) => {
                 let rid = n.as_i64().unwrap_or_default();
                 if load {
@@ -461,6 +462,7 @@ impl Store {
                 }
             }
             Self::recompute_row(&def, &mut row);
+            self.recompute_taxes(&def, &mut row);
             row.insert("write_date", stamp.clone());
             row.insert("write_uid", uid_value.clone());
             super::actions::check_row(model, &row)?;
@@ -491,6 +493,38 @@ impl Store {
             return Err(missing_error(model, &missing, uid));
         }
         let def = table.def.clone();
+        // `(4, id)` / `(3, id)` change each record's own set: written record by record as
+        // the absolute set it comes to
+        let relative = vals.as_object().and_then(|m| {
+            m.iter().find(|(k, v)| {
+                matches!(
+                    def.field(k).map(|f| &f.ftype),
+                    Some(FieldType::Many2many(_))
+                ) && values::m2m_is_relative(v)
+            })
+        });
+        if let Some((name, value)) = relative {
+            for id in ids {
+                let old: Vec<i64> = self
+                    .row(model, *id)
+                    .and_then(|r| r.get(name.as_str()))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                    .unwrap_or_default();
+                let new = values::m2m_apply(&old, value).map_err(|_| {
+                    OdooError::value_error(format!(
+                        "Wrong value for {}.{}: {}",
+                        def.name,
+                        name,
+                        py_repr(value)
+                    ))
+                })?;
+                let mut one = vals.clone();
+                one[name.as_str()] = json!([[6, 0, new]]);
+                self.write(model, &[*id], &one, uid)?;
+            }
+            return Ok(());
+        }
         let (updates, commands) = self.prepare_vals(&def, vals)?;
         let now = self.tick();
         let context = Map::new();
@@ -680,6 +714,11 @@ impl Store {
                     desc.insert("selection".into(), Value::Array(opts));
                 }
                 FieldType::Many2one(comodel) => {
+                    desc.insert("relation".into(), json!(comodel));
+                    desc.insert("domain".into(), json!([]));
+                    desc.insert("context".into(), json!({}));
+                }
+                FieldType::Many2many(comodel) => {
                     desc.insert("relation".into(), json!(comodel));
                     desc.insert("domain".into(), json!([]));
                     desc.insert("context".into(), json!({}));

@@ -313,7 +313,8 @@ async fn odoo_domain_orders_invoices_and_catalog() {
     assert_eq!(invoice["partner_id"], partner_id);
     assert_eq!(invoice["invoice_date"], "2024-09-01");
     assert_eq!(invoice["due_date"], "2024-10-01");
-    assert_eq!(invoice["amount_total"], 30.0);
+    // 3 x 10.0 and the product's default 15 % sale tax
+    assert_eq!(invoice["amount_total"], 34.5);
     assert_ne!(invoice["number"], "/");
     let invoice_id = invoice["id"].as_i64().unwrap();
     let moves = sandbox_records(&fleet, "account.move").await;

@@ -399,3 +399,72 @@ async fn intent_ids_stay_out_of_fields_people_see() {
     assert_eq!(again["id"].as_i64(), Some(id), "the same lead: {again}");
     assert_eq!(leads_named(&with_field, "Quiet lead").await, 1);
 }
+
+/// Taxes on invoice lines as Odoo computes them: a product's line carries the product's
+/// customer taxes (the generic chart's 15 %), a line may name its own, and the invoice's
+/// answer says each line's tax and total and the invoice's.
+#[tokio::test(flavor = "multi_thread")]
+async fn invoice_lines_carry_their_taxes() {
+    let fleet = Fleet::start().await;
+    let (status, conn) = fleet.connect_odoo(None, "admin").await;
+    assert_eq!(status, 201, "{conn}");
+    let product = fleet
+        .odoo_rpc(
+            "product.product",
+            "create",
+            json!([{"name": "Widget", "list_price": 10.0}]),
+            json!({}),
+        )
+        .await
+        .as_i64()
+        .unwrap();
+    let eco = fleet
+        .odoo_rpc(
+            "account.tax",
+            "create",
+            json!([{"name": "Eco fee", "amount_type": "fixed", "amount": 0.5}]),
+            json!({}),
+        )
+        .await
+        .as_i64()
+        .unwrap();
+    let (status, invoice) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/odoo/accounting/invoices",
+            Some(json!({"partner": {"name": "Taxed Co"}, "lines": [
+                {"product_id": product, "quantity": 2},
+                {"product_id": product, "quantity": 4, "tax_ids": [eco]},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{invoice}");
+    let lines = invoice["lines"].as_array().unwrap();
+    assert_eq!(lines[0]["tax_ids"], json!([1]), "{invoice}");
+    assert_eq!(
+        (lines[0]["tax"].as_f64(), lines[0]["total"].as_f64()),
+        (Some(3.0), Some(23.0))
+    );
+    assert_eq!(lines[1]["tax_ids"], json!([eco]));
+    assert_eq!(
+        (lines[1]["tax"].as_f64(), lines[1]["total"].as_f64()),
+        (Some(2.0), Some(42.0))
+    );
+    assert_eq!(
+        (
+            invoice["amount_untaxed"].as_f64(),
+            invoice["amount_tax"].as_f64(),
+            invoice["amount_total"].as_f64()
+        ),
+        (Some(60.0), Some(5.0), Some(65.0)),
+        "{invoice}"
+    );
+    let (status, body) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/odoo/accounting/invoices",
+            Some(json!({"partner": {"name": "Taxed Co"}, "lines": [{"product_id": product, "quantity": 1, "tax_ids": [0]}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

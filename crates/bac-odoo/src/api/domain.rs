@@ -610,6 +610,14 @@ impl OdooService for OdooApi {
                 l.price_unit,
             )
         }))?;
+        for (i, l) in req.lines.iter().enumerate() {
+            if l.tax_ids.len() > 20 || l.tax_ids.iter().any(|t| *t <= 0) {
+                return Err(bad(format!(
+                    "lines[{i}].tax_ids must be at most 20 positive Odoo ids of account.tax"
+                ))
+                .into());
+            }
+        }
         validate_date("invoice_date", &req.invoice_date)?;
         validate_date("due_date", &req.due_date)?;
         let (intent, given) = intent_of(&req.intent_id)?;

@@ -472,6 +472,9 @@ pub const INVOICE_LINE_FIELDS: &[&str] = &[
     "quantity",
     "price_unit",
     "price_subtotal",
+    "tax_ids",
+    "price_tax",
+    "price_total",
 ];
 
 /// `vals` for `account.move.create` of a customer invoice.
@@ -493,6 +496,12 @@ pub fn invoice_vals(
             }
             if let Some(p) = l.price_unit {
                 v["price_unit"] = json!(p);
+            }
+            if !l.tax_ids.is_empty() {
+                v["tax_ids"] = json!([[6, 0, l.tax_ids]]);
+            }
+            if !l.tax_ids.is_empty() {
+                v["tax_ids"] = json!([[6, 0, l.tax_ids]]);
             }
             json!([0, 0, v])
         })
@@ -521,6 +530,9 @@ fn invoice_line(r: &Value) -> InvoiceLine {
         quantity: num(&r["quantity"]),
         price_unit: Some(num(&r["price_unit"])),
         subtotal: num(&r["price_subtotal"]),
+        tax_ids: ids(&r["tax_ids"]),
+        tax: num(&r["price_tax"]),
+        total: num(&r["price_total"]),
     }
 }
 

@@ -147,6 +147,20 @@ impl Store {
             },
             // one2many values are commands, handled by `prepare_vals`
             FieldType::One2many(..) => return Err(wrong()),
+            FieldType::Many2many(comodel) => {
+                let ids = m2m_apply(&[], value).map_err(|_| wrong())?;
+                if let Some(bad) = ids.iter().find(|id| !self.contains(comodel, **id)) {
+                    return Err(OdooError::new(
+                        "psycopg2.errors.ForeignKeyViolation",
+                        format!(
+                            "insert or update on table \"{0}_{1}_rel\" violates foreign key constraint \"{0}_{1}_rel_{1}_id_fkey\"\nDETAIL:  Key ({1}_id)=({bad}) is not present in table \"{1}\".\n",
+                            def.name.replace('.', "_"),
+                            comodel.replace('.', "_"),
+                        ),
+                    ));
+                }
+                json!(ids)
+            }
         })
     }
 
@@ -292,6 +306,42 @@ impl Store {
         self.convert(def, field, &raw).map(Some)
     }
 
+    /// The taxes of a line (`Compute::Tax`) from the `account.tax` records it names, then
+    /// the sums after them (`Compute::Plus`). Percent taxes apply to the base, fixed ones per
+    /// unit; prices are taken tax-excluded (`price_include` is not served).
+    pub(crate) fn recompute_taxes(&self, def: &ModelDef, row: &mut Row) {
+        for field in &def.fields {
+            if let Some(Compute::Tax(base, taxes, quantity)) = field.compute {
+                let base = as_f64(row.get(base));
+                let qty = as_f64(row.get(quantity));
+                let mut tax = 0.0;
+                for id in row
+                    .get(taxes)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_i64)
+                {
+                    let Some(t) = self.row("account.tax", id) else {
+                        continue;
+                    };
+                    let amount = as_f64(t.get("amount"));
+                    tax += match t.get("amount_type").and_then(Value::as_str) {
+                        Some("fixed") => amount * qty,
+                        _ => base * amount / 100.0,
+                    };
+                }
+                row.insert(field.name, json!(round_money(tax)));
+            }
+        }
+        for field in &def.fields {
+            if let Some(Compute::Plus(a, b)) = field.compute {
+                let v = round_money(as_f64(row.get(a)) + as_f64(row.get(b)));
+                row.insert(field.name, json!(v));
+            }
+        }
+    }
+
     /// Stored computed fields that depend on the record's own values only.
     pub(crate) fn recompute_row(def: &ModelDef, row: &mut Row) {
         for field in &def.fields {
@@ -304,7 +354,7 @@ impl Store {
                     let v = row.get(src).cloned().unwrap_or(Value::Null);
                     row.insert(field.name, v);
                 }
-                Some(Compute::Sum(..)) => {
+                Some(Compute::Sum(..) | Compute::Tax(..) | Compute::Plus(..)) => {
                     row.insert_missing(field.name, json!(0.0));
                 }
                 None => {}
@@ -351,6 +401,7 @@ impl Store {
             }
         }
         Self::recompute_row(def, &mut row);
+        self.recompute_taxes(def, &mut row);
         let uid_value = if self.contains("res.users", uid) {
             json!(uid)
         } else {
@@ -368,4 +419,61 @@ impl Store {
             .collect::<OdooResult<Vec<_>>>()?;
         Ok((row.canonical(def), x2m))
     }
+}
+
+/// Applies a many2many value as Odoo reads it to the ids `old`: a list of ids, or commands
+/// `(6, 0, ids)` (set), `(5,)` (clear), `(4, id)` (link), `(3, id)` (unlink). Creating or
+/// changing the related records through the field (`0`, `1`, `2`) is not served.
+pub(crate) fn m2m_apply(old: &[i64], value: &Value) -> Result<Vec<i64>, ()> {
+    let mut ids: Vec<i64> = old.to_vec();
+    let items = match value {
+        Value::Null | Value::Bool(false) => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => return Err(()),
+    };
+    if items.iter().all(Value::is_i64) {
+        return Ok(dedup(items.iter().filter_map(Value::as_i64).collect()));
+    }
+    for item in items {
+        let Value::Array(cmd) = item else {
+            return Err(());
+        };
+        let id = || cmd.get(1).and_then(Value::as_i64).ok_or(());
+        match cmd.first().and_then(Value::as_i64) {
+            Some(6) => {
+                let Some(Value::Array(new)) = cmd.get(2) else {
+                    return Err(());
+                };
+                ids = new
+                    .iter()
+                    .map(|v| v.as_i64().ok_or(()))
+                    .collect::<Result<_, _>>()?;
+            }
+            Some(5) => ids.clear(),
+            Some(4) => ids.push(id()?),
+            Some(3) => {
+                let gone = id()?;
+                ids.retain(|i| *i != gone);
+            }
+            _ => return Err(()),
+        }
+    }
+    Ok(dedup(ids))
+}
+
+/// Whether a many2many value changes the ids relative to what they were (`(4,)`, `(3,)`).
+pub(crate) fn m2m_is_relative(value: &Value) -> bool {
+    value.as_array().is_some_and(|items| {
+        items.iter().any(|c| {
+            matches!(
+                c.as_array().and_then(|c| c.first()).and_then(Value::as_i64),
+                Some(3 | 4)
+            )
+        })
+    })
+}
+
+fn dedup(ids: Vec<i64>) -> Vec<i64> {
+    let mut seen = std::collections::BTreeSet::new();
+    ids.into_iter().filter(|i| seen.insert(*i)).collect()
 }

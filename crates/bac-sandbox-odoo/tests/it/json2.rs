@@ -198,7 +198,8 @@ async fn orders_and_invoices_over_json2() {
             json!({"domain": [["state", "=", "posted"]], "fields": ["name", "amount_total"]}),
         )
         .await;
-    assert_eq!(posted[0]["amount_total"], 40.0);
+    // 2 x 20.0 and the product's default 15 % sale tax
+    assert_eq!(posted[0]["amount_total"], 46.0);
     assert!(posted[0]["name"].as_str().unwrap().starts_with("INV/"));
     // a UserError is 422, with Odoo's serialized exception
     let (status, body) = sb

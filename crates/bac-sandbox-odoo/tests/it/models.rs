@@ -431,6 +431,138 @@ async fn one2many_link_set_and_clear() {
     assert_eq!(fields["order_line"]["relation_field"], "order_id");
 }
 
+/// Taxes as Odoo computes them on invoice lines: the product's customer taxes unless the
+/// line names its own (a many2many: ids or `(6, 0, ids)`, `(4, id)`, `(3, id)`), percent on
+/// the subtotal, fixed per unit; the invoice adds them up.
+#[tokio::test]
+async fn invoice_line_taxes() {
+    let sb = spawn().await;
+    let customer = partner(&sb, "Taxed Co").await;
+    let p = product(&sb, "widget", 10.0).await;
+    let fields = sb
+        .ok(
+            "account.move.line",
+            "fields_get",
+            json!([["tax_ids"]]),
+            json!({"attributes": ["type", "relation"]}),
+        )
+        .await;
+    assert_eq!(
+        fields["tax_ids"],
+        json!({"type": "many2many", "relation": "account.tax"})
+    );
+    let eco = sb
+        .ok(
+            "account.tax",
+            "create",
+            json!([{"name": "Eco fee", "amount_type": "fixed", "amount": 0.5}]),
+            json!({}),
+        )
+        .await
+        .as_i64()
+        .unwrap();
+    let inv = sb
+        .ok(
+            "account.move",
+            "create",
+            json!([{"move_type": "out_invoice", "partner_id": customer, "invoice_line_ids": [
+                [0, 0, {"product_id": p, "quantity": 2}],
+                [0, 0, {"product_id": p, "quantity": 4, "tax_ids": [[6, 0, [eco]]]}],
+                [0, 0, {"name": "Untaxed service", "quantity": 1, "price_unit": 7.0}],
+            ]}]),
+            json!({}),
+        )
+        .await
+        .as_i64()
+        .unwrap();
+    let lines = sb
+        .ok(
+            "account.move.line",
+            "search_read",
+            json!([
+                [["move_id", "=", inv]],
+                ["tax_ids", "price_subtotal", "price_tax", "price_total"]
+            ]),
+            json!({"order": "id"}),
+        )
+        .await;
+    assert_eq!(lines[0]["tax_ids"], json!([1]), "{lines}");
+    assert_eq!(
+        (
+            lines[0]["price_tax"].as_f64(),
+            lines[0]["price_total"].as_f64()
+        ),
+        (Some(3.0), Some(23.0))
+    );
+    assert_eq!(lines[1]["tax_ids"], json!([eco]));
+    assert_eq!(lines[1]["price_tax"], 2.0);
+    assert_eq!(lines[2]["tax_ids"], json!([]));
+    assert_eq!(lines[2]["price_total"], 7.0);
+    let rec = &sb
+        .ok(
+            "account.move",
+            "read",
+            json!([[inv], ["amount_untaxed", "amount_tax", "amount_total"]]),
+            json!({}),
+        )
+        .await[0];
+    assert_eq!(
+        (
+            rec["amount_untaxed"].as_f64(),
+            rec["amount_tax"].as_f64(),
+            rec["amount_total"].as_f64()
+        ),
+        (Some(67.0), Some(5.0), Some(72.0))
+    );
+    // relative commands on write; the totals follow
+    let line = lines[2]["id"].clone();
+    sb.ok(
+        "account.move.line",
+        "write",
+        json!([[line], {"tax_ids": [[4, 1], [4, eco]]}]),
+        json!({}),
+    )
+    .await;
+    sb.ok(
+        "account.move.line",
+        "write",
+        json!([[line], {"tax_ids": [[3, eco]]}]),
+        json!({}),
+    )
+    .await;
+    let l = &sb
+        .ok(
+            "account.move.line",
+            "read",
+            json!([[line], ["tax_ids", "price_tax"]]),
+            json!({}),
+        )
+        .await[0];
+    assert_eq!(
+        (l["tax_ids"].clone(), l["price_tax"].as_f64()),
+        (json!([1]), Some(1.05))
+    );
+    let rec = &sb
+        .ok(
+            "account.move",
+            "read",
+            json!([[inv], ["amount_tax"]]),
+            json!({}),
+        )
+        .await[0];
+    assert_eq!(rec["amount_tax"], 6.05);
+    // a tax that does not exist is the database's foreign key error
+    let err = sb
+        .err(
+            "account.move.line",
+            "write",
+            json!([[line], {"tax_ids": [[6, 0, [999]]]}]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(err["data"]["name"], "psycopg2.errors.ForeignKeyViolation");
+}
+
 #[tokio::test]
 async fn invoices_post_and_numbering() {
     let sb = spawn().await;
@@ -473,7 +605,8 @@ async fn invoices_post_and_numbering() {
     assert_eq!(rec["name"], "/");
     assert_eq!(rec["state"], "draft");
     assert_eq!(rec["move_type"], "out_invoice");
-    assert_eq!(rec["amount_total"], 300.0);
+    // 3 x 100.0 plus the product's default 15 % sale tax
+    assert_eq!(rec["amount_total"], 345.0);
     assert_eq!(rec["ref"], "intent-inv-1");
     assert_eq!(rec["invoice_line_ids"].as_array().unwrap().len(), 1);
     // action_post returns False, numbers the invoice in the year of its date
