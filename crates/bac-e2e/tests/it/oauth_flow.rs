@@ -30,8 +30,8 @@ async fn a_callback_without_a_started_authorisation_changes_nothing() {
         &format!("state={}&code=x", "s".repeat(300)),
     ] {
         let (status, body) = callback(&fleet, query).await;
-        assert_eq!(status, 400, "{query}: {body}");
-        assert_eq!(body["details"]["error_code"], "INVALID_REQUEST", "{body}");
+        assert_eq!(status, 404, "{query}: {body}");
+        assert_eq!(body["details"]["error_code"], "NOT_FOUND", "{body}");
         assert!(
             body["message"].as_str().unwrap().contains("state"),
             "{query}: {body}"

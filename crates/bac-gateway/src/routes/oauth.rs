@@ -174,7 +174,7 @@ async fn spend(state: &AppState, oauth_state: &str) -> Result<Option<Started>, A
            ("code" = Option<String>, Query, description = "The authorisation code"),
            ("error" = Option<String>, Query, description = "The provider's refusal (access_denied)")),
     security(()),
-    responses((status = 200, description = "The connection is authorised"), crate::openapi::CommonErrors))]
+    responses((status = 200, description = "The connection is authorised (404: no started authorisation has this state)"), crate::openapi::CommonErrors))]
 pub async fn callback(
     State(state): State<Arc<AppState>>,
     crate::http::Source(source): crate::http::Source,
@@ -191,10 +191,13 @@ pub async fn callback(
     };
     let Some(started) = started else {
         state.guard.failed(source);
-        return Err(ApiError::bad_request(
-            "unknown or already used authorisation state",
+        // a state names a started authorisation: none has this one (any more)
+        return Err(ApiError::not_found(
+            "no started authorisation has this state (unknown, already used or expired)",
         )
-        .suggest("Start the authorisation again: POST /api/v1/integrations/connections/{id}/authorize"));
+        .suggest(
+            "Start the authorisation again: POST /api/v1/integrations/connections/{id}/authorize",
+        ));
     };
     if started.expires_at < Utc::now() {
         return Err(ApiError::bad_request(format!(
