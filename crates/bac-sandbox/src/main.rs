@@ -8,7 +8,9 @@
 //! serves the JSON-2 API), `BAC_SANDBOX_ODOO_SEED` (records created at start, e.g.
 //! `crm.lead=1000,res.partner=100`), `BAC_SANDBOX_ODOO_CUSTOM_FIELDS`
 //! (`model:x_field,...`: custom Char fields an administrator added), `BAC_SANDBOX_ODOO_STOCK` (`1`; `0`: a database without
-//! the Inventory app), `RUST_LOG` (`info`).
+//! the Inventory app), `BAC_SANDBOX_ZOHO_ADDR` (unset: no Zoho sandbox; dev-up uses
+//! `127.0.0.1:7002`) and `BAC_SANDBOX_ZOHO_URL` (the URL clients reach it at), `RUST_LOG`
+//! (`info`).
 
 use std::net::SocketAddr;
 
@@ -58,11 +60,37 @@ async fn main() -> anyhow::Result<()> {
     let (bound, mut server) = spawn_odoo(cfg, addr).await?;
     // the password is never logged
     tracing::info!(addr = %bound, %database, %login, %version, "bac-sandbox odoo listening");
+    // Zoho only when asked for: several sandboxes (tests) may run on one machine
+    let mut zoho = match std::env::var("BAC_SANDBOX_ZOHO_ADDR")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(a) => {
+            let zaddr: SocketAddr = a
+                .parse()
+                .context("BAC_SANDBOX_ZOHO_ADDR must be host:port")?;
+            let public = std::env::var("BAC_SANDBOX_ZOHO_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty());
+            let (zbound, task) = bac_sandbox_zoho::spawn_zoho(
+                bac_sandbox_zoho::ZohoSandboxConfig::default(),
+                zaddr,
+                public,
+            )
+            .await?;
+            tracing::info!(addr = %zbound, "bac-sandbox zoho listening");
+            Some(task)
+        }
+        None => None,
+    };
 
     tokio::select! {
         () = bac_sandbox_kit::shutdown_signal() => {
             tracing::info!("bac-sandbox shutting down");
             server.abort();
+            if let Some(z) = zoho.take() {
+                z.abort();
+            }
         }
         res = &mut server => {
             if let Err(e) = res {

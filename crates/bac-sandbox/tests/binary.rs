@@ -17,6 +17,7 @@ async fn binary_env_seed_and_version() {
         .env("BAC_SANDBOX_ODOO_ADDR", "127.0.0.1:0")
         .env("BAC_SANDBOX_ODOO_VERSION", "19.0")
         .env("BAC_SANDBOX_ODOO_SEED", "crm.lead=250,res.partner=3")
+        .env("BAC_SANDBOX_ZOHO_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -30,14 +31,45 @@ async fn binary_env_seed_and_version() {
             .lines()
             .map_while(Result::ok)
             .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
-            .find(|l| l["fields"]["message"] == "bac-sandbox odoo listening")
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.ends_with("listening"))
+            })
+            .take(2)
+            .map(|l| {
+                let m = l["fields"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                (
+                    m,
+                    l["fields"]["addr"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<std::collections::HashMap<String, String>>()
     });
-    let line = tokio::time::timeout(Duration::from_secs(60), listening)
+    let lines = tokio::time::timeout(Duration::from_secs(60), listening)
         .await
         .expect("bac-sandbox did not start")
-        .unwrap()
-        .expect("bac-sandbox exited before listening");
-    let base = format!("http://{}", line["fields"]["addr"].as_str().unwrap());
+        .unwrap();
+    let base = format!(
+        "http://{}",
+        lines
+            .get("bac-sandbox odoo listening")
+            .expect("bac-sandbox exited before listening")
+    );
+    // asked for with BAC_SANDBOX_ZOHO_ADDR, the Zoho sandbox listens too
+    let zoho = format!(
+        "http://{}",
+        lines
+            .get("bac-sandbox zoho listening")
+            .expect("no Zoho sandbox")
+    );
+    let calls = reqwest::get(format!("{zoho}/_sandbox/zoho/calls"))
+        .await
+        .unwrap();
+    assert_eq!(calls.status().as_u16(), 200);
     let http = reqwest::Client::new();
     let count = |model: &'static str| {
         let (http, base) = (&http, &base);
