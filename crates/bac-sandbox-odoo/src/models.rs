@@ -93,11 +93,11 @@ pub enum Compute {
     Sum(&'static str, &'static str),
     /// A copy of another field (`complete_name`).
     Copy(&'static str),
-    /// The taxes (a many2many to `account.tax`) on a base amount and a quantity:
-    /// `price_tax` from `price_subtotal`, `tax_ids` and `quantity`.
-    Tax(&'static str, &'static str, &'static str),
-    /// The sum of two fields of the record, computed after the taxes (`price_total`).
-    Plus(&'static str, &'static str),
+    /// A base amount with the taxes (a many2many to `account.tax`) on it and a quantity:
+    /// a journal item's `price_total` from `price_subtotal`, `tax_ids` and `quantity`.
+    WithTaxes(&'static str, &'static str, &'static str),
+    /// The difference of two stored sums of the record (an invoice's `amount_tax`).
+    Diff(&'static str, &'static str),
 }
 
 /// What deleting the target of a many2one does to the records pointing at it.
@@ -612,10 +612,10 @@ pub fn account_move() -> ModelDef {
             ),
             FieldDef::new("amount_untaxed", "Untaxed Amount", Float)
                 .computed(Compute::Sum("invoice_line_ids", "price_subtotal")),
-            FieldDef::new("amount_tax", "Tax", Float)
-                .computed(Compute::Sum("invoice_line_ids", "price_tax")),
             FieldDef::new("amount_total", "Total", Float)
                 .computed(Compute::Sum("invoice_line_ids", "price_total")),
+            FieldDef::new("amount_tax", "Tax", Float)
+                .computed(Compute::Diff("amount_total", "amount_untaxed")),
             FieldDef::new("narration", "Terms and Conditions", Html),
         ],
     )
@@ -683,13 +683,12 @@ pub fn account_move_line() -> ModelDef {
             // the product's customer taxes unless given
             FieldDef::new("tax_ids", "Taxes", Many2many("account.tax"))
                 .default_with(Default::Related("product_id", "taxes_id")),
-            FieldDef::new("price_tax", "Tax", Float).computed(Compute::Tax(
+            // Odoo's journal items have no price_tax: the tax is total minus subtotal
+            FieldDef::new("price_total", "Total", Float).computed(Compute::WithTaxes(
                 "price_subtotal",
                 "tax_ids",
                 "quantity",
             )),
-            FieldDef::new("price_total", "Total", Float)
-                .computed(Compute::Plus("price_subtotal", "price_tax")),
         ],
     )
 }

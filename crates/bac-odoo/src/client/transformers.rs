@@ -473,7 +473,7 @@ pub const INVOICE_LINE_FIELDS: &[&str] = &[
     "price_unit",
     "price_subtotal",
     "tax_ids",
-    "price_tax",
+    // journal items have no price_tax: the tax is total minus subtotal
     "price_total",
 ];
 
@@ -531,7 +531,7 @@ fn invoice_line(r: &Value) -> InvoiceLine {
         price_unit: Some(num(&r["price_unit"])),
         subtotal: num(&r["price_subtotal"]),
         tax_ids: ids(&r["tax_ids"]),
-        tax: num(&r["price_tax"]),
+        tax: ((num(&r["price_total"]) - num(&r["price_subtotal"])) * 100.0).round() / 100.0,
         total: num(&r["price_total"]),
     }
 }

@@ -346,6 +346,13 @@ impl Store {
                             for (sum, (name, _)) in acc.iter().zip(&targets) {
                                 row.insert(name, json!(round_money(*sum)));
                             }
+                            // differences of the sums (amount_tax = total - untaxed)
+                            for field in &pdef.fields {
+                                if let Some(Compute::Diff(a, b)) = field.compute {
+                                    let v = as_f64(row.get(a)) - as_f64(row.get(b));
+                                    row.insert(field.name, json!(round_money(v)));
+                                }
+                            }
                         }
                     }
                 }

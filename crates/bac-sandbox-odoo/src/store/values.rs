@@ -306,12 +306,12 @@ impl Store {
         self.convert(def, field, &raw).map(Some)
     }
 
-    /// The taxes of a line (`Compute::Tax`) from the `account.tax` records it names, then
-    /// the sums after them (`Compute::Plus`). Percent taxes apply to the base, fixed ones per
-    /// unit; prices are taken tax-excluded (`price_include` is not served).
+    /// A line's amount with its taxes (`Compute::WithTaxes`) from the `account.tax` records
+    /// it names: percent taxes on the base, fixed ones per unit; prices are taken
+    /// tax-excluded (`price_include` is not served).
     pub(crate) fn recompute_taxes(&self, def: &ModelDef, row: &mut Row) {
         for field in &def.fields {
-            if let Some(Compute::Tax(base, taxes, quantity)) = field.compute {
+            if let Some(Compute::WithTaxes(base, taxes, quantity)) = field.compute {
                 let base = as_f64(row.get(base));
                 let qty = as_f64(row.get(quantity));
                 let mut tax = 0.0;
@@ -331,13 +331,7 @@ impl Store {
                         _ => base * amount / 100.0,
                     };
                 }
-                row.insert(field.name, json!(round_money(tax)));
-            }
-        }
-        for field in &def.fields {
-            if let Some(Compute::Plus(a, b)) = field.compute {
-                let v = round_money(as_f64(row.get(a)) + as_f64(row.get(b)));
-                row.insert(field.name, json!(v));
+                row.insert(field.name, json!(round_money(base + tax)));
             }
         }
     }
@@ -354,7 +348,7 @@ impl Store {
                     let v = row.get(src).cloned().unwrap_or(Value::Null);
                     row.insert(field.name, v);
                 }
-                Some(Compute::Sum(..) | Compute::Tax(..) | Compute::Plus(..)) => {
+                Some(Compute::Sum(..) | Compute::WithTaxes(..) | Compute::Diff(..)) => {
                     row.insert_missing(field.name, json!(0.0));
                 }
                 None => {}

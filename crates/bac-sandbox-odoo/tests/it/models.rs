@@ -481,7 +481,7 @@ async fn invoice_line_taxes() {
             "search_read",
             json!([
                 [["move_id", "=", inv]],
-                ["tax_ids", "price_subtotal", "price_tax", "price_total"]
+                ["tax_ids", "price_subtotal", "price_total"]
             ]),
             json!({"order": "id"}),
         )
@@ -489,13 +489,23 @@ async fn invoice_line_taxes() {
     assert_eq!(lines[0]["tax_ids"], json!([1]), "{lines}");
     assert_eq!(
         (
-            lines[0]["price_tax"].as_f64(),
+            lines[0]["price_subtotal"].as_f64(),
             lines[0]["price_total"].as_f64()
         ),
-        (Some(3.0), Some(23.0))
+        (Some(20.0), Some(23.0))
     );
     assert_eq!(lines[1]["tax_ids"], json!([eco]));
-    assert_eq!(lines[1]["price_tax"], 2.0);
+    assert_eq!(lines[1]["price_total"], 42.0);
+    // like Odoo's, journal items have no price_tax (sale order lines do)
+    let err = sb
+        .err(
+            "account.move.line",
+            "read",
+            json!([[lines[0]["id"].clone()], ["price_tax"]]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(err["data"]["name"], "builtins.ValueError", "{err}");
     assert_eq!(lines[2]["tax_ids"], json!([]));
     assert_eq!(lines[2]["price_total"], 7.0);
     let rec = &sb
@@ -534,13 +544,13 @@ async fn invoice_line_taxes() {
         .ok(
             "account.move.line",
             "read",
-            json!([[line], ["tax_ids", "price_tax"]]),
+            json!([[line], ["tax_ids", "price_total"]]),
             json!({}),
         )
         .await[0];
     assert_eq!(
-        (l["tax_ids"].clone(), l["price_tax"].as_f64()),
-        (json!([1]), Some(1.05))
+        (l["tax_ids"].clone(), l["price_total"].as_f64()),
+        (json!([1]), Some(8.05))
     );
     let rec = &sb
         .ok(
