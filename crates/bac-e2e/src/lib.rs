@@ -433,6 +433,8 @@ pub struct FleetOptions {
     pub own_vault: bool,
     /// Further `BAC_*` settings of the services.
     pub env: HashMap<String, String>,
+    /// Also start the Zoho sandbox and bac-zoho with every data centre pointed at it.
+    pub zoho: bool,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
@@ -444,6 +446,8 @@ pub struct Fleet {
     pub odoo: Option<Running>,
     /// The stand-in services started with [`FleetOptions::stand_ins`].
     pub stand_ins: Vec<(ServiceKind, Running)>,
+    /// The Zoho sandbox's base URL and bac-zoho, with [`FleetOptions::zoho`].
+    pub zoho: Option<(String, Running)>,
     pub gateway: Running,
     pub api: String,
     pub key: String,
@@ -515,6 +519,33 @@ impl Fleet {
                 stand_ins.push((kind, r));
             }
         }
+        let zoho = if opts.zoho {
+            let (addr, _) = bac_sandbox_zoho::spawn_zoho(
+                bac_sandbox_zoho::ZohoSandboxConfig::default(),
+                (sandbox_ip, 0).into(),
+                None,
+            )
+            .await
+            .unwrap();
+            let base = format!("http://{addr}");
+            let overrides = bac_zoho::dc::keys()
+                .into_iter()
+                .map(|k| (k.to_string(), format!("{base}/{k}")))
+                .collect();
+            let running = bac_zoho::run_with(
+                infra.config(ServiceKind::Zoho),
+                bac_zoho::ZohoSettings {
+                    data_center_overrides: overrides,
+                },
+            )
+            .await
+            .unwrap();
+            urls.0
+                .insert(ServiceKind::Zoho, format!("http://{}", running.grpc_addr));
+            Some((base, running))
+        } else {
+            None
+        };
         urls.0.extend(opts.service_urls);
         let gateway = bac_gateway::run_with(infra.config(ServiceKind::Gateway), urls)
             .await
@@ -540,6 +571,7 @@ impl Fleet {
             sandbox_url: format!("http://{sandbox}"),
             odoo: Some(odoo),
             stand_ins,
+            zoho,
             gateway,
             key,
             tenant,

@@ -117,8 +117,8 @@ async fn all_six_binaries_are_healthy_and_ready() {
     }
 
     // A service whose domain is not built says UNIMPLEMENTED, with the reason.
-    let zoho = &running[1].1;
-    let mut client = IntegrationServiceClient::connect(format!("http://{}", zoho.grpc_addr))
+    let tally = &running[2].1;
+    let mut client = IntegrationServiceClient::connect(format!("http://{}", tally.grpc_addr))
         .await
         .unwrap();
     let ctx = RequestContext {
@@ -132,7 +132,7 @@ async fn all_six_binaries_are_healthy_and_ready() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
-    assert!(err.message().contains("zoho"));
+    assert!(err.message().contains("tally"));
 
     // Readiness is real: with Kafka gone, /readyz says so.
     drop(kafka);

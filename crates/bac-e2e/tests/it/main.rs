@@ -42,3 +42,4 @@ mod tokens;
 mod unauthenticated;
 mod users_lifecycle;
 mod vault_outage;
+mod zoho_connect;

@@ -1,0 +1,414 @@
+//! Zoho's part of the kit's `IntegrationService`: a connection is a data centre, an OAuth
+//! client (`client_id` in the settings, `client_secret` in Vault) and, once its user
+//! authorised it (or an administrator pasted a self-client's), a refresh token. Tested by
+//! reading the CRM organisation with a token from the kit's token source.
+use std::collections::HashMap;
+
+use bac_connector::{
+    oauth::{Authorization, OAuthFlow},
+    AccessToken, Checked, Connector, Grant, TokenGrant, TokenSource, Webhook, WebhookInput,
+};
+use bac_runtime::{
+    connections::ConnectionRecord,
+    upstream::{UpstreamClient, UpstreamError, UpstreamRequest},
+    vault::Secret,
+    ErrorCode, ServiceError,
+};
+use secrecy::ExposeSecret;
+use serde_json::{json, Map, Value};
+
+use crate::dc::{self, DataCenter, DataCenters};
+
+/// What a connection asks for when its settings name no `scopes`: the CRM records, the
+/// organisation and users a connection test reads.
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "ZohoCRM.modules.ALL",
+    "ZohoCRM.org.READ",
+    "ZohoCRM.users.READ",
+];
+
+/// Settings the fleet writes itself after an authorisation.
+const LEARNT: &[&str] = &["granted_scopes", "authorized_at", "api_domain"];
+
+fn bad(msg: impl Into<String>) -> ServiceError {
+    ServiceError::new("zoho", ErrorCode::InvalidRequest, msg)
+}
+
+/// Checks a connection's settings: the data centre (one of Zoho's), the client id,
+/// optionally the Books/Inventory organisation and the scopes; the settings the fleet learnt
+/// are kept only as it wrote them (an `api_domain` elsewhere would send the token there).
+pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, ServiceError> {
+    let Some(obj) = config.as_object() else {
+        return Err(bad("config must be an object"));
+    };
+    for key in obj.keys() {
+        if !matches!(
+            key.as_str(),
+            "data_center" | "client_id" | "organization_id" | "scopes"
+        ) && !LEARNT.contains(&key.as_str())
+        {
+            return Err(bad(format!("config.{key} is not a Zoho setting")));
+        }
+    }
+    let dc_key = obj.get("data_center").and_then(Value::as_str).unwrap_or("");
+    let Some(dc) = dcs.get(dc_key) else {
+        return Err(bad(format!(
+            "config.data_center must be one of Zoho's data centres: {} (the end of your Zoho URL: accounts.zoho.eu is eu)",
+            dc::keys().join(", ")
+        )));
+    };
+    match obj.get("client_id").and_then(Value::as_str) {
+        Some(c) if !c.trim().is_empty() && c.len() <= 200 => {}
+        _ => {
+            return Err(bad(
+                "config.client_id is required (the client id of your app in Zoho's API console)",
+            ))
+        }
+    }
+    if let Some(org) = obj.get("organization_id") {
+        if !org.as_str().is_some_and(|o| {
+            !o.is_empty() && o.len() <= 40 && o.bytes().all(|b| b.is_ascii_digit())
+        }) {
+            return Err(bad(
+                "config.organization_id must be the digits of a Zoho Books organisation id",
+            ));
+        }
+    }
+    if let Some(scopes) = obj.get("scopes") {
+        let ok = scopes.as_array().is_some_and(|a| {
+            !a.is_empty()
+                && a.len() <= 50
+                && a.iter().all(|s| {
+                    s.as_str().is_some_and(|s| {
+                        s.starts_with("Zoho")
+                            && s.len() <= 100
+                            && s.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+                    })
+                })
+        });
+        if !ok {
+            return Err(bad(
+                "config.scopes must be a list of Zoho scopes such as ZohoCRM.modules.ALL",
+            ));
+        }
+    }
+    if let Some(api) = obj.get("api_domain") {
+        if !api.as_str().is_some_and(|a| dcs.is_api_of(dc_key, a)) {
+            return Err(bad(format!(
+                "config.api_domain is set by the fleet from Zoho's token answer; for data centre {} it is {}",
+                dc.key, dc.api
+            )));
+        }
+    }
+    Ok(config.clone())
+}
+
+/// The data centre of a stored connection.
+fn data_center<'a>(dcs: &'a DataCenters, settings: &Value) -> Result<&'a DataCenter, ServiceError> {
+    let key = settings
+        .get("data_center")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    dcs.get(key)
+        .ok_or_else(|| bad(format!("connection has no known data centre ('{key}')")))
+}
+
+/// Zoho's refresh grant: the data centre's accounts server, the connection's client.
+#[derive(Clone)]
+pub struct ZohoGrant {
+    pub dcs: DataCenters,
+}
+
+impl TokenGrant for ZohoGrant {
+    fn grant(
+        &self,
+        rec: &ConnectionRecord,
+        secret: &Secret,
+        _subject: Option<&str>,
+    ) -> Result<Grant, ServiceError> {
+        let dc = data_center(&self.dcs, &rec.config)?;
+        let refresh_token = secret.data.get("refresh_token").cloned().ok_or_else(|| {
+            ServiceError::new(
+                "zoho",
+                ErrorCode::NotConnected,
+                format!("connection {} is not authorised yet", rec.id),
+            )
+            .suggest(format!(
+                "Open the authorization_url of POST /api/v1/integrations/connections/{}/authorize, or send credentials.refresh_token of a self-client",
+                rec.id
+            ))
+        })?;
+        Ok(Grant::RefreshToken {
+            token_url: format!("{}/oauth/v2/token", dc.accounts),
+            client_id: rec.setting("client_id").to_string(),
+            client_secret: secret.data.get("client_secret").cloned(),
+            refresh_token,
+            scope: None,
+        })
+    }
+}
+
+pub struct ZohoConnector {
+    dcs: DataCenters,
+    tokens: TokenSource,
+    http: UpstreamClient,
+}
+
+impl ZohoConnector {
+    pub fn new(dcs: DataCenters, tokens: TokenSource, http: UpstreamClient) -> Self {
+        ZohoConnector { dcs, tokens, http }
+    }
+
+    /// The API host a connection's calls go to: what Zoho's token answer said, if it is that
+    /// data centre's, else the data centre's documented one.
+    fn api(&self, rec: &ConnectionRecord, token: &AccessToken) -> Result<String, ServiceError> {
+        let dc = data_center(&self.dcs, &rec.config)?;
+        Ok(token
+            .extra
+            .get("api_domain")
+            .filter(|d| self.dcs.is_api_of(dc.key, d))
+            .cloned()
+            .unwrap_or_else(|| dc.api.clone()))
+    }
+}
+
+fn upstream_error(e: UpstreamError) -> ServiceError {
+    match e {
+        UpstreamError::RateLimited { .. } => ServiceError::new(
+            "zoho",
+            ErrorCode::UpstreamRateLimited,
+            "Zoho is limiting this organisation's API calls",
+        )
+        .suggest("Retry after the window resets"),
+        UpstreamError::Timeout { .. } => ServiceError::new(
+            "zoho",
+            ErrorCode::ConnectionTimeout,
+            "Zoho did not answer in time",
+        ),
+        UpstreamError::AddressNotAllowed(r) => {
+            ServiceError::new("zoho", ErrorCode::UpstreamAddressNotAllowed, r.to_string())
+        }
+        other => ServiceError::new("zoho", ErrorCode::UpstreamUnavailable, other.to_string()),
+    }
+}
+
+/// Zoho's error body (`{"code", "message", "status": "error"}`) as the fleet's error, Zoho's
+/// code kept in the message.
+fn zoho_error(status: u16, body: &[u8]) -> ServiceError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = v["code"].as_str().unwrap_or("");
+    let message = v["message"].as_str().unwrap_or("");
+    let said = if code.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("{code}: {message}")
+    };
+    match (status, code) {
+        (401, "OAUTH_SCOPE_MISMATCH") => ServiceError::new(
+            "zoho",
+            ErrorCode::PermissionDenied,
+            format!("Zoho refused the call for a missing scope ({said})"),
+        )
+        .suggest("Authorise the connection again with the scopes it needs (config.scopes)"),
+        (401, _) => ServiceError::new(
+            "zoho",
+            ErrorCode::InvalidCredentials,
+            format!("Zoho refused the access token ({said})"),
+        ),
+        (429, _) => ServiceError::new(
+            "zoho",
+            ErrorCode::UpstreamRateLimited,
+            format!("Zoho: {said}"),
+        ),
+        (s, _) if s >= 500 => ServiceError::new(
+            "zoho",
+            ErrorCode::UpstreamUnavailable,
+            format!("Zoho: {said}"),
+        ),
+        _ => ServiceError::new("zoho", ErrorCode::UpstreamRejected, format!("Zoho: {said}")),
+    }
+}
+
+impl OAuthFlow for ZohoConnector {
+    fn authorization(&self, settings: &Value) -> Result<Authorization, ServiceError> {
+        let dc = data_center(&self.dcs, settings)?;
+        let scopes = settings
+            .get("scopes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+        Ok(Authorization {
+            authorize_url: format!("{}/oauth/v2/auth", dc.accounts),
+            scopes,
+            scope_separator: ",",
+            // a refresh token is given only for offline access; consent again on a reconnect
+            params: vec![
+                ("access_type".into(), "offline".into()),
+                ("prompt".into(), "consent".into()),
+            ],
+        })
+    }
+
+    fn token_url(
+        &self,
+        settings: &Value,
+        callback: &HashMap<String, String>,
+    ) -> Result<String, ServiceError> {
+        let dc = data_center(&self.dcs, settings)?;
+        if let Some(location) = callback.get("location") {
+            if location != dc.location {
+                let theirs = self
+                    .dcs
+                    .by_location(location)
+                    .map_or(location.as_str(), |d| d.key);
+                return Err(bad(format!(
+                    "the Zoho account that signed in is in data centre {theirs}, this connection is for {}",
+                    dc.key
+                ))
+                .suggest(format!("Create the connection with config.data_center \"{theirs}\"")));
+            }
+        }
+        // the browser says where the accounts server is; only this data centre's is believed
+        if let Some(server) = callback.get("accounts-server") {
+            if server.trim_end_matches('/') != dc.accounts {
+                return Err(bad(format!(
+                    "the callback names accounts server {server}, not data centre {}'s",
+                    dc.key
+                )));
+            }
+        }
+        Ok(format!("{}/oauth/v2/token", dc.accounts))
+    }
+
+    fn learnt(&self, token: &AccessToken) -> Map<String, Value> {
+        token
+            .extra
+            .get("api_domain")
+            .map(|d| Map::from_iter([("api_domain".to_string(), json!(d))]))
+            .unwrap_or_default()
+    }
+}
+
+#[tonic::async_trait]
+impl Connector for ZohoConnector {
+    const KEY: &'static str = "zoho";
+    const NAME: &'static str = "Zoho";
+
+    fn settings(&self, config: &Value) -> Result<Value, ServiceError> {
+        validate_settings(&self.dcs, config)
+    }
+
+    fn secrets(&self, secrets: &HashMap<String, String>) -> Result<(), ServiceError> {
+        for (k, v) in secrets {
+            if !matches!(k.as_str(), "client_secret" | "refresh_token") {
+                return Err(bad(format!("credentials.{k} is not a Zoho credential")));
+            }
+            if v.len() > 4096 {
+                return Err(bad(format!("credentials.{k} is too long")));
+            }
+        }
+        Ok(())
+    }
+
+    fn configured(&self, rec: &ConnectionRecord) -> bool {
+        validate_settings(&self.dcs, &rec.config).is_ok()
+            && ["client_secret", "refresh_token"]
+                .iter()
+                .all(|f| rec.secret_fields.iter().any(|s| s == f))
+    }
+
+    async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
+        let dc = data_center(&self.dcs, &rec.config)?.clone();
+        let org = self
+            .tokens
+            .authorized(rec, None, |token| async move {
+                let api = self.api(rec, &token)?;
+                let resp = self
+                    .http
+                    .send(&UpstreamRequest {
+                        method: http::Method::GET,
+                        url: format!("{api}/crm/v6/org"),
+                        headers: vec![(
+                            "authorization".into(),
+                            format!("Zoho-oauthtoken {}", token.value.expose_secret()),
+                        )],
+                        body: None,
+                        idempotent: true,
+                        operation: "crm/org".into(),
+                        quota: None,
+                    })
+                    .await
+                    .map_err(upstream_error)?;
+                if !resp.status.is_success() {
+                    return Err(zoho_error(resp.status.as_u16(), &resp.body));
+                }
+                let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+                Ok(v["org"][0]["company_name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string())
+            })
+            .await?;
+        Ok(Checked {
+            message: format!(
+                "Connected to Zoho CRM organisation '{org}' in data centre {} ({})",
+                dc.key, dc.name
+            ),
+            server_version: "crm/v6".into(),
+        })
+    }
+
+    fn webhook_entity(&self, _name: &str) -> Option<&'static str> {
+        None
+    }
+
+    async fn webhook(
+        &self,
+        _rec: &ConnectionRecord,
+        _w: &Webhook,
+    ) -> Result<WebhookInput, ServiceError> {
+        Err(ServiceError::new(
+            "zoho",
+            ErrorCode::NotImplemented,
+            "Zoho notifications are not served yet",
+        ))
+    }
+
+    async fn forget(&self, _connection_id: &str) {}
+
+    fn oauth(&self) -> Option<&dyn OAuthFlow> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_name_a_known_data_centre_and_keep_learnt_hosts_true() {
+        let dcs = DataCenters::default();
+        let ok = json!({"data_center": "eu", "client_id": "1000.X"});
+        assert!(validate_settings(&dcs, &ok).is_ok());
+        let e =
+            validate_settings(&dcs, &json!({"data_center": "de", "client_id": "x"})).unwrap_err();
+        assert!(e.message.contains("com, eu, in"), "{}", e.message);
+        assert!(validate_settings(&dcs, &json!({"data_center": "eu"})).is_err());
+        let learnt = json!({"data_center": "eu", "client_id": "x", "api_domain": "https://www.zohoapis.eu", "granted_scopes": ["a"]});
+        assert!(validate_settings(&dcs, &learnt).is_ok());
+        let forged =
+            json!({"data_center": "eu", "client_id": "x", "api_domain": "https://evil.example"});
+        assert!(validate_settings(&dcs, &forged).is_err());
+        assert!(validate_settings(
+            &dcs,
+            &json!({"data_center": "eu", "client_id": "x", "url": "y"})
+        )
+        .is_err());
+    }
+}
