@@ -104,6 +104,25 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
     Ok(config.clone())
 }
 
+/// A connection's credentials are its client secret and, for a self-client, its refresh
+/// token (otherwise the user's authorisation brings one).
+pub fn validate_secrets(secrets: &HashMap<String, String>) -> Result<(), ServiceError> {
+    if secrets.get("client_secret").is_none_or(|s| s.is_empty()) {
+        return Err(bad(
+            "credentials.client_secret is required (the client secret of your app in Zoho's API console)",
+        ));
+    }
+    for (k, v) in secrets {
+        if !matches!(k.as_str(), "client_secret" | "refresh_token") {
+            return Err(bad(format!("credentials.{k} is not a Zoho credential")));
+        }
+        if v.len() > 4096 {
+            return Err(bad(format!("credentials.{k} is too long")));
+        }
+    }
+    Ok(())
+}
+
 /// The data centre of a stored connection.
 fn data_center<'a>(dcs: &'a DataCenters, settings: &Value) -> Result<&'a DataCenter, ServiceError> {
     let key = settings
@@ -305,15 +324,7 @@ impl Connector for ZohoConnector {
     }
 
     fn secrets(&self, secrets: &HashMap<String, String>) -> Result<(), ServiceError> {
-        for (k, v) in secrets {
-            if !matches!(k.as_str(), "client_secret" | "refresh_token") {
-                return Err(bad(format!("credentials.{k} is not a Zoho credential")));
-            }
-            if v.len() > 4096 {
-                return Err(bad(format!("credentials.{k} is too long")));
-            }
-        }
-        Ok(())
+        validate_secrets(secrets)
     }
 
     fn configured(&self, rec: &ConnectionRecord) -> bool {
@@ -410,5 +421,20 @@ mod tests {
             &json!({"data_center": "eu", "client_id": "x", "url": "y"})
         )
         .is_err());
+    }
+
+    #[test]
+    fn credentials_are_a_client_secret_and_maybe_a_refresh_token() {
+        let s = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(validate_secrets(&s(&[("client_secret", "x")])).is_ok());
+        assert!(validate_secrets(&s(&[("client_secret", "x"), ("refresh_token", "r")])).is_ok());
+        assert!(validate_secrets(&s(&[])).is_err());
+        assert!(validate_secrets(&s(&[("refresh_token", "r")])).is_err());
+        assert!(validate_secrets(&s(&[("client_secret", "x"), ("password", "p")])).is_err());
     }
 }

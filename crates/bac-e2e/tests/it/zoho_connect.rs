@@ -156,3 +156,153 @@ async fn an_eu_connection_is_authorised_and_tested_in_the_eu() {
         "{audit}"
     );
 }
+
+/// Follows an authorisation URL as the user's browser: consent at the sandbox, then the
+/// gateway's callback. Returns the callback's answer.
+async fn consent(http: &reqwest::Client, url: &str) -> Value {
+    let resp = http.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let back = resp.headers()["location"].to_str().unwrap().to_string();
+    let done = http.get(&back).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    done.json().await.unwrap()
+}
+
+/// Zoho revokes the refresh token (the user removed the app's access): the next call that
+/// needs a token tells the connection's status to `error`, saying to reconnect, and the
+/// audit trail says so; authorising again restores it. A self-client's pasted refresh token
+/// works without the browser.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_grant_says_reconnect_and_reconnecting_restores_it() {
+    let fleet = Fleet::start_opts(FleetOptions {
+        zoho: true,
+        ..Default::default()
+    })
+    .await;
+    let zoho = fleet.zoho.as_ref().unwrap().0.clone();
+    let callback = format!("{}/api/v1/integrations/oauth/callback", fleet.api);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let status = http
+        .post(format!("{zoho}/in/_sandbox/oauth/clients"))
+        .json(&json!({"client_id": "1000.IN", "client_secret": "in-secret", "redirect_uris": [callback]}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let (status, conn) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/integrations/connections",
+            Some(json!({"integration": "zoho", "name": "Acme India",
+                "config": {"data_center": "in", "client_id": "1000.IN"},
+                "credentials": {"client_secret": "in-secret"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{conn}");
+    let id = conn["id"].as_str().unwrap().to_string();
+    consent(&http, conn["authorization_url"].as_str().unwrap()).await;
+    let test_path = format!("/api/v1/integrations/connections/{id}/test");
+    let test = || fleet.call(Method::POST, &test_path, None);
+    let (_, t) = test().await;
+    assert_eq!(t["ok"], true, "{t}");
+
+    // The user removes the app's access in Zoho; the access token runs out.
+    let secret = fleet
+        .vault
+        .read(&format!("bac/{}/zoho/{id}", fleet.tenant))
+        .await
+        .unwrap();
+    let refresh = secret["refresh_token"].as_str().unwrap().to_string();
+    let revoked = http
+        .post(format!("{zoho}/in/oauth/v2/token/revoke?token={refresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let expired = http
+        .post(format!("{zoho}/in/_sandbox/oauth/expire"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 200);
+    let (_, t) = test().await;
+    assert_eq!(t["details"]["error_code"], "INVALID_CREDENTIALS", "{t}");
+    assert!(
+        t["details"]["suggestion"]
+            .as_str()
+            .unwrap()
+            .starts_with("Reconnect"),
+        "{t}"
+    );
+    let (_, s) = fleet
+        .call(Method::GET, "/api/v1/integrations/zoho/status", None)
+        .await;
+    assert_eq!(s["status"], "error", "{s}");
+    assert!(s["reason"].as_str().unwrap().contains("Reconnect"), "{s}");
+    // the service's audit entry reaches the gateway's list through Kafka
+    let path = "/api/v1/integrations/audit?action=connection.authorization_revoked";
+    let seen = bac_e2e::wait_until(std::time::Duration::from_secs(60), || async {
+        let (_, body) = fleet.call(Method::GET, path, None).await;
+        body["entries"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["target_id"] == id.as_str()))
+    })
+    .await;
+    assert!(seen, "no connection.authorization_revoked audit entry");
+
+    // Reconnect: authorise again; the connection works.
+    let (status, again) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/connections/{id}/authorize"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    consent(&http, again["authorization_url"].as_str().unwrap()).await;
+    let (_, t) = test().await;
+    assert_eq!(t["ok"], true, "{t}");
+    let (_, s) = fleet
+        .call(Method::GET, "/api/v1/integrations/zoho/status", None)
+        .await;
+    assert_ne!(s["status"], "error", "{s}");
+
+    // A self-client: the refresh token pasted, no browser.
+    let status = http
+        .post(format!("{zoho}/in/_sandbox/oauth/grants"))
+        .json(
+            &json!({"client_id": "1000.SELF", "client_secret": "self-secret",
+            "refresh_token": "1000.pasted-refresh-token", "scope": "ZohoCRM.org.READ"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let (status, own) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/integrations/connections",
+            Some(json!({"integration": "zoho", "name": "Self client",
+                "config": {"data_center": "in", "client_id": "1000.SELF"},
+                "credentials": {"client_secret": "self-secret", "refresh_token": "1000.pasted-refresh-token"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{own}");
+    assert!(own.get("authorization_url").is_none(), "{own}");
+    let (_, t) = fleet
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/integrations/connections/{}/test",
+                own["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(t["ok"], true, "{t}");
+}
