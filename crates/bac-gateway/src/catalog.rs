@@ -25,6 +25,9 @@ pub enum Serving {
     /// A real process whose domain is not built: it answers `UNIMPLEMENTED` (and reports
     /// `disabled` from `GetStatus`).
     NotBuilt(ServiceKind),
+    /// A fleet service that serves connections (the kit: settings, credentials, OAuth, the
+    /// connection test, status) while its domain is not built yet.
+    Connections(ServiceKind),
     /// No fleet service exists for it yet.
     NoService,
 }
@@ -49,9 +52,14 @@ impl Definition {
     /// The service that answers for it (built or not).
     pub fn service(&self) -> Option<ServiceKind> {
         match self.serving {
-            Serving::Domain(k) | Serving::NotBuilt(k) => Some(k),
+            Serving::Domain(k) | Serving::NotBuilt(k) | Serving::Connections(k) => Some(k),
             Serving::NoService => None,
         }
+    }
+
+    /// Its service keeps connections: their bodies are checked against the schemas here.
+    pub fn keeps_connections(&self) -> bool {
+        matches!(self.serving, Serving::Domain(_) | Serving::Connections(_))
     }
 
     /// A fleet service serves it with a real domain.
@@ -73,6 +81,7 @@ impl Definition {
             "service_state": match self.serving {
                 Serving::Domain(_) => "built",
                 Serving::NotBuilt(_) => "not_built",
+                Serving::Connections(_) => "connections",
                 Serving::NoService => "no_service",
             },
             "config_schema": self.config_schema,
@@ -224,7 +233,7 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
             auth_type: "oauth2",
             capabilities: &[],
             planned_capabilities: &["crm.leads", "crm.contacts", "books.invoices", "desk.tickets", "people.employees", "inventory.items", "mail.send"],
-            serving: Serving::NotBuilt(ServiceKind::Zoho),
+            serving: Serving::Connections(ServiceKind::Zoho),
             config_schema: object(
                 "Zoho settings",
                 json!({
@@ -232,6 +241,10 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
                     "data_center": {"enum": ["com", "eu", "in", "com.au", "jp", "com.cn", "ca", "sa", "uk", "ae"]},
                     "client_id": {"type": "string", "minLength": 1, "description": "OAuth client id"},
                     "organization_id": {"type": "string", "minLength": 1, "description": "Zoho Books organization"},
+                    "scopes": {"type": "array", "description": "Zoho scopes to ask for (default: CRM records, organisation, users)"},
+                    "granted_scopes": {"type": "array", "readOnly": true, "description": "Set by the fleet from the authorisation"},
+                    "authorized_at": {"type": "string", "readOnly": true, "description": "Set by the fleet from the authorisation"},
+                    "api_domain": {"type": "string", "readOnly": true, "description": "Set by the fleet from Zoho's token answer"},
                 }),
                 &["data_center", "client_id"],
             ),

@@ -288,7 +288,7 @@ pub(crate) async fn create_connection(
     let kind = def.service().ok_or_else(|| not_served(def))?;
     check_name(name)?;
     let config = Value::Object(config);
-    if def.served() {
+    if def.keeps_connections() {
         check(&def.config_schema, &config, "config", def)?;
         check(
             &def.credentials_schema,
@@ -535,7 +535,7 @@ pub(crate) async fn update_connection(
             return Err(ApiError::bad_request("name must not be empty"));
         }
     }
-    if def.served() {
+    if def.keeps_connections() {
         if let Some(c) = &body.credentials {
             check(
                 &def.credentials_schema,
@@ -569,7 +569,7 @@ pub(crate) async fn update_connection(
                 }
                 ConfigChange::Replace(all) => Value::Object(all),
             };
-            if def.served() {
+            if def.keeps_connections() {
                 check(&def.config_schema, &merged, "config", def)?;
             }
             Some(merged)

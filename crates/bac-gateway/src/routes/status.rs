@@ -141,7 +141,7 @@ async fn fetch(state: &AppState, principal: &Principal, def: &Definition) -> (Va
             );
             return (e, Reach::NoService);
         }
-        Serving::Domain(k) | Serving::NotBuilt(k) => k,
+        Serving::Domain(k) | Serving::NotBuilt(k) | Serving::Connections(k) => k,
     };
     let unreachable = |why: String| {
         let e = entry(
