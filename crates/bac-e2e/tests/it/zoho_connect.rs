@@ -306,3 +306,114 @@ async fn a_revoked_grant_says_reconnect_and_reconnecting_restores_it() {
         .await;
     assert_eq!(t["ok"], true, "{t}");
 }
+
+/// Three replicas of bac-zoho race for a connection's first token: exactly one refresh
+/// reaches Zoho's accounts server (Zoho allows ten per refresh token in ten minutes), every
+/// replica's call then works with the token it wrote to Vault.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_race_for_a_token_and_zoho_sees_one_refresh() {
+    use bac_proto::integration::v1::{
+        integration_service_client::IntegrationServiceClient, TestConnectionRequest,
+    };
+    use bac_runtime::{RequestContext, ServiceKind};
+
+    let fleet = Fleet::start_opts(FleetOptions {
+        zoho: true,
+        ..Default::default()
+    })
+    .await;
+    let (zoho, first) = fleet.zoho.as_ref().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let callback = format!("{}/api/v1/integrations/oauth/callback", fleet.api);
+    let status = http
+        .post(format!("{zoho}/com/_sandbox/oauth/clients"))
+        .json(&json!({"client_id": "1000.US", "client_secret": "us-secret", "redirect_uris": [callback]}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let (status, conn) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/integrations/connections",
+            Some(json!({"integration": "zoho", "name": "Acme US",
+                "config": {"data_center": "com", "client_id": "1000.US"},
+                "credentials": {"client_secret": "us-secret"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{conn}");
+    let id = conn["id"].as_str().unwrap().to_string();
+    consent(&http, conn["authorization_url"].as_str().unwrap()).await;
+
+    // two more replicas of the same service (same database, Vault and data centres)
+    let overrides: std::collections::HashMap<String, String> = bac_zoho::dc::keys()
+        .into_iter()
+        .map(|k| (k.to_string(), format!("{zoho}/{k}")))
+        .collect();
+    let mut replicas = vec![];
+    for _ in 0..2 {
+        replicas.push(
+            bac_zoho::run_with(
+                fleet.infra.config(ServiceKind::Zoho),
+                bac_zoho::ZohoSettings {
+                    data_center_overrides: overrides.clone(),
+                },
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let addrs: Vec<String> = std::iter::once(first)
+        .chain(replicas.iter())
+        .map(|r| format!("http://{}", r.grpc_addr))
+        .collect();
+    let before: Value = http
+        .get(format!("{zoho}/com/_sandbox/oauth/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ctx = RequestContext {
+        tenant_id: fleet.tenant.clone(),
+        principal: "user:race".into(),
+        request_id: "req_race".into(),
+        traceparent: None,
+    };
+    let tests = addrs.iter().flat_map(|addr| {
+        let (addr, ctx, id) = (addr.clone(), ctx.clone(), id.clone());
+        (0..4).map(move |_| {
+            let (addr, ctx, id) = (addr.clone(), ctx.clone(), id.clone());
+            async move {
+                let mut client = IntegrationServiceClient::connect(addr).await.unwrap();
+                client
+                    .test_connection(ctx.request(TestConnectionRequest { id }))
+                    .await
+                    .map(|r| r.into_inner().ok)
+            }
+        })
+    });
+    let results = futures::future::join_all(tests).await;
+    assert_eq!(results.len(), 12);
+    for r in &results {
+        assert_eq!(r.as_ref().ok(), Some(&true), "{results:?}");
+    }
+    let after: Value = http
+        .get(format!("{zoho}/com/_sandbox/oauth/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        after["refreshes"].as_u64().unwrap() - before["refreshes"].as_u64().unwrap(),
+        1,
+        "{before} -> {after}"
+    );
+}
