@@ -247,8 +247,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // An OAuth connection without a refresh token (a self-client pastes one) is authorised
     // by its user next: the answer carries where to.
-    let authorize = definition(&body.integration)?.auth_type == "oauth2"
-        && !body.credentials.contains_key("refresh_token");
+    let def = definition(&body.integration)?;
+    let authorize = def.auth_type == "oauth2" && !body.credentials.contains_key("refresh_token");
     let created = create_connection(
         &state,
         &principal,
@@ -261,8 +261,7 @@ pub async fn create(
     .await?;
     let mut answer = connection_json(&created);
     if authorize {
-        let kind = ServiceKind::parse(&created.integration)
-            .ok_or_else(|| ApiError::internal("created by an unknown service"))?;
+        let kind = def.service().ok_or_else(|| not_served(def))?;
         let started = super::oauth::begin(&state, &principal, &headers, kind, &created.id).await?;
         if let (Value::Object(a), Value::Object(s)) = (&mut answer, started) {
             a.extend(s);

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::connections::{integration_client, owner};
 use crate::{
     audit::{self, Change, Origin},
-    auth::Principal,
+    auth::{hash_key, Principal},
     authz::{self, Action},
     error::ApiError,
     AppState,
@@ -42,10 +42,6 @@ fn random_b64(bytes: usize) -> String {
 
 fn sha256_b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(s.as_bytes()))
-}
-
-fn state_hash(state: &str) -> String {
-    hex::encode(Sha256::digest(state.as_bytes()))
 }
 
 /// Where the provider sends the user back: `BAC_PUBLIC_URL` + the callback path, or (when
@@ -98,7 +94,7 @@ pub(crate) async fn begin(
             "INSERT INTO oauth_states (state_hash, tenant_id, user_id, connection_id, integration, code_verifier, redirect_uri, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
-                &state_hash(&oauth_state),
+                &hash_key(&oauth_state),
                 &principal.tenant_id,
                 &principal.user_id,
                 &id,
@@ -153,7 +149,7 @@ async fn spend(state: &AppState, oauth_state: &str) -> Result<Option<Started>, A
         .query_opt(
             "DELETE FROM oauth_states WHERE state_hash = $1
              RETURNING tenant_id, user_id, connection_id, integration, code_verifier, redirect_uri, expires_at",
-            &[&state_hash(oauth_state)],
+            &[&hash_key(oauth_state)],
         )
         .await
         .map_err(ApiError::internal)?;
