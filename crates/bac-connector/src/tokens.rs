@@ -685,7 +685,6 @@ impl TokenSource {
             )
             .suggest("Authorise again; if it persists, remove the app's earlier grant in the provider's account settings so it asks for consent anew")
         })?;
-        self.forget(&rec.tenant_id, &rec.id);
         Ok((token, refresh))
     }
 
