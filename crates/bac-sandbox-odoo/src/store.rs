@@ -461,8 +461,7 @@ impl Store {
                     row.insert(field.name, v);
                 }
             }
-            Self::recompute_row(&def, &mut row);
-            self.recompute_taxes(&def, &mut row);
+            self.recompute_row(&def, &mut row);
             row.insert("write_date", stamp.clone());
             row.insert("write_uid", uid_value.clone());
             super::actions::check_row(model, &row)?;

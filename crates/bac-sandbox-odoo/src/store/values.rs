@@ -306,38 +306,30 @@ impl Store {
         self.convert(def, field, &raw).map(Some)
     }
 
-    /// A line's amount with its taxes (`Compute::WithTaxes`) from the `account.tax` records
-    /// it names: percent taxes on the base, fixed ones per unit; prices are taken
-    /// tax-excluded (`price_include` is not served).
-    pub(crate) fn recompute_taxes(&self, def: &ModelDef, row: &mut Row) {
-        for field in &def.fields {
-            if let Some(Compute::WithTaxes(base, taxes, quantity)) = field.compute {
-                let base = as_f64(row.get(base));
-                let qty = as_f64(row.get(quantity));
-                let mut tax = 0.0;
-                for id in row
-                    .get(taxes)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_i64)
-                {
-                    let Some(t) = self.row("account.tax", id) else {
-                        continue;
-                    };
-                    let amount = as_f64(t.get("amount"));
-                    tax += match t.get("amount_type").and_then(Value::as_str) {
-                        Some("fixed") => amount * qty,
-                        _ => base * amount / 100.0,
-                    };
+    /// A line's taxes from the `account.tax` records its `taxes` many2many names: percent
+    /// taxes on the base, fixed ones per unit; prices are taken tax-excluded
+    /// (`price_include` is not served).
+    fn taxes_on(&self, row: &Row, base: f64, taxes: &str, quantity: &str) -> f64 {
+        let qty = as_f64(row.get(quantity));
+        row.get(taxes)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_i64)
+            .filter_map(|id| self.row("account.tax", id))
+            .map(|t| {
+                let amount = as_f64(t.get("amount"));
+                match t.get("amount_type").and_then(Value::as_str) {
+                    Some("fixed") => amount * qty,
+                    _ => base * amount / 100.0,
                 }
-                row.insert(field.name, json!(round_money(base + tax)));
-            }
-        }
+            })
+            .sum()
     }
 
-    /// Stored computed fields that depend on the record's own values only.
-    pub(crate) fn recompute_row(def: &ModelDef, row: &mut Row) {
+    /// Stored computed fields of the record itself, in field order (a line's total with
+    /// taxes comes after its subtotal); the sums over one2many are the parents' business.
+    pub(crate) fn recompute_row(&self, def: &ModelDef, row: &mut Row) {
         for field in &def.fields {
             match field.compute {
                 Some(Compute::Mul(a, b)) => {
@@ -348,7 +340,12 @@ impl Store {
                     let v = row.get(src).cloned().unwrap_or(Value::Null);
                     row.insert(field.name, v);
                 }
-                Some(Compute::Sum(..) | Compute::WithTaxes(..) | Compute::Diff(..)) => {
+                Some(Compute::WithTaxes(base, taxes, quantity)) => {
+                    let base = as_f64(row.get(base));
+                    let v = round_money(base + self.taxes_on(row, base, taxes, quantity));
+                    row.insert(field.name, json!(v));
+                }
+                Some(Compute::Sum(..) | Compute::Diff(..)) => {
                     row.insert_missing(field.name, json!(0.0));
                 }
                 None => {}
@@ -394,8 +391,7 @@ impl Store {
                 row.insert(field.name, v);
             }
         }
-        Self::recompute_row(def, &mut row);
-        self.recompute_taxes(def, &mut row);
+        self.recompute_row(def, &mut row);
         let uid_value = if self.contains("res.users", uid) {
             json!(uid)
         } else {
