@@ -418,6 +418,16 @@ impl InfraEnv {
     }
 }
 
+/// bac-zoho's settings with every data centre served by the Zoho sandbox at `base`.
+pub fn zoho_settings(base: &str) -> bac_zoho::ZohoSettings {
+    bac_zoho::ZohoSettings {
+        data_center_overrides: bac_zoho::dc::keys()
+            .into_iter()
+            .map(|k| (k.to_string(), format!("{base}/{k}")))
+            .collect(),
+    }
+}
+
 /// What [`Fleet::start_opts`] starts besides the Odoo path.
 #[derive(Default)]
 pub struct FleetOptions {
@@ -528,18 +538,9 @@ impl Fleet {
             .await
             .unwrap();
             let base = format!("http://{addr}");
-            let overrides = bac_zoho::dc::keys()
-                .into_iter()
-                .map(|k| (k.to_string(), format!("{base}/{k}")))
-                .collect();
-            let running = bac_zoho::run_with(
-                infra.config(ServiceKind::Zoho),
-                bac_zoho::ZohoSettings {
-                    data_center_overrides: overrides,
-                },
-            )
-            .await
-            .unwrap();
+            let running = bac_zoho::run_with(infra.config(ServiceKind::Zoho), zoho_settings(&base))
+                .await
+                .unwrap();
             urls.0
                 .insert(ServiceKind::Zoho, format!("http://{}", running.grpc_addr));
             Some((base, running))

@@ -6,56 +6,88 @@ use bac_e2e::{Fleet, FleetOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_eu_connection_is_authorised_and_tested_in_the_eu() {
+/// A fleet with the Zoho sandbox and bac-zoho; the sandbox's base URL and a client that
+/// does not follow redirects (the tests play the user's browser).
+async fn zoho_fleet() -> (Fleet, String, reqwest::Client) {
     let fleet = Fleet::start_opts(FleetOptions {
         zoho: true,
         ..Default::default()
     })
     .await;
     let zoho = fleet.zoho.as_ref().unwrap().0.clone();
-    let callback = format!("{}/api/v1/integrations/oauth/callback", fleet.api);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    (fleet, zoho, http)
+}
+
+/// Registers a client (`client_id`, `client_secret`, optionally `user`) with data centre
+/// `dc`'s accounts server, redirecting to the fleet's callback.
+async fn register_client(
+    fleet: &Fleet,
+    http: &reqwest::Client,
+    zoho: &str,
+    dc: &str,
+    client: Value,
+) {
+    let mut client = client;
+    client["redirect_uris"] = json!([format!("{}/api/v1/integrations/oauth/callback", fleet.api)]);
     let status = http
-        .post(format!("{zoho}/eu/_sandbox/oauth/clients"))
-        .json(
-            &json!({"client_id": "1000.EUAPP", "client_secret": "eu-secret",
-            "redirect_uris": [callback], "user": "owner@acme.eu"}),
-        )
+        .post(format!("{zoho}/{dc}/_sandbox/oauth/clients"))
+        .json(&client)
         .send()
         .await
         .unwrap()
         .status();
     assert_eq!(status, 201);
+}
 
-    // A data centre Zoho does not have: refused, with the ones it has.
-    let (status, body) = fleet
+/// `POST /api/v1/integrations/connections` of a Zoho connection; `(status, body)`.
+async fn create(fleet: &Fleet, name: &str, config: Value, credentials: Value) -> (u16, Value) {
+    fleet
         .call(
             Method::POST,
             "/api/v1/integrations/connections",
-            Some(json!({"integration": "zoho", "name": "Nowhere",
-                "config": {"data_center": "de", "client_id": "1000.EUAPP"},
-                "credentials": {"client_secret": "eu-secret"}})),
+            Some(json!({"integration": "zoho", "name": name, "config": config, "credentials": credentials})),
         )
-        .await;
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eu_connection_is_authorised_and_tested_in_the_eu() {
+    let (fleet, zoho, http) = zoho_fleet().await;
+    let callback = format!("{}/api/v1/integrations/oauth/callback", fleet.api);
+    register_client(
+        &fleet,
+        &http,
+        &zoho,
+        "eu",
+        json!({"client_id": "1000.EUAPP", "client_secret": "eu-secret", "user": "owner@acme.eu"}),
+    )
+    .await;
+
+    // A data centre Zoho does not have: refused, with the ones it has.
+    let (status, body) = create(
+        &fleet,
+        "Nowhere",
+        json!({"data_center": "de", "client_id": "1000.EUAPP"}),
+        json!({"client_secret": "eu-secret"}),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("com, eu, in"),
         "{body}"
     );
 
-    let (status, conn) = fleet
-        .call(
-            Method::POST,
-            "/api/v1/integrations/connections",
-            Some(json!({"integration": "zoho", "name": "Acme EU",
-                "config": {"data_center": "eu", "client_id": "1000.EUAPP"},
-                "credentials": {"client_secret": "eu-secret"}})),
-        )
-        .await;
+    let (status, conn) = create(
+        &fleet,
+        "Acme EU",
+        json!({"data_center": "eu", "client_id": "1000.EUAPP"}),
+        json!({"client_secret": "eu-secret"}),
+    )
+    .await;
     assert_eq!(status, 201, "{conn}");
     let id = conn["id"].as_str().unwrap().to_string();
     let url = conn["authorization_url"].as_str().unwrap();
@@ -174,34 +206,22 @@ async fn consent(http: &reqwest::Client, url: &str) -> Value {
 /// works without the browser.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_grant_says_reconnect_and_reconnecting_restores_it() {
-    let fleet = Fleet::start_opts(FleetOptions {
-        zoho: true,
-        ..Default::default()
-    })
+    let (fleet, zoho, http) = zoho_fleet().await;
+    register_client(
+        &fleet,
+        &http,
+        &zoho,
+        "in",
+        json!({"client_id": "1000.IN", "client_secret": "in-secret"}),
+    )
     .await;
-    let zoho = fleet.zoho.as_ref().unwrap().0.clone();
-    let callback = format!("{}/api/v1/integrations/oauth/callback", fleet.api);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let status = http
-        .post(format!("{zoho}/in/_sandbox/oauth/clients"))
-        .json(&json!({"client_id": "1000.IN", "client_secret": "in-secret", "redirect_uris": [callback]}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 201);
-    let (status, conn) = fleet
-        .call(
-            Method::POST,
-            "/api/v1/integrations/connections",
-            Some(json!({"integration": "zoho", "name": "Acme India",
-                "config": {"data_center": "in", "client_id": "1000.IN"},
-                "credentials": {"client_secret": "in-secret"}})),
-        )
-        .await;
+    let (status, conn) = create(
+        &fleet,
+        "Acme India",
+        json!({"data_center": "in", "client_id": "1000.IN"}),
+        json!({"client_secret": "in-secret"}),
+    )
+    .await;
     assert_eq!(status, 201, "{conn}");
     let id = conn["id"].as_str().unwrap().to_string();
     consent(&http, conn["authorization_url"].as_str().unwrap()).await;
@@ -283,15 +303,13 @@ async fn a_revoked_grant_says_reconnect_and_reconnecting_restores_it() {
         .unwrap()
         .status();
     assert_eq!(status, 201);
-    let (status, own) = fleet
-        .call(
-            Method::POST,
-            "/api/v1/integrations/connections",
-            Some(json!({"integration": "zoho", "name": "Self client",
-                "config": {"data_center": "in", "client_id": "1000.SELF"},
-                "credentials": {"client_secret": "self-secret", "refresh_token": "1000.pasted-refresh-token"}})),
-        )
-        .await;
+    let (status, own) = create(
+        &fleet,
+        "Self client",
+        json!({"data_center": "in", "client_id": "1000.SELF"}),
+        json!({"client_secret": "self-secret", "refresh_token": "1000.pasted-refresh-token"}),
+    )
+    .await;
     assert_eq!(status, 201, "{own}");
     assert!(own.get("authorization_url").is_none(), "{own}");
     let (_, t) = fleet
@@ -317,51 +335,34 @@ async fn three_replicas_race_for_a_token_and_zoho_sees_one_refresh() {
     };
     use bac_runtime::{RequestContext, ServiceKind};
 
-    let fleet = Fleet::start_opts(FleetOptions {
-        zoho: true,
-        ..Default::default()
-    })
+    let (fleet, zoho, http) = zoho_fleet().await;
+    let first = &fleet.zoho.as_ref().unwrap().1;
+    register_client(
+        &fleet,
+        &http,
+        &zoho,
+        "com",
+        json!({"client_id": "1000.US", "client_secret": "us-secret"}),
+    )
     .await;
-    let (zoho, first) = fleet.zoho.as_ref().unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let callback = format!("{}/api/v1/integrations/oauth/callback", fleet.api);
-    let status = http
-        .post(format!("{zoho}/com/_sandbox/oauth/clients"))
-        .json(&json!({"client_id": "1000.US", "client_secret": "us-secret", "redirect_uris": [callback]}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 201);
-    let (status, conn) = fleet
-        .call(
-            Method::POST,
-            "/api/v1/integrations/connections",
-            Some(json!({"integration": "zoho", "name": "Acme US",
-                "config": {"data_center": "com", "client_id": "1000.US"},
-                "credentials": {"client_secret": "us-secret"}})),
-        )
-        .await;
+    let (status, conn) = create(
+        &fleet,
+        "Acme US",
+        json!({"data_center": "com", "client_id": "1000.US"}),
+        json!({"client_secret": "us-secret"}),
+    )
+    .await;
     assert_eq!(status, 201, "{conn}");
     let id = conn["id"].as_str().unwrap().to_string();
     consent(&http, conn["authorization_url"].as_str().unwrap()).await;
 
     // two more replicas of the same service (same database, Vault and data centres)
-    let overrides: std::collections::HashMap<String, String> = bac_zoho::dc::keys()
-        .into_iter()
-        .map(|k| (k.to_string(), format!("{zoho}/{k}")))
-        .collect();
     let mut replicas = vec![];
     for _ in 0..2 {
         replicas.push(
             bac_zoho::run_with(
                 fleet.infra.config(ServiceKind::Zoho),
-                bac_zoho::ZohoSettings {
-                    data_center_overrides: overrides.clone(),
-                },
+                bac_e2e::zoho_settings(&zoho),
             )
             .await
             .unwrap(),
