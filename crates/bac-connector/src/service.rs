@@ -77,11 +77,10 @@ impl<C: Connector> IntegrationApi<C> {
 
     fn flow(&self) -> Result<&dyn oauth::OAuthFlow, ServiceError> {
         self.connector.oauth().ok_or_else(|| {
-            ServiceError::new(
-                C::KEY,
-                ErrorCode::InvalidRequest,
-                format!("{} connections are not authorised through OAuth", C::NAME),
-            )
+            bad::<C>(format!(
+                "{} connections are not authorised through OAuth",
+                C::NAME
+            ))
         })
     }
 

@@ -200,7 +200,10 @@ pub async fn callback(
             "the authorisation of connection {} expired (it is good for {STATE_LIFETIME_MINUTES} minutes)",
             started.connection_id
         ))
-        .suggest("Start the authorisation again: POST /api/v1/integrations/connections/{id}/authorize"));
+        .suggest(format!(
+            "Start the authorisation again: POST /api/v1/integrations/connections/{}/authorize",
+            started.connection_id
+        )));
     }
     let kind = ServiceKind::parse(&started.integration).ok_or_else(|| {
         ApiError::internal(format!("unknown integration {}", started.integration))
