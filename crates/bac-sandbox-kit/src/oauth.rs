@@ -138,6 +138,16 @@ struct State_ {
     refused: u64,
 }
 
+impl State_ {
+    /// Revokes a refresh token and every access token it gave; whether it was known.
+    fn revoke_grant(&mut self, refresh_token: &str) -> bool {
+        let found = self.grants.remove(refresh_token).is_some();
+        self.tokens
+            .retain(|_, t| t.from.as_deref() != Some(refresh_token));
+        found
+    }
+}
+
 /// One authorisation server; clone it into the provider sandbox that checks its tokens.
 #[derive(Debug, Clone)]
 pub struct OAuthServer {
@@ -220,9 +230,7 @@ impl OAuthServer {
             if code.used {
                 // A replayed code: what its first exchange gave is revoked (RFC 6749 §4.1.2).
                 if let Some(rt) = &code.refresh_token {
-                    s.grants.remove(rt);
-                    s.tokens
-                        .retain(|_, t| t.from.as_deref() != Some(rt.as_str()));
+                    s.revoke_grant(rt);
                 }
                 return Err(invalid("the authorisation code was used already"));
             }
@@ -550,12 +558,7 @@ struct Revoke {
 
 /// Revokes a refresh token and every access token it gave.
 async fn revoke(State(server): State<OAuthServer>, Json(r): Json<Revoke>) -> StatusCode {
-    let found = server.with(|s| {
-        let found = s.grants.remove(&r.refresh_token).is_some();
-        s.tokens
-            .retain(|_, t| t.from.as_deref() != Some(r.refresh_token.as_str()));
-        found
-    });
+    let found = server.with(|s| s.revoke_grant(&r.refresh_token));
     if found {
         StatusCode::OK
     } else {
@@ -736,9 +739,8 @@ async fn revoke_token(
         .cloned()
         .unwrap_or_default();
     server.with(|s| {
-        if s.grants.remove(&token).is_some() {
-            s.tokens
-                .retain(|_, t| t.from.as_deref() != Some(token.as_str()));
+        if s.grants.contains_key(&token) {
+            s.revoke_grant(&token);
         } else {
             s.tokens.remove(&token);
         }
