@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bac/integration/v1/integration.proto",
         "bac/events/v1/events.proto",
         "bac/odoo/v1/odoo.proto",
+        "bac/zoho/v1/zoho.proto",
     ]
     .map(|f| root.join(f));
     let out = PathBuf::from(env::var("OUT_DIR")?);

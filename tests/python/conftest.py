@@ -86,3 +86,40 @@ def odoo_url():
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def zoho_url():
+    """Base URL of a running Zoho sandbox (data centres under ``/<dc>/``).
+
+    ``BAC_SANDBOX_ZOHO_URL`` names a running one; otherwise the built binary is started with
+    only the Zoho sandbox's listener of interest on a free port.
+    """
+    url = os.environ.get("BAC_SANDBOX_ZOHO_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
+    if not binary.is_file():
+        raise RuntimeError(f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox`")
+    odoo_port, zoho_port = _free_port(), _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}",
+            "BAC_SANDBOX_ZOHO_ADDR": f"127.0.0.1:{zoho_port}",
+        }
+    )
+    proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{odoo_port}", proc)
+        yield f"http://127.0.0.1:{zoho_port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -98,8 +98,8 @@ def test_reference_page_shows_the_lead_body_in_chromium(fleet, tmp_path):
     rendered = re.sub(r"<noscript>.*?</noscript>", "", dom, flags=re.S)
     assert "redoc-wrap" in rendered, rendered[:2000]
     # The operation's section in the middle panel (the side menu names it too).
-    start = rendered.find('data-section-id="operation/create_lead"')
-    assert start >= 0, "Redoc did not render the create_lead operation"
+    start = rendered.find('data-section-id="operation/odoo_create_lead"')
+    assert start >= 0, "Redoc did not render the odoo_create_lead operation"
     end = rendered.find('data-section-id="operation/', start + 40)
     section = rendered[start:end if end > 0 else None]
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", section))

@@ -445,6 +445,8 @@ pub struct FleetOptions {
     pub env: HashMap<String, String>,
     /// Also start the Zoho sandbox and bac-zoho with every data centre pointed at it.
     pub zoho: bool,
+    /// The Zoho sandbox's configuration (custom fields, credits), with `zoho`.
+    pub zoho_sandbox: bac_sandbox_zoho::ZohoSandboxConfig,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
@@ -458,6 +460,8 @@ pub struct Fleet {
     pub stand_ins: Vec<(ServiceKind, Running)>,
     /// The Zoho sandbox's base URL and bac-zoho, with [`FleetOptions::zoho`].
     pub zoho: Option<(String, Running)>,
+    /// The Zoho sandbox's base URL (kept when a test stops bac-zoho).
+    pub zoho_url: Option<String>,
     pub gateway: Running,
     pub api: String,
     pub key: String,
@@ -531,7 +535,7 @@ impl Fleet {
         }
         let zoho = if opts.zoho {
             let (addr, _) = bac_sandbox_zoho::spawn_zoho(
-                bac_sandbox_zoho::ZohoSandboxConfig::default(),
+                opts.zoho_sandbox.clone(),
                 (sandbox_ip, 0).into(),
                 None,
             )
@@ -572,6 +576,7 @@ impl Fleet {
             sandbox_url: format!("http://{sandbox}"),
             odoo: Some(odoo),
             stand_ins,
+            zoho_url: zoho.as_ref().map(|z| z.0.clone()),
             zoho,
             gateway,
             key,
@@ -658,6 +663,81 @@ impl Fleet {
     }
 
     /// Creates an Odoo connection to the sandbox (or `url`) with `password`.
+    /// Connects the tenant to the Zoho sandbox's data centre `dc` as a self-client (a
+    /// refresh token an administrator pasted, granted `scope`), with `config` merged into
+    /// the settings; the connection id.
+    pub async fn connect_zoho(&self, dc: &str, scope: &str, config: serde_json::Value) -> String {
+        let zoho = self.zoho_url.as_ref().expect("a fleet with zoho");
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        let client_id = format!("1000.{}", &n[..10]);
+        let refresh = format!("1000.rt.{n}");
+        let status = self
+            .http
+            .post(format!("{zoho}/{dc}/_sandbox/oauth/grants"))
+            .json(
+                &serde_json::json!({"client_id": client_id, "client_secret": "s3cret",
+                                      "refresh_token": refresh, "scope": scope}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+        let mut settings = serde_json::json!({"data_center": dc, "client_id": client_id});
+        if let Some(extra) = config.as_object() {
+            for (k, v) in extra {
+                settings[k] = v.clone();
+            }
+        }
+        let (status, conn) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/integrations/connections",
+                Some(serde_json::json!({"integration": "zoho", "name": format!("Zoho {}", &n[..6]),
+                    "config": settings, "credentials": {"client_secret": "s3cret", "refresh_token": refresh}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{conn}");
+        conn["id"].as_str().unwrap().to_string()
+    }
+
+    /// An access token of a Zoho user of data centre `dc` (their own app, not the fleet's),
+    /// for acting on the sandbox as Zoho's users do.
+    pub async fn zoho_user_token(&self, dc: &str) -> String {
+        let zoho = self.zoho_url.as_ref().expect("a fleet with zoho");
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        let (client_id, refresh) = (format!("1000.user{}", &n[..8]), format!("1000.urt.{n}"));
+        let status = self
+            .http
+            .post(format!("{zoho}/{dc}/_sandbox/oauth/grants"))
+            .json(&serde_json::json!({"client_id": client_id, "client_secret": "u",
+                "refresh_token": refresh, "scope": "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL,ZohoCRM.org.READ,ZohoCRM.users.READ"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+        let answer: serde_json::Value = self
+            .http
+            .post(format!("{zoho}/{dc}/oauth/v2/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id.as_str()),
+                ("client_secret", "u"),
+                ("refresh_token", refresh.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_string()
+    }
+
     pub async fn connect_odoo(
         &self,
         url: Option<&str>,

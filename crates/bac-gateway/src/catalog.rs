@@ -231,9 +231,9 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
             category: "business_suite",
             description: "Sync data with Zoho CRM, Books, Desk, People and Inventory.",
             auth_type: "oauth2",
-            capabilities: &[],
-            planned_capabilities: &["crm.leads", "crm.contacts", "books.invoices", "desk.tickets", "people.employees", "inventory.items", "mail.send"],
-            serving: Serving::Connections(ServiceKind::Zoho),
+            capabilities: &["crm.leads", "crm.contacts", "crm.deals", "sync"],
+            planned_capabilities: &["books.invoices", "desk.tickets", "people.employees", "inventory.items", "mail.send"],
+            serving: Serving::Domain(ServiceKind::Zoho),
             config_schema: object(
                 "Zoho settings",
                 json!({
@@ -242,6 +242,8 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
                     "client_id": {"type": "string", "minLength": 1, "description": "OAuth client id"},
                     "organization_id": {"type": "string", "minLength": 1, "description": "Zoho Books organization"},
                     "scopes": {"type": "array", "description": "Zoho scopes to ask for (default: CRM records, organisation, users)"},
+                    "calls_per_minute": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "API calls a minute the organisation's credits allow (default 100)"},
+                    "intent_field": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,99}$", "description": "API name of a custom text field that keeps each create's idempotency key (e.g. BAC_Intent_Id)"},
                     "granted_scopes": {"type": "array", "readOnly": true, "description": "Set by the fleet from the authorisation"},
                     "authorized_at": {"type": "string", "readOnly": true, "description": "Set by the fleet from the authorisation"},
                     "api_domain": {"type": "string", "readOnly": true, "description": "Set by the fleet from Zoho's token answer"},

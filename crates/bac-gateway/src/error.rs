@@ -29,6 +29,9 @@ pub struct ApiError {
     pub integration: Option<String>,
     pub error_code: String,
     pub suggestion: Option<String>,
+    /// The provider's own error code, when the integration service kept it (Zoho's
+    /// `MANDATORY_NOT_FOUND`): shown as `details.upstream_code`, only then.
+    pub upstream_code: Option<String>,
 }
 
 impl ApiError {
@@ -45,6 +48,7 @@ impl ApiError {
             integration: None,
             error_code: code.to_string(),
             suggestion: None,
+            upstream_code: None,
         }
     }
 
@@ -183,6 +187,7 @@ impl ApiError {
             message,
         )
         .integration(&integration);
+        e.upstream_code = info.upstream_code;
         e.suggestion = info.suggestion.or_else(|| {
             (!from_service).then(|| "Retry shortly; the service may be restarting".to_string())
         });
@@ -192,7 +197,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "error": self.error,
             "message": self.message,
             "details": {
@@ -203,6 +208,9 @@ impl IntoResponse for ApiError {
             "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "request_id": current_request_id(),
         });
+        if let Some(code) = self.upstream_code {
+            body["details"]["upstream_code"] = json!(code);
+        }
         (self.status, Json(body)).into_response()
     }
 }

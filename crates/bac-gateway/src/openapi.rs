@@ -105,6 +105,10 @@ pub struct ErrorDetails {
     /// Stable code, see docs/errors.md (e.g. INVALID_CREDENTIALS).
     pub error_code: String,
     pub suggestion: Option<String>,
+    /// The provider's own error code (Zoho's `MANDATORY_NOT_FOUND`), present only when the
+    /// provider gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_code: Option<String>,
 }
 
 /// Failures any authenticated route may answer.
@@ -436,10 +440,21 @@ const LINKS: &[Link] = &[
         &[("revoke_key", "id"), ("rotate_key", "id")],
     ),
     (
-        "create_lead",
+        "odoo_create_lead",
         "201",
-        &[("get_lead", "id"), ("update_lead", "id")],
+        &[("odoo_get_lead", "id"), ("odoo_update_lead", "id")],
     ),
+    (
+        "zoho_create_lead",
+        "201",
+        &[("zoho_get_lead", "id"), ("zoho_update_lead", "id")],
+    ),
+    (
+        "zoho_create_contact",
+        "201",
+        &[("zoho_get_contact", "id"), ("zoho_update_contact", "id")],
+    ),
+    ("zoho_create_deal", "201", &[("zoho_get_deal", "id")]),
 ];
 
 fn add_links(doc: &mut Value) {

@@ -870,7 +870,7 @@ mod tests {
     fn the_lead_operation_documents_its_body_and_answer() {
         let (paths, schemas) = openapi::operations(tc());
         let op = &paths["/api/v1/odoo/crm/leads"]["post"];
-        assert_eq!(op["operationId"], "create_lead");
+        assert_eq!(op["operationId"], "odoo_create_lead");
         assert_eq!(
             op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/LeadInput"

@@ -45,3 +45,10 @@ pub mod odoo {
         include!(concat!(env!("OUT_DIR"), "/bac.odoo.v1.serde.rs"));
     }
 }
+/// `bac.zoho.v1`: Zoho CRM records (leads, contacts, deals).
+pub mod zoho {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.zoho.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/bac.zoho.v1.serde.rs"));
+    }
+}

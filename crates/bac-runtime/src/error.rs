@@ -78,6 +78,9 @@ pub struct ServiceError {
     pub code: ErrorCode,
     pub message: String,
     pub suggestion: Option<String>,
+    /// The provider's own error code (Zoho's `MANDATORY_NOT_FOUND`), kept for the caller
+    /// in the error's details as `upstream_code`.
+    pub upstream_code: Option<String>,
 }
 
 impl std::fmt::Display for ServiceError {
@@ -95,7 +98,15 @@ impl ServiceError {
             code,
             message: message.into(),
             suggestion: None,
+            upstream_code: None,
         }
+    }
+
+    /// Keeps the provider's error code (empty: none).
+    pub fn upstream_code(mut self, code: impl Into<String>) -> Self {
+        let code = code.into();
+        self.upstream_code = (!code.is_empty()).then_some(code);
+        self
     }
 
     pub fn suggest(mut self, suggestion: impl Into<String>) -> Self {
@@ -114,6 +125,9 @@ impl ServiceError {
         meta.insert("integration".to_string(), self.integration.clone());
         if let Some(s) = &self.suggestion {
             meta.insert("suggestion".to_string(), s.clone());
+        }
+        if let Some(c) = &self.upstream_code {
+            meta.insert("upstream_code".to_string(), c.clone());
         }
         let details = ErrorDetails::with_error_info(
             self.code.as_str(),
@@ -136,6 +150,7 @@ pub struct StatusInfo {
     pub error_code: Option<String>,
     pub integration: Option<String>,
     pub suggestion: Option<String>,
+    pub upstream_code: Option<String>,
 }
 
 pub fn status_info(status: &Status) -> StatusInfo {
@@ -145,6 +160,7 @@ pub fn status_info(status: &Status) -> StatusInfo {
             error_code: Some(info.reason.clone()),
             integration: info.metadata.get("integration").cloned(),
             suggestion: info.metadata.get("suggestion").cloned(),
+            upstream_code: info.metadata.get("upstream_code").cloned(),
         },
         None => StatusInfo::default(),
     }

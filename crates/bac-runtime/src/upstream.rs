@@ -222,6 +222,7 @@ impl UpstreamClient {
             .with_max_delay(self.policy.max_delay)
             .with_max_times(self.policy.max_retries)
             .build();
+        let began = Instant::now();
         loop {
             self.until_quota_allows(req).await;
             let started = Instant::now();
@@ -258,6 +259,11 @@ impl UpstreamClient {
                 Err(_) => return outcome,
             };
             let next = if retryable { delays.next() } else { None };
+            // A wait the deadline cannot hold (a quota that resets in an hour) is not slept
+            // through: the caller hears now, with the provider's Retry-After, and parks.
+            let next = next.filter(|d| {
+                wait_hint.is_none_or(|ra| began.elapsed() + ra.max(*d) < self.policy.deadline)
+            });
             match next {
                 Some(d) => {
                     let wait = wait_hint.map_or(d, |ra| ra.max(d));

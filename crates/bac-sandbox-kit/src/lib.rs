@@ -14,6 +14,7 @@ pub mod webhooks;
 
 pub use clock::SandboxClock;
 pub use oauth::{OAuthConfig, OAuthServer};
+pub use records::{RecordTable, Stored};
 
 /// Resolves on SIGTERM or Ctrl-C. The sandbox links none of the fleet's runtime (no Kafka,
 /// Postgres or Vault client), so it waits for signals itself.

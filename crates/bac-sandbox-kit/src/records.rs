@@ -88,6 +88,11 @@ impl RecordTable {
         self.rows.get(id).and_then(|r| r.fields.as_ref())
     }
 
+    /// A record or its tombstone.
+    pub fn row(&self, id: &str) -> Option<&Stored> {
+        self.rows.get(id)
+    }
+
     /// Records (tombstones included when `deleted`) modified at or after `since`, after the
     /// position `(modified, id)` of the previous page, at most `limit`; ordered by
     /// (modified, id).

@@ -1,22 +1,222 @@
 //! Zoho CRM's organisation and current-user resources (`/crm/v6/org`,
 //! `/crm/v6/users?type=CurrentUser`), what a connection test reads, behind Zoho's
 //! `Authorization: Zoho-oauthtoken` header and its 401 body.
+use std::collections::HashMap;
+
 use axum::{
-    extract::{Query, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::DataCenter;
+use crate::{records, DataCenter};
+
+/// API versions the sandbox answers under `/crm/{version}/` (Zoho serves v2 to v8; the
+/// fleet speaks v8, as Zoho's SDK for v8 does).
+pub const VERSIONS: &[&str] = &["v2", "v2.1", "v3", "v4", "v5", "v6", "v7", "v8"];
 
 pub fn router(dc: DataCenter) -> Router {
     Router::new()
-        .route("/crm/v6/org", get(org))
-        .route("/crm/v6/users", get(users))
+        .route("/crm/:version/org", get(org))
+        .route("/crm/:version/users", get(users))
+        .route("/crm/:version/settings/modules", get(modules))
+        .route("/crm/:version/settings/fields", get(fields))
+        .route("/crm/:version/:module", get(list).post(insert))
+        .route("/crm/:version/:module/search", get(search))
+        .route("/crm/:version/:module/deleted", get(deleted))
+        .route(
+            "/crm/:version/:module/:id",
+            get(get_one).put(update).delete(delete),
+        )
         .with_state(dc)
+}
+
+fn bad_url() -> Response {
+    records::zoho_error(
+        StatusCode::NOT_FOUND,
+        "INVALID_URL_PATTERN",
+        "Please check if the URL trying to access is a correct one",
+        json!({}),
+    )
+}
+
+/// The caller's token, its scope checked: `Ok(())` or Zoho's 401.
+fn authorised(dc: &DataCenter, headers: &HeaderMap, needed: &[&str]) -> Result<(), Response> {
+    let Some(token) = dc.oauth.check_bearer(headers) else {
+        return Err(invalid_token());
+    };
+    if !needed.iter().any(|n| allows(&token.scope, n)) {
+        return Err(scope_mismatch());
+    }
+    Ok(())
+}
+
+/// Credits and the call's version, then the scope of a module operation
+/// (`ZohoCRM.modules.ALL`, `ZohoCRM.modules.leads.ALL`, `ZohoCRM.modules.leads.READ`).
+fn module_call(
+    dc: &DataCenter,
+    version: &str,
+    headers: &HeaderMap,
+    module: &str,
+    op: &str,
+) -> Result<&'static records::ModuleDef, Response> {
+    if !VERSIONS.contains(&version) {
+        return Err(bad_url());
+    }
+    let m = records::module_or_error(module)?;
+    let lower = m.api_name.to_ascii_lowercase();
+    authorised(
+        dc,
+        headers,
+        &[
+            &format!("ZohoCRM.modules.{lower}.{op}"),
+            &format!("ZohoCRM.modules.{op}"),
+        ],
+    )?;
+    dc.spend_credit()?;
+    Ok(m)
+}
+
+type Params = Query<HashMap<String, String>>;
+
+async fn list(
+    State(dc): State<DataCenter>,
+    Path((version, module)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    match module_call(&dc, &version, &headers, &module, "READ") {
+        Ok(m) => records::list(&dc.org, m, &q, &headers),
+        Err(r) => r,
+    }
+}
+
+async fn insert(
+    State(dc): State<DataCenter>,
+    Path((version, module)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let m = match module_call(&dc, &version, &headers, &module, "CREATE") {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => records::insert(&dc.org, m, &v),
+        Err(_) => records::zoho_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_DATA",
+            "body is not a valid JSON",
+            json!({}),
+        ),
+    }
+}
+
+async fn search(
+    State(dc): State<DataCenter>,
+    Path((version, module)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    match module_call(&dc, &version, &headers, &module, "READ") {
+        Ok(m) => records::search(&dc.org, m, &q),
+        Err(r) => r,
+    }
+}
+
+async fn deleted(
+    State(dc): State<DataCenter>,
+    Path((version, module)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    match module_call(&dc, &version, &headers, &module, "READ") {
+        Ok(m) => records::deleted(&dc.org, m, &q, &headers),
+        Err(r) => r,
+    }
+}
+
+async fn get_one(
+    State(dc): State<DataCenter>,
+    Path((version, module, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match module_call(&dc, &version, &headers, &module, "READ") {
+        Ok(m) => records::get_one(&dc.org, m, &id),
+        Err(r) => r,
+    }
+}
+
+async fn update(
+    State(dc): State<DataCenter>,
+    Path((version, module, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let m = match module_call(&dc, &version, &headers, &module, "UPDATE") {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => records::update(&dc.org, m, &id, &v),
+        Err(_) => records::zoho_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_DATA",
+            "body is not a valid JSON",
+            json!({}),
+        ),
+    }
+}
+
+async fn delete(
+    State(dc): State<DataCenter>,
+    Path((version, module, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match module_call(&dc, &version, &headers, &module, "DELETE") {
+        Ok(m) => records::delete(&dc.org, m, &id),
+        Err(r) => r,
+    }
+}
+
+async fn modules(
+    State(dc): State<DataCenter>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !VERSIONS.contains(&version.as_str()) {
+        return bad_url();
+    }
+    if let Err(r) = authorised(
+        &dc,
+        &headers,
+        &["ZohoCRM.settings.modules.READ", "ZohoCRM.settings.READ"],
+    ) {
+        return r;
+    }
+    records::modules()
+}
+
+async fn fields(
+    State(dc): State<DataCenter>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    if !VERSIONS.contains(&version.as_str()) {
+        return bad_url();
+    }
+    if let Err(r) = authorised(
+        &dc,
+        &headers,
+        &["ZohoCRM.settings.fields.READ", "ZohoCRM.settings.READ"],
+    ) {
+        return r;
+    }
+    records::fields(&dc.org, &q)
 }
 
 /// Zoho's answer to a missing, expired or foreign token.
@@ -46,7 +246,14 @@ fn allows(granted: &str, needed: &str) -> bool {
     })
 }
 
-async fn org(State(dc): State<DataCenter>, headers: HeaderMap) -> Response {
+async fn org(
+    State(dc): State<DataCenter>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !VERSIONS.contains(&version.as_str()) {
+        return bad_url();
+    }
     let Some(token) = dc.oauth.check_bearer(&headers) else {
         return invalid_token();
     };
@@ -68,9 +275,13 @@ async fn org(State(dc): State<DataCenter>, headers: HeaderMap) -> Response {
 
 async fn users(
     State(dc): State<DataCenter>,
+    Path(version): Path<String>,
     headers: HeaderMap,
-    Query(q): Query<std::collections::HashMap<String, String>>,
+    Query(q): Params,
 ) -> Response {
+    if !VERSIONS.contains(&version.as_str()) {
+        return bad_url();
+    }
     let Some(token) = dc.oauth.check_bearer(&headers) else {
         return invalid_token();
     };

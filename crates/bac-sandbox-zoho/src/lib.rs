@@ -12,6 +12,7 @@
 //! (register a client: `POST /dc/_sandbox/oauth/clients`), and `GET /_sandbox/zoho/calls`
 //! (requests per data centre).
 pub mod crm;
+pub mod records;
 
 use std::{
     collections::BTreeMap,
@@ -36,6 +37,14 @@ pub struct ZohoSandboxConfig {
     pub company_name: String,
     /// The user every authorisation consents as.
     pub user_email: String,
+    /// Custom text fields every CRM module has (`BAC_Intent_Id`), as an administrator adds
+    /// them.
+    pub custom_fields: Vec<String>,
+    /// API credits of each data centre's organisation per window (`None`: unlimited); a
+    /// call past them is answered 429 until the window resets.
+    pub credits_per_window: Option<u64>,
+    /// The credit window in seconds (Zoho's is a rolling day).
+    pub credit_window_secs: i64,
 }
 
 impl Default for ZohoSandboxConfig {
@@ -48,6 +57,9 @@ impl Default for ZohoSandboxConfig {
             .to_vec(),
             company_name: "Sandbox Org".into(),
             user_email: "admin@sandbox.zoho".into(),
+            custom_fields: Vec::new(),
+            credits_per_window: None,
+            credit_window_secs: 86_400,
         }
     }
 }
@@ -69,6 +81,72 @@ pub struct DataCenter {
     pub oauth: OAuthServer,
     pub company_name: String,
     pub user_email: String,
+    pub org: records::SharedOrg,
+    credits: Arc<Mutex<Credits>>,
+    clock: SandboxClock,
+}
+
+/// An organisation's API credits in the current window.
+#[derive(Debug, Default)]
+struct Credits {
+    limit: Option<u64>,
+    window_secs: i64,
+    window_start: i64,
+    used: u64,
+    /// Calls refused for want of credits (tests read it).
+    refused: u64,
+}
+
+impl DataCenter {
+    /// Spends one credit of the organisation, or answers Zoho's 429 with when the window
+    /// resets.
+    pub fn spend_credit(&self) -> Result<(), axum::response::Response> {
+        use axum::response::IntoResponse;
+        let now = self.clock.now();
+        let Ok(mut c) = self.credits.lock() else {
+            return Ok(());
+        };
+        if now >= c.window_start + c.window_secs {
+            c.window_start = now;
+            c.used = 0;
+        }
+        let Some(limit) = c.limit else {
+            c.used += 1;
+            return Ok(());
+        };
+        if c.used >= limit {
+            c.refused += 1;
+            let reset = c.window_start + c.window_secs;
+            let wait = (reset - now).max(1);
+            return Err((
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [
+                    ("retry-after", wait.to_string()),
+                    ("x-ratelimit-limit", limit.to_string()),
+                    ("x-ratelimit-remaining", "0".to_string()),
+                    ("x-ratelimit-reset", (reset * 1000).to_string()),
+                ],
+                Json(json!({"code": "TOO_MANY_REQUESTS", "details": {"limit": limit, "reset_time": records::zoho_time(reset)},
+                            "message": "API credits of the organisation are exhausted", "status": "error"})),
+            )
+                .into_response());
+        }
+        c.used += 1;
+        Ok(())
+    }
+
+    fn credit_report(&self) -> Value {
+        let c = self
+            .credits
+            .lock()
+            .map(|c| (c.limit, c.used, c.refused, c.window_start + c.window_secs));
+        match c {
+            Ok((limit, used, refused, reset)) => {
+                json!({"limit": limit, "used": used, "refused": refused, "reset_at": reset})
+            }
+            Err(_) => json!({}),
+        }
+    }
 }
 
 /// Requests per data centre, for tests that prove where a connection's calls went.
@@ -79,10 +157,12 @@ struct Calls(Arc<Mutex<BTreeMap<String, u64>>>);
 /// which token answers give as `accounts-server` and `api_domain`).
 pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Router {
     let calls = Calls::default();
-    let mut app = Router::new().route(
-        "/_sandbox/zoho/calls",
-        get(call_counts).with_state(calls.clone()),
-    );
+    let mut app = Router::new()
+        .route(
+            "/_sandbox/zoho/calls",
+            get(call_counts).with_state(calls.clone()),
+        )
+        .merge(clock.router());
     for key in &cfg.data_centers {
         let root = format!("{}/{key}", base.trim_end_matches('/'));
         let oauth = OAuthServer::new(
@@ -100,18 +180,33 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
             },
             clock.clone(),
         );
+        let digit = cfg.data_centers.iter().position(|k| k == key).unwrap_or(0) as u64 + 1;
         let dc = DataCenter {
             key: key.clone(),
             oauth: oauth.clone(),
             company_name: cfg.company_name.clone(),
             user_email: cfg.user_email.clone(),
+            org: Arc::new(Mutex::new(records::Org::new(
+                clock.clone(),
+                digit,
+                &cfg.custom_fields,
+                &cfg.user_email,
+            ))),
+            credits: Arc::new(Mutex::new(Credits {
+                limit: cfg.credits_per_window,
+                window_secs: cfg.credit_window_secs.max(1),
+                window_start: clock.now(),
+                ..Credits::default()
+            })),
+            clock: clock.clone(),
         };
         let counted = calls.clone();
         let counted_key = key.clone();
         let inner = oauth
             .router(&["/oauth/v2/token"])
             .merge(oauth.authorize_router("/oauth/v2/auth", "/oauth/v2/token/revoke"))
-            .merge(crm::router(dc))
+            .merge(crm::router(dc.clone()))
+            .merge(admin_router(dc))
             .layer(middleware::from_fn(move |req: Request, next: Next| {
                 let counted = counted.clone();
                 let key = counted_key.clone();
@@ -125,6 +220,65 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
         app = app.nest(&format!("/{key}"), inner);
     }
     app
+}
+
+/// Admin routes of one data centre: `POST /<dc>/_sandbox/zoho/records/<Module>` seeds
+/// `{"count": n, "fields": {...}}` generated records (or `{"records": [...]}`) without
+/// spending credits; `GET /<dc>/_sandbox/zoho/credits` reports the organisation's credits.
+fn admin_router(dc: DataCenter) -> Router {
+    Router::new()
+        .route("/_sandbox/zoho/credits", get(credits))
+        .route(
+            "/_sandbox/zoho/records/:module",
+            axum::routing::post(seed).get(count),
+        )
+        .with_state(dc)
+}
+
+async fn credits(State(dc): State<DataCenter>) -> Json<Value> {
+    Json(dc.credit_report())
+}
+
+async fn count(
+    State(dc): State<DataCenter>,
+    axum::extract::Path(module): axum::extract::Path<String>,
+) -> Json<Value> {
+    let n = dc.org.lock().map(|o| o.count(&module)).unwrap_or(0);
+    Json(json!({"module": module, "count": n}))
+}
+
+async fn seed(
+    State(dc): State<DataCenter>,
+    axum::extract::Path(module): axum::extract::Path<String>,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(m) = records::module(&module) else {
+        return (axum::http::StatusCode::NOT_FOUND, "no such module").into_response();
+    };
+    let mut list: Vec<serde_json::Map<String, Value>> = body["records"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r.as_object().cloned()).collect())
+        .unwrap_or_default();
+    let n = body["count"].as_u64().unwrap_or(0).min(1_000_000);
+    let base = body["fields"].as_object().cloned().unwrap_or_default();
+    for i in 0..n {
+        let mut r = base.clone();
+        r.insert(
+            m.name_field.into(),
+            json!(format!("Seeded {} {i}", m.singular)),
+        );
+        list.push(r);
+    }
+    let Ok(mut org) = dc.org.lock() else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let now = dc.clock.now();
+    for r in &mut list {
+        r.insert("$created".into(), json!(now));
+    }
+    let ids = org.seed(m.api_name, list);
+    Json(json!({"created": ids.len(), "first": ids.first(), "last": ids.last()})).into_response()
 }
 
 async fn call_counts(State(calls): State<Calls>) -> Json<Value> {

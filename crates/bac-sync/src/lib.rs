@@ -87,6 +87,11 @@ pub const COMMAND_REJECTS_MIGRATION: bac_runtime::db::Migration = bac_runtime::d
     sql: include_str!("../migrations/0006_sync_command_rejects.sql"),
 };
 
+/// The create-intent ledger ([`SyncEngine::create`]).
+pub const INTENTS_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
+    name: "runtime_0011_sync_intents",
+    sql: include_str!("../migrations/0011_sync_intents.sql"),
+};
 /// Topic of sync run starts and ends, shared by every integration.
 pub const SYNC_RUN_TOPIC: &str = "bac.integrations.sync_run.v1";
 /// Topic of conflicts detected and resolved, shared by every integration.

@@ -6,18 +6,15 @@ use std::collections::HashMap;
 
 use bac_connector::{
     oauth::{Authorization, OAuthFlow},
-    AccessToken, Checked, Connector, Grant, TokenGrant, TokenSource, Webhook, WebhookInput,
+    AccessToken, Checked, Connector, Grant, TokenGrant, Webhook, WebhookInput,
 };
-use bac_runtime::{
-    connections::ConnectionRecord,
-    upstream::{UpstreamClient, UpstreamError, UpstreamRequest},
-    vault::Secret,
-    ErrorCode, ServiceError,
-};
-use secrecy::ExposeSecret;
+use bac_runtime::{connections::ConnectionRecord, vault::Secret, ErrorCode, ServiceError};
 use serde_json::{json, Map, Value};
 
-use crate::dc::{self, DataCenter, DataCenters};
+use crate::{
+    client::{data_center, ZohoCall, ZohoClient, CRM},
+    dc::{self, DataCenters},
+};
 
 /// What a connection asks for when its settings name no `scopes`: the CRM records, the
 /// organisation and users a connection test reads.
@@ -44,7 +41,12 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
     for key in obj.keys() {
         if !matches!(
             key.as_str(),
-            "data_center" | "client_id" | "organization_id" | "scopes"
+            "data_center"
+                | "client_id"
+                | "organization_id"
+                | "scopes"
+                | "calls_per_minute"
+                | "intent_field"
         ) && !LEARNT.contains(&key.as_str())
         {
             return Err(bad(format!("config.{key} is not a Zoho setting")));
@@ -71,6 +73,25 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
         }) {
             return Err(bad(
                 "config.organization_id must be the digits of a Zoho Books organisation id",
+            ));
+        }
+    }
+    let mut out = config.clone();
+    if let Some(n) = obj.get("calls_per_minute") {
+        // numbers cross gRPC as doubles: 100 arrives as 100.0
+        match n.as_f64().filter(|n| n.fract() == 0.0 && (1.0..=10_000.0).contains(n)) {
+            Some(n) => out["calls_per_minute"] = json!(n as u64),
+            None => {
+                return Err(bad(
+                    "config.calls_per_minute must be a whole number from 1 to 10000 (your organisation's API credits a minute)",
+                ))
+            }
+        }
+    }
+    if let Some(f) = obj.get("intent_field") {
+        if !f.as_str().is_some_and(crate::sync::valid_field_name) {
+            return Err(bad(
+                "config.intent_field must be the API name of a custom text field such as BAC_Intent_Id",
             ));
         }
     }
@@ -101,7 +122,7 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
             )));
         }
     }
-    Ok(config.clone())
+    Ok(out)
 }
 
 /// A connection's credentials are its client secret and, for a self-client, its refresh
@@ -121,16 +142,6 @@ pub fn validate_secrets(secrets: &HashMap<String, String>) -> Result<(), Service
         }
     }
     Ok(())
-}
-
-/// The data centre of a stored connection.
-fn data_center<'a>(dcs: &'a DataCenters, settings: &Value) -> Result<&'a DataCenter, ServiceError> {
-    let key = settings
-        .get("data_center")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    dcs.get(key)
-        .ok_or_else(|| bad(format!("connection has no known data centre ('{key}')")))
 }
 
 /// Zoho's refresh grant: the data centre's accounts server, the connection's client.
@@ -169,89 +180,22 @@ impl TokenGrant for ZohoGrant {
 }
 
 pub struct ZohoConnector {
-    dcs: DataCenters,
-    tokens: TokenSource,
-    http: UpstreamClient,
+    client: ZohoClient,
 }
 
 impl ZohoConnector {
-    pub fn new(dcs: DataCenters, tokens: TokenSource, http: UpstreamClient) -> Self {
-        ZohoConnector { dcs, tokens, http }
+    pub fn new(client: ZohoClient) -> Self {
+        ZohoConnector { client }
     }
 
-    /// The API host a connection's calls go to: what Zoho's token answer said, if it is that
-    /// data centre's, else the data centre's documented one.
-    fn api(&self, rec: &ConnectionRecord, token: &AccessToken) -> Result<String, ServiceError> {
-        let dc = data_center(&self.dcs, &rec.config)?;
-        Ok(token
-            .extra
-            .get("api_domain")
-            .filter(|d| self.dcs.is_api_of(dc.key, d))
-            .cloned()
-            .unwrap_or_else(|| dc.api.clone()))
-    }
-}
-
-fn upstream_error(e: UpstreamError) -> ServiceError {
-    match e {
-        UpstreamError::RateLimited { .. } => ServiceError::new(
-            "zoho",
-            ErrorCode::UpstreamRateLimited,
-            "Zoho is limiting this organisation's API calls",
-        )
-        .suggest("Retry after the window resets"),
-        UpstreamError::Timeout { .. } => ServiceError::new(
-            "zoho",
-            ErrorCode::ConnectionTimeout,
-            "Zoho did not answer in time",
-        ),
-        UpstreamError::AddressNotAllowed(r) => {
-            ServiceError::new("zoho", ErrorCode::UpstreamAddressNotAllowed, r.to_string())
-        }
-        other => ServiceError::new("zoho", ErrorCode::UpstreamUnavailable, other.to_string()),
-    }
-}
-
-/// Zoho's error body (`{"code", "message", "status": "error"}`) as the fleet's error, Zoho's
-/// code kept in the message.
-fn zoho_error(status: u16, body: &[u8]) -> ServiceError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let code = v["code"].as_str().unwrap_or("");
-    let message = v["message"].as_str().unwrap_or("");
-    let said = if code.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("{code}: {message}")
-    };
-    match (status, code) {
-        (401, "OAUTH_SCOPE_MISMATCH") => ServiceError::new(
-            "zoho",
-            ErrorCode::PermissionDenied,
-            format!("Zoho refused the call for a missing scope ({said})"),
-        )
-        .suggest("Authorise the connection again with the scopes it needs (config.scopes)"),
-        (401, _) => ServiceError::new(
-            "zoho",
-            ErrorCode::InvalidCredentials,
-            format!("Zoho refused the access token ({said})"),
-        ),
-        (429, _) => ServiceError::new(
-            "zoho",
-            ErrorCode::UpstreamRateLimited,
-            format!("Zoho: {said}"),
-        ),
-        (s, _) if s >= 500 => ServiceError::new(
-            "zoho",
-            ErrorCode::UpstreamUnavailable,
-            format!("Zoho: {said}"),
-        ),
-        _ => ServiceError::new("zoho", ErrorCode::UpstreamRejected, format!("Zoho: {said}")),
+    fn dcs(&self) -> &DataCenters {
+        self.client.data_centers()
     }
 }
 
 impl OAuthFlow for ZohoConnector {
     fn authorization(&self, settings: &Value) -> Result<Authorization, ServiceError> {
-        let dc = data_center(&self.dcs, settings)?;
+        let dc = data_center(self.dcs(), settings)?;
         let scopes = settings
             .get("scopes")
             .and_then(Value::as_array)
@@ -279,11 +223,11 @@ impl OAuthFlow for ZohoConnector {
         settings: &Value,
         callback: &HashMap<String, String>,
     ) -> Result<String, ServiceError> {
-        let dc = data_center(&self.dcs, settings)?;
+        let dc = data_center(self.dcs(), settings)?;
         if let Some(location) = callback.get("location") {
             if location != dc.location {
                 let theirs = self
-                    .dcs
+                    .dcs()
                     .by_location(location)
                     .map_or(location.as_str(), |d| d.key);
                 return Err(bad(format!(
@@ -320,7 +264,7 @@ impl Connector for ZohoConnector {
     const NAME: &'static str = "Zoho";
 
     fn settings(&self, config: &Value) -> Result<Value, ServiceError> {
-        validate_settings(&self.dcs, config)
+        validate_settings(self.dcs(), config)
     }
 
     fn secrets(&self, secrets: &HashMap<String, String>) -> Result<(), ServiceError> {
@@ -328,50 +272,28 @@ impl Connector for ZohoConnector {
     }
 
     fn configured(&self, rec: &ConnectionRecord) -> bool {
-        validate_settings(&self.dcs, &rec.config).is_ok()
+        validate_settings(self.dcs(), &rec.config).is_ok()
             && ["client_secret", "refresh_token"]
                 .iter()
                 .all(|f| rec.secret_fields.iter().any(|s| s == f))
     }
 
     async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
-        let dc = data_center(&self.dcs, &rec.config)?.clone();
-        let org = self
-            .tokens
-            .authorized(rec, None, |token| async move {
-                let api = self.api(rec, &token)?;
-                let resp = self
-                    .http
-                    .send(&UpstreamRequest {
-                        method: http::Method::GET,
-                        url: format!("{api}/crm/v6/org"),
-                        headers: vec![(
-                            "authorization".into(),
-                            format!("Zoho-oauthtoken {}", token.value.expose_secret()),
-                        )],
-                        body: None,
-                        idempotent: true,
-                        operation: "crm/org".into(),
-                        quota: None,
-                    })
-                    .await
-                    .map_err(upstream_error)?;
-                if !resp.status.is_success() {
-                    return Err(zoho_error(resp.status.as_u16(), &resp.body));
-                }
-                let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-                Ok(v["org"][0]["company_name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string())
-            })
+        let dc = data_center(self.dcs(), &rec.config)?.clone();
+        let answer = self
+            .client
+            .send(rec, &ZohoCall::get(format!("{CRM}/org"), "crm/org"))
             .await?;
+        let org = answer.body["org"][0]["company_name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         Ok(Checked {
             message: format!(
                 "Connected to Zoho CRM organisation '{org}' in data centre {} ({})",
                 dc.key, dc.name
             ),
-            server_version: "crm/v6".into(),
+            server_version: CRM.trim_start_matches('/').into(),
         })
     }
 
@@ -411,6 +333,13 @@ mod tests {
             validate_settings(&dcs, &json!({"data_center": "de", "client_id": "x"})).unwrap_err();
         assert!(e.message.contains("com, eu, in"), "{}", e.message);
         assert!(validate_settings(&dcs, &json!({"data_center": "eu"})).is_err());
+        let per_minute = json!({"data_center": "eu", "client_id": "x", "calls_per_minute": 600.0});
+        assert_eq!(
+            validate_settings(&dcs, &per_minute).unwrap()["calls_per_minute"],
+            json!(600)
+        );
+        let fraction = json!({"data_center": "eu", "client_id": "x", "calls_per_minute": 1.5});
+        assert!(validate_settings(&dcs, &fraction).is_err());
         let learnt = json!({"data_center": "eu", "client_id": "x", "api_domain": "https://www.zohoapis.eu", "granted_scopes": ["a"]});
         assert!(validate_settings(&dcs, &learnt).is_ok());
         let forged =

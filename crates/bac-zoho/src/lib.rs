@@ -1,18 +1,28 @@
 //! `bac-zoho` connects tenants to Zoho (CRM, Books, Desk, People, Inventory, Mail).
 //!
-//! Built so far: connections on the connector kit — [`dc`], Zoho's data centres and their
-//! hosts; [`connector`], Zoho's part of the kit's `IntegrationService` (settings, the OAuth
-//! authorisation-code flow per data centre, the refresh grant, the connection test that reads
-//! the CRM organisation). The domain (`bac.zoho.v1`, sync) is not built yet.
+//! [`dc`]: Zoho's data centres and their hosts. [`connector`]: Zoho's part of the kit's
+//! `IntegrationService` (settings, the OAuth authorisation-code flow per data centre, the
+//! refresh grant, the connection test). [`client`]: the one way a Zoho call is made (token,
+//! host, credits, call log, Zoho's errors). [`api`]: `bac.zoho.v1.ZohoService` (CRM leads,
+//! contacts, deals). [`sync`]: the synced CRM modules for the engine (where a pulled Zoho
+//! record becomes an event). [`transform`]: Zoho records <-> the platform's messages.
+pub mod api;
+pub mod client;
 pub mod connector;
 pub mod dc;
+pub mod sync;
+pub mod transform;
 
 use std::sync::Arc;
 
-use bac_proto::integration::v1::integration_service_server::IntegrationServiceServer;
+use bac_proto::{
+    integration::v1::integration_service_server::IntegrationServiceServer,
+    zoho::v1::zoho_service_server::ZohoServiceServer,
+};
 use bac_runtime::{
     connections,
     db::Migration,
+    events,
     upstream::{RetryPolicy, UpstreamClient},
     Config, Running, Runtime, ServiceKind, ServiceSpec,
 };
@@ -29,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     bac_sync::CONFLICT_LEASES_MIGRATION,
     bac_sync::VERSIONS_MIGRATION,
     bac_sync::PARTITIONS_MIGRATION,
+    bac_sync::INTENTS_MIGRATION,
     bac_connector::calls::MIGRATION,
     bac_connector::calls::MESSAGE_MIGRATION,
 ];
@@ -52,12 +63,31 @@ impl ZohoSettings {
     }
 }
 
+/// Inbound create/update/delete commands of two-way sync.
+pub const COMMANDS_TOPIC: &str = "bac.zoho.commands.v1";
+
+/// Every topic bac-zoho publishes to (declared at start).
+pub fn topics() -> Vec<String> {
+    let mut t: Vec<String> = sync::ENTITIES
+        .iter()
+        .map(|e| events::topic("zoho", e.entity))
+        .collect();
+    t.push(bac_sync::SYNC_RUN_TOPIC.into());
+    t.push(bac_sync::CONFLICT_TOPIC.into());
+    t.push(COMMANDS_TOPIC.into());
+    t.push(bac_connector::tokens::AUDIT_TOPIC.to_string());
+    t
+}
+
 pub fn spec() -> ServiceSpec {
     ServiceSpec {
         kind: ServiceKind::Zoho,
         migrations: MIGRATIONS,
-        topics: vec![bac_connector::tokens::AUDIT_TOPIC.to_string()],
-        grpc_services: vec!["bac.integration.v1.IntegrationService"],
+        topics: topics(),
+        grpc_services: vec![
+            "bac.integration.v1.IntegrationService",
+            "bac.zoho.v1.ZohoService",
+        ],
     }
 }
 
@@ -94,21 +124,25 @@ pub async fn run_with(config: Config, settings: ZohoSettings) -> anyhow::Result<
         calls.clone(),
         connector::ZohoGrant { dcs: dcs.clone() },
     );
+    let client = client::ZohoClient::new(dcs, tokens.clone(), http, calls.clone());
     let engine = bac_sync::SyncEngine::new(
         rt.db.clone(),
         "zoho",
         store.clone(),
-        Vec::new(),
+        sync::adapters(&client),
         bac_sync::SyncOptions::from_env("zoho"),
     );
+    engine.spawn(Some(rt.config.kafka.clone()), rt.shutdown.child_token());
+    let domain = api::ZohoApi::new(client.clone(), store.clone(), engine.clone());
     let integration = bac_connector::IntegrationApi::new(
-        Arc::new(connector::ZohoConnector::new(dcs, tokens.clone(), http)),
+        Arc::new(connector::ZohoConnector::new(client)),
         rt.db.clone(),
         store,
         engine,
         calls,
     )
     .with_tokens(tokens);
-    let routes = Routes::new(IntegrationServiceServer::new(integration));
+    let routes = Routes::new(IntegrationServiceServer::new(integration))
+        .add_service(ZohoServiceServer::new(domain));
     rt.launch(routes, None).await
 }

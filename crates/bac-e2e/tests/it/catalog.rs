@@ -34,7 +34,7 @@ async fn definitions_list_every_integration_with_schemas() {
         ("calendar", false, "no_service"),
         ("tally", false, "not_built"),
         ("payments", false, "no_service"),
-        ("zoho", false, "connections"),
+        ("zoho", true, "built"),
         ("odoo", true, "built"),
         ("google-workspace", false, "not_built"),
         ("messaging", false, "not_built"),

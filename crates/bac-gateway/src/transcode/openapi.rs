@@ -150,7 +150,8 @@ impl Builder<'_> {
         }
         let mut op = json!({
             "tags": [r.tag],
-            "operationId": snake(r.rpc.name()),
+            // unique across integrations (Odoo and Zoho both have CreateLead)
+            "operationId": format!("{}_{}", r.integration.replace('-', "_"), snake(r.rpc.name())),
             "summary": r.summary,
             "parameters": params,
         });

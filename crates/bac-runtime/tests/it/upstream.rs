@@ -118,6 +118,27 @@ async fn persistent_429_ends_as_rate_limited() {
     assert_eq!(hits.load(Ordering::SeqCst), 4, "one try and three retries");
 }
 
+/// A quota that resets after the deadline (Zoho's credits, an hour away) is not slept
+/// through until the call times out: the caller hears it is rate limited, with the
+/// provider's Retry-After, after one attempt, and parks the work.
+#[tokio::test]
+async fn a_retry_after_past_the_deadline_ends_as_rate_limited_at_once() {
+    let (url, hits) = server(vec![(429, Some("3600")); 3]).await;
+    let client = UpstreamClient::new("test", None, policy(), loopback());
+    let err = client.send(&req(&url, true)).await.unwrap_err();
+    match err {
+        UpstreamError::RateLimited { retry_after, .. } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(3600)))
+        }
+        other => panic!("expected RateLimited, got {other}"),
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "no retry it could not wait for"
+    );
+}
+
 /// The deadline ends the retries: counted in attempts the server saw, not in wall-clock time
 /// (a loaded machine makes calls slower, never more numerous).
 #[tokio::test]
