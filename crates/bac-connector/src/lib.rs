@@ -22,6 +22,23 @@ pub use calls::Calls;
 pub use service::IntegrationApi;
 pub use tokens::{AccessToken, Grant, TokenGrant, TokenSource};
 
+/// The intent id of a create: the caller's (an `Idempotency-Key`), or a fresh UUIDv7.
+/// Returns whether the caller gave it (then a record already carrying it is the answer).
+pub fn intent_of(integration: &str, given: &str) -> Result<(String, bool), ServiceError> {
+    let given = given.trim();
+    if given.is_empty() {
+        return Ok((uuid::Uuid::now_v7().to_string(), false));
+    }
+    if given.len() > 128 || given.chars().any(|c| c.is_control()) {
+        return Err(ServiceError::new(
+            integration,
+            bac_runtime::ErrorCode::InvalidRequest,
+            "the idempotency key must be 1 to 128 characters without control characters",
+        ));
+    }
+    Ok((given.to_string(), true))
+}
+
 /// What a connection test found: a sentence for people and the upstream's version.
 #[derive(Debug, Clone, Default)]
 pub struct Checked {

@@ -66,6 +66,34 @@ pub trait Upstream: Send + Sync {
     fn replica(&self, fleet: &Fleet) -> std::process::Child;
 }
 
+/// A replica of a connector's service for [`takeover_after_kill`]: this test binary again,
+/// running only the ignored test `test` (which starts the service from the environment),
+/// against the fleet's database, Kafka and Vault with short leases; `env` adds the
+/// service's own settings.
+pub fn replica_command(fleet: &Fleet, test: &str, env: &[(&str, String)]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--ignored", "--nocapture"])
+        .env("BAC_E2E_REPLICA", "1")
+        .env("BAC_DATABASE_URL", &fleet.infra.database_url)
+        .env("BAC_DATABASE_POOL_SIZE", "4")
+        .env("BAC_KAFKA_BROKERS", &fleet.infra.brokers)
+        .env("BAC_VAULT_ADDR", &fleet.infra.vault_addr)
+        .env("BAC_VAULT_TOKEN", &fleet.infra.vault_token)
+        .env("BAC_GRPC_ADDR", format!("127.0.0.1:{}", crate::free_port()))
+        .env("BAC_HTTP_ADDR", "127.0.0.1:0")
+        .env("BAC_UPSTREAM_TIMEOUT_MS", "5000")
+        .env("BAC_UPSTREAM_ALLOW_CIDRS", &fleet.infra.upstream_allow)
+        .env("BAC_SYNC_LEASE_SECS", "3")
+        .env("BAC_SYNC_TICK_MS", "200")
+        .env("BAC_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
 /// Triggers a sync through the REST API and waits for its run to end; the run.
 pub async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value {
     let (status, body) = fleet

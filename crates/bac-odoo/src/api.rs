@@ -82,19 +82,9 @@ fn page_info(limit: u32, offset: u32, total: u64) -> Option<PageInfo> {
     })
 }
 
-/// The intent id of a create: the caller's (an `Idempotency-Key`), or a fresh UUIDv7.
-/// Returns whether the caller gave it (then a record already carrying it is the answer).
+/// The intent id of a create (the kit's rules).
 fn intent_of(given: &str) -> Result<(String, bool), ServiceError> {
-    let given = given.trim();
-    if given.is_empty() {
-        return Ok((uuid::Uuid::now_v7().to_string(), false));
-    }
-    if given.len() > 128 || given.chars().any(|c| c.is_control()) {
-        return Err(bad(
-            "the idempotency key must be 1 to 128 characters without control characters",
-        ));
-    }
-    Ok((given.to_string(), true))
+    bac_connector::intent_of("odoo", given)
 }
 
 /// The models `ExecuteKw` may reach without an `allowed_models` setting: the synced ones.

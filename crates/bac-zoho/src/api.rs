@@ -34,18 +34,9 @@ fn ctx<T>(req: &Request<T>) -> Result<RequestContext, Status> {
     RequestContext::from_metadata(req.metadata())
 }
 
-/// The intent id of a create: the caller's (an `Idempotency-Key`), or a fresh UUIDv7.
+/// The intent id of a create (the kit's rules).
 fn intent_of(given: &str) -> Result<String, ServiceError> {
-    let given = given.trim();
-    if given.is_empty() {
-        return Ok(uuid::Uuid::now_v7().to_string());
-    }
-    if given.len() > 128 || given.chars().any(|c| c.is_control()) {
-        return Err(bad(
-            "the idempotency key must be 1 to 128 characters without control characters",
-        ));
-    }
-    Ok(given.to_string())
+    Ok(bac_connector::intent_of("zoho", given)?.0)
 }
 
 fn valid_id(id: &str) -> Result<(), ServiceError> {

@@ -159,35 +159,14 @@ impl conformance::Upstream for Zoho {
             .into_iter()
             .map(|k| format!("{k}={base}/{k}"))
             .collect();
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "conformance_zoho::replica_process",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env("BAC_E2E_REPLICA", "1")
-            .env("BAC_ZOHO_DATA_CENTERS", dcs.join(","))
-            .env("BAC_DATABASE_URL", &fleet.infra.database_url)
-            .env("BAC_DATABASE_POOL_SIZE", "4")
-            .env("BAC_KAFKA_BROKERS", &fleet.infra.brokers)
-            .env("BAC_VAULT_ADDR", &fleet.infra.vault_addr)
-            .env("BAC_VAULT_TOKEN", &fleet.infra.vault_token)
-            .env(
-                "BAC_GRPC_ADDR",
-                format!("127.0.0.1:{}", bac_e2e::free_port()),
-            )
-            .env("BAC_HTTP_ADDR", "127.0.0.1:0")
-            .env("BAC_UPSTREAM_TIMEOUT_MS", "5000")
-            .env("BAC_UPSTREAM_ALLOW_CIDRS", &fleet.infra.upstream_allow)
-            .env("BAC_SYNC_LEASE_SECS", "3")
-            .env("BAC_SYNC_PAGE_SIZE", "200")
-            .env("BAC_SYNC_TICK_MS", "200")
-            .env("BAC_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        conformance::replica_command(
+            fleet,
+            "conformance_zoho::replica_process",
+            &[
+                ("BAC_ZOHO_DATA_CENTERS", dcs.join(",")),
+                ("BAC_SYNC_PAGE_SIZE", "200".into()),
+            ],
+        )
     }
 }
 
