@@ -425,6 +425,8 @@ pub fn zoho_settings(base: &str) -> bac_zoho::ZohoSettings {
             .into_iter()
             .map(|k| (k.to_string(), format!("{base}/{k}")))
             .collect(),
+        // every run lists ids, so a test sees a deletion at the next run
+        reconcile_every: std::time::Duration::ZERO,
     }
 }
 

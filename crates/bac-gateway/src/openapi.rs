@@ -454,7 +454,13 @@ const LINKS: &[Link] = &[
         "201",
         &[("zoho_get_contact", "id"), ("zoho_update_contact", "id")],
     ),
-    ("zoho_create_deal", "201", &[("zoho_get_deal", "id")]),
+    (
+        "zoho_create_deal",
+        "201",
+        &[("zoho_get_deal", "id"), ("zoho_update_deal", "id")],
+    ),
+    ("zoho_create_invoice", "201", &[("zoho_get_invoice", "id")]),
+    ("zoho_create_ticket", "201", &[("zoho_get_ticket", "id")]),
 ];
 
 fn add_links(doc: &mut Value) {

@@ -12,7 +12,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use crate::{records, DataCenter};
+use crate::{apps::allows, records, DataCenter};
 
 /// API versions the sandbox answers under `/crm/{version}/` (Zoho serves v2 to v8; the
 /// fleet speaks v8, as Zoho's SDK for v8 does).
@@ -234,16 +234,6 @@ fn scope_mismatch() -> Response {
         Json(json!({"code": "OAUTH_SCOPE_MISMATCH", "details": {}, "message": "invalid oauth scope to access this URL", "status": "error"})),
     )
         .into_response()
-}
-
-/// Whether a granted scope list covers `needed` (`ZohoCRM.org.READ` is covered by
-/// `ZohoCRM.org.ALL` and `ZohoCRM.org.READ`).
-fn allows(granted: &str, needed: &str) -> bool {
-    let (service, rest) = needed.split_once('.').unwrap_or((needed, ""));
-    let (resource, _) = rest.rsplit_once('.').unwrap_or((rest, ""));
-    granted.split([',', ' ']).any(|g| {
-        g == needed || g == format!("{service}.{resource}.ALL") || g == format!("{service}.ALL")
-    })
 }
 
 async fn org(

@@ -1,17 +1,27 @@
 //! The Zoho sandbox: for each data centre it serves, Zoho Accounts (the authorisation-code
 //! grant with PKCE, refresh, revocation, Zoho's error dialect: HTTP 200 with `error`,
 //! `invalid_code`; a refresh token only with `access_type=offline`; at most ten refreshes of
-//! one refresh token in ten minutes) and the CRM API's organisation and current-user
-//! resources, under `/<data centre>/...` of one listener. Each data centre is its own
+//! one refresh token in ten minutes), the CRM API, and Books, Inventory, Desk, People and
+//! Mail, under `/<data centre>/...` of one listener. Each data centre is its own
 //! authorisation server: a token from one is refused by the others, as Zoho's are, and the
 //! token answer's `api_domain` points at that data centre's prefix.
 //!
 //! Routes per data centre `dc` (`com`, `eu`, `in`, ...): `GET /dc/oauth/v2/auth`,
-//! `POST /dc/oauth/v2/token`, `POST /dc/oauth/v2/token/revoke`, `GET /dc/crm/v6/org`,
-//! `GET /dc/crm/v6/users?type=CurrentUser`, the kit's admin routes under `/dc/_sandbox/oauth/`
-//! (register a client: `POST /dc/_sandbox/oauth/clients`), and `GET /_sandbox/zoho/calls`
-//! (requests per data centre).
+//! `POST /dc/oauth/v2/token`, `POST /dc/oauth/v2/token/revoke`; the CRM ([`crm`],
+//! [`records`]) under `/dc/crm/<version>/`; Books under `/dc/books/v3/` and Inventory under
+//! `/dc/inventory/v1/` ([`finance`]); Desk under `/dc/desk/api/v1/` ([`desk`]); People under
+//! `/dc/people/people/api/` ([`people`]); Mail under `/dc/mail/api/` ([`mail`]); the kit's
+//! admin routes under `/dc/_sandbox/oauth/` (register a client:
+//! `POST /dc/_sandbox/oauth/clients`), the CRM's under `/dc/_sandbox/zoho/records/` and
+//! `/dc/_sandbox/zoho/credits`, the other products' under `/dc/_sandbox/zoho/apps/` and
+//! `/dc/_sandbox/zoho/mail/sent` ([`apps`]); and `GET /_sandbox/zoho/calls` (requests per
+//! data centre).
+pub mod apps;
 pub mod crm;
+pub mod desk;
+pub mod finance;
+pub mod mail;
+pub mod people;
 pub mod records;
 
 use std::{
@@ -82,6 +92,8 @@ pub struct DataCenter {
     pub company_name: String,
     pub user_email: String,
     pub org: records::SharedOrg,
+    /// Books', Inventory's, Desk's, People's and Mail's records.
+    pub apps: apps::SharedApps,
     credits: Arc<Mutex<Credits>>,
     clock: SandboxClock,
 }
@@ -192,6 +204,12 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
                 &cfg.custom_fields,
                 &cfg.user_email,
             ))),
+            apps: apps::SharedApps::new(apps::Apps::new(
+                clock.clone(),
+                digit,
+                key,
+                &cfg.user_email,
+            )),
             credits: Arc::new(Mutex::new(Credits {
                 limit: cfg.credits_per_window,
                 window_secs: cfg.credit_window_secs.max(1),
@@ -206,6 +224,11 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
             .router(&["/oauth/v2/token"])
             .merge(oauth.authorize_router("/oauth/v2/auth", "/oauth/v2/token/revoke"))
             .merge(crm::router(dc.clone()))
+            .merge(finance::router(dc.clone()))
+            .nest("/desk", desk::router(dc.clone()))
+            .nest("/people", people::router(dc.clone()))
+            .nest("/mail", mail::router(dc.clone()))
+            .merge(apps::admin_router(dc.clone()))
             .merge(admin_router(dc))
             .layer(middleware::from_fn(move |req: Request, next: Next| {
                 let counted = counted.clone();

@@ -92,6 +92,11 @@ pub const INTENTS_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migra
     name: "runtime_0011_sync_intents",
     sql: include_str!("../migrations/0011_sync_intents.sql"),
 };
+/// The stored answers of creates that cannot be read back ([`EntityAdapter::refetchable`]).
+pub const INTENT_ANSWERS_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
+    name: "runtime_0012_sync_intent_answers",
+    sql: include_str!("../migrations/0012_sync_intent_answers.sql"),
+};
 /// Topic of sync run starts and ends, shared by every integration.
 pub const SYNC_RUN_TOPIC: &str = "bac.integrations.sync_run.v1";
 /// Topic of conflicts detected and resolved, shared by every integration.
@@ -270,6 +275,12 @@ pub trait EntityAdapter: Send + Sync + 'static {
     /// its partitions (prefix them with the partition where the upstream's are not).
     async fn partitions(&self, _conn: &ConnectionRecord) -> Result<Option<Vec<String>>, SyncError> {
         Ok(None)
+    }
+    /// Whether [`EntityAdapter::fetch`] can read a created record again. A create of an
+    /// entity that cannot (a sent message) keeps its answer in the intent ledger, and a retry
+    /// with the same intent returns that answer.
+    fn refetchable(&self) -> bool {
+        true
     }
     /// One record now, `None` when it no longer exists.
     async fn fetch(

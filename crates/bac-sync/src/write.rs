@@ -39,7 +39,7 @@ impl SyncEngine {
         .map_err(|e| db_err(&e))?;
         let known = tx
             .query_opt(
-                "SELECT remote_id FROM sync_intents
+                "SELECT remote_id, answer FROM sync_intents
                   WHERE connection_id = $1 AND entity = $2 AND intent_id = $3",
                 &[&conn.id, &adapter.entity(), &intent_id],
             )
@@ -47,7 +47,16 @@ impl SyncEngine {
             .map_err(|e| db_err(&e))?;
         if let Some(row) = known {
             let remote_id: String = row.get(0);
+            let answer: Option<Value> = row.get(1);
             drop(tx);
+            if let Some(raw) = answer.filter(|_| !adapter.refetchable()) {
+                return Ok(RemoteRecord {
+                    id: remote_id,
+                    version: None,
+                    raw,
+                    deleted: false,
+                });
+            }
             return match adapter.fetch(conn, &remote_id).await? {
                 Some(rec) => self.recorded(conn, adapter.entity(), rec).await,
                 None => Err(SyncError::Permanent(self.err(
@@ -59,15 +68,17 @@ impl SyncEngine {
             };
         }
         let rec = adapter.create(conn, values, intent_id).await?;
+        let answer = (!adapter.refetchable()).then(|| rec.raw.clone());
         tx.execute(
-            "INSERT INTO sync_intents (connection_id, entity, intent_id, tenant_id, remote_id)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO sync_intents (connection_id, entity, intent_id, tenant_id, remote_id, answer)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             &[
                 &conn.id,
                 &adapter.entity(),
                 &intent_id,
                 &conn.tenant_id,
                 &rec.id,
+                &answer,
             ],
         )
         .await

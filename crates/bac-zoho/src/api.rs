@@ -1,10 +1,16 @@
 //! The gRPC face of bac-zoho's domain: `bac.zoho.v1.ZohoService` (CRM leads, contacts,
-//! deals). Creates and updates take the engine's one write path (the entity's adapter, then
-//! the mirror and its `bac.zoho.<entity>.v1` event); reads go straight to Zoho.
+//! deals; Books invoices and customers; Inventory items; Desk tickets; People employees;
+//! Mail). Creates, updates and sends take the engine's one write path (the entity's
+//! adapter, the create-intent ledger, then the mirror and its `bac.zoho.<entity>.v1`
+//! event); reads go straight to Zoho.
 use bac_proto::zoho::v1::{
-    zoho_service_server::ZohoService, Contact, CreateContactRequest, CreateDealRequest,
-    CreateLeadRequest, Deal, GetRecordRequest, Lead, ListContactsResponse, ListDealsResponse,
-    ListLeadsResponse, ListRecordsRequest, RecordPage, UpdateContactRequest, UpdateLeadRequest,
+    zoho_service_server::ZohoService, Contact, CreateContactRequest, CreateCustomerRequest,
+    CreateDealRequest, CreateInvoiceRequest, CreateLeadRequest, CreateTicketRequest, Customer,
+    Deal, FinancePage, GetRecordRequest, IndexPage, Invoice, Item, Lead, ListByIndexRequest,
+    ListContactsResponse, ListCustomersResponse, ListDealsResponse, ListEmployeesResponse,
+    ListFinanceRequest, ListInvoicesResponse, ListItemsResponse, ListLeadsResponse,
+    ListRecordsRequest, ListTicketsResponse, RecordPage, SendMailRequest, SentMail, Ticket,
+    UpdateContactRequest, UpdateDealRequest, UpdateLeadRequest,
 };
 use bac_runtime::{
     connections::{ConnectionRecord, ConnectionStore},
@@ -14,6 +20,7 @@ use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    apps,
     client::{ZohoCall, ZohoClient, CRM},
     sync::{fmt_time, MAX_PER_PAGE, PAGE_WINDOW},
     transform as tf,
@@ -290,6 +297,228 @@ impl ZohoApi {
     }
 }
 
+impl ZohoApi {
+    /// One page of a Books, Inventory, Desk or People entity from position `offset`.
+    async fn app_page(
+        &self,
+        rec: &ConnectionRecord,
+        entity: &str,
+        since: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Value>, bool), ServiceError> {
+        let spec = apps::entity(entity)
+            .ok_or_else(|| ServiceError::internal("zoho", format!("no entity {entity}")))?;
+        let since = since_of(since)?;
+        apps::list_changed(
+            &self.client,
+            rec,
+            spec,
+            since,
+            offset,
+            limit,
+            &format!("{entity}/list"),
+        )
+        .await
+    }
+
+    async fn finance_page(
+        &self,
+        rec: &ConnectionRecord,
+        entity: &str,
+        req: &ListFinanceRequest,
+    ) -> Result<(Vec<Value>, FinancePage), ServiceError> {
+        let per_page = match req.per_page {
+            0 => 200,
+            n if n > 200 => return Err(bad("per_page must be at most 200")),
+            n => n as usize,
+        };
+        let page = req.page.max(1) as usize;
+        let (rows, more) = self
+            .app_page(
+                rec,
+                entity,
+                &req.modified_since,
+                (page - 1) * per_page,
+                per_page,
+            )
+            .await?;
+        let info = FinancePage {
+            page: page as u32,
+            per_page: per_page as u32,
+            count: rows.len() as u32,
+            has_more_page: more,
+        };
+        Ok((rows, info))
+    }
+
+    async fn index_page(
+        &self,
+        rec: &ConnectionRecord,
+        entity: &str,
+        req: &ListByIndexRequest,
+        max: u32,
+    ) -> Result<(Vec<Value>, IndexPage), ServiceError> {
+        let limit = match req.limit {
+            0 => max,
+            n if n > max => return Err(bad(format!("limit must be at most {max}"))),
+            n => n,
+        };
+        let (rows, more) = self
+            .app_page(
+                rec,
+                entity,
+                &req.modified_since,
+                req.from as usize,
+                limit as usize,
+            )
+            .await?;
+        let info = IndexPage {
+            from: req.from,
+            limit,
+            count: rows.len() as u32,
+            more_records: more,
+        };
+        Ok((rows, info))
+    }
+
+    async fn app_get(
+        &self,
+        rec: &ConnectionRecord,
+        entity: &str,
+        what: &str,
+        id: &str,
+    ) -> Result<Value, ServiceError> {
+        valid_id(id)?;
+        let spec = apps::entity(entity)
+            .ok_or_else(|| ServiceError::internal("zoho", format!("no entity {entity}")))?;
+        apps::get_one(&self.client, rec, spec, id, &format!("{entity}/get"))
+            .await?
+            .ok_or_else(|| not_found(what, id))
+    }
+}
+
+/// An RFC 3339 `modified_since`, if given.
+fn since_of(given: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ServiceError> {
+    if given.is_empty() {
+        return Ok(None);
+    }
+    chrono::DateTime::parse_from_rfc3339(given)
+        .map(|t| Some(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| bad("modified_since must be an RFC 3339 time such as 2026-12-01T00:00:00Z"))
+}
+
+fn check_date(name: &str, v: &str) -> Result<(), ServiceError> {
+    if !v.is_empty() && chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_err() {
+        return Err(bad(format!("{name} must be a date as YYYY-MM-DD")));
+    }
+    Ok(())
+}
+
+fn validate_invoice(i: &Invoice) -> Result<(), ServiceError> {
+    valid_id(&i.customer_id)
+        .map_err(|_| bad("customer_id is required: a Zoho Books customer id (digits)"))?;
+    check_date("date", &i.date)?;
+    check_date("due_date", &i.due_date)?;
+    let currency_ok = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
+    if !i.currency_code.is_empty() && !currency_ok(&i.currency_code) {
+        return Err(bad(
+            "currency_code must be three capital letters such as USD",
+        ));
+    }
+    check_texts(&[
+        ("reference_number", &i.reference_number, 100),
+        ("notes", &i.notes, 5000),
+    ])?;
+    if i.line_items.is_empty() {
+        return Err(bad("line_items must hold at least one line"));
+    }
+    if i.line_items.len() > 500 {
+        return Err(bad("line_items holds at most 500 lines"));
+    }
+    for (n, l) in i.line_items.iter().enumerate() {
+        if l.name.trim().is_empty() && l.item_id.is_empty() {
+            return Err(bad(format!("line_items[{n}] needs a name or an item_id")));
+        }
+        if !l.item_id.is_empty() {
+            valid_id(&l.item_id)
+                .map_err(|_| bad(format!("line_items[{n}].item_id must be a Zoho item id")))?;
+        }
+        check_texts(&[
+            ("name", &l.name, 100),
+            ("description", &l.description, 2000),
+        ])?;
+        check_amount(&format!("line_items[{n}].rate"), l.rate)?;
+        check_amount(&format!("line_items[{n}].quantity"), l.quantity)?;
+    }
+    Ok(())
+}
+
+fn validate_ticket(t: &Ticket) -> Result<(), ServiceError> {
+    if t.subject.trim().is_empty() {
+        return Err(bad("subject is required"));
+    }
+    check_texts(&[
+        ("subject", &t.subject, 255),
+        ("description", &t.description, 65535),
+        ("email", &t.email, 100),
+        ("phone", &t.phone, 50),
+        ("priority", &t.priority, 120),
+        ("status", &t.status, 120),
+    ])?;
+    if t.email.is_empty() && t.contact_id.is_empty() {
+        return Err(bad(
+            "email is required (the requester; Desk finds or creates the contact by it), or contact_id",
+        ));
+    }
+    if !t.contact_id.is_empty() {
+        valid_id(&t.contact_id).map_err(|_| bad("contact_id must be a Zoho Desk contact id"))?;
+    }
+    if !t.department_id.is_empty() {
+        valid_id(&t.department_id)
+            .map_err(|_| bad("department_id must be a Zoho Desk department id"))?;
+    }
+    Ok(())
+}
+
+fn validate_mail(m: &SendMailRequest) -> Result<(), ServiceError> {
+    let addresses = |name: &str, v: &str, required: bool| -> Result<(), ServiceError> {
+        let list: Vec<&str> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect();
+        if required && list.is_empty() {
+            return Err(bad(format!(
+                "{name} is required (one or more addresses, comma-separated)"
+            )));
+        }
+        if list.len() > 100 {
+            return Err(bad(format!("{name} holds at most 100 addresses")));
+        }
+        if let Some(a) = list.iter().find(|a| {
+            let parts: Vec<&str> = a.split('@').collect();
+            parts.len() != 2 || parts[0].is_empty() || !parts[1].contains('.') || a.len() > 320
+        }) {
+            return Err(bad(format!("{name}: '{a}' is not an email address")));
+        }
+        Ok(())
+    };
+    addresses("to", &m.to, true)?;
+    addresses("cc", &m.cc, false)?;
+    addresses("bcc", &m.bcc, false)?;
+    if !m.from.is_empty() {
+        addresses("from", &m.from, true)?;
+        if m.from.contains(',') {
+            return Err(bad("from is one address"));
+        }
+    }
+    if m.subject.trim().is_empty() {
+        return Err(bad("subject is required"));
+    }
+    check_texts(&[("subject", &m.subject, 500), ("body", &m.body, 1_000_000)])
+}
+
 fn internal(what: &str) -> ServiceError {
     ServiceError::internal("zoho", format!("Zoho answered a {what} without an id"))
 }
@@ -526,6 +755,254 @@ impl ZohoService for ZohoApi {
             tf::deal(&raw, &rec.id).ok_or_else(|| internal("deal"))?,
         ))
     }
+
+    async fn update_deal(
+        &self,
+        request: Request<UpdateDealRequest>,
+    ) -> Result<Response<Deal>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        valid_id(&req.id)?;
+        for (name, v) in [("name", &req.name), ("stage", &req.stage)] {
+            if v.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                return Err(bad(format!("{name} cannot be cleared: Zoho requires it")).into());
+            }
+        }
+        validate_deal(&Deal {
+            name: req.name.clone().unwrap_or_else(|| "unchanged".into()),
+            stage: req.stage.clone().unwrap_or_else(|| "unchanged".into()),
+            amount: req.amount.unwrap_or(0.0),
+            closing_date: req.closing_date.clone().unwrap_or_default(),
+            probability: req.probability.unwrap_or(0.0),
+            description: req.description.clone().unwrap_or_default(),
+            ..Default::default()
+        })?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let raw = self
+            .update(
+                &rec,
+                "crm_deal",
+                "Deals",
+                "deal",
+                &req.id,
+                &tf::deal_patch(&req),
+            )
+            .await?;
+        Ok(Response::new(
+            tf::deal(&raw, &rec.id).ok_or_else(|| internal("deal"))?,
+        ))
+    }
+
+    async fn send_mail(
+        &self,
+        request: Request<SendMailRequest>,
+    ) -> Result<Response<SentMail>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        validate_mail(&req)?;
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let raw = self
+            .create(&rec, "mail_message", &tf::mail_values(&req), &intent)
+            .await?;
+        let sent = tf::sent_mail(&raw, &rec.id).ok_or_else(|| internal("sent message"))?;
+        tracing::info!(message_id = %sent.id, connection = %rec.id, "mail sent");
+        Ok(Response::new(sent))
+    }
+
+    async fn create_invoice(
+        &self,
+        request: Request<CreateInvoiceRequest>,
+    ) -> Result<Response<Invoice>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let invoice = req.invoice.ok_or_else(|| bad("invoice is required"))?;
+        validate_invoice(&invoice)?;
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let raw = self
+            .create(
+                &rec,
+                "books_invoice",
+                &tf::invoice_values(&invoice),
+                &intent,
+            )
+            .await?;
+        Ok(Response::new(
+            tf::invoice(&raw, &rec.id).ok_or_else(|| internal("invoice"))?,
+        ))
+    }
+
+    async fn list_invoices(
+        &self,
+        request: Request<ListFinanceRequest>,
+    ) -> Result<Response<ListInvoicesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let (rows, page) = self.finance_page(&rec, "books_invoice", &req).await?;
+        Ok(Response::new(ListInvoicesResponse {
+            invoices: rows
+                .iter()
+                .filter_map(|r| tf::invoice(r, &rec.id))
+                .collect(),
+            page: Some(page),
+        }))
+    }
+
+    async fn get_invoice(
+        &self,
+        request: Request<GetRecordRequest>,
+    ) -> Result<Response<Invoice>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        valid_id(&req.id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let raw = self
+            .app_get(&rec, "books_invoice", "invoice", &req.id)
+            .await?;
+        Ok(Response::new(
+            tf::invoice(&raw, &rec.id).ok_or_else(|| internal("invoice"))?,
+        ))
+    }
+
+    async fn create_customer(
+        &self,
+        request: Request<CreateCustomerRequest>,
+    ) -> Result<Response<Customer>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let customer = req.customer.ok_or_else(|| bad("customer is required"))?;
+        if customer.name.trim().is_empty() {
+            return Err(bad("name is required (Books' contact_name)").into());
+        }
+        check_texts(&[
+            ("name", &customer.name, 200),
+            ("company_name", &customer.company_name, 200),
+            ("email", &customer.email, 100),
+            ("phone", &customer.phone, 50),
+        ])?;
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let raw = self
+            .create(
+                &rec,
+                "books_customer",
+                &tf::customer_values(&customer),
+                &intent,
+            )
+            .await?;
+        Ok(Response::new(
+            tf::customer(&raw, &rec.id).ok_or_else(|| internal("customer"))?,
+        ))
+    }
+
+    async fn list_customers(
+        &self,
+        request: Request<ListFinanceRequest>,
+    ) -> Result<Response<ListCustomersResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let (rows, page) = self.finance_page(&rec, "books_customer", &req).await?;
+        Ok(Response::new(ListCustomersResponse {
+            customers: rows
+                .iter()
+                .filter_map(|r| tf::customer(r, &rec.id))
+                .collect(),
+            page: Some(page),
+        }))
+    }
+
+    async fn create_ticket(
+        &self,
+        request: Request<CreateTicketRequest>,
+    ) -> Result<Response<Ticket>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let ticket = req.ticket.ok_or_else(|| bad("ticket is required"))?;
+        validate_ticket(&ticket)?;
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let raw = self
+            .create(&rec, "desk_ticket", &tf::ticket_values(&ticket), &intent)
+            .await?;
+        let ticket = tf::ticket(&raw, &rec.id).ok_or_else(|| internal("ticket"))?;
+        tracing::info!(ticket_id = %ticket.id, connection = %rec.id, "ticket created");
+        Ok(Response::new(ticket))
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<ListByIndexRequest>,
+    ) -> Result<Response<ListTicketsResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let (rows, page) = self.index_page(&rec, "desk_ticket", &req, 100).await?;
+        Ok(Response::new(ListTicketsResponse {
+            tickets: rows.iter().filter_map(|r| tf::ticket(r, &rec.id)).collect(),
+            page: Some(page),
+        }))
+    }
+
+    async fn get_ticket(
+        &self,
+        request: Request<GetRecordRequest>,
+    ) -> Result<Response<Ticket>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        valid_id(&req.id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let raw = self.app_get(&rec, "desk_ticket", "ticket", &req.id).await?;
+        Ok(Response::new(
+            tf::ticket(&raw, &rec.id).ok_or_else(|| internal("ticket"))?,
+        ))
+    }
+
+    async fn list_employees(
+        &self,
+        request: Request<ListByIndexRequest>,
+    ) -> Result<Response<ListEmployeesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let (rows, page) = self.index_page(&rec, "people_employee", &req, 200).await?;
+        Ok(Response::new(ListEmployeesResponse {
+            employees: rows
+                .iter()
+                .filter_map(|r| tf::employee(r, &rec.id))
+                .collect(),
+            page: Some(page),
+        }))
+    }
+
+    async fn list_items(
+        &self,
+        request: Request<ListFinanceRequest>,
+    ) -> Result<Response<ListItemsResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let (rows, page) = self.finance_page(&rec, "inventory_item", &req).await?;
+        Ok(Response::new(ListItemsResponse {
+            items: rows.iter().filter_map(|r| tf::item(r, &rec.id)).collect(),
+            page: Some(page),
+        }))
+    }
+
+    async fn get_item(&self, request: Request<GetRecordRequest>) -> Result<Response<Item>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        valid_id(&req.id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let raw = self
+            .app_get(&rec, "inventory_item", "item", &req.id)
+            .await?;
+        Ok(Response::new(
+            tf::item(&raw, &rec.id).ok_or_else(|| internal("item"))?,
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -554,5 +1031,48 @@ mod tests {
         assert!(valid_id("123").is_ok());
         assert!(valid_id("12a").is_err());
         assert!(intent_of(&"k".repeat(129)).is_err());
+        let ticket = Ticket {
+            subject: "Login Issue".into(),
+            email: "user@example.com".into(),
+            ..Default::default()
+        };
+        assert!(validate_ticket(&ticket).is_ok());
+        assert!(validate_ticket(&Ticket {
+            email: String::new(),
+            ..ticket.clone()
+        })
+        .is_err());
+        let mail = SendMailRequest {
+            to: "a@b.co, c@d.io".into(),
+            subject: "Hi".into(),
+            ..Default::default()
+        };
+        assert!(validate_mail(&mail).is_ok());
+        assert!(validate_mail(&SendMailRequest {
+            to: "a@b.co, nope".into(),
+            ..mail.clone()
+        })
+        .is_err());
+        let invoice = Invoice {
+            customer_id: "1".into(),
+            line_items: vec![bac_proto::zoho::v1::InvoiceLine {
+                name: "Consulting".into(),
+                rate: 10.0,
+                quantity: 1.0,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(validate_invoice(&invoice).is_ok());
+        assert!(validate_invoice(&Invoice {
+            line_items: vec![],
+            ..invoice.clone()
+        })
+        .is_err());
+        assert!(validate_invoice(&Invoice {
+            currency_code: "usd".into(),
+            ..invoice
+        })
+        .is_err());
     }
 }

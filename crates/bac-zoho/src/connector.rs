@@ -17,11 +17,24 @@ use crate::{
 };
 
 /// What a connection asks for when its settings name no `scopes`: the CRM records, the
-/// organisation and users a connection test reads.
+/// organisation and users a connection test reads, and what the Books, Inventory, Desk,
+/// People and Mail routes and syncs use (docs/zoho.md lists them per route).
 pub const DEFAULT_SCOPES: &[&str] = &[
     "ZohoCRM.modules.ALL",
     "ZohoCRM.org.READ",
     "ZohoCRM.users.READ",
+    "ZohoBooks.invoices.ALL",
+    "ZohoBooks.contacts.ALL",
+    "ZohoBooks.settings.READ",
+    "ZohoInventory.items.READ",
+    "ZohoInventory.settings.READ",
+    "Desk.tickets.ALL",
+    "Desk.contacts.READ",
+    "Desk.basic.READ",
+    "Desk.search.READ",
+    "ZOHOPEOPLE.forms.READ",
+    "ZohoMail.accounts.READ",
+    "ZohoMail.messages.CREATE",
 ];
 
 /// Settings the fleet writes itself after an authorisation.
@@ -44,6 +57,9 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
             "data_center"
                 | "client_id"
                 | "organization_id"
+                | "desk_org_id"
+                | "desk_department_id"
+                | "mail_account_id"
                 | "scopes"
                 | "calls_per_minute"
                 | "intent_field"
@@ -76,6 +92,22 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
             ));
         }
     }
+    for (key, what) in [
+        (
+            "desk_org_id",
+            "a Zoho Desk organisation id (Desk: Setup > Developer Space > API)",
+        ),
+        ("desk_department_id", "a Zoho Desk department id"),
+        ("mail_account_id", "a Zoho Mail account id"),
+    ] {
+        if let Some(v) = obj.get(key) {
+            if !v.as_str().is_some_and(|o| {
+                !o.is_empty() && o.len() <= 40 && o.bytes().all(|b| b.is_ascii_digit())
+            }) {
+                return Err(bad(format!("config.{key} must be the digits of {what}")));
+            }
+        }
+    }
     let mut out = config.clone();
     if let Some(n) = obj.get("calls_per_minute") {
         // numbers cross gRPC as doubles: 100 arrives as 100.0
@@ -101,7 +133,9 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
                 && a.len() <= 50
                 && a.iter().all(|s| {
                     s.as_str().is_some_and(|s| {
-                        s.starts_with("Zoho")
+                        // ZohoCRM.modules.ALL, Desk.tickets.ALL, ZOHOPEOPLE.forms.READ
+                        s.starts_with(|c: char| c.is_ascii_alphabetic())
+                            && s.contains('.')
                             && s.len() <= 100
                             && s.bytes()
                                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')

@@ -15,8 +15,23 @@ pub struct DataCenter {
     pub name: &'static str,
     /// `https://accounts.zoho.eu`.
     pub accounts: String,
-    /// `https://www.zohoapis.eu`.
+    /// `https://www.zohoapis.eu` (CRM, Books, Inventory).
     pub api: String,
+    /// `https://desk.zoho.eu`: Desk answers on a host of its own.
+    pub desk: String,
+    /// `https://people.zoho.eu`.
+    pub people: String,
+    /// `https://mail.zoho.eu`.
+    pub mail: String,
+}
+
+/// The product hosts of a data centre whose accounts server is `accounts` (`accounts.zoho.eu`
+/// -> `desk.zoho.eu`; Canada's `accounts.zohocloud.ca` -> `desk.zohocloud.ca`).
+fn product_host(accounts: &str, product: &str) -> String {
+    format!(
+        "https://{product}.{}",
+        accounts.strip_prefix("accounts.").unwrap_or(accounts)
+    )
 }
 
 const KNOWN: &[(&str, &str, &str, &str, &str)] = &[
@@ -81,7 +96,8 @@ pub fn keys() -> Vec<&'static str> {
 
 /// Zoho's data centres, with the hosts an operator may point elsewhere
 /// (`BAC_ZOHO_DATA_CENTERS=eu=http://sandbox:7002/eu,...`: the accounts server and API of
-/// each listed data centre at that base URL; the sandbox serves them so).
+/// each listed data centre at that base URL, Desk, People and Mail at `<base>/desk`,
+/// `<base>/people`, `<base>/mail`; the sandbox serves them so).
 #[derive(Debug, Clone)]
 pub struct DataCenters {
     all: Vec<DataCenter>,
@@ -98,6 +114,9 @@ impl Default for DataCenters {
                     name,
                     accounts: format!("https://{accounts}"),
                     api: format!("https://{api}"),
+                    desk: product_host(accounts, "desk"),
+                    people: product_host(accounts, "people"),
+                    mail: product_host(accounts, "mail"),
                 })
                 .collect(),
         }
@@ -116,6 +135,9 @@ impl DataCenters {
             url::Url::parse(base).map_err(|e| format!("{key}={base}: {e}"))?;
             dc.accounts = base.to_string();
             dc.api = base.to_string();
+            dc.desk = format!("{base}/desk");
+            dc.people = format!("{base}/people");
+            dc.mail = format!("{base}/mail");
         }
         Ok(dcs)
     }
@@ -162,6 +184,12 @@ mod tests {
             "https://accounts.zohocloud.ca"
         );
         assert_eq!(dcs.get("ca").unwrap().api, "https://www.zohoapis.ca");
+        assert_eq!(dcs.get("ca").unwrap().desk, "https://desk.zohocloud.ca");
+        assert_eq!(
+            dcs.get("com.au").unwrap().people,
+            "https://people.zoho.com.au"
+        );
+        assert_eq!(dcs.get("eu").unwrap().mail, "https://mail.zoho.eu");
         assert_eq!(dcs.by_location("au").unwrap().key, "com.au");
         assert!(dcs.get("de").is_none());
         assert!(dcs.is_api_of("eu", "https://www.zohoapis.eu/"));
@@ -169,6 +197,7 @@ mod tests {
         let o = DataCenters::parse_overrides("eu=http://127.0.0.1:7002/eu/").unwrap();
         let dcs = DataCenters::with_overrides(&o).unwrap();
         assert_eq!(dcs.get("eu").unwrap().accounts, "http://127.0.0.1:7002/eu");
+        assert_eq!(dcs.get("eu").unwrap().desk, "http://127.0.0.1:7002/eu/desk");
         assert!(
             DataCenters::with_overrides(&DataCenters::parse_overrides("de=http://x").unwrap())
                 .is_err()

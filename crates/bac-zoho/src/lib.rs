@@ -4,9 +4,12 @@
 //! `IntegrationService` (settings, the OAuth authorisation-code flow per data centre, the
 //! refresh grant, the connection test). [`client`]: the one way a Zoho call is made (token,
 //! host, credits, call log, Zoho's errors). [`api`]: `bac.zoho.v1.ZohoService` (CRM leads,
-//! contacts, deals). [`sync`]: the synced CRM modules for the engine (where a pulled Zoho
-//! record becomes an event). [`transform`]: Zoho records <-> the platform's messages.
+//! contacts, deals; Books, Inventory, Desk, People, Mail). [`sync`]: the synced CRM modules
+//! for the engine (where a pulled Zoho record becomes an event). [`apps`]: the same for
+//! Books invoices and customers, Inventory items, Desk tickets, People employees and Mail's
+//! sent messages. [`transform`]: Zoho records <-> the platform's messages.
 pub mod api;
+pub mod apps;
 pub mod client;
 pub mod connector;
 pub mod dc;
@@ -40,16 +43,20 @@ pub const MIGRATIONS: &[Migration] = &[
     bac_sync::VERSIONS_MIGRATION,
     bac_sync::PARTITIONS_MIGRATION,
     bac_sync::INTENTS_MIGRATION,
+    bac_sync::INTENT_ANSWERS_MIGRATION,
     bac_connector::calls::MIGRATION,
     bac_connector::calls::MESSAGE_MIGRATION,
 ];
 
 /// What bac-zoho reads besides [`Config`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ZohoSettings {
     /// `BAC_ZOHO_DATA_CENTERS=eu=http://sandbox:7002/eu,...`: data centres served elsewhere
     /// (the sandbox); the others are Zoho's documented hosts.
     pub data_center_overrides: std::collections::HashMap<String, String>,
+    /// How often the ids of Books, Inventory, Desk and People records are listed to find
+    /// deletions (`BAC_ZOHO_RECONCILE_SECS`, default an hour).
+    pub reconcile_every: std::time::Duration,
 }
 
 impl ZohoSettings {
@@ -59,7 +66,17 @@ impl ZohoSettings {
             .map_err(|e| anyhow::anyhow!("BAC_ZOHO_DATA_CENTERS: {e}"))?;
         Ok(ZohoSettings {
             data_center_overrides,
+            reconcile_every: apps::reconcile_every_from_env(),
         })
+    }
+}
+
+impl Default for ZohoSettings {
+    fn default() -> Self {
+        ZohoSettings {
+            data_center_overrides: Default::default(),
+            reconcile_every: std::time::Duration::from_secs(3600),
+        }
     }
 }
 
@@ -70,7 +87,9 @@ pub const COMMANDS_TOPIC: &str = "bac.zoho.commands.v1";
 pub fn topics() -> Vec<String> {
     let mut t: Vec<String> = sync::ENTITIES
         .iter()
-        .map(|e| events::topic("zoho", e.entity))
+        .map(|e| e.entity)
+        .chain(apps::ENTITIES.iter().map(|e| e.entity))
+        .map(|e| events::topic("zoho", e))
         .collect();
     t.push(bac_sync::SYNC_RUN_TOPIC.into());
     t.push(bac_sync::CONFLICT_TOPIC.into());
@@ -129,7 +148,10 @@ pub async fn run_with(config: Config, settings: ZohoSettings) -> anyhow::Result<
         rt.db.clone(),
         "zoho",
         store.clone(),
-        sync::adapters(&client),
+        sync::adapters(&client)
+            .into_iter()
+            .chain(apps::adapters(&client, settings.reconcile_every))
+            .collect(),
         bac_sync::SyncOptions::from_env("zoho"),
     );
     engine.spawn(Some(rt.config.kafka.clone()), rt.shutdown.child_token());

@@ -1,12 +1,16 @@
-//! Zoho CRM records (Zoho's API names: `Last_Name`, `Owner.name`) to the platform's messages
-//! and back to the canonical values the sync entities write.
+//! Zoho records (CRM's API names: `Last_Name`, `Owner.name`; Books' `invoice_id`; Desk's
+//! `ticketNumber`; People's `EmailID`) to the platform's messages, and the platform's
+//! messages to the canonical values the sync entities write.
 use bac_proto::{
     wkt::Timestamp,
-    zoho::v1::{Contact, Deal, Lead, UpdateContactRequest, UpdateLeadRequest},
+    zoho::v1::{
+        Contact, Customer, Deal, Employee, Invoice, InvoiceLine, Item, Lead, SendMailRequest,
+        SentMail, Ticket, UpdateContactRequest, UpdateDealRequest, UpdateLeadRequest,
+    },
 };
 use serde_json::{json, Map, Value};
 
-use crate::sync::parse_time;
+use crate::{apps::parse_any_time, sync::parse_time};
 
 fn text(r: &Value, k: &str) -> String {
     match &r[k] {
@@ -197,4 +201,219 @@ pub fn contact_patch(r: &UpdateContactRequest) -> Value {
         ("mailing_country", s(&r.mailing_country)),
         ("description", s(&r.description)),
     ])
+}
+
+pub fn deal_patch(r: &UpdateDealRequest) -> Value {
+    let s = |v: &Option<String>| v.as_ref().map(|s| json!(s));
+    given(vec![
+        ("name", s(&r.name)),
+        ("stage", s(&r.stage)),
+        ("amount", r.amount.map(|n| json!(n))),
+        ("closing_date", s(&r.closing_date)),
+        (
+            "probability",
+            r.probability.map(|n| json!(n.round() as i64)),
+        ),
+        ("description", s(&r.description)),
+    ])
+}
+
+/// A time in any Zoho product's format.
+fn any_time(r: &Value, k: &str) -> Option<Timestamp> {
+    parse_any_time(&r[k]).map(|t| Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    })
+}
+
+fn id(r: &Value, k: &str) -> Option<String> {
+    Some(text(r, k)).filter(|s| !s.is_empty())
+}
+
+pub fn invoice(r: &Value, connection_id: &str) -> Option<Invoice> {
+    Some(Invoice {
+        id: id(r, "invoice_id")?,
+        invoice_number: text(r, "invoice_number"),
+        customer_id: text(r, "customer_id"),
+        customer_name: text(r, "customer_name"),
+        status: text(r, "status"),
+        date: text(r, "date"),
+        due_date: text(r, "due_date"),
+        reference_number: text(r, "reference_number"),
+        currency_code: text(r, "currency_code"),
+        line_items: r["line_items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| InvoiceLine {
+                item_id: text(l, "item_id"),
+                name: text(l, "name"),
+                description: text(l, "description"),
+                rate: number(l, "rate"),
+                quantity: number(l, "quantity"),
+                total: number(l, "item_total"),
+            })
+            .collect(),
+        sub_total: number(r, "sub_total"),
+        total: number(r, "total"),
+        balance: number(r, "balance"),
+        notes: text(r, "notes"),
+        connection_id: connection_id.to_string(),
+        created_time: any_time(r, "created_time"),
+        modified_time: any_time(r, "last_modified_time"),
+    })
+}
+
+pub fn invoice_values(i: &Invoice) -> Value {
+    let lines: Vec<Value> = i
+        .line_items
+        .iter()
+        .map(|l| {
+            present(&[
+                ("item_id", json!(l.item_id)),
+                ("name", json!(l.name)),
+                ("description", json!(l.description)),
+                ("rate", json!(l.rate)),
+                (
+                    "quantity",
+                    json!(if l.quantity == 0.0 { 1.0 } else { l.quantity }),
+                ),
+            ])
+        })
+        .map(|mut l| {
+            // a line at no charge still says so
+            if let Some(o) = l.as_object_mut() {
+                o.entry("rate").or_insert(json!(0.0));
+            }
+            l
+        })
+        .collect();
+    let mut v = present(&[
+        ("customer_id", json!(i.customer_id)),
+        ("date", json!(i.date)),
+        ("due_date", json!(i.due_date)),
+        ("reference_number", json!(i.reference_number)),
+        ("currency_code", json!(i.currency_code)),
+        ("notes", json!(i.notes)),
+    ]);
+    v["line_items"] = json!(lines);
+    v
+}
+
+pub fn customer(r: &Value, connection_id: &str) -> Option<Customer> {
+    Some(Customer {
+        id: id(r, "contact_id")?,
+        name: text(r, "contact_name"),
+        company_name: text(r, "company_name"),
+        email: text(r, "email"),
+        phone: text(r, "phone"),
+        currency_code: text(r, "currency_code"),
+        outstanding: number(r, "outstanding_receivable_amount"),
+        status: text(r, "status"),
+        connection_id: connection_id.to_string(),
+        created_time: any_time(r, "created_time"),
+        modified_time: any_time(r, "last_modified_time"),
+    })
+}
+
+pub fn customer_values(c: &Customer) -> Value {
+    present(&[
+        ("name", json!(c.name.trim())),
+        ("company_name", json!(c.company_name)),
+        ("email", json!(c.email)),
+        ("phone", json!(c.phone)),
+    ])
+}
+
+pub fn item(r: &Value, connection_id: &str) -> Option<Item> {
+    Some(Item {
+        id: id(r, "item_id")?,
+        name: text(r, "name"),
+        sku: text(r, "sku"),
+        unit: text(r, "unit"),
+        status: text(r, "status"),
+        rate: number(r, "rate"),
+        purchase_rate: number(r, "purchase_rate"),
+        description: text(r, "description"),
+        stock_on_hand: number(r, "stock_on_hand"),
+        available_stock: number(r, "available_stock"),
+        connection_id: connection_id.to_string(),
+        created_time: any_time(r, "created_time"),
+        modified_time: any_time(r, "last_modified_time"),
+    })
+}
+
+pub fn ticket(r: &Value, connection_id: &str) -> Option<Ticket> {
+    Some(Ticket {
+        id: id(r, "id")?,
+        ticket_number: text(r, "ticketNumber"),
+        subject: text(r, "subject"),
+        description: text(r, "description"),
+        email: text(r, "email"),
+        phone: text(r, "phone"),
+        priority: text(r, "priority"),
+        status: text(r, "status"),
+        contact_id: text(r, "contactId"),
+        department_id: text(r, "departmentId"),
+        channel: text(r, "channel"),
+        web_url: text(r, "webUrl"),
+        connection_id: connection_id.to_string(),
+        created_time: any_time(r, "createdTime"),
+        modified_time: any_time(r, "modifiedTime"),
+    })
+}
+
+pub fn ticket_values(t: &Ticket) -> Value {
+    present(&[
+        ("subject", json!(t.subject.trim())),
+        ("description", json!(t.description)),
+        ("email", json!(t.email)),
+        ("phone", json!(t.phone)),
+        ("priority", json!(t.priority)),
+        ("status", json!(t.status)),
+        ("contact_id", json!(t.contact_id)),
+        ("department_id", json!(t.department_id)),
+    ])
+}
+
+pub fn employee(r: &Value, connection_id: &str) -> Option<Employee> {
+    Some(Employee {
+        id: id(r, "Zoho_ID")?,
+        employee_id: text(r, "EmployeeID"),
+        first_name: text(r, "FirstName"),
+        last_name: text(r, "LastName"),
+        email: text(r, "EmailID"),
+        department: text(r, "Department"),
+        designation: text(r, "Designation"),
+        status: text(r, "Employeestatus"),
+        mobile: text(r, "Mobile"),
+        date_of_joining: text(r, "Date_of_joining"),
+        connection_id: connection_id.to_string(),
+        modified_time: any_time(r, crate::apps::PEOPLE_MODIFIED),
+    })
+}
+
+pub fn mail_values(m: &SendMailRequest) -> Value {
+    let mut v = present(&[
+        ("to", json!(m.to)),
+        ("from", json!(m.from)),
+        ("cc", json!(m.cc)),
+        ("bcc", json!(m.bcc)),
+        ("subject", json!(m.subject)),
+        ("body", json!(m.body)),
+    ]);
+    if m.plain_text {
+        v["plain_text"] = json!(true);
+    }
+    v
+}
+
+pub fn sent_mail(r: &Value, connection_id: &str) -> Option<SentMail> {
+    Some(SentMail {
+        id: id(r, "messageId")?,
+        from: text(r, "fromAddress"),
+        to: text(r, "toAddress"),
+        subject: text(r, "subject"),
+        connection_id: connection_id.to_string(),
+    })
 }

@@ -43,5 +43,6 @@ mod tokens;
 mod unauthenticated;
 mod users_lifecycle;
 mod vault_outage;
+mod zoho_apps;
 mod zoho_connect;
 mod zoho_crm;

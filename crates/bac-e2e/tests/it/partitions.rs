@@ -146,6 +146,7 @@ async fn each_partition_has_its_own_run_cursor_and_failure() {
             bac_sync::VERSIONS_MIGRATION,
             bac_sync::PARTITIONS_MIGRATION,
             bac_sync::INTENTS_MIGRATION,
+            bac_sync::INTENT_ANSWERS_MIGRATION,
         ],
     )
     .await

@@ -1,5 +1,5 @@
-//! The Zoho sandbox as a client sees it: an EU account authorises, its code is redeemed at
-//! the EU accounts server, its token works on the EU API and nowhere else.
+//! Zoho Accounts: an EU account authorises, its code is redeemed at the EU accounts server,
+//! its token works on the EU API and nowhere else.
 use std::collections::HashMap;
 
 use bac_sandbox_zoho::{spawn_zoho, ZohoSandboxConfig};
