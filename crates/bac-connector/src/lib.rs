@@ -5,9 +5,11 @@
 //! ([`IntegrationApi`]: connections, their test, status, syncs, settings, mappings, conflicts,
 //! parked events), keeps the call log the status is computed from ([`calls`]) and hands out
 //! access tokens, refreshed once across replicas ([`tokens`]), and runs OAuth's
-//! authorisation-code flow with the gateway ([`oauth`]).
+//! authorisation-code flow with the gateway ([`oauth`]), and keeps providers' push channels
+//! open ([`channels`]).
 //! docs/adding-an-integration.md walks through a new connector.
 pub mod calls;
+pub mod channels;
 pub mod oauth;
 mod service;
 pub mod tokens;
@@ -130,6 +132,12 @@ pub trait Connector: Send + Sync + 'static {
     /// OAuth integrations: how a connection's user grants access (the kit serves
     /// `BeginAuthorization` and `CompleteAuthorization` with it). None: not OAuth.
     fn oauth(&self) -> Option<&dyn oauth::OAuthFlow> {
+        None
+    }
+
+    /// Integrations with push channels: the keeper that opened them, which checks a
+    /// notification sent to the gateway's push route. None: the push route is refused.
+    fn push(&self) -> Option<&channels::ChannelKeeper> {
         None
     }
 }

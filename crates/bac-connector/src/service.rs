@@ -548,6 +548,23 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             body: req.body,
             query: req.query,
         };
+        if req.push {
+            // No gateway token: only a notification of one of this connection's channels,
+            // with that channel's token, gets further.
+            let verified = match self.connector.push() {
+                Some(keeper) => keeper.verify(&rec.id, &webhook).await,
+                None => false,
+            };
+            if !verified {
+                tracing::warn!(connection = %rec.id, "push notification refused: no channel of this connection with that token");
+                return Err(ServiceError::new(
+                    C::KEY,
+                    ErrorCode::Unauthenticated,
+                    "not a notification of this connection's push channels",
+                )
+                .into());
+            }
+        }
         let input = self.connector.webhook(&rec, &webhook).await?;
         let counts = |entity: &str, [created, updated, deleted, unchanged]: [u32; 4]| {
             serde_json::json!({"entity": entity, "created": created, "updated": updated,

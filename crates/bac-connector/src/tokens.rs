@@ -797,12 +797,13 @@ impl TokenSource {
 
     fn upstream_error(&self, e: UpstreamError) -> ServiceError {
         match e {
-            UpstreamError::RateLimited { .. } => self
+            UpstreamError::RateLimited { retry_after, .. } => self
                 .err(
                     ErrorCode::UpstreamRateLimited,
                     format!("{} is limiting token requests", self.inner.name),
                 )
-                .suggest("Retry in a few minutes"),
+                .suggest("Retry in a few minutes")
+                .retry_after(retry_after),
             UpstreamError::Timeout { .. } => self.err(
                 ErrorCode::ConnectionTimeout,
                 format!(

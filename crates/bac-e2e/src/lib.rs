@@ -427,6 +427,8 @@ pub fn zoho_settings(base: &str) -> bac_zoho::ZohoSettings {
             .collect(),
         // every run lists ids, so a test sees a deletion at the next run
         reconcile_every: std::time::Duration::ZERO,
+        public_url: None,
+        push_times: bac_connector::channels::KeeperTimes::from_env(),
     }
 }
 
@@ -449,6 +451,9 @@ pub struct FleetOptions {
     pub zoho: bool,
     /// The Zoho sandbox's configuration (custom fields, credits), with `zoho`.
     pub zoho_sandbox: bac_sandbox_zoho::ZohoSandboxConfig,
+    /// With `zoho`: the gateway's URL as `BAC_PUBLIC_URL` of bac-zoho, so it opens CRM
+    /// notification channels to it, with these pass and renewal times.
+    pub zoho_push: Option<bac_connector::channels::KeeperTimes>,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
@@ -535,6 +540,8 @@ impl Fleet {
                 stand_ins.push((kind, r));
             }
         }
+        // The gateway's port is chosen first when bac-zoho must know its URL.
+        let gateway_port = opts.zoho_push.map(|_| free_port());
         let zoho = if opts.zoho {
             let (addr, _) = bac_sandbox_zoho::spawn_zoho(
                 opts.zoho_sandbox.clone(),
@@ -544,7 +551,12 @@ impl Fleet {
             .await
             .unwrap();
             let base = format!("http://{addr}");
-            let running = bac_zoho::run_with(infra.config(ServiceKind::Zoho), zoho_settings(&base))
+            let mut settings = zoho_settings(&base);
+            if let (Some(times), Some(port)) = (opts.zoho_push, gateway_port) {
+                settings.public_url = Some(format!("http://127.0.0.1:{port}"));
+                settings.push_times = times;
+            }
+            let running = bac_zoho::run_with(infra.config(ServiceKind::Zoho), settings)
                 .await
                 .unwrap();
             urls.0
@@ -554,9 +566,11 @@ impl Fleet {
             None
         };
         urls.0.extend(opts.service_urls);
-        let gateway = bac_gateway::run_with(infra.config(ServiceKind::Gateway), urls)
-            .await
-            .unwrap();
+        let mut gateway_cfg = infra.config(ServiceKind::Gateway);
+        if let Some(port) = gateway_port {
+            gateway_cfg.api_addr = ([127, 0, 0, 1], port).into();
+        }
+        let gateway = bac_gateway::run_with(gateway_cfg, urls).await.unwrap();
         let tenant = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let pool = bac_runtime::db::pool(&infra.database_url, "gateway", 2).unwrap();
         let key = bac_gateway::admin::bootstrap(

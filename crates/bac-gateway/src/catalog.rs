@@ -231,8 +231,8 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
             category: "business_suite",
             description: "Sync data with Zoho CRM, Books, Desk, People and Inventory.",
             auth_type: "oauth2",
-            capabilities: &["crm.leads", "crm.contacts", "crm.deals", "books.invoices", "books.customers", "desk.tickets", "people.employees", "inventory.items", "mail.send", "sync"],
-            planned_capabilities: &["crm.notifications"],
+            capabilities: &["crm.leads", "crm.contacts", "crm.deals", "books.invoices", "books.customers", "desk.tickets", "people.employees", "inventory.items", "mail.send", "crm.notifications", "sync"],
+            planned_capabilities: &[],
             serving: Serving::Domain(ServiceKind::Zoho),
             config_schema: object(
                 "Zoho settings",
@@ -247,6 +247,7 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
                     "scopes": {"type": "array", "description": "Zoho scopes to ask for (default: every scope the fleet's Zoho routes use; docs/zoho.md)"},
                     "calls_per_minute": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "API calls a minute the organisation's credits allow (default 100)"},
                     "intent_field": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,99}$", "description": "API name of a custom text field that keeps each create's idempotency key (e.g. BAC_Intent_Id)"},
+                    "notifications": {"type": "boolean", "description": "Keep a Zoho CRM notification channel to the gateway (default true; needs BAC_PUBLIC_URL and ZohoCRM.notifications.ALL)"},
                     "granted_scopes": {"type": "array", "readOnly": true, "description": "Set by the fleet from the authorisation"},
                     "authorized_at": {"type": "string", "readOnly": true, "description": "Set by the fleet from the authorisation"},
                     "api_domain": {"type": "string", "readOnly": true, "description": "Set by the fleet from Zoho's token answer"},

@@ -36,7 +36,7 @@ pub fn is_data_route(path: &str) -> bool {
 /// data routes' deadline so the service's own timeout (`BAC_UPSTREAM_TIMEOUT_MS`) answers first.
 pub fn reaches_upstream(path: &str) -> bool {
     path.starts_with("/api/v1/integrations/")
-        && ["/test", "/test-connection", "/resolve", "/webhook"]
+        && ["/test", "/test-connection", "/resolve", "/webhook", "/push"]
             .iter()
             .any(|end| path.ends_with(end))
 }

@@ -338,6 +338,7 @@ impl Modify for Security {
         crate::routes::sync::resolve,
         crate::routes::sync::create_webhook_token,
         crate::routes::sync::webhook,
+        crate::routes::sync::push,
         crate::routes::parked::list,
         crate::routes::parked::retry,
         crate::routes::parked::discard,

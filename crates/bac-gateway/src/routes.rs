@@ -74,6 +74,10 @@ pub fn router() -> Router<Arc<AppState>> {
             post(sync::webhook),
         )
         .route(
+            "/api/v1/integrations/connections/:id/push",
+            post(sync::push),
+        )
+        .route(
             "/api/v1/integrations/connections/:id/authorize",
             post(oauth::authorize),
         )

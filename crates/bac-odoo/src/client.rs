@@ -350,11 +350,12 @@ pub fn service_error(e: OdooCallError, url: &str) -> ServiceError {
             format!("Odoo at {url} did not answer within {}s", after.as_secs()),
         )
         .suggest("Check that the Odoo server is running and reachable; retry later"),
-        OdooCallError::Upstream(UpstreamError::RateLimited { .. }) => err(
+        OdooCallError::Upstream(UpstreamError::RateLimited { retry_after, .. }) => err(
             ErrorCode::UpstreamRateLimited,
             "Odoo is rate limiting requests".into(),
         )
-        .suggest("Retry later"),
+        .suggest("Retry later")
+        .retry_after(retry_after),
         OdooCallError::Upstream(UpstreamError::Status { status, .. }) if status >= 500 => err(
             ErrorCode::UpstreamUnavailable,
             format!("Odoo at {url} answered HTTP {status}"),

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     bac_sync::PARTITIONS_MIGRATION,
     bac_sync::INTENTS_MIGRATION,
     bac_sync::INTENT_ANSWERS_MIGRATION,
+    bac_sync::PARKING_MIGRATION,
     Migration {
         name: "odoo_0001_records",
         sql: include_str!("../migrations/0001_records.sql"),

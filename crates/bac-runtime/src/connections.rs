@@ -233,6 +233,21 @@ impl ConnectionStore {
         Ok(rows.iter().map(record).collect())
     }
 
+    /// Every tenant's connections of this service, for the service's own upkeep (push
+    /// channels); never an answer to a caller, whose queries are scoped by tenant.
+    pub async fn all(&self) -> Result<Vec<ConnectionRecord>, ServiceError> {
+        let client = self.db.get().await.map_err(|e| self.db_err(e))?;
+        let rows = client
+            .query(
+                "SELECT id, tenant_id, name, config, secret_fields, created_at, updated_at
+                 FROM connections ORDER BY tenant_id, created_at, id",
+                &[],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows.iter().map(record).collect())
+    }
+
     /// The named connection, or the tenant's only one when `id` is empty.
     pub async fn resolve(&self, tenant: &str, id: &str) -> Result<ConnectionRecord, ServiceError> {
         if !id.is_empty() {

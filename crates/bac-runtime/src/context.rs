@@ -75,6 +75,21 @@ pub async fn load_signing_key(vault: &crate::vault::Vault) -> Result<(), crate::
     })
 }
 
+/// A secret only the fleet can compute for `subject` (hex, 40 characters), keyed by the
+/// fleet's context key under `purpose`: what the fleet hands an upstream to send back (a
+/// push channel's verification token) and checks later without storing it. `None` before the
+/// key is loaded.
+pub fn derive_token(purpose: &str, subject: &str) -> Option<String> {
+    let guard = SIGNING_KEY.read().ok()?;
+    let mut mac = guard.as_ref()?.clone();
+    // "derived" never starts a context MAC ("v1"): the two never collide
+    for part in ["derived", purpose, subject] {
+        mac.update(part.as_bytes());
+        mac.update(b"\n");
+    }
+    Some(hex::encode(mac.finalize().into_bytes())[..40].to_string())
+}
+
 /// The MAC of one context, before finalising.
 fn context_mac(
     keyed: &Hmac<Sha256>,

@@ -81,6 +81,9 @@ pub struct ServiceError {
     /// The provider's own error code (Zoho's `MANDATORY_NOT_FOUND`), kept for the caller
     /// in the error's details as `upstream_code`.
     pub upstream_code: Option<String>,
+    /// How long the provider asked to wait (a rate limit's `Retry-After`): the sync engine
+    /// parks a run that long instead of failing it.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl std::fmt::Display for ServiceError {
@@ -99,7 +102,14 @@ impl ServiceError {
             message: message.into(),
             suggestion: None,
             upstream_code: None,
+            retry_after: None,
         }
+    }
+
+    /// Says how long the provider asked to wait.
+    pub fn retry_after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
     }
 
     /// Keeps the provider's error code (empty: none).

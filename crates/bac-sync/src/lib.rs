@@ -97,6 +97,11 @@ pub const INTENT_ANSWERS_MIGRATION: bac_runtime::db::Migration = bac_runtime::db
     name: "runtime_0012_sync_intent_answers",
     sql: include_str!("../migrations/0012_sync_intent_answers.sql"),
 };
+/// Runs parked until a provider's rate limit resets (`sync_runs.not_before`).
+pub const PARKING_MIGRATION: bac_runtime::db::Migration = bac_runtime::db::Migration {
+    name: "runtime_0013_sync_run_parking",
+    sql: include_str!("../migrations/0013_sync_run_parking.sql"),
+};
 /// Topic of sync run starts and ends, shared by every integration.
 pub const SYNC_RUN_TOPIC: &str = "bac.integrations.sync_run.v1";
 /// Topic of conflicts detected and resolved, shared by every integration.

@@ -28,6 +28,46 @@ pub(crate) struct Leased {
 }
 
 /// What a run came to.
+/// Why a run stopped short.
+#[derive(Debug)]
+enum RunError {
+    Failed(String),
+    /// The provider rate-limited the run: it waits in line, checkpoint kept, until then.
+    Parked {
+        until: DateTime<Utc>,
+        why: String,
+    },
+}
+
+impl From<String> for RunError {
+    fn from(s: String) -> Self {
+        RunError::Failed(s)
+    }
+}
+
+impl From<&str> for RunError {
+    fn from(s: &str) -> Self {
+        RunError::Failed(s.to_string())
+    }
+}
+
+/// A rate limit parks the run until the provider's window resets; anything else fails it.
+fn parked_or_failed(e: SyncError) -> RunError {
+    let e = e.service_error();
+    if e.code != bac_runtime::ErrorCode::UpstreamRateLimited {
+        return RunError::Failed(e.to_string());
+    }
+    let wait = e.retry_after.unwrap_or(PARK_DEFAULT);
+    RunError::Parked {
+        until: Utc::now()
+            + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::minutes(1)),
+        why: e.message.clone(),
+    }
+}
+
+/// How long a run rate-limited without a `Retry-After` waits.
+const PARK_DEFAULT: std::time::Duration = std::time::Duration::from_secs(60);
+
 enum Pulled {
     /// Every page read: the cursor the next incremental run starts from.
     Done(Value),
@@ -201,7 +241,8 @@ async fn lease_next(engine: &SyncEngine) -> Result<Option<Leased>, ServiceError>
                    started_at = COALESCE(started_at, now()), attempts = attempts + 1
                  WHERE id = (
                    SELECT q.id FROM sync_runs q
-                   WHERE (q.status = 'queued' OR (q.status = 'running' AND q.lease_until < now()))
+                   WHERE ((q.status = 'queued' AND (q.not_before IS NULL OR q.not_before <= now()))
+                          OR (q.status = 'running' AND q.lease_until < now()))
                      AND q.entity = ANY($3)
                    -- Fair shares: the tenant holding the fewest slots (fleet-wide) goes first,
                    -- then the one served least recently, then the oldest in line.
@@ -232,9 +273,9 @@ async fn execute(engine: &SyncEngine, leased: Leased, shutdown: &CancellationTok
     let run = &leased.run;
     let started = Instant::now();
     let outcome = if run.attempts > MAX_ATTEMPTS {
-        Err(format!(
+        Err(RunError::Failed(format!(
             "given up after {MAX_ATTEMPTS} attempts (the replicas running it stopped each time)"
-        ))
+        )))
     } else {
         // A run back from its slice (checkpoint set) has started already.
         if run.attempts == 1 && leased.checkpoint.is_none() {
@@ -299,7 +340,13 @@ async fn execute(engine: &SyncEngine, leased: Leased, shutdown: &CancellationTok
             }
         }
         Ok(None) => {} // lease lost or shutting down: another replica continues
-        Err(message) => {
+        Err(RunError::Parked { until, why }) => {
+            park(engine, run.id, leased.token, until, &why).await;
+            let mut l = labels.to_vec();
+            l.push(("status", "parked".into()));
+            metrics::counter!("bac_sync_runs_total", &l).increment(1);
+        }
+        Err(RunError::Failed(message)) => {
             tracing::warn!(run_id = %run.id, error = %message, "sync run failed");
             if let Ok(true) =
                 finish(engine, run, leased.token, "failed", Some(&message), None).await
@@ -319,7 +366,7 @@ async fn pull_all(
     engine: &SyncEngine,
     leased: &Leased,
     shutdown: &CancellationToken,
-) -> Result<Option<Pulled>, String> {
+) -> Result<Option<Pulled>, RunError> {
     let run = &leased.run;
     let adapter = engine.adapter(&run.entity).map_err(|e| e.message)?;
     let conn = match engine
@@ -329,7 +376,7 @@ async fn pull_all(
         .await
     {
         Ok(c) => c,
-        Err(e) => return Err(format!("connection: {}", e.message)),
+        Err(e) => return Err(format!("connection: {}", e.message).into()),
     };
     let mode = Mode::parse(&run.mode).unwrap_or(Mode::Incremental);
     if run.partition.is_empty() {
@@ -511,7 +558,7 @@ async fn read_page(
     conn: &bac_runtime::connections::ConnectionRecord,
     req: &PullRequest,
     mapping: &super::Mapping,
-) -> Result<(super::Page, Vec<super::mirror::Prepared>), String> {
+) -> Result<(super::Page, Vec<super::mirror::Prepared>), RunError> {
     let mut page = pull_with_retry(adapter, conn, req).await?;
     let records = std::mem::take(&mut page.records);
     Ok((page, super::mirror::prepare(mapping, records)))
@@ -521,7 +568,7 @@ async fn pull_with_retry(
     adapter: &dyn super::EntityAdapter,
     conn: &bac_runtime::connections::ConnectionRecord,
     req: &PullRequest,
-) -> Result<super::Page, String> {
+) -> Result<super::Page, RunError> {
     let req = PullRequest {
         position: adapter_position(&req.position),
         ..req.clone()
@@ -530,12 +577,16 @@ async fn pull_with_retry(
     for attempt in 1..=4 {
         match adapter.pull(conn, &req).await {
             Ok(p) => return Ok(p),
+            // a provider's rate limit is not a failure: the run waits for its window
+            Err(e) if e.service_error().code == bac_runtime::ErrorCode::UpstreamRateLimited => {
+                return Err(parked_or_failed(e))
+            }
             Err(SyncError::Transient(e)) if attempt < 4 => {
                 tracing::warn!(error = %e, attempt, "sync pull failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            Err(e) => return Err(e.service_error().to_string()),
+            Err(e) => return Err(e.service_error().to_string().into()),
         }
     }
     Err("upstream kept failing".into())
@@ -549,7 +600,7 @@ async fn reconcile(
     scope: &Scope<'_>,
     run_id: Uuid,
     token: Uuid,
-) -> Result<bool, String> {
+) -> Result<bool, RunError> {
     let client = engine
         .inner
         .db
@@ -563,11 +614,7 @@ async fn reconcile(
         .get(0);
     // No pool connection is held across the upstream call.
     drop(client);
-    let Some(ids) = adapter
-        .remote_ids(conn)
-        .await
-        .map_err(|e| e.service_error().to_string())?
-    else {
+    let Some(ids) = adapter.remote_ids(conn).await.map_err(parked_or_failed)? else {
         return Ok(true);
     };
     let upstream: HashSet<String> = ids.into_iter().collect();
@@ -694,6 +741,28 @@ async fn requeue(engine: &SyncEngine, run_id: Uuid, token: Uuid) {
         Err(e) => {
             tracing::warn!(run_id = %run_id, error = %e, "sync run could not go back in line")
         }
+    }
+}
+
+/// Puts a rate-limited run back in line, not to be leased before `until`; its checkpoint
+/// stays and the wait does not count as an attempt. Other runs take its slot meanwhile.
+async fn park(engine: &SyncEngine, run_id: Uuid, token: Uuid, until: DateTime<Utc>, why: &str) {
+    let Ok(client) = engine.inner.db.get().await else {
+        return;
+    };
+    let parked = client
+        .execute(
+            "UPDATE sync_runs SET status = 'queued', lease_owner = NULL, lease_token = NULL,
+               lease_until = NULL, not_before = $3, attempts = attempts - 1,
+               error = 'waiting for the provider''s rate limit to reset: ' || $4
+             WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+            &[&run_id, &token, &until, &why],
+        )
+        .await;
+    match parked {
+        Ok(_) => tracing::info!(run_id = %run_id, until = %until, reason = %why,
+            "sync run parked until the provider's rate limit resets"),
+        Err(e) => tracing::warn!(run_id = %run_id, error = %e, "sync run could not be parked"),
     }
 }
 

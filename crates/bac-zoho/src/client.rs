@@ -378,7 +378,8 @@ pub fn upstream_error(e: UpstreamError) -> ServiceError {
                 d.as_secs().max(1)
             ),
             None => "Retry after Zoho's window resets".to_string(),
-        }),
+        })
+        .retry_after(retry_after),
         UpstreamError::Timeout { .. } => ServiceError::new(
             "zoho",
             ErrorCode::ConnectionTimeout,

@@ -23,6 +23,7 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "ZohoCRM.modules.ALL",
     "ZohoCRM.org.READ",
     "ZohoCRM.users.READ",
+    "ZohoCRM.notifications.ALL",
     "ZohoBooks.invoices.ALL",
     "ZohoBooks.contacts.ALL",
     "ZohoBooks.settings.READ",
@@ -63,6 +64,7 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
                 | "scopes"
                 | "calls_per_minute"
                 | "intent_field"
+                | "notifications"
         ) && !LEARNT.contains(&key.as_str())
         {
             return Err(bad(format!("config.{key} is not a Zoho setting")));
@@ -119,6 +121,11 @@ pub fn validate_settings(dcs: &DataCenters, config: &Value) -> Result<Value, Ser
                 ))
             }
         }
+    }
+    if obj.get("notifications").is_some_and(|n| !n.is_boolean()) {
+        return Err(bad(
+            "config.notifications must be true or false (CRM notification channels; default true)",
+        ));
     }
     if let Some(f) = obj.get("intent_field") {
         if !f.as_str().is_some_and(crate::sync::valid_field_name) {
@@ -215,11 +222,18 @@ impl TokenGrant for ZohoGrant {
 
 pub struct ZohoConnector {
     client: ZohoClient,
+    push: Option<bac_connector::channels::ChannelKeeper>,
 }
 
 impl ZohoConnector {
     pub fn new(client: ZohoClient) -> Self {
-        ZohoConnector { client }
+        ZohoConnector { client, push: None }
+    }
+
+    /// The keeper of the connections' notification channels (checks what they send).
+    pub fn with_push(mut self, keeper: bac_connector::channels::ChannelKeeper) -> Self {
+        self.push = Some(keeper);
+        self
     }
 
     fn dcs(&self) -> &DataCenters {
@@ -331,20 +345,28 @@ impl Connector for ZohoConnector {
         })
     }
 
-    fn webhook_entity(&self, _name: &str) -> Option<&'static str> {
-        None
+    fn webhook_entity(&self, name: &str) -> Option<&'static str> {
+        crate::channels::entity_of_module(name).or_else(|| {
+            crate::sync::ENTITIES
+                .iter()
+                .map(|e| e.entity)
+                .chain(crate::apps::ENTITIES.iter().map(|e| e.entity))
+                .find(|e| *e == name)
+        })
     }
 
+    /// A CRM notification (from a channel the keeper opened, or a webhook of a Zoho
+    /// workflow rule posting the same body with the gateway's token).
     async fn webhook(
         &self,
         _rec: &ConnectionRecord,
-        _w: &Webhook,
+        w: &Webhook,
     ) -> Result<WebhookInput, ServiceError> {
-        Err(ServiceError::new(
-            "zoho",
-            ErrorCode::NotImplemented,
-            "Zoho notifications are not served yet",
-        ))
+        crate::channels::read_notification(&w.body)
+    }
+
+    fn push(&self) -> Option<&bac_connector::channels::ChannelKeeper> {
+        self.push.as_ref()
     }
 
     async fn forget(&self, _connection_id: &str) {}

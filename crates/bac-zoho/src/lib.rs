@@ -7,9 +7,11 @@
 //! contacts, deals; Books, Inventory, Desk, People, Mail). [`sync`]: the synced CRM modules
 //! for the engine (where a pulled Zoho record becomes an event). [`apps`]: the same for
 //! Books invoices and customers, Inventory items, Desk tickets, People employees and Mail's
-//! sent messages. [`transform`]: Zoho records <-> the platform's messages.
+//! sent messages. [`channels`]: CRM notification channels on the kit's push channels.
+//! [`transform`]: Zoho records <-> the platform's messages.
 pub mod api;
 pub mod apps;
+pub mod channels;
 pub mod client;
 pub mod connector;
 pub mod dc;
@@ -44,8 +46,10 @@ pub const MIGRATIONS: &[Migration] = &[
     bac_sync::PARTITIONS_MIGRATION,
     bac_sync::INTENTS_MIGRATION,
     bac_sync::INTENT_ANSWERS_MIGRATION,
+    bac_sync::PARKING_MIGRATION,
     bac_connector::calls::MIGRATION,
     bac_connector::calls::MESSAGE_MIGRATION,
+    bac_connector::channels::MIGRATION,
 ];
 
 /// What bac-zoho reads besides [`Config`].
@@ -57,6 +61,10 @@ pub struct ZohoSettings {
     /// How often the ids of Books, Inventory, Desk and People records are listed to find
     /// deletions (`BAC_ZOHO_RECONCILE_SECS`, default an hour).
     pub reconcile_every: std::time::Duration,
+    /// `BAC_PUBLIC_URL`: the gateway's URL as Zoho reaches it, where notification channels
+    /// point; unset: no channels (the periodic pull alone).
+    pub public_url: Option<String>,
+    pub push_times: bac_connector::channels::KeeperTimes,
 }
 
 impl ZohoSettings {
@@ -67,6 +75,10 @@ impl ZohoSettings {
         Ok(ZohoSettings {
             data_center_overrides,
             reconcile_every: apps::reconcile_every_from_env(),
+            public_url: std::env::var("BAC_PUBLIC_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty()),
+            push_times: bac_connector::channels::KeeperTimes::from_env(),
         })
     }
 }
@@ -76,6 +88,8 @@ impl Default for ZohoSettings {
         ZohoSettings {
             data_center_overrides: Default::default(),
             reconcile_every: std::time::Duration::from_secs(3600),
+            public_url: None,
+            push_times: bac_connector::channels::KeeperTimes::from_env(),
         }
     }
 }
@@ -156,8 +170,17 @@ pub async fn run_with(config: Config, settings: ZohoSettings) -> anyhow::Result<
     );
     engine.spawn(Some(rt.config.kafka.clone()), rt.shutdown.child_token());
     let domain = api::ZohoApi::new(client.clone(), store.clone(), engine.clone());
+    let keeper = bac_connector::channels::ChannelKeeper::new(
+        "zoho",
+        rt.db.clone(),
+        store.clone(),
+        Arc::new(channels::ZohoChannels::new(client.clone())),
+        settings.public_url.clone(),
+        settings.push_times,
+    );
+    keeper.clone().spawn(rt.shutdown.child_token());
     let integration = bac_connector::IntegrationApi::new(
-        Arc::new(connector::ZohoConnector::new(client)),
+        Arc::new(connector::ZohoConnector::new(client).with_push(keeper)),
         rt.db.clone(),
         store,
         engine,

@@ -1,7 +1,7 @@
 //! Zoho runs the connector conformance suite (`bac_e2e::conformance`) against its sandbox:
 //! leads as Zoho's own users create, change and delete them over the CRM API (with a token
-//! of their own app), and access tokens Zoho's accounts server expires early. Zoho's
-//! notification channels are not built yet, so the webhook scenario is not run here.
+//! of their own app), access tokens Zoho's accounts server expires early, Zoho's notification
+//! body on the webhook route, and a token expiring in the middle of a 50,000-lead backfill.
 use async_trait::async_trait;
 use bac_e2e::{conformance, Fleet, FleetOptions};
 use serde_json::{json, Value};
@@ -105,9 +105,27 @@ impl conformance::Upstream for Zoho {
             .unwrap_or_default()
     }
 
-    async fn notify(&self, _fleet: &Fleet, _conn: &str, _ids: &[String]) -> (u16, Value) {
-        // Zoho's notification channels are not built yet; webhook_ingest is not run for Zoho.
-        (501, json!({"error": "not built"}))
+    /// Zoho's notification body (as a channel or a workflow rule's webhook sends it) on the
+    /// connection's webhook route; the channel route itself is tested in zoho_notifications.
+    async fn notify(&self, fleet: &Fleet, conn: &str, ids: &[String]) -> (u16, Value) {
+        let (status, created) = fleet
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/integrations/connections/{conn}/webhook-token"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let r = fleet
+            .http
+            .post(format!("{}{}", fleet.api, created["webhook_url"].as_str().unwrap()))
+            .header("X-Webhook-Token", created["token"].as_str().unwrap())
+            .json(&json!({"server_time": 0, "module": "Leads", "ids": ids, "operation": "update",
+                          "query_params": {}, "affected_fields": [], "channel_id": "1", "token": null}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     /// Zoho's accounts server ends every access token of the data centre early.
@@ -188,6 +206,76 @@ async fn conflict_strategies() {
 #[tokio::test]
 async fn credentials_expire_mid_run() {
     conformance::credentials_expire_mid_run(&fleet().await, &Zoho).await;
+}
+
+#[tokio::test]
+async fn webhook_ingest() {
+    conformance::webhook_ingest(&fleet().await, &Zoho).await;
+}
+
+/// The access token expires while a 50,000-lead backfill runs: the run refreshes it and
+/// completes, every lead reported once.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_expires_in_the_middle_of_a_50000_lead_backfill() {
+    use bac_e2e::conformance::Upstream;
+    use std::time::Duration;
+    let fleet = fleet().await;
+    let zoho = fleet.zoho_url.clone().unwrap();
+    let conn = Zoho.connect(&fleet).await;
+    Zoho.seed(&fleet, 50_000).await;
+    let (status, started) = fleet
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/integrations/connections/{conn}/sync"),
+            Some(json!({"entity": "crm_lead", "mode": "full"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let run_id = started["sync_run_id"].as_str().unwrap().to_string();
+    let stats = || async {
+        let v: Value = fleet
+            .http
+            .get(format!("{zoho}/{DC}/_sandbox/oauth/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["refreshes"].as_u64().unwrap_or(0)
+    };
+    // Once a fifth of the leads are in, Zoho ends every access token.
+    let progressed = bac_e2e::wait_until(Duration::from_secs(120), || async {
+        let (_, body) = fleet
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/integrations/connections/{conn}/sync-runs"),
+                None,
+            )
+            .await;
+        body["runs"].as_array().is_some_and(|runs| {
+            runs.iter()
+                .any(|r| r["id"] == run_id.as_str() && r["records_seen"].as_u64() >= Some(10_000))
+        })
+    })
+    .await;
+    assert!(progressed, "the backfill did not get going");
+    let before = stats().await;
+    Zoho.expire_credentials(&fleet).await;
+    let run = conformance::wait_run(&fleet, &conn, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(conformance::counts(&run), (50_000, 0, 0), "{run}");
+    assert!(
+        stats().await > before,
+        "the run refreshed the expired token"
+    );
+    let got = conformance::events(&fleet, "bac.zoho.crm_lead.v1", |r| r.len() >= 50_000).await;
+    let subjects: std::collections::HashSet<&str> = got
+        .iter()
+        .map(|r| r.headers["ce_subject"].as_str())
+        .collect();
+    assert_eq!(subjects.len(), 50_000, "every lead once");
+    assert_eq!(got.len(), 50_000, "no lead twice");
 }
 
 #[tokio::test]

@@ -45,4 +45,5 @@ mod users_lifecycle;
 mod vault_outage;
 mod zoho_apps;
 mod zoho_connect;
+mod zoho_credits;
 mod zoho_crm;

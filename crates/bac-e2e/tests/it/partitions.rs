@@ -147,6 +147,7 @@ async fn each_partition_has_its_own_run_cursor_and_failure() {
             bac_sync::PARTITIONS_MIGRATION,
             bac_sync::INTENTS_MIGRATION,
             bac_sync::INTENT_ANSWERS_MIGRATION,
+            bac_sync::PARKING_MIGRATION,
         ],
     )
     .await

@@ -584,6 +584,28 @@ pub async fn webhook(
     result
 }
 
+#[utoipa::path(operation_id = "receive_push", post, path = "/api/v1/integrations/connections/{id}/push", tag = "sync",
+    summary = "Push channel notification: a provider tells which records changed (authenticated by the channel's own token)",
+    params(("id" = String, Path, description = "Connection id")),
+    request_body(content = Object, description = "What the provider sends on a push channel the fleet opened, as it sends it (Zoho CRM: {channel_id, token, module, ids, operation}); the owning service checks the channel and its token"),
+    responses((status = 202, description = "What the service made of it ({entity, created, updated, deleted, unchanged})"), crate::openapi::CommonErrors),
+    security(()))]
+pub async fn push(
+    State(state): State<Arc<AppState>>,
+    crate::http::Source(source): crate::http::Source,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    state.guard.spend_if_failing(source)?;
+    let result = forward_webhook(&state, id, uri.query().unwrap_or(""), &headers, body, None).await;
+    if matches!(&result, Err(e) if e.status == StatusCode::UNAUTHORIZED) {
+        state.guard.failed(source);
+    }
+    result
+}
+
 /// Headers the service never sees: the gateway's own business (credentials, the token,
 /// hop-by-hop and size headers).
 const WEBHOOK_DROPPED_HEADERS: &[&str] = &[
@@ -606,8 +628,6 @@ async fn webhook_call(
     headers: &axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
-    use subtle::ConstantTimeEq;
     let refused = || ApiError::unauthorized("invalid or missing webhook token");
     if crate::routes::query_has_nul(query) {
         return Err(crate::routes::nul_refused());
@@ -633,6 +653,29 @@ async fn webhook_call(
         .or(query_token)
         .filter(|t| t.starts_with("whk_"))
         .ok_or_else(refused)?;
+    forward_webhook(state, id, &rest, headers, body, Some(&token)).await
+}
+
+/// Hands an upstream's request to the service that owns connection `id`: a webhook whose
+/// gateway token is checked here (`token`), or a push notification (`None`) the service
+/// authenticates by its channel's token.
+async fn forward_webhook(
+    state: &AppState,
+    id: String,
+    rest: &str,
+    headers: &axum::http::HeaderMap,
+    body: Bytes,
+    token: Option<&str>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use subtle::ConstantTimeEq;
+    let refused = || match token {
+        Some(_) => ApiError::unauthorized("invalid or missing webhook token"),
+        None => ApiError::unauthorized("not a notification of this connection's push channels"),
+    };
+    if crate::routes::query_has_nul(rest) {
+        return Err(crate::routes::nul_refused());
+    }
     let client = state.db.get().await.map_err(ApiError::internal)?;
     let row = client
         .query_opt(
@@ -645,10 +688,12 @@ async fn webhook_call(
     drop(client);
     let (tenant, integration, stored): (String, String, Option<String>) =
         (row.get(0), row.get(1), row.get(2));
-    let given = crate::auth::hash_key(&token);
-    let ok = stored.is_some_and(|s| bool::from(s.as_bytes().ct_eq(given.as_bytes())));
-    if !ok {
-        return Err(refused());
+    if let Some(token) = token {
+        let given = crate::auth::hash_key(token);
+        let ok = stored.is_some_and(|s| bool::from(s.as_bytes().ct_eq(given.as_bytes())));
+        if !ok {
+            return Err(refused());
+        }
     }
     let kind = ServiceKind::parse(&integration).ok_or_else(refused)?;
     let mut forwarded: std::collections::HashMap<String, String> = std::collections::HashMap::new();
@@ -677,7 +722,8 @@ async fn webhook_call(
             connection_id: id,
             headers: forwarded,
             body: body.to_vec(),
-            query: rest,
+            query: rest.to_string(),
+            push: token.is_none(),
         }))
         .await
         .map_err(|s| ApiError::from_status(&s, kind.key()))?
