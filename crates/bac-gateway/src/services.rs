@@ -12,7 +12,7 @@
 //! fail fast with UNAVAILABLE rather than wait).
 //!
 //! Every call gets a deadline (`BAC_GRPC_DEADLINE_MS`, or the caller's shorter
-//! `grpc-timeout`). Idempotent calls (`Get*`, `List*`, `Test*`) are retried once when the
+//! `grpc-timeout`). Idempotent calls (`Get*`, `List*`, `Test*`) are retried (twice at most) when the
 //! first attempt fails with UNAVAILABLE from the transport (not a service's own
 //! UNAVAILABLE, which carries error details), usually on another endpoint.
 use std::{
@@ -277,28 +277,35 @@ impl GrpcChannel {
         // A unary request is one small message: keep it to send it again.
         let bytes = body.collect().await?.to_bytes();
         let first = http::Request::from_parts(parts.clone(), boxed(bytes.clone()));
-        let (resp, retry) = self.attempt(first, until).await?;
-        let seen = match retry {
-            Retry::No => return Ok(resp),
-            Retry::Now => None,
-            Retry::AfterProbe(seen) => Some(seen),
-        };
-        // An endpoint that refused the connection is taken out of the balancer by the next
-        // probe round: wait for one that started after the failure (within the budget), so
-        // the second attempt does not go to the same dead endpoint.
-        if let (Some(seen), Some(applied)) = (seen, &self.applied) {
-            let mut applied = applied.clone();
-            let _ = tokio::time::timeout_at(until, applied.wait_for(|r| *r > seen)).await;
+        let (mut resp, mut retry) = self.attempt(first, until).await?;
+        // Up to two more attempts: the balancer applies a removal asynchronously, so the
+        // attempt right after a probe round may still meet the endpoint that just went.
+        for _ in 0..MAX_RETRIES {
+            let seen = match retry {
+                Retry::No => return Ok(resp),
+                Retry::Now => None,
+                Retry::AfterProbe(seen) => Some(seen),
+            };
+            // An endpoint that refused the connection is taken out of the balancer by the
+            // next probe round: wait for one that started after the failure (within the
+            // budget), so the next attempt does not go to the same dead endpoint.
+            if let (Some(seen), Some(applied)) = (seen, &self.applied) {
+                let mut applied = applied.clone();
+                let _ = tokio::time::timeout_at(until, applied.wait_for(|r| *r > seen)).await;
+            }
+            let left = budget.saturating_sub(started.elapsed());
+            if left < Duration::from_millis(5) {
+                return Ok(resp);
+            }
+            metrics::counter!("bac_grpc_client_retries_total", "service" => self.service)
+                .increment(1);
+            tracing::debug!(service = self.service, path = %parts.uri.path(), "retrying an idempotent call");
+            let mut again = parts.clone();
+            set_grpc_timeout(&mut again.headers, left);
+            let next = http::Request::from_parts(again, boxed(bytes.clone()));
+            (resp, retry) = self.attempt(next, until).await?;
         }
-        let left = budget.saturating_sub(started.elapsed());
-        if left < Duration::from_millis(5) {
-            return Ok(resp);
-        }
-        metrics::counter!("bac_grpc_client_retries_total", "service" => self.service).increment(1);
-        tracing::debug!(service = self.service, path = %parts.uri.path(), "retrying an idempotent call once");
-        set_grpc_timeout(&mut parts.headers, left);
-        let second = http::Request::from_parts(parts, boxed(bytes));
-        self.attempt(second, until).await.map(|(resp, _)| resp)
+        Ok(resp)
     }
 
     /// One attempt, and whether its failure is worth another endpoint.
@@ -348,6 +355,9 @@ impl GrpcChannel {
         }
     }
 }
+
+/// Attempts after the first an idempotent call gets (within its deadline).
+const MAX_RETRIES: usize = 2;
 
 /// Whether (and when) a failed idempotent call is sent again.
 enum Retry {
