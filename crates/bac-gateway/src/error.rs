@@ -129,6 +129,11 @@ impl ApiError {
             Code::NotFound => (StatusCode::NOT_FOUND, "not_found", "NOT_FOUND"),
             Code::AlreadyExists | Code::Aborted => (StatusCode::CONFLICT, "conflict", "CONFLICT"),
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden", "PERMISSION_DENIED"),
+            // a service refusing what an upstream sent (a push notification without its
+            // channel's token); an unsigned call context has no details and stays internal
+            Code::Unauthenticated if from_service => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "UNAUTHENTICATED")
+            }
             Code::FailedPrecondition => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "integration_error",

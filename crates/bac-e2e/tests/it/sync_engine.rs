@@ -939,6 +939,15 @@ async fn an_odoo_webhook_feeds_the_same_pipeline_in_real_time() {
     )
     .await;
     assert_eq!(status, 401, "{err}");
+    // The push route (no gateway token) takes only a push channel's notification; Odoo has
+    // no channels, so it is refused as unauthenticated, not answered as a server error.
+    let (status, err) = post(
+        format!("{}/api/v1/integrations/connections/{conn}/push", fleet.api),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 401, "{err}");
+    assert_eq!(err["details"]["error_code"], "UNAUTHENTICATED", "{err}");
     let (status, r) = post(url.clone(), body.clone()).await;
     assert_eq!(status, 202, "{r}");
     assert_eq!(
