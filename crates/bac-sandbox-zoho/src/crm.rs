@@ -44,7 +44,11 @@ fn bad_url() -> Response {
 }
 
 /// The caller's token, its scope checked: `Ok(())` or Zoho's 401.
-fn authorised(dc: &DataCenter, headers: &HeaderMap, needed: &[&str]) -> Result<(), Response> {
+pub(crate) fn authorised(
+    dc: &DataCenter,
+    headers: &HeaderMap,
+    needed: &[&str],
+) -> Result<(), Response> {
     let Some(token) = dc.oauth.check_bearer(headers) else {
         return Err(invalid_token());
     };
@@ -105,7 +109,7 @@ async fn insert(
         Err(r) => return r,
     };
     match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => records::insert(&dc.org, m, &v),
+        Ok(v) => announced_insert(&dc, m, records::insert(&dc.org, m, &v)).await,
         Err(_) => records::zoho_error(
             StatusCode::BAD_REQUEST,
             "INVALID_DATA",
@@ -161,7 +165,13 @@ async fn update(
         Err(r) => return r,
     };
     match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => records::update(&dc.org, m, &id, &v),
+        Ok(v) => {
+            let r = records::update(&dc.org, m, &id, &v);
+            if r.status().is_success() {
+                crate::notifications::announce(&dc, m.api_name, "update", vec![id]);
+            }
+            r
+        }
         Err(_) => records::zoho_error(
             StatusCode::BAD_REQUEST,
             "INVALID_DATA",
@@ -177,9 +187,36 @@ async fn delete(
     headers: HeaderMap,
 ) -> Response {
     match module_call(&dc, &version, &headers, &module, "DELETE") {
-        Ok(m) => records::delete(&dc.org, m, &id),
+        Ok(m) => {
+            let r = records::delete(&dc.org, m, &id);
+            if r.status().is_success() {
+                crate::notifications::announce(&dc, m.api_name, "delete", vec![id]);
+            }
+            r
+        }
         Err(r) => r,
     }
+}
+
+/// An insert's answer, its created ids announced to the module's notification channels.
+async fn announced_insert(dc: &DataCenter, m: &records::ModuleDef, answer: Response) -> Response {
+    if !answer.status().is_success() {
+        return answer;
+    }
+    let (parts, body) = answer.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let ids: Vec<String> = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["data"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["code"] == "SUCCESS")
+        .filter_map(|r| r["details"]["id"].as_str().map(str::to_string))
+        .collect();
+    crate::notifications::announce(dc, m.api_name, "insert", ids);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 async fn modules(

@@ -21,6 +21,7 @@ pub mod crm;
 pub mod desk;
 pub mod finance;
 pub mod mail;
+pub mod notifications;
 pub mod people;
 pub mod records;
 
@@ -94,6 +95,10 @@ pub struct DataCenter {
     pub org: records::SharedOrg,
     /// Books', Inventory's, Desk's, People's and Mail's records.
     pub apps: apps::SharedApps,
+    /// CRM notification channels and their deliveries.
+    pub watch: notifications::SharedWatch,
+    /// The data centre's URL (`api_domain`, the notifications' `resource_uri`).
+    pub root: String,
     credits: Arc<Mutex<Credits>>,
     clock: SandboxClock,
 }
@@ -210,6 +215,8 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
                 key,
                 &cfg.user_email,
             )),
+            watch: notifications::SharedWatch::default(),
+            root: root.clone(),
             credits: Arc::new(Mutex::new(Credits {
                 limit: cfg.credits_per_window,
                 window_secs: cfg.credit_window_secs.max(1),
@@ -224,6 +231,7 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
             .router(&["/oauth/v2/token"])
             .merge(oauth.authorize_router("/oauth/v2/auth", "/oauth/v2/token/revoke"))
             .merge(crm::router(dc.clone()))
+            .merge(notifications::router(dc.clone()))
             .merge(finance::router(dc.clone()))
             .nest("/desk", desk::router(dc.clone()))
             .nest("/people", people::router(dc.clone()))
@@ -301,7 +309,13 @@ async fn seed(
         r.insert("$created".into(), json!(now));
     }
     let ids = org.seed(m.api_name, list);
-    Json(json!({"created": ids.len(), "first": ids.first(), "last": ids.last()})).into_response()
+    drop(org);
+    let answer = json!({"created": ids.len(), "first": ids.first(), "last": ids.last()});
+    // a fixture of a big sync is not announced, as a data import is not in Zoho
+    if ids.len() <= 1000 {
+        notifications::announce(&dc, m.api_name, "insert", ids);
+    }
+    Json(answer).into_response()
 }
 
 async fn call_counts(State(calls): State<Calls>) -> Json<Value> {

@@ -47,3 +47,4 @@ mod zoho_apps;
 mod zoho_connect;
 mod zoho_credits;
 mod zoho_crm;
+mod zoho_notifications;

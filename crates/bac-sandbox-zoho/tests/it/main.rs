@@ -7,6 +7,7 @@ mod books;
 mod desk;
 mod inventory;
 mod mail;
+mod notifications;
 mod people;
 
 use std::sync::atomic::{AtomicU64, Ordering};
