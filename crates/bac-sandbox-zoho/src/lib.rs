@@ -19,6 +19,7 @@
 pub mod apps;
 pub mod crm;
 pub mod desk;
+pub mod faults;
 pub mod finance;
 pub mod mail;
 pub mod notifications;
@@ -227,6 +228,7 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
         };
         let counted = calls.clone();
         let counted_key = key.clone();
+        let fault_rules = faults::new();
         let inner = oauth
             .router(&["/oauth/v2/token"])
             .merge(oauth.authorize_router("/oauth/v2/auth", "/oauth/v2/token/revoke"))
@@ -238,6 +240,8 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
             .nest("/mail", mail::router(dc.clone()))
             .merge(apps::admin_router(dc.clone()))
             .merge(admin_router(dc))
+            .merge(faults::routes(fault_rules.clone()))
+            .layer(middleware::from_fn_with_state(fault_rules, faults::apply))
             .layer(middleware::from_fn(move |req: Request, next: Next| {
                 let counted = counted.clone();
                 let key = counted_key.clone();

@@ -298,3 +298,72 @@ async fn zoho_paging_rules_and_exhausted_credits() {
     assert_eq!(credits["used"], 12, "{credits}");
     let _ = conn;
 }
+
+/// Zoho failing as it can (the sandbox's fault rules, per data centre): a 502 is retried, an
+/// access token Zoho stopped accepting is refreshed once and the call goes on, a Zoho slower
+/// than the call's deadline is a 504 that says so, each in the one error shape.
+#[tokio::test(flavor = "multi_thread")]
+async fn zoho_faults_are_retried_refreshed_or_reported() {
+    let fleet = zoho_fleet(Default::default()).await;
+    let zoho = fleet.zoho.as_ref().unwrap().0.clone();
+    fleet.connect_zoho("com", SCOPE, json!({})).await;
+    let rule = |spec: Value| {
+        let (http, url) = (
+            fleet.http.clone(),
+            format!("{zoho}/com/_sandbox/zoho/faults"),
+        );
+        async move {
+            let r = http.post(url).json(&spec).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 201, "{spec}");
+        }
+    };
+    let stats = || {
+        let (http, url) = (
+            fleet.http.clone(),
+            format!("{zoho}/com/_sandbox/oauth/stats"),
+        );
+        async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["refreshes"].as_u64().unwrap_or(0)
+        }
+    };
+    let (status, list) = fleet
+        .call(Method::GET, "/api/v1/zoho/crm/leads", None)
+        .await;
+    assert_eq!(status, 200, "{list}");
+
+    rule(json!({"protocol": "crm", "model": "Leads", "method": "get", "status": 502, "for_calls": 1})).await;
+    let (status, list) = fleet
+        .call(Method::GET, "/api/v1/zoho/crm/leads", None)
+        .await;
+    assert_eq!(status, 200, "a 502 is retried: {list}");
+
+    let before = stats().await;
+    rule(json!({"protocol": "crm", "model": "Leads", "session_expired": true, "for_calls": 1}))
+        .await;
+    let (status, list) = fleet
+        .call(Method::GET, "/api/v1/zoho/crm/leads", None)
+        .await;
+    assert_eq!(status, 200, "a refused token is refreshed once: {list}");
+    assert_eq!(stats().await, before + 1, "one refresh");
+
+    rule(json!({"protocol": "crm", "model": "Leads", "slow_ms": 5000, "for_calls": 4})).await;
+    let (status, e) = fleet
+        .call(Method::GET, "/api/v1/zoho/crm/leads", None)
+        .await;
+    assert_eq!(status, 504, "{e}");
+    assert_eq!(e["details"]["error_code"], "CONNECTION_TIMEOUT", "{e}");
+    let calls: Value = fleet
+        .http
+        .get(format!("{zoho}/com/_sandbox/zoho/calls"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        calls["calls"]["crm Leads/get"].as_u64() >= Some(4),
+        "{calls}"
+    );
+}
