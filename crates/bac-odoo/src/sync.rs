@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bac_runtime::{connections::ConnectionRecord, ErrorCode, ServiceError};
-use bac_sync::{EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version};
+use bac_sync::{
+    mapping::rules::{datetime, fields, optional, rename},
+    EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version,
+};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 
@@ -89,28 +92,19 @@ pub fn entity(entity: &str) -> Option<&'static OdooEntity> {
     ENTITIES.iter().find(|e| e.entity == entity)
 }
 
-fn rename(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source})
-}
-fn optional(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source, "transforms": [{"op": "empty_to_null"}]})
-}
+/// An Odoo datetime (`2026-12-05 10:15:30`, UTC).
 fn odoo_time(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source, "transforms": [
-        {"op": "empty_to_null"},
-        {"op": "datetime", "from": "%Y-%m-%d %H:%M:%S", "to": "rfc3339"}]})
+    datetime(target, source, "%Y-%m-%d %H:%M:%S")
 }
+/// An Odoo date (`2026-12-05`) is kept as it is; `false` (unset) is null.
 fn odoo_date(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source, "transforms": [{"op": "empty_to_null"}]})
+    optional(target, source)
 }
 fn many2one(target: &str, source: &str) -> [Value; 2] {
     [
         json!({"target": format!("{target}_id"), "source": format!("{source}.0")}),
         json!({"target": format!("{target}_name"), "source": format!("{source}.1")}),
     ]
-}
-fn fields(list: Vec<Value>) -> Value {
-    json!({ "fields": list })
 }
 
 pub const ENTITIES: &[OdooEntity] = &[

@@ -10,6 +10,7 @@
 //! names the target field and the reason.
 
 mod dates;
+pub mod rules;
 #[cfg(test)]
 mod tests;
 

@@ -19,7 +19,10 @@ use std::{
 
 use async_trait::async_trait;
 use bac_runtime::{connections::ConnectionRecord, ErrorCode, ServiceError};
-use bac_sync::{EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version};
+use bac_sync::{
+    mapping::rules::{datetime, fields, optional, rename},
+    EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version,
+};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -62,23 +65,12 @@ pub struct AppEntity {
     pub mapping: fn() -> Value,
 }
 
-fn rename(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source})
-}
-fn optional(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source, "transforms": [{"op": "empty_to_null"}]})
-}
 /// A Books/Inventory time (`2026-12-05T10:15:30+0530`).
 fn finance_time(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source, "transforms": [
-        {"op": "empty_to_null"}, {"op": "datetime", "from": "%Y-%m-%dT%H:%M:%S%z", "to": "rfc3339"}]})
+    datetime(target, source, "%Y-%m-%dT%H:%M:%S%z")
 }
 fn rfc_time(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source, "transforms": [
-        {"op": "empty_to_null"}, {"op": "datetime", "from": "rfc3339", "to": "rfc3339"}]})
-}
-fn fields(list: Vec<Value>) -> Value {
-    json!({ "fields": list })
+    datetime(target, source, "rfc3339")
 }
 
 /// The key People records carry their modification time under once read: People gives it

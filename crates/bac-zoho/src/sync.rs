@@ -13,7 +13,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bac_runtime::{connections::ConnectionRecord, ErrorCode, ServiceError};
-use bac_sync::{EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version};
+use bac_sync::{
+    mapping::rules::{datetime, fields, optional, rename},
+    EntityAdapter, Mapping, Page, PullRequest, RemoteRecord, SyncError, Version,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -46,25 +49,16 @@ pub struct ZohoEntity {
 /// next incremental run starts reading again.
 pub const LOOKBACK_SECS: i64 = 60;
 
+/// A CRM time (`2026-12-05T10:15:30+05:30`).
+fn zoho_time(target: &str, source: &str) -> Value {
+    datetime(target, source, "rfc3339")
+}
+
 /// Zoho's per-page maximum.
 pub const MAX_PER_PAGE: usize = 200;
 
 /// Most records one `page` walk reaches; past them Zoho wants `page_token`.
 pub const PAGE_WINDOW: usize = 2000;
-
-fn rename(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source})
-}
-fn optional(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source, "transforms": [{"op": "empty_to_null"}]})
-}
-fn zoho_time(target: &str, source: &str) -> Value {
-    json!({"target": target, "source": source, "transforms": [
-        {"op": "empty_to_null"}, {"op": "datetime", "from": "rfc3339", "to": "rfc3339"}]})
-}
-fn fields(list: Vec<Value>) -> Value {
-    json!({ "fields": list })
-}
 
 pub const ENTITIES: &[ZohoEntity] = &[
     ZohoEntity {
