@@ -123,3 +123,40 @@ def zoho_url():
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def google_url():
+    """Base URL of a running Google Workspace sandbox (every Google host on one listener).
+
+    ``BAC_SANDBOX_GOOGLE_URL`` names a running one; otherwise the built binary is started
+    with the Google listener on a free port.
+    """
+    url = os.environ.get("BAC_SANDBOX_GOOGLE_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
+    if not binary.is_file():
+        raise RuntimeError(f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox`")
+    odoo_port, google_port = _free_port(), _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}",
+            "BAC_SANDBOX_GOOGLE_ADDR": f"127.0.0.1:{google_port}",
+        }
+    )
+    proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{odoo_port}", proc)
+        yield f"http://127.0.0.1:{google_port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

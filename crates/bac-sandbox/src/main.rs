@@ -8,7 +8,8 @@
 //! serves the JSON-2 API), `BAC_SANDBOX_ODOO_SEED` (records created at start, e.g.
 //! `crm.lead=1000,res.partner=100`), `BAC_SANDBOX_ODOO_CUSTOM_FIELDS`
 //! (`model:x_field,...`: custom Char fields an administrator added), `BAC_SANDBOX_ODOO_STOCK` (`1`; `0`: a database without
-//! the Inventory app), `BAC_SANDBOX_ZOHO_ADDR` (unset: no Zoho sandbox; dev-up uses
+//! the Inventory app), `BAC_SANDBOX_GOOGLE_ADDR` (unset: no Google Workspace sandbox),
+//! `BAC_SANDBOX_ZOHO_ADDR` (unset: no Zoho sandbox; dev-up uses
 //! `127.0.0.1:7002`) and `BAC_SANDBOX_ZOHO_URL` (the URL clients reach it at), `RUST_LOG`
 //! (`info`).
 
@@ -84,12 +85,34 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
+    let mut google = match std::env::var("BAC_SANDBOX_GOOGLE_ADDR")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(a) => {
+            let gaddr: SocketAddr = a
+                .parse()
+                .context("BAC_SANDBOX_GOOGLE_ADDR must be host:port")?;
+            let (gbound, task) = bac_sandbox_google::spawn_google(
+                bac_sandbox_google::GoogleSandboxConfig::default(),
+                gaddr,
+            )
+            .await?;
+            tracing::info!(addr = %gbound, "bac-sandbox google listening");
+            Some(task)
+        }
+        None => None,
+    };
+
     tokio::select! {
         () = bac_sandbox_kit::shutdown_signal() => {
             tracing::info!("bac-sandbox shutting down");
             server.abort();
             if let Some(z) = zoho.take() {
                 z.abort();
+            }
+            if let Some(g) = google.take() {
+                g.abort();
             }
         }
         res = &mut server => {
