@@ -2,14 +2,16 @@
 //! Google's OAuth 2.0 server on the kit (`POST /token`: the JWT-bearer grant of a service
 //! account acting for a user of the domain, refresh tokens; `GET /o/oauth2/v2/auth`,
 //! `POST /revoke`) and the APIs that follow the discovery documents shipped with
-//! `google-api-python-client`: Gmail's messages ([`gmail`]) and Calendar's events with
-//! incremental sync ([`calendar`]). Every API answers
+//! `google-api-python-client`: Gmail's messages ([`gmail`]), Calendar's events with
+//! incremental sync ([`calendar`]), Drive's files with multipart and resumable uploads and
+//! the changes feed ([`drive`]). Every API answers
 //! Google's error body `{"error": {"code", "message", "errors", "status"}}`, and a token
 //! without the method's scope gets `ACCESS_TOKEN_SCOPE_INSUFFICIENT`, as Google says it.
 //!
 //! One listener serves every host (`oauth2.googleapis.com`, `gmail.googleapis.com`): clients
 //! point their root URL at it (`client_options={"api_endpoint": ...}` in Python).
 pub mod calendar;
+pub mod drive;
 pub mod gmail;
 
 use std::net::SocketAddr;
@@ -91,12 +93,14 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
         clock.clone(),
     );
     let gmail = gmail::Gmail::new(oauth.clone(), clock.clone());
-    let calendar = calendar::Calendar::new(oauth.clone(), clock);
+    let calendar = calendar::Calendar::new(oauth.clone(), clock.clone());
+    let drive = drive::Drive::new(oauth.clone(), clock);
     oauth
         .router(&["/token"])
         .merge(oauth.authorize_router("/o/oauth2/v2/auth", "/revoke"))
         .merge(gmail::router(gmail))
         .merge(calendar::router(calendar))
+        .merge(drive::router(drive))
 }
 
 /// Binds `addr` (port 0 picks one) and serves the sandbox in a background task.
