@@ -328,9 +328,11 @@ impl GrpcChannel {
                 let seen = self.rounds.load(Ordering::SeqCst);
                 self.wake.notify_one();
                 let status = tonic::Status::from_error(e.into());
-                // Connection refused or lost: the request did not complete. A timeout of
-                // the endpoint (CANCELLED) used the budget up.
-                let retry = if matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded) {
+                // Connection refused or lost (a connection closed under a request in flight
+                // is CANCELLED): the request did not complete, another endpoint may take it.
+                // Only a failure that used the budget up (the endpoint's timeout) is final.
+                let out_of_time = tokio::time::Instant::now() + Duration::from_millis(5) >= until;
+                let retry = if status.code() == Code::DeadlineExceeded || out_of_time {
                     Retry::No
                 } else {
                     Retry::AfterProbe(seen)
