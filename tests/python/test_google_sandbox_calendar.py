@@ -89,3 +89,56 @@ def test_events_with_meet_links_and_incremental_sync(google_url):
     with pytest.raises(HttpError) as e:
         cal.events().insert(calendarId="primary", body={"summary": "no end", "start": {"date": "2027-01-10"}}).execute()
     assert e.value.resp.status == 400
+
+
+def test_push_channels_on_events(google_url):
+    """A channel gets a ``sync`` message at once and an ``exists`` message per change, with
+    its token; a stopped channel is told nothing more, and the sandbox lists the stop."""
+    import http.server
+    import queue
+    import threading
+
+    got = queue.Queue()
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.put({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        user = f"ada{uuid.uuid4().hex[:6]}@sandbox.example"
+        cal = _calendar(google_url, _token(google_url, user, CALENDAR))
+        channel_id = str(uuid.uuid4())
+        ch = cal.events().watch(calendarId="primary", body={
+            "id": channel_id, "type": "web_hook", "token": "secret-of-the-fleet",
+            "address": f"http://127.0.0.1:{server.server_port}/push"}).execute()
+        assert ch["kind"] == "api#channel" and ch["id"] == channel_id
+        first = got.get(timeout=10)
+        assert first["x-goog-resource-state"] == "sync"
+        assert first["x-goog-channel-token"] == "secret-of-the-fleet"
+        assert first["x-goog-message-number"] == "1"
+
+        cal.events().insert(calendarId="primary", body=_event("Pushed", 11)).execute()
+        change = got.get(timeout=10)
+        assert change["x-goog-resource-state"] == "exists"
+        assert change["x-goog-resource-id"] == ch["resourceId"]
+        assert change["x-goog-channel-id"] == channel_id
+
+        cal.channels().stop(body={"id": channel_id, "resourceId": ch["resourceId"]}).execute()
+        cal.events().insert(calendarId="primary", body=_event("Unheard", 12)).execute()
+        with urllib.request.urlopen(f"{google_url}/_sandbox/google/channels", timeout=10) as resp:
+            report = json.load(resp)
+        assert {"id": channel_id, "resourceId": ch["resourceId"]} in report["stops"]
+        assert all(c["id"] != channel_id for c in report["channels"])
+        assert got.empty(), "a stopped channel was told of a change"
+        with pytest.raises(HttpError) as e:
+            cal.channels().stop(body={"id": channel_id, "resourceId": ch["resourceId"]}).execute()
+        assert e.value.resp.status == 404
+    finally:
+        server.shutdown()

@@ -53,14 +53,16 @@ pub struct Calendar {
     oauth: OAuthServer,
     clock: SandboxClock,
     cals: Arc<Mutex<HashMap<String, Cal>>>,
+    push: crate::push::Channels,
 }
 
 impl Calendar {
-    pub fn new(oauth: OAuthServer, clock: SandboxClock) -> Calendar {
+    pub fn new(oauth: OAuthServer, clock: SandboxClock, push: crate::push::Channels) -> Calendar {
         Calendar {
             oauth,
             clock,
             cals: Arc::default(),
+            push,
         }
     }
 
@@ -113,6 +115,8 @@ pub fn router(cal: Calendar) -> Router {
             "/calendar/v3/calendars/:calendar/events/:id",
             get(get_one).patch(patch).delete(delete),
         )
+        .route("/calendar/v3/calendars/:calendar/events/watch", post(watch))
+        .route("/calendar/v3/channels/stop", post(stop))
         .route(
             "/_sandbox/google/calendar/:calendar/expire-sync-tokens",
             post(expire_tokens),
@@ -254,6 +258,7 @@ async fn insert(
     let Ok(mut cals) = c.cals.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    let cal_id_for_push = cal_id.clone();
     let cal = cals.entry(cal_id).or_default();
     cal.seq += 1;
     ev.insert("etag".into(), json!(format!("\"{}\"", cal.seq)));
@@ -265,6 +270,8 @@ async fn insert(
             cancelled: false,
         },
     );
+    drop(cals);
+    c.push.changed(&format!("calendar:{cal_id_for_push}"));
     Json(Value::Object(ev)).into_response()
 }
 
@@ -469,7 +476,10 @@ async fn patch(
     e.body.insert("updated".into(), json!(now));
     e.body.insert("etag".into(), json!(format!("\"{seq}\"")));
     e.seq = seq;
-    Json(Value::Object(e.body.clone())).into_response()
+    let answer = Value::Object(e.body.clone());
+    drop(cals);
+    c.push.changed(&format!("calendar:{cal_id}"));
+    Json(answer).into_response()
 }
 
 async fn delete(
@@ -493,6 +503,8 @@ async fn delete(
         Some(e) if !e.cancelled => {
             e.cancelled = true;
             e.seq = seq;
+            drop(cals);
+            c.push.changed(&format!("calendar:{cal_id}"));
             StatusCode::NO_CONTENT.into_response()
         }
         Some(_) => google_error(
@@ -503,6 +515,29 @@ async fn delete(
         ),
         None => not_found(),
     }
+}
+
+/// `events.watch`: a push channel on the calendar's events.
+async fn watch(
+    State(c): State<Calendar>,
+    Path(calendar): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let cal_id = match c.calendar(&headers, &calendar, false, "calendar.v3.Events.Watch") {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let uri = format!("https://www.googleapis.com/calendar/v3/calendars/{cal_id}/events?alt=json");
+    c.push.open(&format!("calendar:{cal_id}"), &uri, &body)
+}
+
+/// `channels.stop`.
+async fn stop(State(c): State<Calendar>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if c.oauth.check_bearer(&headers).is_none() {
+        return unauthenticated();
+    }
+    c.push.stop(&body)
 }
 
 async fn expire_tokens(State(c): State<Calendar>, Path(calendar): Path<String>) -> Json<Value> {

@@ -13,6 +13,7 @@
 pub mod calendar;
 pub mod drive;
 pub mod gmail;
+pub mod push;
 
 use std::net::SocketAddr;
 
@@ -93,7 +94,8 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
         clock.clone(),
     );
     let gmail = gmail::Gmail::new(oauth.clone(), clock.clone());
-    let calendar = calendar::Calendar::new(oauth.clone(), clock.clone());
+    let push = push::Channels::new(clock.clone());
+    let calendar = calendar::Calendar::new(oauth.clone(), clock.clone(), push.clone());
     let drive = drive::Drive::new(oauth.clone(), clock);
     oauth
         .router(&["/token"])
@@ -101,6 +103,13 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
         .merge(gmail::router(gmail))
         .merge(calendar::router(calendar))
         .merge(drive::router(drive))
+        .route(
+            "/_sandbox/google/channels",
+            axum::routing::get(move || {
+                let push = push.clone();
+                async move { Json(push.report()) }
+            }),
+        )
 }
 
 /// Binds `addr` (port 0 picks one) and serves the sandbox in a background task.
