@@ -4,8 +4,9 @@
 //! (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`);
 //! [`Signature::SlackV0`] is Slack's request signing (`X-Slack-Signature: v0=<hex>`,
 //! `X-Slack-Request-Timestamp`); [`Signature::Token`] is a shared token in a header (Odoo's
-//! automations, Google's `X-Goog-Channel-Token`). The test vectors below are the ones the
-//! specifications publish.
+//! automations, Google's `X-Goog-Channel-Token`); [`Signature::None`] is no signature at all
+//! (Zoho CRM's notifications carry their channel token in the body). The test vectors below
+//! are the ones the specifications publish.
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -21,6 +22,8 @@ pub enum Signature {
     SlackV0 { secret: String },
     /// A shared token sent as header `name`.
     Token { name: String, token: String },
+    /// Not signed: the payload vouches for itself (Zoho CRM's notification `token`).
+    None,
 }
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, String> {
@@ -66,6 +69,7 @@ impl Signature {
                 ]
             }
             Signature::Token { name, token } => vec![(name.clone(), token.clone())],
+            Signature::None => Vec::new(),
         })
     }
 }
@@ -143,5 +147,6 @@ mod tests {
         }
         .headers("m", 1, b"")
         .is_err());
+        assert!(Signature::None.headers("m", 1, b"{}").unwrap().is_empty());
     }
 }

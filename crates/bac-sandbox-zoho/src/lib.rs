@@ -216,7 +216,7 @@ pub fn router(cfg: &ZohoSandboxConfig, base: &str, clock: SandboxClock) -> Route
                 key,
                 &cfg.user_email,
             )),
-            watch: notifications::SharedWatch::default(),
+            watch: notifications::SharedWatch::new(clock.clone()),
             root: root.clone(),
             credits: Arc::new(Mutex::new(Credits {
                 limit: cfg.credits_per_window,

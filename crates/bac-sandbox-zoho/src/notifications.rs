@@ -3,13 +3,15 @@
 //! disabled with DELETE; a channel lives until its `channel_expiry` (an hour by default, a
 //! week at most) on the sandbox clock. Each record created, updated or deleted through the
 //! CRM API (or seeded, up to 1,000 at a time) is announced to every live channel watching its
-//! module, as Zoho does: one POST per API call with the ids, the operation, the channel id
-//! and the channel's token. Deliveries are logged for tests (`GET
+//! module, as Zoho does: one unsigned POST per API call (the kit's [`WebhookSender`], in a
+//! task of its own) with the ids, the operation, the channel id and the channel's token.
+//! Deliveries are logged for tests (`GET
 //! /<dc>/_sandbox/zoho/notifications`); admin routes list channels, drop one (a lapse the
 //! fleet must recover from) and send a notification on demand.
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    sync::{Arc, LockResult, Mutex, MutexGuard},
+    time::Duration,
 };
 
 use axum::{
@@ -19,6 +21,10 @@ use axum::{
     routing::{delete, get, post},
     Json, Router,
 };
+use bac_sandbox_kit::{
+    webhooks::{Signature, WebhookSender},
+    SandboxClock,
+};
 use serde_json::{json, Value};
 
 use crate::{crm, records, DataCenter};
@@ -26,6 +32,8 @@ use crate::{crm, records, DataCenter};
 /// Zoho's default channel life, and the longest it grants (API v4 and later).
 const DEFAULT_SECS: i64 = 3600;
 const MAX_SECS: i64 = 7 * 86_400;
+/// How long a notify URL is given to answer.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One subscribed channel.
 #[derive(Debug, Clone)]
@@ -45,7 +53,25 @@ pub struct Watch {
     log: Vec<Value>,
 }
 
-pub type SharedWatch = Arc<Mutex<Watch>>;
+/// A data centre's channels, and the sender its notifications go out with.
+#[derive(Debug, Clone)]
+pub struct SharedWatch {
+    state: Arc<Mutex<Watch>>,
+    sender: WebhookSender,
+}
+
+impl SharedWatch {
+    pub fn new(clock: SandboxClock) -> SharedWatch {
+        SharedWatch {
+            state: Arc::default(),
+            sender: WebhookSender::new(clock),
+        }
+    }
+
+    fn lock(&self) -> LockResult<MutexGuard<'_, Watch>> {
+        self.state.lock()
+    }
+}
 
 pub fn router(dc: DataCenter) -> Router {
     Router::new()
@@ -90,12 +116,13 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// The version, the token and the scope of a watch call, and one credit.
+/// The version, the token and one of the scopes of a watch call (`ZohoCRM.notifications.ALL`
+/// covers them all), and one credit.
 fn watch_call(
     dc: &DataCenter,
     version: &str,
     headers: &HeaderMap,
-    op: &str,
+    ops: &[&str],
 ) -> Result<(), Response> {
     if !crm::VERSIONS.contains(&version) {
         return Err(records::zoho_error(
@@ -105,14 +132,13 @@ fn watch_call(
             json!({}),
         ));
     }
-    crm::authorised(
-        dc,
-        headers,
-        &[
-            &format!("ZohoCRM.notifications.{op}"),
-            "ZohoCRM.notifications.ALL",
-        ],
-    )?;
+    let mut needed: Vec<String> = ops
+        .iter()
+        .map(|op| format!("ZohoCRM.notifications.{op}"))
+        .collect();
+    needed.push("ZohoCRM.notifications.ALL".into());
+    let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
+    crm::authorised(dc, headers, &needed)?;
     dc.spend_credit()
 }
 
@@ -138,12 +164,17 @@ fn channel_of(dc: &DataCenter, v: &Value, existing: Option<&Channel>) -> Result<
                 let Some((module, op)) = e.as_str().and_then(|s| s.split_once('.')) else {
                     return Err(invalid("events"));
                 };
-                if records::module(module).is_none()
-                    || !matches!(op, "create" | "edit" | "delete" | "all")
-                {
+                let Some(m) = records::module(module) else {
+                    return Err(invalid("events"));
+                };
+                if !matches!(op, "create" | "edit" | "delete" | "all") {
                     return Err(invalid("events"));
                 }
-                out.push(format!("{module}.{op}"));
+                // kept under the module's API name, which changes are matched by
+                let event = format!("{}.{op}", m.api_name);
+                if !out.contains(&event) {
+                    out.push(event);
+                }
             }
             out
         }
@@ -201,25 +232,47 @@ fn channel_of(dc: &DataCenter, v: &Value, existing: Option<&Channel>) -> Result<
     })
 }
 
+/// The modules a channel watches, in the order its events first name them.
+fn modules_of(ch: &Channel) -> Vec<&'static records::ModuleDef> {
+    let mut out: Vec<&'static records::ModuleDef> = Vec::new();
+    for e in &ch.events {
+        let m = e.split_once('.').and_then(|(m, _)| records::module(m));
+        if let Some(m) = m.filter(|m| !out.iter().any(|o| o.api_name == m.api_name)) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// A channel's resource as Zoho names it: the module's URI, id and name, and the channel.
+fn resource(
+    dc: &DataCenter,
+    ch: &Channel,
+    m: &records::ModuleDef,
+) -> serde_json::Map<String, Value> {
+    let mut o = serde_json::Map::new();
+    o.insert(
+        "resource_uri".into(),
+        json!(format!("{}/crm/v8/{}", dc.root, m.api_name)),
+    );
+    o.insert("resource_id".into(), json!(records::module_id(m)));
+    o.insert("resource_name".into(), json!(m.api_name));
+    o.insert("channel_id".into(), json!(ch.channel_id));
+    o
+}
+
 /// What Zoho answers for a subscribed channel: one entry per module it watches.
 fn subscribed(dc: &DataCenter, ch: &Channel, message: &str) -> Value {
-    let mut modules: Vec<&str> = ch
-        .events
-        .iter()
-        .filter_map(|e| e.split_once('.').map(|(m, _)| m))
-        .collect();
-    modules.dedup();
-    let events: Vec<Value> = modules
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            json!({
-                "channel_expiry": records::zoho_time(ch.expiry),
-                "resource_uri": format!("{}/crm/v8/{m}", dc.root),
-                "resource_id": format!("41508680000000{:05}", 2179 + i),
-                "resource_name": m,
-                "channel_id": ch.channel_id,
-            })
+    let events: Vec<Value> = modules_of(ch)
+        .into_iter()
+        .map(|m| {
+            let mut o = serde_json::Map::new();
+            o.insert(
+                "channel_expiry".into(),
+                json!(records::zoho_time(ch.expiry)),
+            );
+            o.extend(resource(dc, ch, m));
+            Value::Object(o)
         })
         .collect();
     json!({"code": "SUCCESS", "details": {"events": events}, "message": message, "status": "success"})
@@ -247,7 +300,7 @@ async fn enable(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = watch_call(&dc, &version, &headers, "CREATE") {
+    if let Err(r) = watch_call(&dc, &version, &headers, &["CREATE"]) {
         return r;
     }
     let list = match entries(&body) {
@@ -283,7 +336,7 @@ async fn update(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = watch_call(&dc, &version, &headers, "UPDATE") {
+    if let Err(r) = watch_call(&dc, &version, &headers, &["UPDATE", "WRITE"]) {
         return r;
     }
     let list = match entries(&body) {
@@ -295,11 +348,10 @@ async fn update(
     };
     let mut checked = Vec::new();
     for v in &list {
-        let existing = v
-            .get("channel_id")
-            .and_then(text)
-            .and_then(|id| w.channels.get(&id));
-        let Some(existing) = existing else {
+        let Some(id) = v.get("channel_id") else {
+            return missing("channel_id");
+        };
+        let Some(existing) = text(id).and_then(|id| w.channels.get(&id)) else {
             return invalid("channel_id");
         };
         match channel_of(&dc, v, Some(existing)) {
@@ -340,30 +392,45 @@ async fn details(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = watch_call(&dc, &version, &headers, "READ") {
+    if let Err(r) = watch_call(&dc, &version, &headers, &["READ"]) {
         return r;
     }
     let now = dc.clock.now();
     let Ok(w) = dc.watch.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let list: Vec<Value> = w
+    let wanted_module = q
+        .get("module")
+        .map(|m| records::module(m).map(|m| m.api_name));
+    // as Zoho lists them: one entry per channel and module, with that module's events
+    let mut list: Vec<Value> = Vec::new();
+    let live = w
         .channels
         .values()
         .filter(|c| c.expiry > now)
-        .filter(|c| q.get("channel_id").is_none_or(|id| *id == c.channel_id))
-        .filter(|c| {
-            q.get("module")
-                .is_none_or(|m| c.events.iter().any(|e| e.starts_with(&format!("{m}."))))
-        })
-        .map(|c| {
+        .filter(|c| q.get("channel_id").is_none_or(|id| *id == c.channel_id));
+    for c in live {
+        for m in modules_of(c) {
+            if wanted_module.is_some_and(|w| w != Some(m.api_name)) {
+                continue;
+            }
             let mut d = describe(c, now);
             if let Some(o) = d.as_object_mut() {
                 o.remove("expired");
+                let prefix = format!("{}.", m.api_name);
+                o.insert(
+                    "events".into(),
+                    json!(c
+                        .events
+                        .iter()
+                        .filter(|e| e.starts_with(&prefix))
+                        .collect::<Vec<_>>()),
+                );
+                o.extend(resource(&dc, c, m));
             }
-            d
-        })
-        .collect();
+            list.push(d);
+        }
+    }
     if list.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
@@ -378,7 +445,7 @@ async fn disable(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = watch_call(&dc, &version, &headers, "DELETE") {
+    if let Err(r) = watch_call(&dc, &version, &headers, &["DELETE"]) {
         return r;
     }
     let Some(ids) = q.get("channel_ids").filter(|s| !s.trim().is_empty()) else {
@@ -395,7 +462,11 @@ async fn disable(
     let mut events = Vec::new();
     for id in ids.split(',').map(str::trim) {
         if let Some(c) = w.channels.remove(id) {
-            events.push(json!({"channel_id": c.channel_id, "events": c.events}));
+            events.extend(
+                modules_of(&c)
+                    .into_iter()
+                    .map(|m| Value::Object(resource(&dc, &c, m))),
+            );
         }
     }
     Json(
@@ -438,11 +509,23 @@ pub fn announce(dc: &DataCenter, module: &str, operation: &str, ids: Vec<String>
 
 /// Posts one notification to a channel's URL in a task of its own, and logs what came of it.
 fn send(dc: &DataCenter, c: &Channel, module: &str, operation: &str, ids: Vec<String>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        log(
+            dc,
+            &c.channel_id,
+            &c.notify_url,
+            module,
+            operation,
+            &ids,
+            &Err("no runtime to deliver on".into()),
+        );
+        return;
+    };
     let body = notification(dc, c, module, operation, &ids);
     let (dc, url, channel_id) = (dc.clone(), c.notify_url.clone(), c.channel_id.clone());
     let (module, operation) = (module.to_string(), operation.to_string());
-    tokio::spawn(async move {
-        let answer = deliver(&url, &body).await;
+    runtime.spawn(async move {
+        let answer = deliver(&dc, &channel_id, &url, &body).await;
         log(&dc, &channel_id, &url, &module, &operation, &ids, &answer);
     });
 }
@@ -467,15 +550,23 @@ fn notification(
     })
 }
 
-async fn deliver(url: &str, body: &Value) -> Result<u16, String> {
-    let resp = reqwest::Client::new()
-        .post(url)
-        .json(body)
-        .timeout(std::time::Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(resp.status().as_u16())
+/// One POST of a notification, unsigned as Zoho's are (the token is in the body): the
+/// status the URL answered, or why there was none.
+async fn deliver(
+    dc: &DataCenter,
+    channel_id: &str,
+    url: &str,
+    body: &Value,
+) -> Result<u16, String> {
+    let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    let sent = dc
+        .watch
+        .sender
+        .send(url, &Signature::None, channel_id, "application/json", bytes);
+    match tokio::time::timeout(DELIVERY_TIMEOUT, sent).await {
+        Ok(answer) => answer.map(|(status, _)| status),
+        Err(_) => Err(format!("no answer within {}s", DELIVERY_TIMEOUT.as_secs())),
+    }
 }
 
 fn log(
@@ -530,7 +621,7 @@ async fn admin_notify(State(dc): State<DataCenter>, body: axum::body::Bytes) -> 
         .map(|a| a.iter().filter_map(text).collect())
         .unwrap_or_default();
     let body = notification(&dc, &c, &module, &operation, &ids);
-    let answer = deliver(&c.notify_url, &body).await;
+    let answer = deliver(&dc, &c.channel_id, &c.notify_url, &body).await;
     log(
         &dc,
         &c.channel_id,

@@ -843,16 +843,24 @@ pub fn search(org: &SharedOrg, m: &ModuleDef, q: &HashMap<String, String>) -> Re
         .into_response()
 }
 
+/// A module's id (`settings/modules`, a notification channel's `resource_id`).
+pub fn module_id(m: &ModuleDef) -> String {
+    let i = MODULES
+        .iter()
+        .position(|d| d.api_name == m.api_name)
+        .unwrap_or(0);
+    format!("111000000002{:03}", i + 1)
+}
+
 /// `GET /crm/{v}/settings/modules`.
 pub fn modules() -> Response {
     let list: Vec<Value> = MODULES
         .iter()
-        .enumerate()
-        .map(|(i, m)| {
+        .map(|m| {
             json!({"api_name": m.api_name, "module_name": m.api_name, "singular_label": m.singular,
                    "plural_label": m.api_name, "api_supported": true, "generated_type": "default",
                    "creatable": true, "editable": true, "deletable": true, "viewable": true,
-                   "id": format!("111000000002{:03}", i + 1)})
+                   "id": module_id(m)})
         })
         .collect();
     Json(json!({"modules": list})).into_response()
