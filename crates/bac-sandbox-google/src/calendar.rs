@@ -197,7 +197,21 @@ async fn insert(
             return bad("Invalid attendee email.");
         }
     }
-    let id = format!("{:026x}", rand::random::<u128>() >> 24);
+    // A client may choose the id (base32hex, 5-1024 characters): how an insert is made
+    // idempotent, since a second insert of the id is 409 duplicate.
+    let id = match ev.get("id").and_then(Value::as_str) {
+        Some(given) => {
+            let ok = (5..=1024).contains(&given.len())
+                && given
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b));
+            if !ok {
+                return bad("Invalid resource id value.");
+            }
+            given.to_string()
+        }
+        None => format!("{:026x}", rand::random::<u128>() >> 24),
+    };
     let now = c.now_rfc3339();
     let meet = q.get("conferenceDataVersion").map(String::as_str) == Some("1")
         && ev["conferenceData"]["createRequest"]["conferenceSolutionKey"]["type"] == "hangoutsMeet";
@@ -260,6 +274,14 @@ async fn insert(
     };
     let cal_id_for_push = cal_id.clone();
     let cal = cals.entry(cal_id).or_default();
+    if cal.events.contains_key(&id) {
+        return google_error(
+            StatusCode::CONFLICT,
+            "The requested identifier already exists.",
+            "duplicate",
+            Value::Null,
+        );
+    }
     cal.seq += 1;
     ev.insert("etag".into(), json!(format!("\"{}\"", cal.seq)));
     cal.events.insert(

@@ -4,12 +4,14 @@
 //! `POST /revoke`) and the APIs that follow the discovery documents shipped with
 //! `google-api-python-client`: Gmail's messages ([`gmail`]), Calendar's events with
 //! incremental sync ([`calendar`]), Drive's files with multipart and resumable uploads and
-//! the changes feed ([`drive`]). Every API answers
+//! the changes feed ([`drive`]), the Directory's users ([`admin`]), and push channels
+//! ([`push`]). Every API answers
 //! Google's error body `{"error": {"code", "message", "errors", "status"}}`, and a token
 //! without the method's scope gets `ACCESS_TOKEN_SCOPE_INSUFFICIENT`, as Google says it.
 //!
 //! One listener serves every host (`oauth2.googleapis.com`, `gmail.googleapis.com`): clients
 //! point their root URL at it (`client_options={"api_endpoint": ...}` in Python).
+pub mod admin;
 pub mod calendar;
 pub mod drive;
 pub mod gmail;
@@ -96,13 +98,15 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
     let gmail = gmail::Gmail::new(oauth.clone(), clock.clone());
     let push = push::Channels::new(clock.clone());
     let calendar = calendar::Calendar::new(oauth.clone(), clock.clone(), push.clone());
-    let drive = drive::Drive::new(oauth.clone(), clock);
+    let drive = drive::Drive::new(oauth.clone(), clock.clone());
+    let directory = admin::Directory::new(oauth.clone(), clock);
     oauth
         .router(&["/token"])
         .merge(oauth.authorize_router("/o/oauth2/v2/auth", "/revoke"))
         .merge(gmail::router(gmail))
         .merge(calendar::router(calendar))
         .merge(drive::router(drive))
+        .merge(admin::router(directory))
         .route(
             "/_sandbox/google/channels",
             axum::routing::get(move || {
