@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bac/events/v1/events.proto",
         "bac/odoo/v1/odoo.proto",
         "bac/zoho/v1/zoho.proto",
+        "bac/google_workspace/v1/google_workspace.proto",
     ]
     .map(|f| root.join(f));
     let out = PathBuf::from(env::var("OUT_DIR")?);

@@ -83,6 +83,13 @@ pub trait PushChannels: Send + Sync + 'static {
     /// the body's `channel_id` and `token`; Google: `X-Goog-Channel-ID` and
     /// `X-Goog-Channel-Token`).
     fn credentials(&self, webhook: &Webhook) -> Option<(String, String)>;
+
+    /// Whether a channel is renewed by opening it again under its id (Zoho). Google's
+    /// channels cannot be extended: a new channel (a new id) is opened and the old one
+    /// stopped once the new one stands.
+    fn renews_in_place(&self) -> bool {
+        true
+    }
 }
 
 /// The token of channel `channel_id` (at most 50 characters: Zoho's limit).
@@ -343,10 +350,11 @@ impl ChannelKeeper {
         key: &str,
         existing: Option<&Channel>,
     ) -> Result<(), String> {
+        let in_place = self.provider.renews_in_place();
         let channel_id = match existing {
-            Some(c) => c.channel_id.clone(),
+            Some(c) if in_place => c.channel_id.clone(),
             // digits: Zoho wants a number, Google any string
-            None => (rand::random::<u64>() >> 2).max(1).to_string(),
+            _ => (rand::random::<u64>() >> 2).max(1).to_string(),
         };
         let token =
             channel_token(self.integration, &channel_id).ok_or("the fleet's key is not loaded")?;
@@ -387,7 +395,37 @@ impl ChannelKeeper {
         )
         .await
         .map_err(db_err)?;
+        if let Some(old) = existing.filter(|_| !in_place) {
+            // the new channel stands: the old one stops now rather than at its expiry
+            if let Err(e) = self.provider.close(rec, old).await {
+                tracing::warn!(integration = self.integration, connection = %rec.id,
+                    error = %e, "stopping a replaced push channel failed; it expires on its own");
+            }
+        }
         Ok(())
+    }
+
+    /// Stops every channel of a connection at the provider and forgets them: called before
+    /// the connection (and the credentials a stop needs) goes. A stop that fails is logged;
+    /// that channel expires on its own and the gateway refuses what it still sends.
+    pub async fn close_connection(&self, rec: &ConnectionRecord) -> Result<u32, String> {
+        let mut closed = 0;
+        for c in self.channels(&rec.id).await? {
+            if let Err(e) = self.provider.close(rec, &c).await {
+                tracing::warn!(integration = self.integration, connection = %rec.id,
+                    error = %e, "stopping a push channel failed; it expires on its own");
+            }
+            let client = self.db.get().await.map_err(db_err)?;
+            client
+                .execute(
+                    "DELETE FROM push_channels WHERE integration = $1 AND connection_id = $2 AND key = $3",
+                    &[&self.integration, &c.connection_id, &c.key],
+                )
+                .await
+                .map_err(db_err)?;
+            closed += 1;
+        }
+        Ok(closed)
     }
 
     async fn forget(

@@ -72,6 +72,12 @@ pub enum WebhookInput {
     },
     /// Something changed, nothing more (a Google push): an incremental run of the entity.
     Resync { entity: &'static str },
+    /// One partition of a partitioned entity changed (a push for one user's calendar): an
+    /// incremental run of that partition alone.
+    ResyncPartition {
+        entity: &'static str,
+        partition: String,
+    },
     /// Nothing to sync; answer this (a URL-verification challenge, a ping).
     Reply {
         status: u16,

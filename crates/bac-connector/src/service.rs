@@ -354,6 +354,14 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
     ) -> Result<Response<DeleteConnectionResponse>, Status> {
         let ctx = ctx(&request)?;
         let id = request.into_inner().id;
+        if let Some(keeper) = self.connector.push() {
+            // stop the provider's channels while the credentials to do it still exist
+            if let Ok(rec) = self.connections.get(&ctx.tenant_id, &id).await {
+                if let Err(e) = keeper.close_connection(&rec).await {
+                    tracing::warn!(connection = %id, error = %e, "closing the connection's push channels failed");
+                }
+            }
+        }
         self.connections.delete(&ctx.tenant_id, &id).await?;
         self.engine.forget_connection(&ctx.tenant_id, &id).await?;
         self.forget(&id).await;
@@ -592,6 +600,14 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
                     .await?;
                 let runs: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
                 serde_json::json!({"entity": entity, "sync_run_ids": runs})
+            }
+            crate::WebhookInput::ResyncPartition { entity, partition } => {
+                let run = self
+                    .engine
+                    .trigger_partition(&ctx.tenant_id, &rec.id, entity, &partition, "webhook")
+                    .await?;
+                serde_json::json!({"entity": entity, "partition": partition,
+                                   "sync_run_ids": [run.to_string()]})
             }
             crate::WebhookInput::Reply {
                 status,

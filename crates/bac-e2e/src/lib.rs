@@ -454,6 +454,11 @@ pub struct FleetOptions {
     /// With `zoho`: the gateway's URL as `BAC_PUBLIC_URL` of bac-zoho, so it opens CRM
     /// notification channels to it, with these pass and renewal times.
     pub zoho_push: Option<bac_connector::channels::KeeperTimes>,
+    /// Also start the Google sandbox and bac-google-workspace pointed at it.
+    pub google: bool,
+    /// With `google`: the gateway's URL as `BAC_PUBLIC_URL` of bac-google-workspace, so it
+    /// opens Calendar push channels to it, with these pass and renewal times.
+    pub google_push: Option<bac_connector::channels::KeeperTimes>,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
@@ -469,6 +474,8 @@ pub struct Fleet {
     pub zoho: Option<(String, Running)>,
     /// The Zoho sandbox's base URL (kept when a test stops bac-zoho).
     pub zoho_url: Option<String>,
+    /// The Google sandbox's base URL and bac-google-workspace, with [`FleetOptions::google`].
+    pub google: Option<(String, Running)>,
     pub gateway: Running,
     pub api: String,
     pub key: String,
@@ -541,7 +548,7 @@ impl Fleet {
             }
         }
         // The gateway's port is chosen first when bac-zoho must know its URL.
-        let gateway_port = opts.zoho_push.map(|_| free_port());
+        let gateway_port = opts.zoho_push.or(opts.google_push).map(|_| free_port());
         let zoho = if opts.zoho {
             let (addr, _) = bac_sandbox_zoho::spawn_zoho(
                 opts.zoho_sandbox.clone(),
@@ -561,6 +568,39 @@ impl Fleet {
                 .unwrap();
             urls.0
                 .insert(ServiceKind::Zoho, format!("http://{}", running.grpc_addr));
+            Some((base, running))
+        } else {
+            None
+        };
+        let google = if opts.google {
+            let (addr, _) = bac_sandbox_google::spawn_google(
+                bac_sandbox_google::GoogleSandboxConfig::default(),
+                (sandbox_ip, 0).into(),
+            )
+            .await
+            .unwrap();
+            let base = format!("http://{addr}");
+            let mut settings = bac_google_workspace::GoogleSettings {
+                hosts: bac_google_workspace::client::Hosts {
+                    base: Some(base.clone()),
+                },
+                public_url: None,
+                push_times: bac_connector::channels::KeeperTimes::from_env(),
+            };
+            if let (Some(times), Some(port)) = (opts.google_push, gateway_port) {
+                settings.public_url = Some(format!("http://127.0.0.1:{port}"));
+                settings.push_times = times;
+            }
+            let running = bac_google_workspace::run_with(
+                infra.config(ServiceKind::GoogleWorkspace),
+                settings,
+            )
+            .await
+            .unwrap();
+            urls.0.insert(
+                ServiceKind::GoogleWorkspace,
+                format!("http://{}", running.grpc_addr),
+            );
             Some((base, running))
         } else {
             None
@@ -594,6 +634,7 @@ impl Fleet {
             stand_ins,
             zoho_url: zoho.as_ref().map(|z| z.0.clone()),
             zoho,
+            google,
             gateway,
             key,
             tenant,
@@ -711,6 +752,48 @@ impl Fleet {
                 "/api/v1/integrations/connections",
                 Some(serde_json::json!({"integration": "zoho", "name": format!("Zoho {}", &n[..6]),
                     "config": settings, "credentials": {"client_secret": "s3cret", "refresh_token": refresh}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{conn}");
+        conn["id"].as_str().unwrap().to_string()
+    }
+
+    /// Connects the tenant to the Google sandbox with a service account (domain-wide
+    /// delegation over `example.com`, acting as `admin@example.com` unless `config` says),
+    /// granted `scopes`, with `config` merged into the settings; the connection id.
+    pub async fn connect_google(&self, scopes: &[&str], config: serde_json::Value) -> String {
+        let google = &self.google.as_ref().expect("a fleet with google").0;
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        let email = format!("sync-{}@project.iam.gserviceaccount.com", &n[..8]);
+        let status = self
+            .http
+            .post(format!("{google}/_sandbox/oauth/accounts"))
+            .json(&serde_json::json!({"client_email": email,
+                "public_key_pem": include_str!("../tests/keys/service-account-test.pub.pem"),
+                "scopes": scopes}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+        let key = serde_json::json!({"type": "service_account", "project_id": "bac-test",
+            "private_key_id": &n[..16], "client_email": email,
+            "private_key": include_str!("../tests/keys/service-account-test.pem"),
+            "token_uri": format!("{google}/token")});
+        let mut settings = serde_json::json!({"domain": "example.com", "subject": "admin@example.com",
+            "scopes": scopes});
+        if let Some(extra) = config.as_object() {
+            for (k, v) in extra {
+                settings[k] = v.clone();
+            }
+        }
+        let (status, conn) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/integrations/connections",
+                Some(serde_json::json!({"integration": "google-workspace",
+                    "name": format!("Workspace {}", &n[..6]), "config": settings,
+                    "credentials": {"service_account_json": key.to_string()}})),
             )
             .await;
         assert_eq!(status, 201, "{conn}");

@@ -52,3 +52,13 @@ pub mod zoho {
         include!(concat!(env!("OUT_DIR"), "/bac.zoho.v1.serde.rs"));
     }
 }
+/// `bac.google_workspace.v1`: Gmail, Calendar, Drive and the Admin Directory.
+pub mod google_workspace {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.google_workspace.v1.rs"));
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/bac.google_workspace.v1.serde.rs"
+        ));
+    }
+}

@@ -487,6 +487,35 @@ impl SyncEngine {
         Ok(ids)
     }
 
+    /// Queues a run of one partition of a partitioned entity (a push notification for one
+    /// user's calendar): the other partitions are not read.
+    pub async fn trigger_partition(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+        partition: &str,
+        trigger: &str,
+    ) -> Result<Uuid, ServiceError> {
+        let entity = self.adapter(entity)?.entity();
+        if partition.is_empty() {
+            return Err(self.err(ErrorCode::InvalidRequest, "name the partition to sync"));
+        }
+        self.inner.connections.get(tenant, connection_id).await?;
+        let id = run::enqueue(
+            self,
+            tenant,
+            connection_id,
+            entity,
+            partition,
+            Mode::Incremental,
+            trigger,
+        )
+        .await?;
+        self.inner.wake.notify_one();
+        Ok(id)
+    }
+
     /// Records upstream reported changed (a webhook): each is fetched now and goes through
     /// the mirror like a pulled record (an event only for a real change; a record upstream no
     /// longer has is deleted). Returns (created, updated, deleted, unchanged).

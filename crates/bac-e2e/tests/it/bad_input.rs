@@ -214,7 +214,7 @@ async fn connections_are_validated() {
     assert_eq!(status, 404);
     assert_shape(&b, status, "NOT_FOUND");
     // Integrations not built yet say so.
-    let (status, b) = post(json!({"integration": "google-workspace", "config": {}})).await;
+    let (status, b) = post(json!({"integration": "tally", "config": {}})).await;
     assert!(status == 501 || status == 503, "{status} {b}");
 }
 

@@ -36,7 +36,7 @@ async fn definitions_list_every_integration_with_schemas() {
         ("payments", false, "no_service"),
         ("zoho", true, "built"),
         ("odoo", true, "built"),
-        ("google-workspace", false, "not_built"),
+        ("google-workspace", true, "built"),
         ("messaging", false, "not_built"),
     ];
     assert_eq!(defs.len(), expect.len(), "{b}");

@@ -25,6 +25,7 @@ mod fairness;
 mod fleet_health;
 mod fleet_rate_limits;
 mod gateway_edge;
+mod google_workspace;
 mod grpc_edge;
 mod lead_path;
 mod oauth_flow;

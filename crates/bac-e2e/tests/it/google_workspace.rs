@@ -1,0 +1,522 @@
+//! Google Workspace through the gateway (issue 15), against the Google sandbox: the
+//! documented Gmail send body makes a message whose MIME parses back to what was asked;
+//! a service account acting for two users keeps a token and a Calendar cursor per user, and
+//! one user's 410 resyncs that user's calendar only; Calendar push channels are verified,
+//! trigger an incremental run of the user's partition, are replaced before expiry and
+//! stopped when the connection goes.
+use std::time::Duration;
+
+use bac_e2e::{conformance, connect, kafka, wait_until, Fleet, FleetOptions};
+use base64::Engine as _;
+use mail_parser::MimeHeaders;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const SCOPES: &[&str] = &[
+    "https://www.googleapis.com/auth/gmail.send",
+    "https://www.googleapis.com/auth/gmail.readonly",
+    "https://www.googleapis.com/auth/calendar.events",
+    "https://www.googleapis.com/auth/drive",
+    "https://www.googleapis.com/auth/admin.directory.user.readonly",
+];
+
+async fn google_fleet(push: Option<bac_connector::channels::KeeperTimes>) -> Fleet {
+    Fleet::start_opts(FleetOptions {
+        google: true,
+        google_push: push,
+        ..Default::default()
+    })
+    .await
+}
+
+fn sandbox(fleet: &Fleet) -> &str {
+    &fleet.google.as_ref().unwrap().0
+}
+
+async fn sandbox_get(fleet: &Fleet, path: &str) -> Value {
+    fleet
+        .http
+        .get(format!("{}{path}", sandbox(fleet)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn post(fleet: &Fleet, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
+    let mut req = fleet
+        .http
+        .post(format!("{}{path}", fleet.api))
+        .bearer_auth(&fleet.key)
+        .json(&body);
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let resp = req.send().await.unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_gmail_body_sends_a_message_that_parses_back() {
+    let fleet = google_fleet(None).await;
+    let topic = kafka::consumer(
+        &fleet.infra.brokers,
+        "bac.google_workspace.gmail_message.v1",
+    );
+    fleet.connect_google(SCOPES, json!({})).await;
+
+    let pdf = b"%PDF-1.4 the terms".to_vec();
+    let body = json!({
+        "to": "customer@example.com",
+        "from": "sales@example.com",
+        "subject": "Welcome to BAC Platform",
+        "body": "Thank you for signing up!",
+        "html_body": "<p>Thank you for <b>signing up</b>!</p>",
+        "attachments": [{"filename": "terms.pdf", "content_type": "application/pdf",
+                         "content": base64::engine::general_purpose::STANDARD.encode(&pdf)}],
+    });
+    let (status, sent) = post(
+        &fleet,
+        "/api/v1/google-workspace/gmail/send",
+        body.clone(),
+        Some("welcome-1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{sent}");
+    let id = sent["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        sent["user"], "sales@example.com",
+        "a service account sends as from"
+    );
+    let (status, again) = post(
+        &fleet,
+        "/api/v1/google-workspace/gmail/send",
+        body,
+        Some("welcome-1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], id.as_str(), "the retry answers the first send");
+
+    let mailbox = sandbox_get(&fleet, "/_sandbox/google/gmail/sales@example.com").await;
+    let messages = mailbox["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "sent once: {mailbox}");
+    let raw = messages[0]["raw"].as_str().unwrap().as_bytes().to_vec();
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(parsed.subject(), Some("Welcome to BAC Platform"));
+    let to: Vec<&str> = parsed
+        .to()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.address())
+        .collect();
+    assert_eq!(to, ["customer@example.com"]);
+    assert_eq!(
+        parsed.from().unwrap().first().unwrap().address(),
+        Some("sales@example.com")
+    );
+    assert_eq!(
+        parsed.body_text(0).unwrap().trim(),
+        "Thank you for signing up!"
+    );
+    assert!(parsed.body_html(0).unwrap().contains("<b>signing up</b>"));
+    let attachment = parsed.attachment(0).unwrap();
+    assert_eq!(attachment.attachment_name(), Some("terms.pdf"));
+    assert_eq!(attachment.contents(), pdf.as_slice());
+
+    // One event, for the one send.
+    let got = kafka::collect(&topic, Duration::from_secs(30), |r| !r.is_empty()).await;
+    let more = kafka::collect(&topic, Duration::from_secs(1), |_| false).await;
+    assert_eq!(got.len() + more.len(), 1, "one event for one message");
+    assert_eq!(got[0].headers["ce_subject"], format!("gmail_message/{id}"));
+    let event = got[0].json();
+    assert_eq!(
+        event["after"]["subject"], "Welcome to BAC Platform",
+        "{event}"
+    );
+    assert_eq!(event["after"]["to"], "customer@example.com", "{event}");
+
+    // The message is listed in the sender's mailbox with its headers.
+    let (status, list) = fleet
+        .call(
+            Method::GET,
+            "/api/v1/google-workspace/gmail/messages?user=sales@example.com&q=subject:Welcome",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["messages"][0]["id"], id.as_str(), "{list}");
+    assert_eq!(list["messages"][0]["subject"], "Welcome to BAC Platform");
+
+    // Bad input: the one error shape, nothing sent.
+    let (status, err) = post(
+        &fleet,
+        "/api/v1/google-workspace/gmail/send",
+        json!({"to": "customer@example.com", "from": "sales@example.com", "body": "x"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("subject"),
+        "{err}"
+    );
+    assert_eq!(err["error"], "invalid_request", "{err}");
+    let (status, err) = post(
+        &fleet,
+        "/api/v1/google-workspace/gmail/send",
+        json!({"to": "customer@example.com", "from": "ceo@elsewhere.com", "subject": "s", "body": "x"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "another domain's user: {err}");
+    let (status, err) = post(
+        &fleet,
+        "/api/v1/google-workspace/gmail/send",
+        json!({"to": "customer@example.com", "from": "sales@example.com",
+               "subject": "s\r\nBcc: victim@example.com", "body": "x"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "a header smuggled in the subject: {err}");
+    let mailbox = sandbox_get(&fleet, "/_sandbox/google/gmail/sales@example.com").await;
+    assert_eq!(mailbox["messages"].as_array().unwrap().len(), 1);
+}
+
+/// (partition, status, records_seen) of the connection's calendar runs, oldest first.
+async fn calendar_runs(fleet: &Fleet, conn: &str) -> Vec<(String, String, i64)> {
+    let db = connect(&fleet.infra.database_url).await;
+    db.query(
+        "SELECT partition, status, records_seen FROM google_workspace.sync_runs
+          WHERE connection_id = $1 AND entity = 'calendar_event' AND partition <> ''
+          ORDER BY queued_at, partition",
+        &[&conn],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+/// Waits until `n` partition runs of the connection's calendars ended; them.
+async fn ended_runs(fleet: &Fleet, conn: &str, n: usize) -> Vec<(String, String, i64)> {
+    let ok = wait_until(Duration::from_secs(90), || async {
+        let runs = calendar_runs(fleet, conn).await;
+        runs.len() >= n && runs.iter().all(|r| r.1 == "succeeded" || r.1 == "failed")
+    })
+    .await;
+    let runs = calendar_runs(fleet, conn).await;
+    assert!(ok, "{n} partition runs did not end: {runs:?}");
+    runs
+}
+
+async fn cursors(fleet: &Fleet, conn: &str) -> Vec<(String, String)> {
+    let db = connect(&fleet.infra.database_url).await;
+    db.query(
+        "SELECT partition, cursor->>'sync_token' FROM google_workspace.sync_cursors
+          WHERE connection_id = $1 AND entity = 'calendar_event' ORDER BY partition",
+        &[&conn],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
+    .collect()
+}
+
+async fn create_event(fleet: &Fleet, user: &str, summary: &str, key: &str) -> Value {
+    let (status, ev) = post(
+        fleet,
+        &format!("/api/v1/google-workspace/calendar/events?user={user}&add_meet=true"),
+        json!({"summary": summary, "start": "2026-12-10T10:00:00+05:30",
+               "end": "2026-12-10T11:00:00+05:30", "time_zone": "Asia/Kolkata",
+               "attendees": [{"email": "guest@partner.com"}]}),
+        Some(key),
+    )
+    .await;
+    assert_eq!(status, 201, "{ev}");
+    ev
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_delegated_users_keep_their_own_tokens_and_cursors_and_a_410_resyncs_one() {
+    let fleet = google_fleet(None).await;
+    let conn = fleet
+        .connect_google(
+            SCOPES,
+            json!({"users": ["alice@example.com", "bob@example.com"]}),
+        )
+        .await;
+    let alice = create_event(&fleet, "alice@example.com", "Alice's review", "ev-a").await;
+    assert!(
+        alice["meet_link"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://meet.google.com/"),
+        "{alice}"
+    );
+    assert_eq!(alice["attendees"][0]["email"], "guest@partner.com");
+    let again = create_event(&fleet, "alice@example.com", "Alice's review", "ev-a").await;
+    assert_eq!(
+        again["id"], alice["id"],
+        "the retried create is the first event"
+    );
+    create_event(&fleet, "bob@example.com", "Bob's standup", "ev-b").await;
+    let stats = sandbox_get(&fleet, "/_sandbox/oauth/stats").await;
+    assert_eq!(stats["jwt_grants"], 2, "one assertion per user: {stats}");
+
+    // The first run lists both calendars, each in its own partition run with its own cursor.
+    conformance::sync(&fleet, &conn, "calendar_event", "incremental").await;
+    let runs = ended_runs(&fleet, &conn, 2).await;
+    assert!(runs.iter().all(|r| r.1 == "succeeded"), "{runs:?}");
+    let first = cursors(&fleet, &conn).await;
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(first[0].0, "alice@example.com");
+    assert_eq!(first[1].0, "bob@example.com");
+    assert!(first.iter().all(|c| !c.1.is_empty()), "{first:?}");
+
+    // Alice's sync tokens stop being honoured: her calendar is listed whole again, Bob's is
+    // read from his cursor.
+    let status = fleet
+        .http
+        .post(format!(
+            "{}/_sandbox/google/calendar/alice@example.com/expire-sync-tokens",
+            sandbox(&fleet)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success());
+    conformance::sync(&fleet, &conn, "calendar_event", "incremental").await;
+    let runs = ended_runs(&fleet, &conn, 4).await;
+    let (a, b) = (&runs[2], &runs[3]);
+    assert_eq!(
+        (a.0.as_str(), a.1.as_str()),
+        ("alice@example.com", "succeeded"),
+        "{runs:?}"
+    );
+    assert_eq!(
+        (b.0.as_str(), b.1.as_str()),
+        ("bob@example.com", "succeeded"),
+        "{runs:?}"
+    );
+    assert_eq!(a.2, 1, "alice's calendar was listed again: {runs:?}");
+    assert_eq!(b.2, 0, "bob's was read from his cursor: {runs:?}");
+    let second = cursors(&fleet, &conn).await;
+    assert_ne!(second[0].1, first[0].1, "alice has a new cursor");
+    assert_eq!(
+        sandbox_get(&fleet, "/_sandbox/oauth/stats").await["jwt_grants"],
+        2,
+        "the tokens were reused"
+    );
+}
+
+/// An access token of `user` of the sandbox's domain (as their own app has), for changing
+/// their calendar behind the fleet's back.
+async fn user_token(fleet: &Fleet, user: &str) -> String {
+    let n = uuid::Uuid::new_v4().simple().to_string();
+    let base = sandbox(fleet);
+    let status = fleet
+        .http
+        .post(format!("{base}/_sandbox/oauth/grants"))
+        .json(
+            &json!({"client_id": format!("app-{}", &n[..6]), "client_secret": "s",
+            "refresh_token": format!("rt-{n}"), "subject": user,
+            "scope": "https://www.googleapis.com/auth/calendar.events"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let answer: Value = fleet
+        .http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &format!("app-{}", &n[..6])),
+            ("client_secret", "s"),
+            ("refresh_token", &format!("rt-{n}")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_string()
+}
+
+/// The sandbox's channels whose key names `user`'s calendar and are not expired.
+fn live(report: &Value) -> Vec<Value> {
+    report["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["expired"] == false)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calendar_pushes_are_verified_trigger_the_users_partition_renew_and_stop() {
+    let fleet = google_fleet(Some(bac_connector::channels::KeeperTimes {
+        lifetime: Duration::from_secs(3600),
+        renew_before: Duration::from_secs(600),
+        every: Duration::from_millis(300),
+    }))
+    .await;
+    let topic = kafka::consumer(
+        &fleet.infra.brokers,
+        "bac.google_workspace.calendar_event.v1",
+    );
+    let conn = fleet
+        .connect_google(SCOPES, json!({"users": ["alice@example.com"]}))
+        .await;
+    // The first run gives alice a cursor, so what follows is incremental.
+    conformance::sync(&fleet, &conn, "calendar_event", "incremental").await;
+    ended_runs(&fleet, &conn, 1).await;
+
+    // The keeper opens alice's channel to the gateway's push route.
+    let opened = wait_until(Duration::from_secs(60), || async {
+        live(&sandbox_get(&fleet, "/_sandbox/google/channels").await).len() == 1
+    })
+    .await;
+    let report = sandbox_get(&fleet, "/_sandbox/google/channels").await;
+    assert!(opened, "{report}");
+    let channel = live(&report)[0].clone();
+    assert!(
+        channel["address"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/api/v1/integrations/connections/{conn}/push")),
+        "{channel}"
+    );
+    assert!(channel["id"]
+        .as_str()
+        .unwrap()
+        .ends_with(".alice@example.com"));
+
+    // A notification with the wrong token is refused and queues nothing.
+    let push_url = format!("{}/api/v1/integrations/connections/{conn}/push", fleet.api);
+    let forged = fleet
+        .http
+        .post(&push_url)
+        .header("X-Goog-Channel-ID", channel["id"].as_str().unwrap())
+        .header("X-Goog-Channel-Token", "not-the-token")
+        .header("X-Goog-Resource-State", "exists")
+        .header(
+            "X-Goog-Resource-ID",
+            channel["resourceId"].as_str().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    assert_eq!(
+        calendar_runs(&fleet, &conn).await.len(),
+        1,
+        "nothing queued"
+    );
+
+    // Alice adds an event in her own calendar app: Google pushes, the fleet runs alice's
+    // partition and publishes the event.
+    let token = user_token(&fleet, "alice@example.com").await;
+    let created: Value = fleet
+        .http
+        .post(format!(
+            "{}/calendar/v3/calendars/primary/events",
+            sandbox(&fleet)
+        ))
+        .bearer_auth(&token)
+        .json(
+            &json!({"summary": "Dentist", "start": {"dateTime": "2026-12-11T09:00:00Z"},
+                      "end": {"dateTime": "2026-12-11T10:00:00Z"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let subject = format!(
+        "calendar_event/alice@example.com/{}",
+        created["id"].as_str().unwrap()
+    );
+    let got = kafka::collect(&topic, Duration::from_secs(60), |r| {
+        r.iter().any(|e| e.headers["ce_subject"] == subject)
+    })
+    .await;
+    assert!(
+        got.iter().any(|e| e.headers["ce_subject"] == subject),
+        "the pushed change was published: {:?}",
+        got.iter()
+            .map(|e| &e.headers["ce_subject"])
+            .collect::<Vec<_>>()
+    );
+    let runs = calendar_runs(&fleet, &conn).await;
+    assert!(
+        runs.len() >= 2 && runs.iter().all(|r| r.0 == "alice@example.com"),
+        "{runs:?}"
+    );
+
+    // Deleting the connection stops its channel at Google.
+    let (status, _) = fleet
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/integrations/connections/{conn}"),
+            None,
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status}");
+    let report = sandbox_get(&fleet, "/_sandbox/google/channels").await;
+    let stops = report["stops"].to_string();
+    assert!(
+        stops.contains(channel["id"].as_str().unwrap()),
+        "the sandbox saw the stop: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_near_expiry_is_replaced_and_the_old_one_stopped() {
+    // every channel is "near expiry" at once: each pass replaces it
+    let fleet = google_fleet(Some(bac_connector::channels::KeeperTimes {
+        lifetime: Duration::from_secs(3600),
+        renew_before: Duration::from_secs(7200),
+        every: Duration::from_millis(300),
+    }))
+    .await;
+    let conn = fleet
+        .connect_google(SCOPES, json!({"users": ["carol@example.com"]}))
+        .await;
+    let renewed = wait_until(Duration::from_secs(60), || async {
+        let r = sandbox_get(&fleet, "/_sandbox/google/channels").await;
+        r["stops"].as_array().is_some_and(|s| !s.is_empty())
+            && r["channels"].as_array().is_some_and(|c| c.len() >= 2)
+    })
+    .await;
+    let report = sandbox_get(&fleet, "/_sandbox/google/channels").await;
+    assert!(renewed, "{report}");
+    // The channel the fleet keeps is the newest, and it still verifies.
+    let db = connect(&fleet.infra.database_url).await;
+    let kept: String = db
+        .query_one(
+            "SELECT channel_id FROM google_workspace.push_channels WHERE connection_id = $1",
+            &[&conn],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let stopped = report["stops"].to_string();
+    assert!(
+        !stopped.contains(&format!("\"{kept}.carol@example.com\"")),
+        "{report}"
+    );
+}

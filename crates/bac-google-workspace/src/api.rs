@@ -1,0 +1,438 @@
+//! The gRPC face of bac-google-workspace: `bac.google_workspace.v1.GoogleWorkspaceService`.
+//! Sends, creates and uploads take the engine's one write path (the entity's adapter, the
+//! create-intent ledger, then the mirror and its `bac.google_workspace.<entity>.v1` event);
+//! reads go straight to Google, acting as the request's user.
+use bac_proto::google_workspace::v1::{
+    google_workspace_service_server::GoogleWorkspaceService, CalendarEvent, CreateEventRequest,
+    DriveFile, ListEventsRequest, ListEventsResponse, ListFilesRequest, ListFilesResponse,
+    ListMessagesRequest, ListMessagesResponse, ListUsersRequest, ListUsersResponse,
+    SendMessageRequest, SentMessage, UploadFileRequest,
+};
+use bac_runtime::{
+    connections::{ConnectionRecord, ConnectionStore},
+    ErrorCode, RequestContext, ServiceError,
+};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    client::{Api, GoogleCall, GoogleClient},
+    connector::{auth_of, Auth},
+    mime, transform as tf,
+};
+
+#[derive(Clone)]
+pub struct GoogleApi {
+    client: GoogleClient,
+    connections: ConnectionStore,
+    engine: bac_sync::SyncEngine,
+}
+
+fn bad(msg: impl Into<String>) -> ServiceError {
+    ServiceError::new("google-workspace", ErrorCode::InvalidRequest, msg)
+}
+
+fn internal(what: &str) -> ServiceError {
+    ServiceError::internal("google-workspace", format!("Google answered no {what}"))
+}
+
+fn ctx<T>(req: &Request<T>) -> Result<RequestContext, Status> {
+    RequestContext::from_metadata(req.metadata())
+}
+
+fn intent_of(given: &str) -> Result<String, ServiceError> {
+    Ok(bac_connector::intent_of("google-workspace", given)?.0)
+}
+
+/// A page token as Google gives them (opaque, printable).
+fn check_token(t: &str) -> Result<(), ServiceError> {
+    if t.len() > 2048 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("page_token is not one Google gave"));
+    }
+    Ok(())
+}
+
+/// A calendar id: `primary` or an address (`ada@example.com`,
+/// `...@group.calendar.google.com`).
+fn calendar_path(id: &str) -> Result<String, ServiceError> {
+    let id = if id.is_empty() { "primary" } else { id };
+    if id != "primary"
+        && !(id.contains('@')
+            && id.len() <= 320
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"@.-_+".contains(&b)))
+    {
+        return Err(bad("calendar_id must be primary or a calendar's address"));
+    }
+    Ok(format!("/calendar/v3/calendars/{id}/events"))
+}
+
+/// Drive allows files up to 5 TB; what one request may carry here is the gateway's body
+/// limit, so this bounds only the gRPC side.
+const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+impl GoogleApi {
+    pub fn new(
+        client: GoogleClient,
+        connections: ConnectionStore,
+        engine: bac_sync::SyncEngine,
+    ) -> Self {
+        GoogleApi {
+            client,
+            connections,
+            engine,
+        }
+    }
+
+    async fn connection(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<ConnectionRecord, ServiceError> {
+        self.connections.resolve(&ctx.tenant_id, id).await
+    }
+
+    async fn create(
+        &self,
+        rec: &ConnectionRecord,
+        entity: &str,
+        values: &Value,
+        intent: &str,
+    ) -> Result<Value, ServiceError> {
+        let created = self
+            .engine
+            .create(rec, entity, values, intent)
+            .await
+            .map_err(|e| e.service_error().clone())?;
+        Ok(created.raw)
+    }
+}
+
+#[tonic::async_trait]
+impl GoogleWorkspaceService for GoogleApi {
+    async fn send_message(
+        &self,
+        request: Request<SendMessageRequest>,
+    ) -> Result<Response<SentMessage>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        // the message is checked whole before anything is recorded
+        mime::build(&req, "check@example.com", "check@bac")?;
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        // a service account without `user` sends as `from`: that is whose mailbox it is
+        let asked = match (req.user.trim(), auth_of(&rec.config)) {
+            ("", Auth::ServiceAccount) => req.from.trim(),
+            (u, _) => u,
+        };
+        let user = self.client.acting_user(&rec, asked)?;
+        let values = json!({
+            "user": user,
+            "request": serde_json::to_value(&req).map_err(|e| ServiceError::internal("google-workspace", e))?,
+        });
+        let raw = self.create(&rec, "gmail_message", &values, &intent).await?;
+        let text = |k: &str| raw[k].as_str().unwrap_or("").to_string();
+        tracing::info!(message_id = %text("id"), connection = %rec.id, "gmail message sent");
+        Ok(Response::new(SentMessage {
+            id: text("id"),
+            thread_id: text("threadId"),
+            label_ids: raw["labelIds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str().map(String::from))
+                .collect(),
+            user: text("user"),
+            message_id_header: text("message_id_header"),
+            connection_id: rec.id.clone(),
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_token(&req.page_token)?;
+        let size = match req.page_size {
+            0 => 20,
+            n if n > 100 => return Err(bad("page_size must be at most 100").into()),
+            n => n,
+        };
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let mut call = GoogleCall::get(
+            Api::Gmail,
+            format!("/gmail/v1/users/{user}/messages"),
+            "gmail/messages.list",
+        )
+        .query("maxResults", size.to_string());
+        if !req.q.is_empty() {
+            call = call.query("q", req.q.clone());
+        }
+        for l in &req.label_ids {
+            if l.is_empty() || l.len() > 100 || !l.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(bad("label_ids must be Gmail label ids such as INBOX").into());
+            }
+            call = call.query("labelIds", l.clone());
+        }
+        if !req.page_token.is_empty() {
+            call = call.query("pageToken", req.page_token.clone());
+        }
+        let list = self.client.call(&rec, &user, &call).await?;
+        let mut messages = Vec::new();
+        for m in list.body["messages"].as_array().into_iter().flatten() {
+            let Some(id) = m["id"].as_str() else { continue };
+            let get = GoogleCall::get(
+                Api::Gmail,
+                format!("/gmail/v1/users/{user}/messages/{id}"),
+                "gmail/messages.get",
+            )
+            .query("format", "metadata")
+            .query("metadataHeaders", "From")
+            .query("metadataHeaders", "To")
+            .query("metadataHeaders", "Subject");
+            match self.client.call(&rec, &user, &get).await {
+                Ok(a) => messages.push(tf::message(&a.body)),
+                // deleted between the list and the read
+                Err(e) if e.code == ErrorCode::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Response::new(ListMessagesResponse {
+            messages,
+            next_page_token: list.body["nextPageToken"].as_str().unwrap_or("").into(),
+            result_size_estimate: list.body["resultSizeEstimate"].as_u64().unwrap_or(0) as u32,
+        }))
+    }
+
+    async fn create_event(
+        &self,
+        request: Request<CreateEventRequest>,
+    ) -> Result<Response<CalendarEvent>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let ev = req.event.clone().ok_or_else(|| bad("event is required"))?;
+        if ev.summary.trim().is_empty() {
+            return Err(bad("event.summary is required").into());
+        }
+        let (Some(start), Some(end)) = (&ev.start, &ev.end) else {
+            return Err(bad("event.start and event.end are required (RFC 3339 times)").into());
+        };
+        if (end.seconds, end.nanos) <= (start.seconds, start.nanos) {
+            return Err(bad("event.end must be after event.start").into());
+        }
+        if !ev.time_zone.is_empty() && ev.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(
+                bad("event.time_zone must be an IANA time zone such as Asia/Kolkata").into(),
+            );
+        }
+        for (i, a) in ev.attendees.iter().enumerate() {
+            if mime::addresses("attendees", &a.email).map(|l| l.len()).ok() != Some(1) {
+                return Err(bad(format!(
+                    "event.attendees[{i}].email is not an email address"
+                ))
+                .into());
+            }
+        }
+        if !req.calendar_id.is_empty() && req.calendar_id != "primary" {
+            return Err(bad(
+                "events are created on the user's primary calendar: leave calendar_id empty or primary, and choose the calendar with user",
+            )
+            .into());
+        }
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let values = tf::event_values(&ev, &user, req.add_meet, &req.send_updates);
+        let raw = self
+            .create(&rec, "calendar_event", &values, &intent)
+            .await?;
+        if raw.get("id").is_none() {
+            return Err(internal("event").into());
+        }
+        Ok(Response::new(tf::event(&raw, &user, &rec.id)))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<ListEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_token(&req.page_token)?;
+        let path = calendar_path(&req.calendar_id)?;
+        let size = match req.page_size {
+            0 => 250,
+            n if n > 2500 => return Err(bad("page_size must be at most 2500").into()),
+            n => n,
+        };
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let mut call = GoogleCall::get(Api::Calendar, path, "calendar/events.list")
+            .query("maxResults", size.to_string());
+        for (name, v) in [("timeMin", &req.time_min), ("timeMax", &req.time_max)] {
+            if !v.is_empty() {
+                if chrono::DateTime::parse_from_rfc3339(v).is_err() {
+                    return Err(bad(format!("{name} must be an RFC 3339 time")).into());
+                }
+                call = call.query(name, v.clone());
+            }
+        }
+        if !req.time_min.is_empty() || !req.time_max.is_empty() {
+            call = call
+                .query("singleEvents", "true")
+                .query("orderBy", "startTime");
+        }
+        if !req.q.is_empty() {
+            call = call.query("q", req.q.clone());
+        }
+        if !req.page_token.is_empty() {
+            call = call.query("pageToken", req.page_token.clone());
+        }
+        let a = self.client.call(&rec, &user, &call).await?;
+        let cal = if req.calendar_id.is_empty() || req.calendar_id == "primary" {
+            user.clone()
+        } else {
+            req.calendar_id.clone()
+        };
+        Ok(Response::new(ListEventsResponse {
+            events: a.body["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| tf::event(e, &cal, &rec.id))
+                .collect(),
+            next_page_token: a.body["nextPageToken"].as_str().unwrap_or("").into(),
+        }))
+    }
+
+    async fn upload_file(
+        &self,
+        request: Request<UploadFileRequest>,
+    ) -> Result<Response<DriveFile>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if req.name.trim().is_empty() || req.name.len() > 1000 {
+            return Err(bad("name is required (at most 1000 characters)").into());
+        }
+        if req.content.is_empty() {
+            return Err(bad("content is required (the file's bytes, base64 in REST)").into());
+        }
+        if req.content.len() > MAX_UPLOAD_BYTES {
+            return Err(bad(format!("content is larger than {MAX_UPLOAD_BYTES} bytes")).into());
+        }
+        if !req.mime_type.is_empty()
+            && (!req.mime_type.contains('/') || req.mime_type.contains(['\r', '\n']))
+        {
+            return Err(bad("mime_type must be a MIME type such as application/pdf").into());
+        }
+        for p in &req.parent_ids {
+            if p.is_empty()
+                || p.len() > 200
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad("parent_ids must be Drive folder ids").into());
+            }
+        }
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let values = json!({
+            "user": user,
+            "name": req.name,
+            "mime_type": req.mime_type,
+            "parent_ids": req.parent_ids,
+            "description": req.description,
+            "content_base64": base64::engine::general_purpose::STANDARD.encode(&req.content),
+        });
+        let raw = self.create(&rec, "drive_file", &values, &intent).await?;
+        if raw.get("id").is_none() {
+            return Err(internal("file").into());
+        }
+        Ok(Response::new(tf::file(&raw, &user, &rec.id)))
+    }
+
+    async fn list_files(
+        &self,
+        request: Request<ListFilesRequest>,
+    ) -> Result<Response<ListFilesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_token(&req.page_token)?;
+        let size = match req.page_size {
+            0 => 100,
+            n if n > 1000 => return Err(bad("page_size must be at most 1000").into()),
+            n => n,
+        };
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let mut call = GoogleCall::get(Api::Drive, "/drive/v3/files", "drive/files.list")
+            .query("pageSize", size.to_string())
+            .query(
+                "fields",
+                format!("nextPageToken,files({})", crate::upload::FILE_FIELDS),
+            );
+        if !req.q.is_empty() {
+            call = call.query("q", req.q.clone());
+        }
+        if !req.page_token.is_empty() {
+            call = call.query("pageToken", req.page_token.clone());
+        }
+        let a = self.client.call(&rec, &user, &call).await?;
+        Ok(Response::new(ListFilesResponse {
+            files: a.body["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| tf::file(f, &user, &rec.id))
+                .collect(),
+            next_page_token: a.body["nextPageToken"].as_str().unwrap_or("").into(),
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_token(&req.page_token)?;
+        let size = match req.page_size {
+            0 => 100,
+            n if n > 500 => return Err(bad("page_size must be at most 500").into()),
+            n => n,
+        };
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let mut call = GoogleCall::get(
+            Api::Directory,
+            "/admin/directory/v1/users",
+            "directory/users.list",
+        )
+        .query("customer", "my_customer")
+        .query("maxResults", size.to_string())
+        .query("orderBy", "email");
+        if !req.query.is_empty() {
+            call = call.query("query", req.query.clone());
+        }
+        if !req.page_token.is_empty() {
+            call = call.query("pageToken", req.page_token.clone());
+        }
+        let a = self.client.call(&rec, &user, &call).await?;
+        Ok(Response::new(ListUsersResponse {
+            users: a.body["users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(tf::user)
+                .collect(),
+            next_page_token: a.body["nextPageToken"].as_str().unwrap_or("").into(),
+        }))
+    }
+}
