@@ -641,14 +641,15 @@ ensure_nextest() {
 # with TLS and SASL/SCRAM, which take OpenSSL).
 ensure_build_deps() {
   local pkg missing=()
-  for pkg in pkg-config libssl-dev; do
+  # openssl: scripts/dev-up makes the demo Google service account's key with it
+  for pkg in pkg-config libssl-dev openssl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]} > 0)); then
     apt_install "${missing[@]}"
     BAC_INSTALLED+=("${missing[*]}")
   else
-    BAC_SKIPPED+=("pkg-config libssl-dev")
+    BAC_SKIPPED+=("pkg-config libssl-dev openssl")
   fi
 }
 
