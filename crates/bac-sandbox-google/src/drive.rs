@@ -7,6 +7,11 @@
 //! `name`, `mimeType`, `trashed`, `pageSize`, `pageToken`), `files.get` (`alt=media` for the
 //! content), `files.delete`, and the changes feed (`changes/startPageToken`, `changes` with
 //! `pageToken`, removals as `removed: true`). Files belong to the token's user.
+//!
+//! Tests interrupt uploads with `POST /_sandbox/google/drive/interrupt` (`{"chunk": n,
+//! "keep_bytes": k}`: the n-th chunk `PUT` from now keeps its first k bytes, rounded down to
+//! 256 KiB as Google keeps them, and is answered `503`, as a transfer cut off midway) and read
+//! what each session received with `GET /_sandbox/google/drive/uploads`.
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
@@ -56,6 +61,10 @@ struct Store {
     files: HashMap<String, BTreeMap<String, File>>,
     seq: HashMap<String, u64>,
     sessions: HashMap<String, Session>,
+    /// (chunks to let through before the cut, bytes the cut chunk keeps).
+    interrupt: Option<(u32, u64)>,
+    /// Every chunk `PUT` and status query: what it said and what the session then held.
+    log: Vec<Value>,
 }
 
 #[derive(Clone)]
@@ -147,6 +156,8 @@ pub fn router(drive: Drive) -> Router {
         )
         .route("/drive/v3/changes/startPageToken", get(start_token))
         .route("/drive/v3/changes", get(changes))
+        .route("/_sandbox/google/drive/interrupt", post(interrupt))
+        .route("/_sandbox/google/drive/uploads", get(uploads))
         .with_state(drive)
 }
 
@@ -335,6 +346,24 @@ fn content_range(v: &str) -> Option<ContentRange> {
 }
 
 /// The `308 Resume Incomplete` a session answers while it lacks bytes.
+/// `{"chunk": n (1: the next), "keep_bytes": k}`.
+async fn interrupt(State(d): State<Drive>, Json(i): Json<Value>) -> StatusCode {
+    let (Some(chunk), Some(keep)) = (i["chunk"].as_u64(), i["keep_bytes"].as_u64()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    match d.store.lock() {
+        Ok(mut s) => {
+            s.interrupt = Some(((chunk as u32).saturating_sub(1), keep));
+            StatusCode::NO_CONTENT
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn uploads(State(d): State<Drive>) -> Json<Value> {
+    Json(json!({"log": d.store.lock().map(|s| s.log.clone()).unwrap_or_default()}))
+}
+
 fn incomplete(received: u64) -> Response {
     let mut r = Response::builder().status(StatusCode::PERMANENT_REDIRECT);
     if received > 0 {
@@ -380,18 +409,50 @@ async fn resume(
         }
         session.total = Some(t);
     }
+    let mut cut = false;
     if let Some((from, to)) = span {
         let have = session.received.len() as u64;
         if to < from || to - from + 1 != body.len() as u64 || from > have {
             return bad("Content-Range does not match the bytes sent or skips bytes.");
         }
+        let mut body = &body[..];
+        match s.interrupt {
+            Some((0, keep)) => {
+                s.interrupt = None;
+                cut = true;
+                let keep = (keep - keep % (256 * 1024)).min(body.len() as u64) as usize;
+                body = &body[..keep];
+            }
+            Some((n, keep)) => s.interrupt = Some((n - 1, keep)),
+            None => {}
+        }
+        let Some(session) = s.sessions.get_mut(upload_id) else {
+            return not_found(upload_id);
+        };
         // a chunk sent again after a lost answer overlaps what is held: keep the new tail
         let skip = (have - from) as usize;
         if skip < body.len() {
             session.received.extend_from_slice(&body[skip..]);
         }
     }
+    let Some(session) = s.sessions.get_mut(upload_id) else {
+        return not_found(upload_id);
+    };
     let held = session.received.len() as u64;
+    let entry = json!({"upload_id": upload_id, "from": span.map(|r| r.0), "to": span.map(|r| r.1),
+                       "held": held, "cut": cut});
+    s.log.push(entry);
+    if cut {
+        return google_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Backend Error",
+            "backendError",
+            Value::Null,
+        );
+    }
+    let Some(session) = s.sessions.get_mut(upload_id) else {
+        return not_found(upload_id);
+    };
     match session.total {
         Some(t) if held == t => {
             let Some(done) = s.sessions.remove(upload_id) else {

@@ -520,3 +520,123 @@ async fn a_channel_near_expiry_is_replaced_and_the_old_one_stopped() {
         "{report}"
     );
 }
+
+/// The service's own Drive upload (its client, token source and connection) for `conn`.
+async fn service_client(
+    fleet: &Fleet,
+    conn: &str,
+) -> (
+    bac_google_workspace::client::GoogleClient,
+    bac_runtime::connections::ConnectionRecord,
+    bac_connector::TokenSource,
+) {
+    use bac_runtime::{db, upstream::UpstreamClient, vault, ServiceKind};
+    let cfg = fleet.infra.config(ServiceKind::GoogleWorkspace);
+    let pool = db::pool(&fleet.infra.database_url, "google_workspace", 4).unwrap();
+    let vault = vault::Vault::new(fleet.vault.config()).unwrap();
+    let store = bac_runtime::connections::ConnectionStore::new(
+        pool.clone(),
+        vault.clone(),
+        "google-workspace",
+    );
+    let rec = store.get(&fleet.tenant, conn).await.unwrap();
+    let http = UpstreamClient::new(
+        "google-workspace",
+        cfg.upstream_per_second,
+        bac_runtime::upstream::RetryPolicy::default(),
+        cfg.upstream_egress.clone(),
+    );
+    let calls = bac_connector::Calls::new(pool.clone(), "google-workspace", "Google Workspace");
+    let hosts = bac_google_workspace::client::Hosts {
+        base: Some(sandbox(fleet).to_string()),
+    };
+    let tokens = bac_connector::TokenSource::new(
+        "google-workspace",
+        "Google",
+        pool,
+        vault,
+        http.clone(),
+        calls.clone(),
+        bac_google_workspace::connector::GoogleGrant {
+            hosts: hosts.clone(),
+        },
+    );
+    (
+        bac_google_workspace::client::GoogleClient::new(hosts, tokens.clone(), http, calls),
+        rec,
+        tokens,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_50_mb_upload_cut_off_midway_resumes_from_the_last_acknowledged_byte() {
+    use bac_google_workspace::upload::{self, NewFile, CHUNK};
+    const MB: usize = 1024 * 1024;
+    let fleet = google_fleet(None).await;
+    let conn = fleet.connect_google(SCOPES, json!({})).await;
+    let (client, rec, tokens) = service_client(&fleet, &conn).await;
+    let content: Vec<u8> = (0..50 * MB as u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    // The third chunk (bytes 16 MB..24 MB) is cut off after 3 MB: Google keeps those.
+    let status = fleet
+        .http
+        .post(format!(
+            "{}/_sandbox/google/drive/interrupt",
+            sandbox(&fleet)
+        ))
+        .json(&json!({"chunk": 3, "keep_bytes": 3 * MB}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let file = upload::upload(
+        &client,
+        &rec,
+        "admin@example.com",
+        &NewFile {
+            name: "backup.bin".into(),
+            mime_type: "application/octet-stream".into(),
+            parents: Vec::new(),
+            description: String::new(),
+            content: content.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(file["size"], (50 * MB).to_string(), "{file}");
+
+    let log = sandbox_get(&fleet, "/_sandbox/google/drive/uploads").await;
+    let entries = log["log"].as_array().unwrap();
+    let cut = entries
+        .iter()
+        .position(|e| e["cut"] == true)
+        .expect("a chunk was cut");
+    assert_eq!(entries[cut]["from"], 2 * CHUNK as u64, "{log}");
+    assert_eq!(entries[cut]["held"], (2 * CHUNK + 3 * MB) as u64, "{log}");
+    // then the status query (no bytes), then the next chunk from the acknowledged byte
+    assert!(entries[cut + 1]["from"].is_null(), "{log}");
+    assert_eq!(
+        entries[cut + 2]["from"],
+        (2 * CHUNK + 3 * MB) as u64,
+        "resumed from the last acknowledged byte, not the chunk's start: {log}"
+    );
+    assert_eq!(entries.last().unwrap()["held"], (50 * MB) as u64);
+
+    // Drive holds exactly the bytes sent.
+    let id = file["id"].as_str().unwrap();
+    let token = tokens.token(&rec, Some("admin@example.com")).await.unwrap();
+    let resp = fleet
+        .http
+        .get(format!("{}/drive/v3/files/{id}?alt=media", sandbox(&fleet)))
+        .bearer_auth(secrecy::ExposeSecret::expose_secret(&token.value))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let held = resp.bytes().await.unwrap();
+    use sha2::Digest;
+    assert_eq!(held.len(), content.len());
+    assert_eq!(sha2::Sha256::digest(&held), sha2::Sha256::digest(&content));
+}
