@@ -38,6 +38,10 @@ pub trait Upstream: Send + Sync {
     /// A canonical text field of that entity the suite writes (its upstream twin is the
     /// connector's business).
     fn field(&self) -> &'static str;
+    /// What a create needs besides [`Upstream::field`] (a calendar event's start and end).
+    fn create_values(&self) -> Value {
+        json!({})
+    }
     /// Connects the fleet's tenant to the sandbox through the gateway; the connection id.
     async fn connect(&self, fleet: &Fleet) -> String;
     /// Creates a record upstream, as one of the provider's users would; its id.
@@ -94,7 +98,10 @@ pub fn replica_command(fleet: &Fleet, test: &str, env: &[(&str, String)]) -> std
     cmd.spawn().unwrap()
 }
 
-/// Triggers a sync through the REST API and waits for its run to end; the run.
+/// Triggers a sync through the REST API and waits for its run to end; the run. For an
+/// entity synced in partitions (a calendar per user), the entity's run queues a run per
+/// partition: those are waited for too, and the answer is them together (succeeded when
+/// each did, their counts summed).
 pub async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value {
     let (status, body) = fleet
         .call(
@@ -104,12 +111,44 @@ pub async fn sync(fleet: &Fleet, conn: &str, entity: &str, mode: &str) -> Value 
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    wait_run(
-        fleet,
-        conn,
-        body["sync_run_id"].as_str().unwrap_or_default(),
-    )
-    .await
+    let parent = body["sync_run_id"].as_str().unwrap_or_default().to_string();
+    let run = wait_run(fleet, conn, &parent).await;
+    // run ids are UUIDv7: the partitions' runs the entity's run queued sort after it
+    let (_, list) = fleet
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/connections/{conn}/sync-runs?limit=200"),
+            None,
+        )
+        .await;
+    let children: Vec<String> = list["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            r["entity"] == entity
+                && r["partition"].as_str().is_some_and(|p| !p.is_empty())
+                && r["id"].as_str().is_some_and(|id| id > parent.as_str())
+        })
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    if children.is_empty() {
+        return run;
+    }
+    let mut total = json!({"id": parent, "status": "succeeded", "partitions": children.len(),
+        "records_seen": 0, "records_created": 0, "records_updated": 0, "records_deleted": 0});
+    for id in &children {
+        let r = wait_run(fleet, conn, id).await;
+        if r["status"] != "succeeded" {
+            total["status"] = r["status"].clone();
+            total["error"] = r["error"].clone();
+        }
+        for k in ["seen", "created", "updated", "deleted"] {
+            let key = format!("records_{k}");
+            total[&key] = json!(total[&key].as_u64().unwrap_or(0) + r[&key].as_u64().unwrap_or(0));
+        }
+    }
+    total
 }
 
 /// Waits for run `run_id` of `conn` to end; the run as the REST API lists it.
@@ -314,12 +353,14 @@ pub async fn echo_suppression<U: Upstream>(fleet: &Fleet, up: &U) {
     sync(fleet, &conn, entity, "full").await;
     let value = unique("Written by the platform");
     let ce_id = unique("cmd-echo").replace(' ', "-");
+    let mut values = up.create_values();
+    values[up.field()] = json!(value);
     command(
         fleet,
         key,
         &ce_id,
         &format!("bac.{key}.{entity}.create"),
-        json!({"entity": entity, "op": "create", "values": {up.field(): value}}),
+        json!({"entity": entity, "op": "create", "values": values}),
     )
     .await;
     assert_eq!(settled(fleet, key, &ce_id).await, "applied");

@@ -14,6 +14,7 @@ mod bad_input;
 mod catalog;
 mod command_rejects;
 mod conflict_leases;
+mod conformance_google;
 mod conformance_odoo;
 mod conformance_zoho;
 mod connection_updates;
