@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 use bac_runtime::ServiceKind;
 pub use schema::{merge_patch, validate, Violation, ANNOTATIONS, SUPPORTED_KEYWORDS};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// How an integration is served today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,18 @@ impl Definition {
     /// Its service keeps connections: their bodies are checked against the schemas here.
     pub fn keeps_connections(&self) -> bool {
         matches!(self.serving, Serving::Domain(_) | Serving::Connections(_))
+    }
+
+    /// Whether a new connection with these settings and credentials is authorised next in
+    /// the user's browser: an OAuth integration (or one whose settings choose OAuth, such as
+    /// Google Workspace's `auth: "oauth"`) without a pasted refresh token.
+    pub fn needs_authorization(
+        &self,
+        config: &Map<String, Value>,
+        credentials: &Map<String, Value>,
+    ) -> bool {
+        let oauth = self.auth_type == "oauth2" || config.get("auth") == Some(&json!("oauth"));
+        oauth && !credentials.contains_key("refresh_token")
     }
 
     /// A fleet service serves it with a real domain.
@@ -352,8 +364,8 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
             category: "productivity",
             description: "Gmail, Calendar, Drive and the Admin Directory, as a service account with domain-wide delegation or a user's OAuth grant.",
             auth_type: "service_account",
-            capabilities: &["gmail.send", "gmail.messages", "calendar.events", "drive.files", "admin.users", "calendar.push", "sync"],
-            planned_capabilities: &["docs", "sheets", "slides", "forms", "chat", "tasks"],
+            capabilities: &["gmail.send", "gmail.messages", "calendar.events", "drive.files", "admin.users", "docs", "sheets", "slides", "forms", "calendar.push", "sync"],
+            planned_capabilities: &["chat", "tasks", "gmail.history"],
             serving: Serving::Domain(ServiceKind::GoogleWorkspace),
             // Must accept what bac-google-workspace's `validate_settings` accepts.
             config_schema: object(

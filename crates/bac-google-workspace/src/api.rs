@@ -3,10 +3,13 @@
 //! create-intent ledger, then the mirror and its `bac.google_workspace.<entity>.v1` event);
 //! reads go straight to Google, acting as the request's user.
 use bac_proto::google_workspace::v1::{
-    google_workspace_service_server::GoogleWorkspaceService, CalendarEvent, CreateEventRequest,
-    DriveFile, ListEventsRequest, ListEventsResponse, ListFilesRequest, ListFilesResponse,
-    ListMessagesRequest, ListMessagesResponse, ListUsersRequest, ListUsersResponse,
-    SendMessageRequest, SentMessage, UploadFileRequest,
+    google_workspace_service_server::GoogleWorkspaceService, Answer, CalendarEvent,
+    CreateDocumentRequest, CreateEventRequest, CreateFormRequest, CreatePresentationRequest,
+    CreateSpreadsheetRequest, Document, DriveFile, Form, FormResponse, ListEventsRequest,
+    ListEventsResponse, ListFilesRequest, ListFilesResponse, ListFormResponsesRequest,
+    ListFormResponsesResponse, ListMessagesRequest, ListMessagesResponse, ListUsersRequest,
+    ListUsersResponse, Presentation, Row, SendMessageRequest, SentMessage, Spreadsheet,
+    UpdateValuesRequest, UpdatedValues, UploadFileRequest,
 };
 use bac_runtime::{
     connections::{ConnectionRecord, ConnectionStore},
@@ -69,6 +72,52 @@ fn calendar_path(id: &str) -> Result<String, ServiceError> {
     Ok(format!("/calendar/v3/calendars/{id}/events"))
 }
 
+/// A Drive file id (Docs, Sheets, Slides and Forms ids are Drive's).
+fn check_file_id(what: &str, id: &str) -> Result<(), ServiceError> {
+    if id.is_empty()
+        || id.len() > 200
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(bad(format!("{what} is not a Google file id")));
+    }
+    Ok(())
+}
+
+/// Rows as JSON for the engine and Sheets; at most 100,000 cells of 50,000 characters (a
+/// cell's limit in Sheets).
+fn rows_json(rows: &[Row]) -> Result<Value, ServiceError> {
+    let cells: usize = rows.iter().map(|r| r.cells.len()).sum();
+    if cells > 100_000 {
+        return Err(bad("at most 100000 cells a request"));
+    }
+    if rows
+        .iter()
+        .flat_map(|r| &r.cells)
+        .any(|c| c.chars().count() > 50_000)
+    {
+        return Err(bad("a cell holds at most 50000 characters"));
+    }
+    Ok(json!(rows
+        .iter()
+        .map(|r| r.cells.clone())
+        .collect::<Vec<_>>()))
+}
+
+fn text_of(raw: &Value, k: &str) -> String {
+    raw[k].as_str().unwrap_or("").to_string()
+}
+
+fn strings_of(raw: &Value, k: &str) -> Vec<String> {
+    raw[k]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
+}
+
 /// Drive allows files up to 5 TB; what one request may carry here is the gateway's body
 /// limit, so this bounds only the gRPC side.
 const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
@@ -107,6 +156,53 @@ impl GoogleApi {
             .await
             .map_err(|e| e.service_error().clone())?;
         Ok(created.raw)
+    }
+}
+
+impl GoogleApi {
+    /// `values.update` or `values.append`.
+    async fn values(
+        &self,
+        request: Request<UpdateValuesRequest>,
+        append: bool,
+    ) -> Result<Response<UpdatedValues>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_file_id("spreadsheet_id", &req.spreadsheet_id)?;
+        if req.range.trim().is_empty() || req.range.len() > 500 || req.range.contains(['\r', '\n'])
+        {
+            return Err(bad("range must be A1 notation such as Sheet1!A1:C3").into());
+        }
+        if req.rows.is_empty() {
+            return Err(bad("rows is required: the rows to write").into());
+        }
+        let rows = rows_json(&req.rows)?;
+        let input = match req.value_input_option.as_str() {
+            "" => "USER_ENTERED",
+            o @ ("RAW" | "USER_ENTERED") => o,
+            _ => return Err(bad("value_input_option must be RAW or USER_ENTERED").into()),
+        };
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let a = crate::office::write_values(
+            &self.client,
+            &rec,
+            &user,
+            &req.spreadsheet_id,
+            &req.range,
+            &rows,
+            input,
+            append,
+        )
+        .await?;
+        let n = |k: &str| a[k].as_u64().unwrap_or(0) as u32;
+        Ok(Response::new(UpdatedValues {
+            spreadsheet_id: req.spreadsheet_id,
+            updated_range: text_of(&a, "updated_range"),
+            updated_rows: n("updated_rows"),
+            updated_columns: n("updated_columns"),
+            updated_cells: n("updated_cells"),
+        }))
     }
 }
 
@@ -393,6 +489,215 @@ impl GoogleWorkspaceService for GoogleApi {
                 .map(|f| tf::file(f, &user, &rec.id))
                 .collect(),
             next_page_token: a.body["nextPageToken"].as_str().unwrap_or("").into(),
+        }))
+    }
+
+    async fn create_document(
+        &self,
+        request: Request<CreateDocumentRequest>,
+    ) -> Result<Response<Document>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if req.title.trim().is_empty() {
+            return Err(bad("title is required").into());
+        }
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let values = json!({"user": user, "title": req.title, "content": req.content});
+        let raw = self.create(&rec, "document", &values, &intent).await?;
+        Ok(Response::new(Document {
+            id: text_of(&raw, "id"),
+            title: text_of(&raw, "title"),
+            revision_id: text_of(&raw, "revision_id"),
+            url: text_of(&raw, "url"),
+            user,
+            connection_id: rec.id.clone(),
+        }))
+    }
+
+    async fn create_spreadsheet(
+        &self,
+        request: Request<CreateSpreadsheetRequest>,
+    ) -> Result<Response<Spreadsheet>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if req.title.trim().is_empty() {
+            return Err(bad("title is required").into());
+        }
+        if req
+            .sheet_titles
+            .iter()
+            .any(|t| t.trim().is_empty() || t.chars().count() > 100)
+        {
+            return Err(bad("sheet_titles must be names of 1 to 100 characters").into());
+        }
+        let rows = rows_json(&req.rows)?;
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let values = json!({"user": user, "title": req.title, "sheet_titles": req.sheet_titles,
+                            "rows": rows});
+        let raw = self.create(&rec, "spreadsheet", &values, &intent).await?;
+        Ok(Response::new(Spreadsheet {
+            id: text_of(&raw, "id"),
+            title: text_of(&raw, "title"),
+            url: text_of(&raw, "url"),
+            sheet_titles: strings_of(&raw, "sheet_titles"),
+            user,
+            connection_id: rec.id.clone(),
+        }))
+    }
+
+    async fn update_values(
+        &self,
+        request: Request<UpdateValuesRequest>,
+    ) -> Result<Response<UpdatedValues>, Status> {
+        self.values(request, false).await
+    }
+
+    async fn append_values(
+        &self,
+        request: Request<UpdateValuesRequest>,
+    ) -> Result<Response<UpdatedValues>, Status> {
+        self.values(request, true).await
+    }
+
+    async fn create_presentation(
+        &self,
+        request: Request<CreatePresentationRequest>,
+    ) -> Result<Response<Presentation>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if req.title.trim().is_empty() {
+            return Err(bad("title is required").into());
+        }
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let slides: Vec<Value> = req
+            .slides
+            .iter()
+            .map(|s| json!({"title": s.title, "body": s.body}))
+            .collect();
+        let values = json!({"user": user, "title": req.title, "slides": slides});
+        let raw = self.create(&rec, "presentation", &values, &intent).await?;
+        Ok(Response::new(Presentation {
+            id: text_of(&raw, "id"),
+            title: text_of(&raw, "title"),
+            url: text_of(&raw, "url"),
+            slide_ids: strings_of(&raw, "slide_ids"),
+            user,
+            connection_id: rec.id.clone(),
+        }))
+    }
+
+    async fn create_form(
+        &self,
+        request: Request<CreateFormRequest>,
+    ) -> Result<Response<Form>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if req.title.trim().is_empty() {
+            return Err(bad("title is required").into());
+        }
+        for (i, q) in req.questions.iter().enumerate() {
+            if q.title.trim().is_empty() {
+                return Err(bad(format!("questions[{i}].title is required")).into());
+            }
+            let choice = matches!(q.kind.as_str(), "choice" | "checkbox");
+            if choice && (q.options.is_empty() || q.options.iter().any(|o| o.trim().is_empty())) {
+                return Err(bad(format!(
+                    "questions[{i}].options must list the answers a {} question offers",
+                    q.kind
+                ))
+                .into());
+            }
+            if !choice && !q.options.is_empty() {
+                return Err(bad(format!(
+                    "questions[{i}].options belong to choice and checkbox questions"
+                ))
+                .into());
+            }
+        }
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let questions: Vec<Value> = req
+            .questions
+            .iter()
+            .map(|q| json!({"title": q.title, "kind": q.kind, "options": q.options, "required": q.required}))
+            .collect();
+        let values = json!({"user": user, "title": req.title, "description": req.description,
+                            "questions": questions});
+        let raw = self.create(&rec, "form", &values, &intent).await?;
+        Ok(Response::new(Form {
+            id: text_of(&raw, "id"),
+            title: text_of(&raw, "title"),
+            responder_url: text_of(&raw, "responder_url"),
+            question_ids: strings_of(&raw, "question_ids"),
+            user,
+            connection_id: rec.id.clone(),
+        }))
+    }
+
+    async fn list_form_responses(
+        &self,
+        request: Request<ListFormResponsesRequest>,
+    ) -> Result<Response<ListFormResponsesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_file_id("form_id", &req.form_id)?;
+        check_token(&req.page_token)?;
+        let size = match req.page_size {
+            0 => 100,
+            n if n > 5000 => return Err(bad("page_size must be at most 5000").into()),
+            n => n,
+        };
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let mut call = GoogleCall::get(
+            Api::Forms,
+            format!("/v1/forms/{}/responses", req.form_id),
+            "forms/responses.list",
+        )
+        .query("pageSize", size.to_string());
+        if !req.page_token.is_empty() {
+            call = call.query("pageToken", req.page_token.clone());
+        }
+        let a = self.client.call(&rec, &user, &call).await?;
+        let responses = a.body["responses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let mut answers: Vec<Answer> = r["answers"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(qid, ans)| Answer {
+                        question_id: qid.clone(),
+                        values: ans["textAnswers"]["answers"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|v| v["value"].as_str().map(String::from))
+                            .collect(),
+                    })
+                    .collect();
+                answers.sort_by(|a, b| a.question_id.cmp(&b.question_id));
+                FormResponse {
+                    id: text_of(r, "responseId"),
+                    created_at: tf::timestamp(&r["createTime"]),
+                    submitted_at: tf::timestamp(&r["lastSubmittedTime"]),
+                    respondent_email: text_of(r, "respondentEmail"),
+                    answers,
+                }
+            })
+            .collect();
+        Ok(Response::new(ListFormResponsesResponse {
+            responses,
+            next_page_token: text_of(&a.body, "nextPageToken"),
         }))
     }
 

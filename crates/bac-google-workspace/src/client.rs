@@ -31,6 +31,10 @@ pub enum Api {
     /// Drive's upload endpoint (`/upload/drive/v3`).
     DriveUpload,
     Directory,
+    Docs,
+    Sheets,
+    Slides,
+    Forms,
 }
 
 /// Where Google is: its documented hosts, or one base URL serving them all (the sandbox,
@@ -58,6 +62,10 @@ impl Hosts {
             Api::Gmail => "https://gmail.googleapis.com",
             Api::Calendar | Api::Drive | Api::DriveUpload => "https://www.googleapis.com",
             Api::Directory => "https://admin.googleapis.com",
+            Api::Docs => "https://docs.googleapis.com",
+            Api::Sheets => "https://sheets.googleapis.com",
+            Api::Slides => "https://slides.googleapis.com",
+            Api::Forms => "https://forms.googleapis.com",
         }
         .to_string()
     }
@@ -143,6 +151,20 @@ impl GoogleCall {
         self.headers.push((k.into(), v.into()));
         self
     }
+}
+
+/// `s` as one path segment: everything but RFC 3986's unreserved characters and the
+/// sub-delimiters Sheets' A1 ranges use (`!`, `:`, `$`) percent-encoded.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!:$".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Google's answer.

@@ -5,7 +5,8 @@
 //! account's JWT grant per acted-as user or a user's OAuth flow, the connection test).
 //! [`client`]: the one way a Google call is made (token per user, host, per-user quota, call
 //! log, Google's error body). [`api`]: `bac.google_workspace.v1.GoogleWorkspaceService`.
-//! [`mime`]: the RFC 5322 message Gmail sends. [`upload`]: Drive's multipart and resumable
+//! [`mime`]: the RFC 5322 message Gmail sends. [`office`]: Docs, Sheets, Slides and Forms
+//! the fleet creates. [`upload`]: Drive's multipart and resumable
 //! uploads. [`sync`]: the entities for the engine (where a Calendar event, a Drive file or a
 //! Directory user becomes an event). [`channels`]: Calendar push channels on the kit's.
 //! [`transform`]: Google's JSON <-> the platform's messages.
@@ -14,6 +15,7 @@ pub mod channels;
 pub mod client;
 pub mod connector;
 pub mod mime;
+pub mod office;
 pub mod sync;
 pub mod transform;
 pub mod upload;
@@ -83,6 +85,7 @@ pub const COMMANDS_TOPIC: &str = "bac.google_workspace.commands.v1";
 pub fn topics() -> Vec<String> {
     let mut t: Vec<String> = sync::ENTITIES
         .iter()
+        .chain(office::ENTITIES)
         .map(|e| events::topic("google_workspace", e))
         .collect();
     t.push(bac_sync::SYNC_RUN_TOPIC.into());
@@ -145,7 +148,10 @@ pub async fn run_with(config: Config, settings: GoogleSettings) -> anyhow::Resul
         rt.db.clone(),
         "google_workspace",
         store.clone(),
-        sync::adapters(&client),
+        sync::adapters(&client)
+            .into_iter()
+            .chain(office::adapters(&client))
+            .collect(),
         bac_sync::SyncOptions::from_env("google_workspace"),
     );
     engine.spawn(Some(rt.config.kafka.clone()), rt.shutdown.child_token());

@@ -45,6 +45,23 @@ fn list(addrs: &[String]) -> Address<'static> {
     )
 }
 
+/// The addresses of an address header (`Ada <ada@example.com>, bob@example.com` ->
+/// `ada@example.com, bob@example.com`); display names are dropped.
+pub fn header_addresses(value: &str) -> String {
+    value
+        .split(',')
+        .map(|a| {
+            let a = a.trim();
+            match (a.rfind('<'), a.rfind('>')) {
+                (Some(l), Some(r)) if l < r => a[l + 1..r].trim(),
+                _ => a,
+            }
+        })
+        .filter(|a| !a.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What was built: the raw message and its `Message-ID`.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -186,6 +203,14 @@ mod tests {
         assert!(text.contains("multipart/mixed"), "{text}");
         assert!(text.contains("multipart/alternative"), "{text}");
         assert!(text.contains("terms.pdf"), "{text}");
+    }
+
+    #[test]
+    fn address_headers_read_as_addresses() {
+        assert_eq!(
+            header_addresses("Ada Lovelace <ada@example.com>, <bob@example.com>, c@example.com"),
+            "ada@example.com, bob@example.com, c@example.com"
+        );
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //!   first, so nothing changed during it is missed.
 //! - `directory_user`: the domain's users (Admin SDK), listed whole each run (the Directory
 //!   has no change feed); deletions are the ids no longer listed.
-//! - `gmail_message`: the messages the fleet sends (create only; a sent message is not read
-//!   again, so its answer is kept in the intent ledger).
+//! - `gmail_message`: a partition per synced user's mailbox, incremental with Gmail's
+//!   `historyId` (`history.list`: added messages read with their headers, deleted ones as
+//!   tombstones); a `404` for a history Gmail no longer keeps lists that mailbox again.
+//!   Sends are creates (the answer kept in the intent ledger, so a retry does not send twice).
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -838,6 +840,136 @@ pub struct GmailMessages {
     client: GoogleClient,
 }
 
+/// A message read with `format=metadata` as a record: its headers flattened (`from`, `to`,
+/// `subject`, `message_id_header`), versioned by its history id.
+fn message_record(user: &str, m: &Value) -> Option<RemoteRecord> {
+    let id = m.get("id")?.as_str()?.to_string();
+    let header = |name: &str| {
+        m["payload"]["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|h| {
+                h["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .and_then(|h| h["value"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let raw = json!({
+        "id": id, "threadId": m["threadId"], "labelIds": m["labelIds"], "user": user,
+        "from": mime::header_addresses(&header("From")),
+        "to": mime::header_addresses(&header("To")), "subject": header("Subject"),
+        "message_id_header": header("Message-ID").trim_matches(['<', '>']),
+        "snippet": m["snippet"], "internalDate": m["internalDate"],
+    });
+    Some(RemoteRecord {
+        id: format!("{user}/{id}"),
+        version: m["historyId"]
+            .as_str()
+            .and_then(|h| h.parse::<i64>().ok())
+            .map(Version::Sequence),
+        raw,
+        deleted: false,
+    })
+}
+
+impl GmailMessages {
+    async fn metadata(
+        &self,
+        conn: &ConnectionRecord,
+        user: &str,
+        id: &str,
+    ) -> Result<Option<RemoteRecord>, ServiceError> {
+        let call = GoogleCall::get(
+            Api::Gmail,
+            format!("/gmail/v1/users/{user}/messages/{id}"),
+            "gmail/messages.get",
+        )
+        .query("format", "metadata")
+        .query("metadataHeaders", "From")
+        .query("metadataHeaders", "To")
+        .query("metadataHeaders", "Subject")
+        .query("metadataHeaders", "Message-ID");
+        match self.client.call(conn, user, &call).await {
+            Ok(a) => Ok(message_record(user, &a.body)),
+            Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The mailbox's current history id (where the next incremental run starts).
+    async fn current(&self, conn: &ConnectionRecord, user: &str) -> Result<String, ServiceError> {
+        let a = self
+            .client
+            .call(
+                conn,
+                user,
+                &GoogleCall::get(
+                    Api::Gmail,
+                    format!("/gmail/v1/users/{user}/profile"),
+                    "gmail/users.getProfile",
+                ),
+            )
+            .await?;
+        Ok(text(&a.body, "historyId"))
+    }
+
+    /// One page of the whole mailbox (a full run, or after history was lost).
+    async fn list_page(
+        &self,
+        conn: &ConnectionRecord,
+        user: &str,
+        req: &PullRequest,
+        mut pos: Value,
+    ) -> Result<Page, SyncError> {
+        if pos["start"].as_str().is_none() {
+            pos["start"] = json!(self.current(conn, user).await.map_err(from_service)?);
+        }
+        let mut call = GoogleCall::get(
+            Api::Gmail,
+            format!("/gmail/v1/users/{user}/messages"),
+            "gmail/messages.list",
+        )
+        .query("maxResults", req.page_size.clamp(1, 500).to_string());
+        if let Some(p) = pos["page_token"].as_str() {
+            call = call.query("pageToken", p);
+        }
+        let a = self
+            .client
+            .call(conn, user, &call)
+            .await
+            .map_err(from_service)?;
+        let mut records = Vec::new();
+        for m in a.body["messages"].as_array().into_iter().flatten() {
+            if let Some(id) = m["id"].as_str() {
+                if let Some(r) = self.metadata(conn, user, id).await.map_err(from_service)? {
+                    records.push(r);
+                }
+            }
+        }
+        match a.body["nextPageToken"].as_str() {
+            Some(next) => {
+                pos["page_token"] = json!(next);
+                Ok(Page {
+                    records,
+                    position: pos,
+                    done: false,
+                    cursor: Value::Null,
+                })
+            }
+            None => Ok(Page {
+                records,
+                cursor: json!({"history_id": pos["start"]}),
+                position: pos,
+                done: true,
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl EntityAdapter for GmailMessages {
     fn entity(&self) -> &'static str {
@@ -853,22 +985,98 @@ impl EntityAdapter for GmailMessages {
             optional("from", "from"),
             optional("to", "to"),
             optional("subject", "subject"),
+            optional("snippet", "snippet"),
             optional("message_id_header", "message_id_header"),
         ]))
         .unwrap_or_else(|_| Mapping::identity(&["id"]))
     }
 
+    async fn partitions(&self, conn: &ConnectionRecord) -> Result<Option<Vec<String>>, SyncError> {
+        Ok(Some(synced_users(&conn.config)))
+    }
+
     fn refetchable(&self) -> bool {
+        // a sent message's answer is kept, so a retried send answers it without a read
         false
     }
 
-    /// Sent messages are written, not read back: nothing to pull.
-    async fn pull(&self, _conn: &ConnectionRecord, _req: &PullRequest) -> Result<Page, SyncError> {
+    /// A full run lists the mailbox (taking the history id first); an incremental one reads
+    /// the history since the cursor: added messages are read, deleted ones are tombstones.
+    /// A history start Gmail no longer keeps (404) lists this mailbox again, no other.
+    async fn pull(&self, conn: &ConnectionRecord, req: &PullRequest) -> Result<Page, SyncError> {
+        let user = req.partition.as_str();
+        let pos = req.position.clone().unwrap_or(json!({}));
+        let start = match req.mode {
+            Mode::Full => None,
+            Mode::Incremental => req
+                .cursor
+                .as_ref()
+                .and_then(|c| c.get("history_id"))
+                .and_then(Value::as_str)
+                .map(String::from),
+        };
+        let Some(start) = start.filter(|_| pos["full"] != true) else {
+            let mut pos = pos;
+            pos["full"] = json!(true);
+            return self.list_page(conn, user, req, pos).await;
+        };
+        let mut call = GoogleCall::get(
+            Api::Gmail,
+            format!("/gmail/v1/users/{user}/history"),
+            "gmail/history.list",
+        )
+        .query("startHistoryId", start)
+        .query("maxResults", req.page_size.clamp(1, 500).to_string());
+        if let Some(p) = pos["page_token"].as_str() {
+            call = call.query("pageToken", p);
+        }
+        let a = match self.client.call(conn, user, &call).await {
+            Ok(a) => a,
+            Err(e) if e.code == ErrorCode::NotFound => {
+                tracing::info!(connection = %conn.id, user, "Gmail no longer keeps the history since the cursor: this mailbox is listed again");
+                return Ok(Page {
+                    records: Vec::new(),
+                    position: json!({"full": true}),
+                    done: false,
+                    cursor: Value::Null,
+                });
+            }
+            Err(e) => return Err(from_service(e)),
+        };
+        let mut records = Vec::new();
+        for h in a.body["history"].as_array().into_iter().flatten() {
+            for added in h["messagesAdded"].as_array().into_iter().flatten() {
+                if let Some(id) = added["message"]["id"].as_str() {
+                    // gone again since: its deletion follows in the history
+                    if let Some(r) = self.metadata(conn, user, id).await.map_err(from_service)? {
+                        records.push(r);
+                    }
+                }
+            }
+            for deleted in h["messagesDeleted"].as_array().into_iter().flatten() {
+                if let Some(id) = deleted["message"]["id"].as_str() {
+                    records.push(RemoteRecord {
+                        id: format!("{user}/{id}"),
+                        version: None,
+                        raw: json!({"id": id, "user": user}),
+                        deleted: true,
+                    });
+                }
+            }
+        }
+        if let Some(next) = a.body["nextPageToken"].as_str() {
+            return Ok(Page {
+                records,
+                position: json!({"page_token": next}),
+                done: false,
+                cursor: Value::Null,
+            });
+        }
         Ok(Page {
-            records: Vec::new(),
+            records,
             position: json!({}),
             done: true,
-            cursor: Value::Null,
+            cursor: json!({"history_id": text(&a.body, "historyId")}),
         })
     }
 
@@ -878,12 +1086,15 @@ impl EntityAdapter for GmailMessages {
 
     async fn fetch(
         &self,
-        _conn: &ConnectionRecord,
-        _remote_id: &str,
+        conn: &ConnectionRecord,
+        remote_id: &str,
     ) -> Result<Option<RemoteRecord>, SyncError> {
-        Ok(None)
+        let (user, id) = split_id(remote_id)?;
+        self.metadata(conn, user, id).await.map_err(from_service)
     }
 
+    /// Sends the message, then reads it back as a pull would, so the next pull finds
+    /// nothing new in it.
     async fn create(
         &self,
         conn: &ConnectionRecord,
@@ -917,16 +1128,20 @@ impl EntityAdapter for GmailMessages {
         if id.is_empty() {
             return Err(bad("Gmail answered no message id"));
         }
-        Ok(RemoteRecord {
-            id: id.clone(),
-            version: None,
-            raw: json!({
-                "id": id, "threadId": a.body["threadId"], "labelIds": a.body["labelIds"],
-                "user": user, "from": if req.from.is_empty() { user.clone() } else { req.from.clone() },
-                "to": req.to, "subject": req.subject, "message_id_header": message_id,
+        match self.metadata(conn, &user, &id).await {
+            Ok(Some(r)) => Ok(r),
+            // sent; the read back failed: the answer Gmail gave is the record
+            _ => Ok(RemoteRecord {
+                id: format!("{user}/{id}"),
+                version: None,
+                raw: json!({
+                    "id": id, "threadId": a.body["threadId"], "labelIds": a.body["labelIds"],
+                    "user": user, "to": req.to, "subject": req.subject,
+                    "message_id_header": message_id,
+                }),
+                deleted: false,
             }),
-            deleted: false,
-        })
+        }
     }
 
     async fn update(
@@ -935,11 +1150,11 @@ impl EntityAdapter for GmailMessages {
         _r: &str,
         _v: &Value,
     ) -> Result<RemoteRecord, SyncError> {
-        Err(bad("a sent message cannot be changed"))
+        Err(bad("a message cannot be changed"))
     }
 
     async fn delete(&self, _c: &ConnectionRecord, _r: &str) -> Result<(), SyncError> {
-        Err(bad("a sent message cannot be unsent"))
+        Err(bad("the fleet does not delete mail"))
     }
 }
 

@@ -150,8 +150,8 @@ pub fn message(m: &Value) -> GmailMessage {
             .map(s)
             .collect(),
         snippet: s(&m["snippet"]),
-        from: header("From"),
-        to: header("To"),
+        from: crate::mime::header_addresses(&header("From")),
+        to: crate::mime::header_addresses(&header("To")),
         subject: header("Subject"),
         received_at: received,
         size_estimate: m["sizeEstimate"].as_i64().unwrap_or(0),

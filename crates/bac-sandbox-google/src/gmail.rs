@@ -6,6 +6,13 @@
 //! user it asked a token for); the scopes are the ones the document lists per method.
 //! Sent messages are kept per user, labelled `SENT`; the sandbox parses only the headers it
 //! needs (recipients, subject), which is where Gmail refuses a message too.
+//!
+//! Every change of a mailbox gets the next history id: `GET .../profile` says the current
+//! one, `GET .../history?startHistoryId=` lists the changes after it (`messagesAdded`,
+//! `messagesDeleted`) and answers `404` for a start older than the history Gmail keeps, which
+//! `POST /_sandbox/google/gmail/{user}/expire-history` forgets at once. `DELETE
+//! .../messages/{id}` deletes; `POST /_sandbox/google/gmail/{user}/deliver` (`{"raw": "<RFC
+//! 5322 text>"}`) delivers a message to the user's inbox, as mail from outside arrives.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -42,12 +49,31 @@ struct Message {
     history_id: u64,
 }
 
+/// A mailbox's change log.
+#[derive(Debug, Default)]
+struct History {
+    /// The last history id given (0: none yet; ids start at 1000).
+    last: u64,
+    /// (history id, "added" | "deleted", message id, thread id, labels).
+    records: Vec<(u64, &'static str, String, String, Vec<String>)>,
+    /// Starts below this are too old: 404.
+    floor: u64,
+}
+
+impl History {
+    fn next(&mut self) -> u64 {
+        self.last = self.last.max(999) + 1;
+        self.last
+    }
+}
+
 /// The mailboxes of the domain.
 #[derive(Clone)]
 pub struct Gmail {
     oauth: OAuthServer,
     clock: SandboxClock,
     boxes: Arc<Mutex<HashMap<String, Vec<Message>>>>,
+    history: Arc<Mutex<HashMap<String, History>>>,
 }
 
 impl Gmail {
@@ -56,7 +82,45 @@ impl Gmail {
             oauth,
             clock,
             boxes: Arc::default(),
+            history: Arc::default(),
         }
+    }
+
+    /// Stores a message in `user`'s mailbox with the next history id; the message.
+    fn store(
+        &self,
+        user: &str,
+        raw: Vec<u8>,
+        labels: Vec<String>,
+        thread: Option<&str>,
+    ) -> Option<Message> {
+        let mut boxes = self.boxes.lock().ok()?;
+        let mut history = self.history.lock().ok()?;
+        let mailbox = boxes.entry(user.to_string()).or_default();
+        let h = history.entry(user.to_string()).or_default();
+        let id = new_id();
+        let thread_id = thread
+            .filter(|t| mailbox.iter().any(|m| m.thread_id == *t))
+            .map(str::to_string)
+            .unwrap_or_else(|| id.clone());
+        let history_id = h.next();
+        h.records.push((
+            history_id,
+            "added",
+            id.clone(),
+            thread_id.clone(),
+            labels.clone(),
+        ));
+        let m = Message {
+            id,
+            thread_id,
+            labels,
+            raw,
+            internal_ms: self.clock.now() * 1000,
+            history_id,
+        };
+        mailbox.push(m.clone());
+        Some(m)
     }
 
     /// The mailbox a call may use, its token's scopes checked: the user, or Google's answer.
@@ -94,8 +158,18 @@ pub fn router(gmail: Gmail) -> Router {
     Router::new()
         .route("/gmail/v1/users/:user/messages/send", post(send))
         .route("/gmail/v1/users/:user/messages", get(list))
-        .route("/gmail/v1/users/:user/messages/:id", get(get_one))
+        .route(
+            "/gmail/v1/users/:user/messages/:id",
+            get(get_one).delete(delete_one),
+        )
+        .route("/gmail/v1/users/:user/profile", get(profile))
+        .route("/gmail/v1/users/:user/history", get(history))
         .route("/_sandbox/google/gmail/:user", get(mailbox_dump))
+        .route("/_sandbox/google/gmail/:user/deliver", post(deliver))
+        .route(
+            "/_sandbox/google/gmail/:user/expire-history",
+            post(expire_history),
+        )
         .with_state(gmail)
 }
 
@@ -192,26 +266,183 @@ async fn send(
             Value::Null,
         );
     }
-    let Ok(mut boxes) = g.boxes.lock() else {
+    let Some(m) = g.store(&user, bytes, vec!["SENT".into()], v["threadId"].as_str()) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let mailbox = boxes.entry(user).or_default();
-    let id = new_id();
-    let thread_id = v["threadId"]
-        .as_str()
-        .filter(|t| mailbox.iter().any(|m| m.thread_id == *t))
-        .map(str::to_string)
-        .unwrap_or_else(|| id.clone());
-    let history_id = mailbox.len() as u64 + 1000;
-    mailbox.push(Message {
-        id: id.clone(),
-        thread_id: thread_id.clone(),
-        labels: vec!["SENT".into()],
-        raw: bytes,
-        internal_ms: g.clock.now() * 1000,
-        history_id,
-    });
-    Json(json!({"id": id, "threadId": thread_id, "labelIds": ["SENT"]})).into_response()
+    Json(json!({"id": m.id, "threadId": m.thread_id, "labelIds": m.labels})).into_response()
+}
+
+fn not_found() -> Response {
+    google_error(
+        StatusCode::NOT_FOUND,
+        "Requested entity was not found.",
+        "notFound",
+        Value::Null,
+    )
+}
+
+/// `GET .../profile`: the address and the current history id.
+async fn profile(State(g): State<Gmail>, Path(user): Path<String>, headers: HeaderMap) -> Response {
+    let user = match g.mailbox(
+        &headers,
+        &user,
+        &[READONLY, MODIFY, FULL, METADATA, COMPOSE],
+        "caribou.api.proto.MailboxService.GetProfile",
+    ) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let total = g
+        .boxes
+        .lock()
+        .map(|b| b.get(&user).map_or(0, Vec::len))
+        .unwrap_or(0);
+    let last = g
+        .history
+        .lock()
+        .map(|h| h.get(&user).map_or(999, |h| h.last.max(999)))
+        .unwrap_or(999);
+    Json(
+        json!({"emailAddress": user, "messagesTotal": total, "threadsTotal": total,
+                "historyId": last.to_string()}),
+    )
+    .into_response()
+}
+
+/// `GET .../history`: the changes after `startHistoryId`, oldest first, paged.
+async fn history(
+    State(g): State<Gmail>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let user = match g.mailbox(
+        &headers,
+        &user,
+        &[READONLY, MODIFY, FULL, METADATA],
+        "caribou.api.proto.HistoryService.ListHistory",
+    ) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Some(Ok(start)) = q.get("startHistoryId").map(|s| s.parse::<u64>()) else {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "Missing or invalid startHistoryId",
+            "invalidArgument",
+            Value::Null,
+        );
+    };
+    let max = q
+        .get("maxResults")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 500);
+    let from = q
+        .get("pageToken")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0);
+    let Ok(all) = g.history.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let h = all.get(&user);
+    let (last, floor) = h.map_or((999, 0), |h| (h.last.max(999), h.floor));
+    if start < floor {
+        return not_found();
+    }
+    let after: Vec<&(u64, &'static str, String, String, Vec<String>)> = h
+        .map(|h| h.records.iter().filter(|r| r.0 > start).collect())
+        .unwrap_or_default();
+    let page: Vec<Value> = after
+        .iter()
+        .skip(from)
+        .take(max)
+        .map(|(id, kind, mid, tid, labels)| {
+            let m = json!({"id": mid, "threadId": tid, "labelIds": labels});
+            let key = if *kind == "added" {
+                "messagesAdded"
+            } else {
+                "messagesDeleted"
+            };
+            json!({"id": id.to_string(), "messages": [{"id": mid, "threadId": tid}],
+                   key: [{"message": m}]})
+        })
+        .collect();
+    let mut out = json!({"historyId": last.to_string()});
+    if !page.is_empty() {
+        out["history"] = json!(page);
+    }
+    if from + max < after.len() {
+        out["nextPageToken"] = json!((from + max).to_string());
+    }
+    Json(out).into_response()
+}
+
+/// `DELETE .../messages/{id}`: gone at once (not to the trash), a `messagesDeleted` record.
+async fn delete_one(
+    State(g): State<Gmail>,
+    Path((user, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let user = match g.mailbox(
+        &headers,
+        &user,
+        &[FULL],
+        "caribou.api.proto.MailboxService.DeleteMessage",
+    ) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let (Ok(mut boxes), Ok(mut history)) = (g.boxes.lock(), g.history.lock()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Some(mailbox) = boxes.get_mut(&user) else {
+        return not_found();
+    };
+    let Some(at) = mailbox.iter().position(|m| m.id == id) else {
+        return not_found();
+    };
+    let m = mailbox.remove(at);
+    let h = history.entry(user).or_default();
+    let hid = h.next();
+    h.records
+        .push((hid, "deleted", m.id, m.thread_id, m.labels));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Admin: `{"raw": "<RFC 5322 text>"}` arrives in the user's inbox.
+async fn deliver(
+    State(g): State<Gmail>,
+    Path(user): Path<String>,
+    Json(v): Json<Value>,
+) -> Response {
+    let Some(raw) = v["raw"].as_str() else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match g.store(
+        &user,
+        raw.as_bytes().to_vec(),
+        vec!["INBOX".into(), "UNREAD".into()],
+        None,
+    ) {
+        Some(m) => Json(
+            json!({"id": m.id, "threadId": m.thread_id, "historyId": m.history_id.to_string()}),
+        )
+        .into_response(),
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Admin: every history id given so far is too old from now on.
+async fn expire_history(State(g): State<Gmail>, Path(user): Path<String>) -> StatusCode {
+    match g.history.lock() {
+        Ok(mut all) => {
+            let h = all.entry(user).or_default();
+            h.floor = h.last.max(999) + 1;
+            StatusCode::NO_CONTENT
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// Gmail's search operators the sandbox understands: `subject:`, `to:`, `from:`, free words

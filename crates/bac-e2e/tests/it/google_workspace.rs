@@ -133,7 +133,10 @@ async fn the_documented_gmail_body_sends_a_message_that_parses_back() {
     let got = kafka::collect(&topic, Duration::from_secs(30), |r| !r.is_empty()).await;
     let more = kafka::collect(&topic, Duration::from_secs(1), |_| false).await;
     assert_eq!(got.len() + more.len(), 1, "one event for one message");
-    assert_eq!(got[0].headers["ce_subject"], format!("gmail_message/{id}"));
+    assert_eq!(
+        got[0].headers["ce_subject"],
+        format!("gmail_message/sales@example.com/{id}")
+    );
     let event = got[0].json();
     assert_eq!(
         event["after"]["subject"], "Welcome to BAC Platform",
@@ -639,4 +642,273 @@ async fn a_50_mb_upload_cut_off_midway_resumes_from_the_last_acknowledged_byte()
     use sha2::Digest;
     assert_eq!(held.len(), content.len());
     assert_eq!(sha2::Sha256::digest(&held), sha2::Sha256::digest(&content));
+}
+
+/// Delivers a message from outside to `user`'s inbox at the sandbox; its Gmail id.
+async fn deliver(fleet: &Fleet, user: &str, subject: &str) -> String {
+    let raw = format!(
+        "From: Grace <grace@partner.com>\r\nTo: {user}\r\nSubject: {subject}\r\nMessage-ID: <{}@partner.com>\r\n\r\nHello.\r\n",
+        uuid::Uuid::new_v4().simple()
+    );
+    let answer: Value = fleet
+        .http
+        .post(format!(
+            "{}/_sandbox/google/gmail/{user}/deliver",
+            sandbox(fleet)
+        ))
+        .json(&json!({"raw": raw}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["id"].as_str().unwrap().to_string()
+}
+
+/// (partition, records_seen, created, deleted) of the newest run of each partition.
+async fn newest_runs(fleet: &Fleet, conn: &str, entity: &str) -> Vec<(String, i64, i64, i64)> {
+    let db = connect(&fleet.infra.database_url).await;
+    db.query(
+        "SELECT DISTINCT ON (partition) partition, records_seen, records_created, records_deleted
+           FROM google_workspace.sync_runs
+          WHERE connection_id = $1 AND entity = $2 AND partition <> ''
+          ORDER BY partition, queued_at DESC",
+        &[&conn, &entity],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mailboxes_sync_by_history_and_a_lost_history_relists_one_mailbox() {
+    let fleet = google_fleet(None).await;
+    let topic = kafka::consumer(
+        &fleet.infra.brokers,
+        "bac.google_workspace.gmail_message.v1",
+    );
+    let conn = fleet
+        .connect_google(
+            SCOPES,
+            json!({"users": ["alice@example.com", "bob@example.com"]}),
+        )
+        .await;
+    let a1 = deliver(&fleet, "alice@example.com", "Invoice 1").await;
+    deliver(&fleet, "alice@example.com", "Invoice 2").await;
+    deliver(&fleet, "bob@example.com", "Hello Bob").await;
+    let run = conformance::sync(&fleet, &conn, "gmail_message", "incremental").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(conformance::counts(&run), (3, 0, 0), "{run}");
+
+    // Alice gets mail and deletes one; she sends one through the fleet; Bob gets mail and
+    // his history is lost.
+    let a3 = deliver(&fleet, "alice@example.com", "Invoice 3").await;
+    let token = user_token_scoped(&fleet, "alice@example.com", "https://mail.google.com/").await;
+    let status = fleet
+        .http
+        .delete(format!(
+            "{}/gmail/v1/users/alice@example.com/messages/{a1}",
+            sandbox(&fleet)
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 204);
+    let (status, sent) = post(
+        &fleet,
+        "/api/v1/google-workspace/gmail/send",
+        json!({"to": "customer@example.com", "user": "alice@example.com",
+               "subject": "Re: Invoice 2", "body": "Paid."}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{sent}");
+    deliver(&fleet, "bob@example.com", "Hello again").await;
+    let status = fleet
+        .http
+        .post(format!(
+            "{}/_sandbox/google/gmail/bob@example.com/expire-history",
+            sandbox(&fleet)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success());
+    let run = conformance::sync(&fleet, &conn, "gmail_message", "incremental").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let runs = newest_runs(&fleet, &conn, "gmail_message").await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let (alice, bob) = (&runs[0], &runs[1]);
+    assert_eq!(alice.0, "alice@example.com");
+    // Invoice 3 is new, Invoice 1 is gone; the fleet's own send is no news.
+    assert_eq!(
+        (alice.2, alice.3),
+        (1, 1),
+        "alice read from her history: {runs:?}"
+    );
+    assert_eq!(bob.0, "bob@example.com");
+    assert_eq!(bob.1, 2, "bob's mailbox was listed again: {runs:?}");
+    assert_eq!((bob.2, bob.3), (1, 0), "{runs:?}");
+
+    let subject = |id: &str| format!("gmail_message/alice@example.com/{id}");
+    let got = kafka::collect(&topic, Duration::from_secs(60), |r| {
+        r.iter().any(|e| e.headers["ce_subject"] == subject(&a3))
+            && r.iter().any(|e| e.headers["ce_type"].ends_with(".deleted"))
+    })
+    .await;
+    let of = |id: &str| {
+        got.iter()
+            .filter(|e| e.headers["ce_subject"] == subject(id))
+            .map(|e| e.headers["ce_type"].rsplit('.').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of(&a1), ["created", "deleted"]);
+    assert_eq!(of(&a3), ["created"]);
+    let sent_id = sent["id"].as_str().unwrap();
+    assert_eq!(of(sent_id), ["created"], "the send is published once");
+    let e = got
+        .iter()
+        .find(|e| e.headers["ce_subject"] == subject(&a3))
+        .unwrap()
+        .json();
+    assert_eq!(e["after"]["from"], "grace@partner.com", "{e}");
+    assert_eq!(e["after"]["subject"], "Invoice 3", "{e}");
+}
+
+/// An access token of `user` with `scope`, as their own mail app has.
+async fn user_token_scoped(fleet: &Fleet, user: &str, scope: &str) -> String {
+    let n = uuid::Uuid::new_v4().simple().to_string();
+    let base = sandbox(fleet);
+    let (client, refresh) = (format!("app-{}", &n[..6]), format!("rt-{n}"));
+    fleet
+        .http
+        .post(format!("{base}/_sandbox/oauth/grants"))
+        .json(
+            &json!({"client_id": client, "client_secret": "s", "refresh_token": refresh,
+                      "subject": user, "scope": scope}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = fleet
+        .http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client.as_str()),
+            ("client_secret", "s"),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_oauth_connection_acts_for_that_user_only_and_names_missing_scopes() {
+    let fleet = google_fleet(None).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let callback = format!("{}/api/v1/integrations/oauth/callback", fleet.api);
+    let client_id = "1234-web.apps.googleusercontent.com";
+    let status = http
+        .post(format!("{}/_sandbox/oauth/clients", sandbox(&fleet)))
+        .json(&json!({"client_id": client_id, "client_secret": "g-secret",
+                      "user": "ada@example.com", "redirect_uris": [callback]}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let scopes = [
+        "https://www.googleapis.com/auth/calendar.events",
+        "https://www.googleapis.com/auth/gmail.readonly",
+    ];
+    let (status, conn) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/integrations/connections",
+            Some(
+                json!({"integration": "google-workspace", "name": "Ada's Workspace",
+                "config": {"auth": "oauth", "client_id": client_id, "domain": "example.com",
+                           "subject": "ada@example.com", "scopes": scopes},
+                "credentials": {"client_secret": "g-secret"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{conn}");
+    let url = conn["authorization_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/o/oauth2/v2/auth?", sandbox(&fleet))),
+        "{url}"
+    );
+    for part in [
+        "access_type=offline",
+        "include_granted_scopes=true",
+        "code_challenge_method=S256",
+        "login_hint=ada%40example.com",
+    ] {
+        assert!(url.contains(part), "{part}: {url}");
+    }
+    let resp = http.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let back = resp.headers()["location"].to_str().unwrap().to_string();
+    let done: Value = http.get(&back).send().await.unwrap().json().await.unwrap();
+    assert_eq!(done["authorized"], true, "{done}");
+    assert_eq!(done["granted_scopes"], json!(scopes), "{done}");
+
+    // Ada's own calendar: yes. Bob's: not with Ada's consent.
+    create_event(&fleet, "ada@example.com", "Ada's planning", "oauth-ev").await;
+    let (status, err) = post(
+        &fleet,
+        "/api/v1/google-workspace/calendar/events?user=bob@example.com",
+        json!({"summary": "x", "start": "2026-12-10T10:00:00Z", "end": "2026-12-10T11:00:00Z"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot act as bob@example.com"),
+        "{err}"
+    );
+
+    // Sending needs gmail.send, which Ada did not grant: Google's reason and where to add it.
+    let (status, err) = post(
+        &fleet,
+        "/api/v1/google-workspace/gmail/send",
+        json!({"to": "customer@example.com", "subject": "s", "body": "b"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(
+        err["details"]["upstream_code"], "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        "{err}"
+    );
+    assert!(
+        err["message"].as_str().unwrap().contains("missing scope"),
+        "{err}"
+    );
+    assert!(
+        err["details"]["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains("Domain-wide delegation"),
+        "{err}"
+    );
 }

@@ -248,7 +248,7 @@ pub async fn create(
     // An OAuth connection without a refresh token (a self-client pastes one) is authorised
     // by its user next: the answer carries where to.
     let def = definition(&body.integration)?;
-    let authorize = def.auth_type == "oauth2" && !body.credentials.contains_key("refresh_token");
+    let authorize = def.needs_authorization(&body.config, &body.credentials);
     let created = create_connection(
         &state,
         &principal,
