@@ -4,8 +4,8 @@
 //! `POST /revoke`) and the APIs that follow the discovery documents shipped with
 //! `google-api-python-client`: Gmail's messages ([`gmail`]), Calendar's events with
 //! incremental sync ([`calendar`]), Drive's files with multipart and resumable uploads and
-//! the changes feed ([`drive`]), the Directory's users ([`admin`]), and push channels
-//! ([`push`]). Every API answers
+//! the changes feed ([`drive`]), the Directory's users ([`admin`]), push channels
+//! ([`push`]), and per-user quota faults ([`quota`]). Every API answers
 //! Google's error body `{"error": {"code", "message", "errors", "status"}}`, and a token
 //! without the method's scope gets `ACCESS_TOKEN_SCOPE_INSUFFICIENT`, as Google says it.
 //!
@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod drive;
 pub mod gmail;
 pub mod push;
+pub mod quota;
 
 use std::net::SocketAddr;
 
@@ -100,6 +101,7 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
     let calendar = calendar::Calendar::new(oauth.clone(), clock.clone(), push.clone());
     let drive = drive::Drive::new(oauth.clone(), clock.clone());
     let directory = admin::Directory::new(oauth.clone(), clock);
+    let quota = quota::Quota::new(oauth.clone());
     oauth
         .router(&["/token"])
         .merge(oauth.authorize_router("/o/oauth2/v2/auth", "/revoke"))
@@ -107,6 +109,7 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
         .merge(calendar::router(calendar))
         .merge(drive::router(drive))
         .merge(admin::router(directory))
+        .merge(quota::router(quota.clone()))
         .route(
             "/_sandbox/google/channels",
             axum::routing::get(move || {
@@ -114,6 +117,7 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
                 async move { Json(push.report()) }
             }),
         )
+        .layer(axum::middleware::from_fn_with_state(quota, quota::check))
 }
 
 /// Binds `addr` (port 0 picks one) and serves the sandbox in a background task.

@@ -911,3 +911,49 @@ async fn a_users_oauth_connection_acts_for_that_user_only_and_names_missing_scop
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_rate_limit_parks_that_users_partition_only() {
+    let fleet = google_fleet(None).await;
+    let conn = fleet
+        .connect_google(
+            SCOPES,
+            json!({"users": ["alice@example.com", "bob@example.com"]}),
+        )
+        .await;
+    // Alice is over her quota for her next call (Google asks for a second's rest).
+    let status = fleet
+        .http
+        .post(format!("{}/_sandbox/google/quota", sandbox(&fleet)))
+        .json(&json!({"user": "alice@example.com", "calls": 1,
+                      "reason": "userRateLimitExceeded", "retry_after_secs": 1}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let run = conformance::sync(&fleet, &conn, "calendar_event", "incremental").await;
+    assert_eq!(
+        run["status"], "succeeded",
+        "alice's run parked, then succeeded: {run}"
+    );
+    let db = connect(&fleet.infra.database_url).await;
+    let rows = db
+        .query(
+            "SELECT partition, finished_at FROM google_workspace.sync_runs
+              WHERE connection_id = $1 AND partition <> '' ORDER BY partition",
+            &[&conn],
+        )
+        .await
+        .unwrap();
+    let finished: Vec<(String, chrono::DateTime<chrono::Utc>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(finished.len(), 2, "{finished:?}");
+    assert!(
+        finished[1].1 < finished[0].1,
+        "bob's calendar was not held up by alice's limit: {finished:?}"
+    );
+    let report = sandbox_get(&fleet, "/_sandbox/google/quota").await;
+    assert_eq!(report["refused"]["alice@example.com"], 1, "{report}");
+    assert!(report["refused"]["bob@example.com"].is_null(), "{report}");
+}
