@@ -5,7 +5,8 @@
 //! `google-api-python-client`: Gmail's messages ([`gmail`]), Calendar's events with
 //! incremental sync ([`calendar`]), Drive's files with multipart and resumable uploads and
 //! the changes feed ([`drive`]), the Directory's users ([`admin`]), push channels
-//! ([`push`]), and per-user quota faults ([`quota`]). Every API answers
+//! ([`push`]), Docs, Sheets, Slides and Forms ([`office`]), and per-user quota faults
+//! ([`quota`]). Every API answers
 //! Google's error body `{"error": {"code", "message", "errors", "status"}}`, and a token
 //! without the method's scope gets `ACCESS_TOKEN_SCOPE_INSUFFICIENT`, as Google says it.
 //!
@@ -15,6 +16,7 @@ pub mod admin;
 pub mod calendar;
 pub mod drive;
 pub mod gmail;
+pub mod office;
 pub mod push;
 pub mod quota;
 
@@ -100,8 +102,9 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
     let push = push::Channels::new(clock.clone());
     let calendar = calendar::Calendar::new(oauth.clone(), clock.clone(), push.clone());
     let drive = drive::Drive::new(oauth.clone(), clock.clone());
-    let directory = admin::Directory::new(oauth.clone(), clock);
+    let directory = admin::Directory::new(oauth.clone(), clock.clone());
     let quota = quota::Quota::new(oauth.clone());
+    let office = office::Office::new(oauth.clone(), clock.clone());
     oauth
         .router(&["/token"])
         .merge(oauth.authorize_router("/o/oauth2/v2/auth", "/revoke"))
@@ -109,6 +112,7 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
         .merge(calendar::router(calendar))
         .merge(drive::router(drive))
         .merge(admin::router(directory))
+        .merge(office::router(office))
         .merge(quota::router(quota.clone()))
         .route(
             "/_sandbox/google/channels",

@@ -957,3 +957,227 @@ async fn a_users_rate_limit_parks_that_users_partition_only() {
     assert_eq!(report["refused"]["alice@example.com"], 1, "{report}");
     assert!(report["refused"]["bob@example.com"].is_null(), "{report}");
 }
+
+/// A GET of the sandbox as `user` with their own token for `scope`.
+async fn as_user(fleet: &Fleet, user: &str, scope: &str, path: &str) -> Value {
+    let n = uuid::Uuid::new_v4().simple().to_string();
+    let base = sandbox(fleet);
+    let (client, refresh) = (format!("app-{}", &n[..6]), format!("rt-{n}"));
+    fleet
+        .http
+        .post(format!("{base}/_sandbox/oauth/grants"))
+        .json(
+            &json!({"client_id": client, "client_secret": "s", "refresh_token": refresh,
+                      "subject": user, "scope": scope}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = fleet
+        .http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client.as_str()),
+            ("client_secret", "s"),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    fleet
+        .http
+        .get(format!("{base}{path}"))
+        .bearer_auth(answer["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docs_sheets_slides_and_forms_are_created_with_their_content() {
+    let fleet = google_fleet(None).await;
+    let mut scopes = SCOPES.to_vec();
+    scopes.extend([
+        "https://www.googleapis.com/auth/documents",
+        "https://www.googleapis.com/auth/spreadsheets",
+        "https://www.googleapis.com/auth/presentations",
+        "https://www.googleapis.com/auth/forms.body",
+        "https://www.googleapis.com/auth/forms.responses.readonly",
+    ]);
+    fleet.connect_google(&scopes, json!({})).await;
+    let docs_topic = kafka::consumer(&fleet.infra.brokers, "bac.google_workspace.document.v1");
+
+    // A Doc with its text, once for one key.
+    let body = json!({"title": "Proposal", "content": "Scope of work\nPhase one."});
+    let (status, doc) = post(
+        &fleet,
+        "/api/v1/google-workspace/docs/documents",
+        body.clone(),
+        Some("doc-1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{doc}");
+    let (_, again) = post(
+        &fleet,
+        "/api/v1/google-workspace/docs/documents",
+        body,
+        Some("doc-1"),
+    )
+    .await;
+    assert_eq!(again["id"], doc["id"], "one document for one key");
+    let id = doc["id"].as_str().unwrap();
+    let got = as_user(
+        &fleet,
+        "admin@example.com",
+        "https://www.googleapis.com/auth/documents",
+        &format!("/v1/documents/{id}"),
+    )
+    .await;
+    let text: String = got["body"]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            c["paragraph"]["elements"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|e| e["textRun"]["content"].as_str().map(String::from))
+        .collect();
+    assert!(text.contains("Scope of work\nPhase one."), "{got}");
+    let events = kafka::collect(&docs_topic, Duration::from_secs(30), |r| !r.is_empty()).await;
+    assert_eq!(events[0].headers["ce_subject"], format!("document/{id}"));
+
+    // A Sheet with rows, then a write and an append.
+    let (status, sheet) = post(
+        &fleet,
+        "/api/v1/google-workspace/sheets/spreadsheets",
+        json!({"title": "Pipeline", "rows": [{"cells": ["Customer", "Amount"]}, {"cells": ["Acme", "5000"]}]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{sheet}");
+    let sid = sheet["id"].as_str().unwrap().to_string();
+    let values_path = format!("/api/v1/google-workspace/sheets/spreadsheets/{sid}/values");
+    let (status, up) = fleet
+        .call(
+            Method::PUT,
+            &values_path,
+            Some(json!({"range": "Sheet1!B2", "rows": [{"cells": ["7500"]}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{up}");
+    assert_eq!(up["updated_cells"], 1, "{up}");
+    let (status, ap) = post(
+        &fleet,
+        &values_path,
+        json!({"range": "Sheet1!A1", "rows": [{"cells": ["Globex", "1200"]}]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{ap}");
+    assert_eq!(ap["updated_rows"], 1, "{ap}");
+    let values = as_user(
+        &fleet,
+        "admin@example.com",
+        "https://www.googleapis.com/auth/spreadsheets",
+        &format!("/v4/spreadsheets/{sid}/values/Sheet1!A1:B3"),
+    )
+    .await;
+    assert_eq!(
+        values["values"],
+        json!([["Customer", "Amount"], ["Acme", "7500"], ["Globex", "1200"]]),
+        "{values}"
+    );
+    let (status, err) = fleet
+        .call(
+            Method::PUT,
+            &values_path,
+            Some(json!({"range": "Sheet1!A1", "rows": []})),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+
+    // A presentation with a slide of text.
+    let (status, deck) = post(
+        &fleet,
+        "/api/v1/google-workspace/slides/presentations",
+        json!({"title": "Kick-off", "slides": [{"title": "Agenda", "body": "Goals\nTimeline"}]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{deck}");
+    let pid = deck["id"].as_str().unwrap();
+    let got = as_user(
+        &fleet,
+        "admin@example.com",
+        "https://www.googleapis.com/auth/presentations",
+        &format!("/v1/presentations/{pid}"),
+    )
+    .await;
+    assert!(
+        got.to_string().contains("Agenda") && got.to_string().contains("Goals\\nTimeline"),
+        "{got}"
+    );
+
+    // A form with two questions; a respondent answers; the responses are listed.
+    let (status, form) = post(
+        &fleet,
+        "/api/v1/google-workspace/forms/forms",
+        json!({"title": "Customer feedback", "questions": [
+            {"title": "Your name", "kind": "text", "required": true},
+            {"title": "How did we do?", "kind": "choice", "options": ["Well", "Badly"]}]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{form}");
+    let fid = form["id"].as_str().unwrap();
+    let qids: Vec<String> = form["question_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(qids.len(), 2, "{form}");
+    let status = fleet
+        .http
+        .post(format!(
+            "{}/_sandbox/google/forms/{fid}/responses",
+            sandbox(&fleet)
+        ))
+        .json(&json!({"answers": {qids[0].clone(): ["Ada"], qids[1].clone(): ["Well"]}}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let (status, list) = fleet
+        .call(
+            Method::GET,
+            &format!("/api/v1/google-workspace/forms/forms/{fid}/responses"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let answers = list["responses"][0]["answers"].to_string();
+    assert!(
+        answers.contains("Ada") && answers.contains("Well"),
+        "{list}"
+    );
+    let (status, err) = post(
+        &fleet,
+        "/api/v1/google-workspace/forms/forms",
+        json!({"title": "x", "questions": [{"title": "Pick", "kind": "choice"}]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "a choice without options: {err}");
+}
