@@ -3,13 +3,14 @@
 //! create-intent ledger, then the mirror and its `bac.google_workspace.<entity>.v1` event);
 //! reads go straight to Google, acting as the request's user.
 use bac_proto::google_workspace::v1::{
-    google_workspace_service_server::GoogleWorkspaceService, Answer, CalendarEvent,
-    CreateDocumentRequest, CreateEventRequest, CreateFormRequest, CreatePresentationRequest,
-    CreateSpreadsheetRequest, Document, DriveFile, Form, FormResponse, ListEventsRequest,
+    google_workspace_service_server::GoogleWorkspaceService, Answer, CalendarEvent, ChatMessage,
+    CreateChatMessageRequest, CreateDocumentRequest, CreateEventRequest, CreateFormRequest,
+    CreatePresentationRequest, CreateSpreadsheetRequest, CreateTaskRequest, Document, DriveFile,
+    Form, FormResponse, ListChatMessagesRequest, ListChatMessagesResponse, ListEventsRequest,
     ListEventsResponse, ListFilesRequest, ListFilesResponse, ListFormResponsesRequest,
-    ListFormResponsesResponse, ListMessagesRequest, ListMessagesResponse, ListUsersRequest,
-    ListUsersResponse, Presentation, Row, SendMessageRequest, SentMessage, Spreadsheet,
-    UpdateValuesRequest, UpdatedValues, UploadFileRequest,
+    ListFormResponsesResponse, ListMessagesRequest, ListMessagesResponse, ListTasksRequest,
+    ListTasksResponse, ListUsersRequest, ListUsersResponse, Presentation, Row, SendMessageRequest,
+    SentMessage, Spreadsheet, Task, UpdateValuesRequest, UpdatedValues, UploadFileRequest,
 };
 use bac_runtime::{
     connections::{ConnectionRecord, ConnectionStore},
@@ -116,6 +117,49 @@ fn strings_of(raw: &Value, k: &str) -> Vec<String> {
         .flatten()
         .filter_map(|v| v.as_str().map(String::from))
         .collect()
+}
+
+/// A Chat space's resource name (`spaces/AAAA...`).
+fn check_space(space: &str) -> Result<(), ServiceError> {
+    match space.strip_prefix("spaces/") {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 190
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(())
+        }
+        _ => Err(bad(
+            "space must be a Chat space's name such as spaces/AAAAabcdefg",
+        )),
+    }
+}
+
+fn chat_message(raw: &Value, connection_id: &str) -> ChatMessage {
+    ChatMessage {
+        name: text_of(raw, "name"),
+        space: text_of(raw, "space"),
+        thread: text_of(raw, "thread"),
+        text: text_of(raw, "text"),
+        sender: text_of(raw, "sender"),
+        created_at: tf::timestamp(&raw["createTime"]),
+        connection_id: connection_id.to_string(),
+    }
+}
+
+fn task(raw: &Value, user: &str, connection_id: &str) -> Task {
+    Task {
+        id: text_of(raw, "id"),
+        title: text_of(raw, "title"),
+        notes: text_of(raw, "notes"),
+        due: text_of(raw, "due"),
+        status: text_of(raw, "status"),
+        updated: tf::timestamp(&raw["updated"]),
+        user: user.to_string(),
+        connection_id: connection_id.to_string(),
+    }
 }
 
 /// Drive allows files up to 5 TB; what one request may carry here is the gateway's body
@@ -697,6 +741,131 @@ impl GoogleWorkspaceService for GoogleApi {
             .collect();
         Ok(Response::new(ListFormResponsesResponse {
             responses,
+            next_page_token: text_of(&a.body, "nextPageToken"),
+        }))
+    }
+
+    async fn create_chat_message(
+        &self,
+        request: Request<CreateChatMessageRequest>,
+    ) -> Result<Response<ChatMessage>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_space(&req.space)?;
+        if req.text.trim().is_empty() || req.text.chars().count() > 4096 {
+            return Err(bad("text is required (at most 4096 characters)").into());
+        }
+        if !req
+            .thread_key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            return Err(bad("thread_key may hold letters, digits, '_', '.' and '-'").into());
+        }
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let values = json!({"user": user, "space": req.space, "text": req.text,
+                            "thread_key": req.thread_key});
+        let raw = self.create(&rec, "chat_message", &values, &intent).await?;
+        Ok(Response::new(chat_message(&raw, &rec.id)))
+    }
+
+    async fn list_chat_messages(
+        &self,
+        request: Request<ListChatMessagesRequest>,
+    ) -> Result<Response<ListChatMessagesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_space(&req.space)?;
+        check_token(&req.page_token)?;
+        let size = match req.page_size {
+            0 => 25,
+            n if n > 1000 => return Err(bad("page_size must be at most 1000").into()),
+            n => n,
+        };
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let mut call = GoogleCall::get(
+            Api::Chat,
+            format!("/v1/{}/messages", req.space),
+            "chat/spaces.messages.list",
+        )
+        .query("pageSize", size.to_string());
+        if !req.page_token.is_empty() {
+            call = call.query("pageToken", req.page_token.clone());
+        }
+        let a = self.client.call(&rec, &user, &call).await?;
+        Ok(Response::new(ListChatMessagesResponse {
+            messages: a.body["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    chat_message(
+                        &json!({"name": m["name"], "space": req.space, "thread": m["thread"]["name"],
+                                "text": m["text"], "sender": m["sender"]["name"],
+                                "createTime": m["createTime"]}),
+                        &rec.id,
+                    )
+                })
+                .collect(),
+            next_page_token: text_of(&a.body, "nextPageToken"),
+        }))
+    }
+
+    async fn create_task(
+        &self,
+        request: Request<CreateTaskRequest>,
+    ) -> Result<Response<Task>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if req.title.trim().is_empty() || req.title.chars().count() > 1024 {
+            return Err(bad("title is required (at most 1024 characters)").into());
+        }
+        if !req.due.is_empty() && chrono::DateTime::parse_from_rfc3339(&req.due).is_err() {
+            return Err(bad("due must be an RFC 3339 time").into());
+        }
+        let intent = intent_of(&req.intent_id)?;
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let values = json!({"user": user, "title": req.title, "notes": req.notes, "due": req.due});
+        let raw = self.create(&rec, "task", &values, &intent).await?;
+        Ok(Response::new(task(&raw, &user, &rec.id)))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<ListTasksRequest>,
+    ) -> Result<Response<ListTasksResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        check_token(&req.page_token)?;
+        let size = match req.page_size {
+            0 => 20,
+            n if n > 100 => return Err(bad("page_size must be at most 100").into()),
+            n => n,
+        };
+        let rec = self.connection(&ctx, &req.connection_id).await?;
+        let user = self.client.acting_user(&rec, &req.user)?;
+        let mut call = GoogleCall::get(
+            Api::Tasks,
+            "/tasks/v1/lists/@default/tasks",
+            "tasks/tasks.list",
+        )
+        .query("maxResults", size.to_string())
+        .query("showCompleted", req.show_completed.to_string());
+        if !req.page_token.is_empty() {
+            call = call.query("pageToken", req.page_token.clone());
+        }
+        let a = self.client.call(&rec, &user, &call).await?;
+        Ok(Response::new(ListTasksResponse {
+            tasks: a.body["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| task(t, &user, &rec.id))
+                .collect(),
             next_page_token: text_of(&a.body, "nextPageToken"),
         }))
     }

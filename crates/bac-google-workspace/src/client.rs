@@ -35,6 +35,8 @@ pub enum Api {
     Sheets,
     Slides,
     Forms,
+    Chat,
+    Tasks,
 }
 
 /// Where Google is: its documented hosts, or one base URL serving them all (the sandbox,
@@ -66,6 +68,8 @@ impl Hosts {
             Api::Sheets => "https://sheets.googleapis.com",
             Api::Slides => "https://slides.googleapis.com",
             Api::Forms => "https://forms.googleapis.com",
+            Api::Chat => "https://chat.googleapis.com",
+            Api::Tasks => "https://tasks.googleapis.com",
         }
         .to_string()
     }

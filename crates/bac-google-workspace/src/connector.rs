@@ -29,6 +29,8 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "https://www.googleapis.com/auth/presentations",
     "https://www.googleapis.com/auth/forms.body",
     "https://www.googleapis.com/auth/forms.responses.readonly",
+    "https://www.googleapis.com/auth/chat.messages",
+    "https://www.googleapis.com/auth/tasks",
 ];
 
 /// Settings the fleet writes itself after an authorisation.

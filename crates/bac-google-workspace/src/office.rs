@@ -1,4 +1,4 @@
-//! Docs, Sheets, Slides and Forms: what the fleet creates in them, each a create of the
+//! Docs, Sheets, Slides, Forms, Chat and Tasks: what the fleet creates in them, each a create of the
 //! engine's write path (one event on `bac.google_workspace.<entity>.v1`, the intent ledger
 //! keeping the answer so a retry does not create a second file). Google creates each with
 //! little (a title); the content follows in the API's `batchUpdate` (Docs, Slides, Forms) or
@@ -16,7 +16,14 @@ use serde_json::{json, Value};
 use crate::client::{path_segment, Api, GoogleCall, GoogleClient};
 
 /// The entities created here.
-pub const ENTITIES: &[&str] = &["document", "spreadsheet", "presentation", "form"];
+pub const ENTITIES: &[&str] = &[
+    "document",
+    "spreadsheet",
+    "presentation",
+    "form",
+    "chat_message",
+    "task",
+];
 
 fn bad(msg: impl Into<String>) -> ServiceError {
     ServiceError::new("google-workspace", ErrorCode::InvalidRequest, msg)
@@ -363,6 +370,70 @@ async fn create_form(
     )
 }
 
+/// A Chat message in a space; Chat's `requestId` (from the intent) makes a retry answer the
+/// first message.
+async fn create_chat_message(
+    client: &GoogleClient,
+    rec: &ConnectionRecord,
+    user: &str,
+    v: &Value,
+    intent_id: &str,
+) -> Result<Value, ServiceError> {
+    let space = text(v, "space");
+    let request_id = crate::sync::event_id_of(&rec.id, intent_id);
+    let mut call = GoogleCall::post(
+        Api::Chat,
+        format!("/v1/{space}/messages"),
+        json!({"text": text(v, "text")}),
+        "chat/spaces.messages.create",
+    )
+    .query("requestId", request_id);
+    let key = text(v, "thread_key");
+    if !key.is_empty() {
+        call = call
+            .query("threadKey", key)
+            .query("messageReplyOption", "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD");
+    }
+    let m = client.call(rec, user, &call).await?.body;
+    Ok(
+        json!({"id": m["name"], "name": m["name"], "space": space, "thread": m["thread"]["name"],
+              "text": m["text"], "sender": m["sender"]["name"], "createTime": m["createTime"],
+              "user": user}),
+    )
+}
+
+/// A task in the user's default list.
+async fn create_task(
+    client: &GoogleClient,
+    rec: &ConnectionRecord,
+    user: &str,
+    v: &Value,
+) -> Result<Value, ServiceError> {
+    let mut body = json!({"title": text(v, "title")});
+    for k in ["notes", "due"] {
+        let x = text(v, k);
+        if !x.is_empty() {
+            body[k] = json!(x);
+        }
+    }
+    let t = client
+        .call(
+            rec,
+            user,
+            &GoogleCall::post(
+                Api::Tasks,
+                "/tasks/v1/lists/@default/tasks",
+                body,
+                "tasks/tasks.insert",
+            ),
+        )
+        .await?
+        .body;
+    let mut t = t;
+    t["user"] = json!(user);
+    Ok(t)
+}
+
 /// One adapter per created kind.
 pub struct Created {
     entity: &'static str,
@@ -382,6 +453,12 @@ impl EntityAdapter for Created {
             rename("user", "user"),
             optional("url", "url"),
             optional("responder_url", "responder_url"),
+            optional("text", "text"),
+            optional("space", "space"),
+            optional("thread", "thread"),
+            optional("notes", "notes"),
+            optional("due", "due"),
+            optional("status", "status"),
         ]))
         .unwrap_or_else(|_| Mapping::identity(&["id"]))
     }
@@ -416,7 +493,7 @@ impl EntityAdapter for Created {
         &self,
         conn: &ConnectionRecord,
         values: &Value,
-        _intent_id: &str,
+        intent_id: &str,
     ) -> Result<RemoteRecord, SyncError> {
         let user = self
             .client
@@ -425,10 +502,19 @@ impl EntityAdapter for Created {
                 values.get("user").and_then(Value::as_str).unwrap_or(""),
             )
             .map_err(SyncError::Permanent)?;
-        if text(values, "title").trim().is_empty() {
-            return Err(SyncError::Permanent(bad("title is required")));
+        let needs = if self.entity == "chat_message" {
+            "text"
+        } else {
+            "title"
+        };
+        if text(values, needs).trim().is_empty() {
+            return Err(SyncError::Permanent(bad(format!("{needs} is required"))));
         }
         let raw = match self.entity {
+            "chat_message" => {
+                create_chat_message(&self.client, conn, &user, values, intent_id).await
+            }
+            "task" => create_task(&self.client, conn, &user, values).await,
             "document" => create_document(&self.client, conn, &user, values).await,
             "spreadsheet" => create_spreadsheet(&self.client, conn, &user, values).await,
             "presentation" => create_presentation(&self.client, conn, &user, values).await,

@@ -5,8 +5,8 @@
 //! `google-api-python-client`: Gmail's messages ([`gmail`]), Calendar's events with
 //! incremental sync ([`calendar`]), Drive's files with multipart and resumable uploads and
 //! the changes feed ([`drive`]), the Directory's users ([`admin`]), push channels
-//! ([`push`]), Docs, Sheets, Slides and Forms ([`office`]), and per-user quota faults
-//! ([`quota`]). Every API answers
+//! ([`push`]), Docs, Sheets, Slides and Forms ([`office`]), Chat messages and Tasks
+//! ([`collab`]), and per-user quota faults ([`quota`]). Every API answers
 //! Google's error body `{"error": {"code", "message", "errors", "status"}}`, and a token
 //! without the method's scope gets `ACCESS_TOKEN_SCOPE_INSUFFICIENT`, as Google says it.
 //!
@@ -14,6 +14,7 @@
 //! point their root URL at it (`client_options={"api_endpoint": ...}` in Python).
 pub mod admin;
 pub mod calendar;
+pub mod collab;
 pub mod drive;
 pub mod gmail;
 pub mod office;
@@ -105,6 +106,7 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
     let directory = admin::Directory::new(oauth.clone(), clock.clone());
     let quota = quota::Quota::new(oauth.clone());
     let office = office::Office::new(oauth.clone(), clock.clone());
+    let collab = collab::Collab::new(oauth.clone(), clock.clone());
     oauth
         .router(&["/token"])
         .merge(oauth.authorize_router("/o/oauth2/v2/auth", "/revoke"))
@@ -113,6 +115,7 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
         .merge(drive::router(drive))
         .merge(admin::router(directory))
         .merge(office::router(office))
+        .merge(collab::router(collab))
         .merge(quota::router(quota.clone()))
         .route(
             "/_sandbox/google/channels",

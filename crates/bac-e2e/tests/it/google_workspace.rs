@@ -1181,3 +1181,107 @@ async fn docs_sheets_slides_and_forms_are_created_with_their_content() {
     .await;
     assert_eq!(status, 400, "a choice without options: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_messages_and_tasks_are_posted_once_per_key() {
+    let fleet = google_fleet(None).await;
+    let mut scopes = SCOPES.to_vec();
+    scopes.extend([
+        "https://www.googleapis.com/auth/chat.messages",
+        "https://www.googleapis.com/auth/tasks",
+    ]);
+    fleet.connect_google(&scopes, json!({})).await;
+    let space: Value = fleet
+        .http
+        .post(format!("{}/_sandbox/google/chat/spaces", sandbox(&fleet)))
+        .json(&json!({"displayName": "Sales", "members": ["admin@example.com"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let space = space["name"].as_str().unwrap().to_string();
+    let body = json!({"space": space, "text": "Deal closed: Acme", "thread_key": "acme"});
+    let (status, first) = post(
+        &fleet,
+        "/api/v1/google-workspace/chat/messages",
+        body.clone(),
+        Some("chat-1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    assert!(
+        first["thread"].as_str().unwrap().ends_with("/threads/acme"),
+        "{first}"
+    );
+    let (_, again) = post(
+        &fleet,
+        "/api/v1/google-workspace/chat/messages",
+        body,
+        Some("chat-1"),
+    )
+    .await;
+    assert_eq!(again["name"], first["name"], "one message for one key");
+    let (status, list) = fleet
+        .call(
+            Method::GET,
+            &format!("/api/v1/google-workspace/chat/messages?space={space}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["messages"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["messages"][0]["text"], "Deal closed: Acme");
+    // a space the user is not in
+    let other: Value = fleet
+        .http
+        .post(format!("{}/_sandbox/google/chat/spaces", sandbox(&fleet)))
+        .json(&json!({"displayName": "Private", "members": ["ceo@example.com"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, err) = post(
+        &fleet,
+        "/api/v1/google-workspace/chat/messages",
+        json!({"space": other["name"], "text": "hi"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{err}");
+
+    let (status, task) = post(
+        &fleet,
+        "/api/v1/google-workspace/tasks",
+        json!({"title": "Call Acme back", "notes": "About the renewal", "due": "2026-12-20T00:00:00Z"}),
+        Some("task-1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{task}");
+    assert_eq!(task["status"], "needsAction");
+    let (_, again) = post(
+        &fleet,
+        "/api/v1/google-workspace/tasks",
+        json!({"title": "Call Acme back"}),
+        Some("task-1"),
+    )
+    .await;
+    assert_eq!(again["id"], task["id"], "one task for one key");
+    let (status, list) = fleet
+        .call(Method::GET, "/api/v1/google-workspace/tasks", None)
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["tasks"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["tasks"][0]["notes"], "About the renewal");
+    let (status, err) = post(
+        &fleet,
+        "/api/v1/google-workspace/tasks",
+        json!({"title": "x", "due": "tomorrow"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+}
