@@ -364,7 +364,7 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
             category: "productivity",
             description: "Gmail, Calendar, Drive and the Admin Directory, as a service account with domain-wide delegation or a user's OAuth grant.",
             auth_type: "service_account",
-            capabilities: &["gmail.send", "gmail.messages", "calendar.events", "drive.files", "admin.users", "docs", "sheets", "slides", "forms", "chat", "tasks", "calendar.push", "sync"],
+            capabilities: &["gmail.send", "gmail.messages", "calendar.events", "drive.files", "admin.users", "docs", "sheets", "slides", "forms", "chat", "tasks", "calendar.push", "drive.push", "sync"],
             planned_capabilities: &["gmail.pubsub"],
             serving: Serving::Domain(ServiceKind::GoogleWorkspace),
             // Must accept what bac-google-workspace's `validate_settings` accepts.

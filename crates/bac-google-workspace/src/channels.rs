@@ -1,9 +1,10 @@
-//! Calendar push channels on the kit's push channels: one `events.watch` channel per synced
-//! user's primary calendar, pointed at the gateway's push route with the fleet's channel
-//! token (`X-Goog-Channel-Token`), replaced by a new channel before it expires (Google
-//! cannot extend one) and stopped (`channels.stop`) when the connection goes. A
-//! notification says only that the calendar changed: it queues an incremental run of that
-//! user's partition, which reads the change with the sync token.
+//! Calendar and Drive push channels on the kit's push channels: per synced user, an
+//! `events.watch` channel on their primary calendar and a `changes.watch` channel on their
+//! Drive, pointed at the gateway's push route with the fleet's channel token
+//! (`X-Goog-Channel-Token`), replaced by a new channel before it expires (Google cannot
+//! extend one) and stopped (`channels.stop`) when the connection goes. A notification says
+//! only that something changed: it queues an incremental run of that user's partition of
+//! the entity (`X-Goog-Resource-URI` says which), which reads the change with its cursor.
 use async_trait::async_trait;
 use bac_connector::{
     channels::{Channel, OpenChannel, Opened, PushChannels},
@@ -18,8 +19,9 @@ use crate::{
     connector::synced_users,
 };
 
-/// Channel keys are `calendar:<user>`.
+/// Channel keys are `calendar:<user>` and `drive:<user>`.
 const CALENDAR: &str = "calendar:";
+const DRIVE: &str = "drive:";
 
 #[derive(Clone)]
 pub struct GoogleChannels {
@@ -36,9 +38,12 @@ fn header<'a>(w: &'a Webhook, name: &str) -> Option<&'a str> {
     w.headers.get(name).map(String::as_str)
 }
 
-/// The user whose calendar a channel key watches.
-fn user_of(key: &str) -> Option<&str> {
-    key.strip_prefix(CALENDAR).filter(|u| u.contains('@'))
+/// The user whose calendar or Drive a channel key watches, and whether it is the Drive.
+fn user_of(key: &str) -> Option<(&str, bool)> {
+    key.strip_prefix(CALENDAR)
+        .map(|u| (u, false))
+        .or_else(|| key.strip_prefix(DRIVE).map(|u| (u, true)))
+        .filter(|(u, _)| u.contains('@'))
 }
 
 /// What a push says: `sync` (the channel now stands) asks nothing; `exists` and
@@ -50,6 +55,12 @@ pub fn read_notification(w: &Webhook) -> Result<WebhookInput, ServiceError> {
     let user = header(w, "x-goog-channel-id")
         .and_then(|id| id.split_once('.'))
         .map(|(_, user)| user.to_string());
+    let entity =
+        if header(w, "x-goog-resource-uri").is_some_and(|u| u.contains("/drive/v3/changes")) {
+            "drive_file"
+        } else {
+            "calendar_event"
+        };
     match state {
         "sync" => Ok(WebhookInput::Reply {
             status: 200,
@@ -58,12 +69,10 @@ pub fn read_notification(w: &Webhook) -> Result<WebhookInput, ServiceError> {
         }),
         "exists" | "not_exists" => match user {
             Some(u) if u.contains('@') => Ok(WebhookInput::ResyncPartition {
-                entity: "calendar_event",
+                entity,
                 partition: u,
             }),
-            _ => Ok(WebhookInput::Resync {
-                entity: "calendar_event",
-            }),
+            _ => Ok(WebhookInput::Resync { entity }),
         },
         other => Err(bad(&format!(
             "a push notification with resource state '{other}' is not one Calendar sends"
@@ -79,7 +88,7 @@ impl PushChannels for GoogleChannels {
         }
         synced_users(&rec.config)
             .into_iter()
-            .map(|u| format!("{CALENDAR}{u}"))
+            .flat_map(|u| [format!("{CALENDAR}{u}"), format!("{DRIVE}{u}")])
             .collect()
     }
 
@@ -89,23 +98,51 @@ impl PushChannels for GoogleChannels {
         req: &OpenChannel,
         _existing: Option<&Channel>,
     ) -> Result<Opened, ServiceError> {
-        let user = user_of(&req.key).ok_or_else(|| {
+        let (user, drive) = user_of(&req.key).ok_or_else(|| {
             ServiceError::internal("google-workspace", format!("channel key {}", req.key))
         })?;
         // the channel id carries the user, so a notification names its partition; the
-        // token (derived from the whole id) vouches for both
-        let call = GoogleCall::post(
-            Api::Calendar,
-            "/calendar/v3/calendars/primary/events/watch",
-            json!({
-                "id": channel_id(&req.channel_id, user),
-                "type": "web_hook",
-                "address": req.notify_url,
-                "token": req.token,
-                "expiration": req.expires_at.timestamp_millis().to_string(),
-            }),
-            "calendar/events.watch",
-        );
+        // token vouches for the kit's part of the id
+        let body = json!({
+            "id": channel_id(&req.channel_id, user),
+            "type": "web_hook",
+            "address": req.notify_url,
+            "token": req.token,
+            "expiration": req.expires_at.timestamp_millis().to_string(),
+        });
+        let call = if drive {
+            // Drive watches its changes feed from a page token on
+            let start = self
+                .client
+                .call(
+                    rec,
+                    user,
+                    &GoogleCall::get(
+                        Api::Drive,
+                        "/drive/v3/changes/startPageToken",
+                        "drive/changes.getStartPageToken",
+                    ),
+                )
+                .await?;
+            let token = start.body["startPageToken"]
+                .as_str()
+                .unwrap_or("1")
+                .to_string();
+            GoogleCall::post(
+                Api::Drive,
+                "/drive/v3/changes/watch",
+                body,
+                "drive/changes.watch",
+            )
+            .query("pageToken", token)
+        } else {
+            GoogleCall::post(
+                Api::Calendar,
+                "/calendar/v3/calendars/primary/events/watch",
+                body,
+                "calendar/events.watch",
+            )
+        };
         let a = self.client.call(rec, user, &call).await?;
         let expires_at = a.body["expiration"]
             .as_str()
@@ -120,14 +157,23 @@ impl PushChannels for GoogleChannels {
     }
 
     async fn close(&self, rec: &ConnectionRecord, channel: &Channel) -> Result<(), ServiceError> {
-        let Some(user) = user_of(&channel.key) else {
+        let Some((user, drive)) = user_of(&channel.key) else {
             return Ok(());
         };
+        let (api, path, op) = if drive {
+            (Api::Drive, "/drive/v3/channels/stop", "drive/channels.stop")
+        } else {
+            (
+                Api::Calendar,
+                "/calendar/v3/channels/stop",
+                "calendar/channels.stop",
+            )
+        };
         let call = GoogleCall::post(
-            Api::Calendar,
-            "/calendar/v3/channels/stop",
+            api,
+            path,
             json!({"id": channel_id(&channel.channel_id, user), "resourceId": channel.resource_id}),
-            "calendar/channels.stop",
+            op,
         );
         match self.client.call(rec, user, &call).await {
             Ok(_) => Ok(()),
@@ -190,6 +236,15 @@ mod tests {
             WebhookInput::Reply { status: 200, .. }
         ));
         assert!(read_notification(&push("bogus", "42.a@b.c")).is_err());
+        let mut drive = push("exists", "43.ada@example.com");
+        drive.headers.insert(
+            "x-goog-resource-uri".into(),
+            "https://www.googleapis.com/drive/v3/changes?alt=json&pageToken=7".into(),
+        );
+        match read_notification(&drive).unwrap() {
+            WebhookInput::ResyncPartition { entity, .. } => assert_eq!(entity, "drive_file"),
+            other => panic!("{other:?}"),
+        }
         let ch = channel_credentials(&push("exists", "42.ada@example.com"));
         assert_eq!(ch, Some(("42".to_string(), "t".to_string())));
     }

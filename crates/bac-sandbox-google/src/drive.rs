@@ -72,14 +72,16 @@ pub struct Drive {
     oauth: OAuthServer,
     clock: SandboxClock,
     store: Arc<Mutex<Store>>,
+    push: crate::push::Channels,
 }
 
 impl Drive {
-    pub fn new(oauth: OAuthServer, clock: SandboxClock) -> Drive {
+    pub fn new(oauth: OAuthServer, clock: SandboxClock, push: crate::push::Channels) -> Drive {
         Drive {
             oauth,
             clock,
             store: Arc::default(),
+            push,
         }
     }
 
@@ -139,6 +141,8 @@ impl Drive {
                 removed: false,
             },
         );
+        drop(s);
+        self.push.changed(&format!("drive:{owner}"));
         Value::Object(m)
     }
 }
@@ -156,6 +160,8 @@ pub fn router(drive: Drive) -> Router {
         )
         .route("/drive/v3/changes/startPageToken", get(start_token))
         .route("/drive/v3/changes", get(changes))
+        .route("/drive/v3/changes/watch", post(watch))
+        .route("/drive/v3/channels/stop", post(stop))
         .route("/_sandbox/google/drive/interrupt", post(interrupt))
         .route("/_sandbox/google/drive/uploads", get(uploads))
         .with_state(drive)
@@ -589,10 +595,38 @@ async fn delete_one(
         Some(f) => {
             f.removed = true;
             f.seq = seq;
+            drop(s);
+            d.push.changed(&format!("drive:{user}"));
             StatusCode::NO_CONTENT.into_response()
         }
         None => not_found(&id),
     }
+}
+
+/// `changes.watch`: a push channel on the user's changes (from `pageToken` on).
+async fn watch(
+    State(d): State<Drive>,
+    headers: HeaderMap,
+    Query(q): Params,
+    body: axum::body::Bytes,
+) -> Response {
+    let user = match d.user(&headers, false, "google.apps.drive.v3.DriveChanges.Watch") {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Some(token) = q.get("pageToken") else {
+        return bad("The pageToken parameter is required.");
+    };
+    let uri = format!("https://www.googleapis.com/drive/v3/changes?alt=json&pageToken={token}");
+    d.push.open(&format!("drive:{user}"), &uri, &body)
+}
+
+/// `channels.stop`.
+async fn stop(State(d): State<Drive>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if d.oauth.check_bearer(&headers).is_none() {
+        return unauthenticated();
+    }
+    d.push.stop(&body)
 }
 
 async fn start_token(State(d): State<Drive>, headers: HeaderMap) -> Response {

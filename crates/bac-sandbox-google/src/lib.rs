@@ -102,7 +102,7 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
     let gmail = gmail::Gmail::new(oauth.clone(), clock.clone());
     let push = push::Channels::new(clock.clone());
     let calendar = calendar::Calendar::new(oauth.clone(), clock.clone(), push.clone());
-    let drive = drive::Drive::new(oauth.clone(), clock.clone());
+    let drive = drive::Drive::new(oauth.clone(), clock.clone(), push.clone());
     let directory = admin::Directory::new(oauth.clone(), clock.clone());
     let quota = quota::Quota::new(oauth.clone());
     let office = office::Office::new(oauth.clone(), clock.clone());

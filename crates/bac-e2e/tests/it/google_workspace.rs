@@ -357,7 +357,7 @@ async fn user_token(fleet: &Fleet, user: &str) -> String {
     answer["access_token"].as_str().unwrap().to_string()
 }
 
-/// The sandbox's channels whose key names `user`'s calendar and are not expired.
+/// The sandbox's channels that are not expired.
 fn live(report: &Value) -> Vec<Value> {
     report["channels"]
         .as_array()
@@ -366,6 +366,11 @@ fn live(report: &Value) -> Vec<Value> {
         .filter(|c| c["expired"] == false)
         .cloned()
         .collect()
+}
+
+/// The live channel watching `key` (`calendar:<user>`, `drive:<user>`).
+fn live_on(report: &Value, key: &str) -> Option<Value> {
+    live(report).into_iter().find(|c| c["key"] == key)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -383,18 +388,23 @@ async fn calendar_pushes_are_verified_trigger_the_users_partition_renew_and_stop
     let conn = fleet
         .connect_google(SCOPES, json!({"users": ["alice@example.com"]}))
         .await;
-    // The first run gives alice a cursor, so what follows is incremental.
+    // The first runs give alice cursors, so what follows is incremental.
     conformance::sync(&fleet, &conn, "calendar_event", "incremental").await;
     ended_runs(&fleet, &conn, 1).await;
+    conformance::sync(&fleet, &conn, "drive_file", "incremental").await;
 
-    // The keeper opens alice's channel to the gateway's push route.
+    // The keeper opens alice's channels (calendar, Drive) to the gateway's push route.
     let opened = wait_until(Duration::from_secs(60), || async {
-        live(&sandbox_get(&fleet, "/_sandbox/google/channels").await).len() == 1
+        live(&sandbox_get(&fleet, "/_sandbox/google/channels").await).len() == 2
     })
     .await;
     let report = sandbox_get(&fleet, "/_sandbox/google/channels").await;
     assert!(opened, "{report}");
-    let channel = live(&report)[0].clone();
+    let channel = live_on(&report, "calendar:alice@example.com").expect("alice's calendar channel");
+    assert!(
+        live_on(&report, "drive:alice@example.com").is_some(),
+        "{report}"
+    );
     assert!(
         channel["address"]
             .as_str()
@@ -470,6 +480,48 @@ async fn calendar_pushes_are_verified_trigger_the_users_partition_renew_and_stop
         "{runs:?}"
     );
 
+    // A file added to her Drive is pushed and published the same way.
+    let token = user_token_scoped(
+        &fleet,
+        "alice@example.com",
+        "https://www.googleapis.com/auth/drive",
+    )
+    .await;
+    let boundary = "b0undary";
+    let body = format!(
+        "--{boundary}\r\nContent-Type: application/json\r\n\r\n{{\"name\": \"notes.txt\"}}\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n"
+    );
+    let file: Value = fleet
+        .http
+        .post(format!(
+            "{}/upload/drive/v3/files?uploadType=multipart",
+            sandbox(&fleet)
+        ))
+        .bearer_auth(&token)
+        .header(
+            "Content-Type",
+            format!("multipart/related; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file_subject = format!(
+        "drive_file/alice@example.com/{}",
+        file["id"].as_str().unwrap()
+    );
+    let got = conformance::events(&fleet, "bac.google_workspace.drive_file.v1", |r| {
+        r.iter().any(|e| e.headers["ce_subject"] == file_subject)
+    })
+    .await;
+    assert!(
+        got.iter().any(|e| e.headers["ce_subject"] == file_subject),
+        "the pushed Drive change was published"
+    );
+
     // Deleting the connection stops its channel at Google.
     let (status, _) = fleet
         .call(
@@ -511,7 +563,8 @@ async fn a_channel_near_expiry_is_replaced_and_the_old_one_stopped() {
     let db = connect(&fleet.infra.database_url).await;
     let kept: String = db
         .query_one(
-            "SELECT channel_id FROM google_workspace.push_channels WHERE connection_id = $1",
+            "SELECT channel_id FROM google_workspace.push_channels
+              WHERE connection_id = $1 AND key = 'calendar:carol@example.com'",
             &[&conn],
         )
         .await
