@@ -343,7 +343,10 @@ impl GoogleClient {
                     serde_json::from_slice(&resp.body).unwrap_or(Value::Null)
                 };
                 if !resp.status.is_success() && !accept.contains(&status) {
-                    return Err(google_error(status, &body, &resp.headers));
+                    return Err(name_scope(
+                        google_error(status, &body, &resp.headers),
+                        &call.operation,
+                    ));
                 }
                 Ok(GoogleAnswer {
                     status,
@@ -403,6 +406,57 @@ pub fn upstream_error(e: UpstreamError) -> ServiceError {
             other.to_string(),
         ),
     }
+}
+
+/// The scope an operation of the fleet needs (the narrowest that serves it), to name in a
+/// refusal for a missing scope.
+pub fn scope_for(operation: &str) -> Option<&'static str> {
+    const TABLE: &[(&str, &str)] = &[
+        ("gmail/messages.send", "gmail.send"),
+        ("gmail/", "gmail.readonly"),
+        ("calendar/", "calendar.events"),
+        ("drive/", "drive"),
+        ("directory/", "admin.directory.user.readonly"),
+        ("docs/", "documents"),
+        ("sheets/", "spreadsheets"),
+        ("slides/", "presentations"),
+        ("forms/responses", "forms.responses.readonly"),
+        ("forms/", "forms.body"),
+        ("chat/", "chat.messages"),
+        ("tasks/", "tasks"),
+    ];
+    TABLE
+        .iter()
+        .find(|(prefix, _)| operation.starts_with(prefix))
+        .map(|(_, scope)| match *scope {
+            "gmail.send" => "https://www.googleapis.com/auth/gmail.send",
+            "gmail.readonly" => "https://www.googleapis.com/auth/gmail.readonly",
+            "calendar.events" => "https://www.googleapis.com/auth/calendar.events",
+            "drive" => "https://www.googleapis.com/auth/drive",
+            "admin.directory.user.readonly" => {
+                "https://www.googleapis.com/auth/admin.directory.user.readonly"
+            }
+            "documents" => "https://www.googleapis.com/auth/documents",
+            "spreadsheets" => "https://www.googleapis.com/auth/spreadsheets",
+            "presentations" => "https://www.googleapis.com/auth/presentations",
+            "forms.responses.readonly" => {
+                "https://www.googleapis.com/auth/forms.responses.readonly"
+            }
+            "forms.body" => "https://www.googleapis.com/auth/forms.body",
+            "chat.messages" => "https://www.googleapis.com/auth/chat.messages",
+            _ => "https://www.googleapis.com/auth/tasks",
+        })
+}
+
+/// Names the scope to add in a refusal for a missing one.
+fn name_scope(mut e: ServiceError, operation: &str) -> ServiceError {
+    if e.upstream_code.as_deref() == Some("ACCESS_TOKEN_SCOPE_INSUFFICIENT") {
+        if let Some(scope) = scope_for(operation) {
+            e.message = format!("{} Add the scope {scope}.", e.message);
+            e.suggestion = Some(format!("Grant {scope}: {SCOPE_ADVICE}"));
+        }
+    }
+    e
 }
 
 /// Where a missing scope is granted: the Admin console's domain-wide delegation for a
@@ -537,6 +591,26 @@ mod tests {
         assert_eq!(
             google_error(500, &Value::Null, &h).code,
             ErrorCode::UpstreamUnavailable
+        );
+    }
+
+    #[test]
+    fn a_missing_scope_is_named() {
+        let h = http::HeaderMap::new();
+        let body = json!({"error": {"code": 403, "message": "Request had insufficient authentication scopes.",
+            "errors": [{"reason": "insufficientPermissions"}],
+            "details": [{"reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT"}]}});
+        let e = name_scope(google_error(403, &body, &h), "gmail/messages.send");
+        assert!(
+            e.message
+                .contains("https://www.googleapis.com/auth/gmail.send"),
+            "{}",
+            e.message
+        );
+        assert!(e.suggestion.unwrap().contains("Domain-wide delegation"));
+        assert_eq!(
+            scope_for("forms/responses.list"),
+            Some("https://www.googleapis.com/auth/forms.responses.readonly")
         );
     }
 

@@ -957,6 +957,13 @@ async fn a_users_oauth_connection_acts_for_that_user_only_and_names_missing_scop
         "{err}"
     );
     assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("https://www.googleapis.com/auth/gmail.send"),
+        "the scope to add is named: {err}"
+    );
+    assert!(
         err["details"]["suggestion"]
             .as_str()
             .unwrap()
