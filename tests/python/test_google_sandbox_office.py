@@ -143,3 +143,55 @@ def test_a_token_without_the_scope_is_refused(google_url):
         docs.documents().create(body={"title": "x"}).execute()
     assert err.value.resp.status == 403
     assert b"ACCESS_TOKEN_SCOPE_INSUFFICIENT" in err.value.content
+
+
+def test_document_content_is_deleted_by_range(google_url):
+    docs = _service(google_url, "docs", "v1", _token(google_url, _user(), DOCS))
+    did = docs.documents().create(body={"title": "Notes"}).execute()["documentId"]
+    docs.documents().batchUpdate(documentId=did, body={"requests": [
+        {"insertText": {"endOfSegmentLocation": {}, "text": "Hello brave world"}},
+        # indices count from 1: "brave " is 7..13
+        {"deleteContentRange": {"range": {"startIndex": 7, "endIndex": 13}}},
+    ]}).execute()
+    got = docs.documents().get(documentId=did).execute()
+    runs = [e["textRun"]["content"] for c in got["body"]["content"] if "paragraph" in c
+            for e in c["paragraph"]["elements"]]
+    assert "".join(runs) == "Hello world\n"
+    # the segment's final newline cannot be deleted; nothing of the batch applies
+    with pytest.raises(HttpError) as err:
+        docs.documents().batchUpdate(documentId=did, body={"requests": [
+            {"insertText": {"location": {"index": 1}, "text": "x"}},
+            {"deleteContentRange": {"range": {"startIndex": 1, "endIndex": 14}}},
+        ]}).execute()
+    assert err.value.resp.status == 400
+    assert json.loads(err.value.content)["error"]["status"] == "INVALID_ARGUMENT"
+    assert "requests[1]" in json.loads(err.value.content)["error"]["message"]
+
+
+def test_a_form_response_is_read_by_id(google_url):
+    forms = _service(google_url, "forms", "v1", _token(google_url, _user(), FORMS))
+    fid = forms.forms().create(body={"info": {"title": "Survey"}}).execute()["formId"]
+    answer = forms.forms().batchUpdate(formId=fid, body={"requests": [{"createItem": {
+        "item": {"title": "Your name", "questionItem": {"question": {"textQuestion": {}}}},
+        "location": {"index": 0}}}]}).execute()
+    qid = answer["replies"][0]["createItem"]["questionId"][0]
+    req = urllib.request.Request(
+        f"{google_url}/_sandbox/google/forms/{fid}/responses",
+        data=json.dumps({"answers": {qid: ["Ada"]}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        rid = json.loads(resp.read())["responseId"]
+    got = forms.forms().responses().get(formId=fid, responseId=rid).execute()
+    assert got["responseId"] == rid and got["createTime"] and got["lastSubmittedTime"]
+    assert got["answers"][qid]["textAnswers"]["answers"] == [{"value": "Ada"}]
+    with pytest.raises(HttpError) as err:
+        forms.forms().responses().get(formId=fid, responseId="nope").execute()
+    assert err.value.resp.status == 404
+    # a token with only the form's body scope cannot read responses
+    body_only = _service(google_url, "forms", "v1",
+                         _token(google_url, _user(), "https://www.googleapis.com/auth/forms.body"))
+    with pytest.raises(HttpError) as err:
+        body_only.forms().responses().list(formId=fid).execute()
+    assert err.value.resp.status == 403

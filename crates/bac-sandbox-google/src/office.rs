@@ -1,10 +1,10 @@
 //! Docs, Sheets, Slides and Forms as their discovery documents (`docs.v1`, `sheets.v4`,
 //! `slides.v1`, `forms.v1`) describe them, the parts the fleet uses: create, get and
-//! `batchUpdate` of a document (`insertText`, `replaceAllText`) and of a presentation
+//! `batchUpdate` of a document (`insertText`, `deleteContentRange`, `replaceAllText`) and of a presentation
 //! (`createSlide`, `createShape`, `insertText`); a spreadsheet's create, get and values (get,
 //! update, append in A1 notation, `valueInputOption` required as Google requires it); a
 //! form's create (its title only, as Google allows), get, `batchUpdate` (`createItem`,
-//! `updateFormInfo`) and responses. Files belong to the token's user. Respondents are the
+//! `updateFormInfo`) and responses (list, get). Files belong to the token's user. Respondents are the
 //! sandbox's: `POST /_sandbox/google/forms/{formId}/responses` with `{"answers":
 //! {questionId: ["text", ...]}}`.
 use std::{
@@ -226,10 +226,12 @@ async fn doc_update(
     };
     let mut text = doc.2.clone();
     let mut replies = Vec::new();
-    for r in v["requests"].as_array().into_iter().flatten() {
+    for (i, r) in v["requests"].as_array().into_iter().flatten().enumerate() {
         if let Some(ins) = r.get("insertText") {
             let Some(t) = ins["text"].as_str() else {
-                return bad("Invalid requests[0].insertText: text is required");
+                return bad(&format!(
+                    "Invalid requests[{i}].insertText: text is required"
+                ));
             };
             if ins.get("endOfSegmentLocation").is_some() {
                 text.push_str(t);
@@ -238,7 +240,7 @@ async fn doc_update(
                 let units: Vec<u16> = text.encode_utf16().collect();
                 let at = (index as usize).saturating_sub(1);
                 if index == 0 || at > units.len() {
-                    return bad("Invalid requests[0].insertText: Index must be within the bounds of an existing paragraph.");
+                    return bad(&format!("Invalid requests[{i}].insertText: Index {index} must be within the bounds of an existing paragraph."));
                 }
                 let (a, b) = units.split_at(at);
                 text = format!(
@@ -247,22 +249,52 @@ async fn doc_update(
                     String::from_utf16_lossy(b)
                 );
             } else {
-                return bad(
-                    "Invalid requests[0].insertText: location or endOfSegmentLocation is required",
-                );
+                return bad(&format!(
+                    "Invalid requests[{i}].insertText: location or endOfSegmentLocation is required"
+                ));
             }
             replies.push(json!({}));
         } else if let Some(rep) = r.get("replaceAllText") {
             let find = rep["containsText"]["text"].as_str().unwrap_or("");
             let with = rep["replaceText"].as_str().unwrap_or("");
             if find.is_empty() {
-                return bad("Invalid requests[0].replaceAllText: containsText.text is required");
+                return bad(&format!(
+                    "Invalid requests[{i}].replaceAllText: containsText.text is required"
+                ));
             }
             let n = text.matches(find).count();
             text = text.replace(find, with);
             replies.push(json!({"replaceAllText": {"occurrencesChanged": n}}));
+        } else if let Some(del) = r.get("deleteContentRange") {
+            // the body's text runs from index 1; its final newline (index len + 1) stays
+            let units: Vec<u16> = text.encode_utf16().collect();
+            let range = &del["range"];
+            let (Some(start), Some(end)) =
+                (range["startIndex"].as_u64(), range["endIndex"].as_u64())
+            else {
+                return bad(&format!(
+                    "Invalid requests[{i}].deleteContentRange: range.startIndex and range.endIndex are required"
+                ));
+            };
+            if start < 1 || end <= start {
+                return bad(&format!(
+                    "Invalid requests[{i}].deleteContentRange: The range should not be empty."
+                ));
+            }
+            if end as usize > units.len() + 1 {
+                return bad(&format!("Invalid requests[{i}].deleteContentRange: The range cannot include the newline character at the end of the segment."));
+            }
+            let (a, b) = ((start - 1) as usize, (end - 1) as usize);
+            let cut = |u: &[u16]| String::from_utf16(u);
+            match (cut(&units[..a]), cut(&units[b..])) {
+                (Ok(head), Ok(tail)) => text = format!("{head}{tail}"),
+                _ => {
+                    return bad(&format!("Invalid requests[{i}].deleteContentRange: The range cannot split a surrogate pair."))
+                }
+            }
+            replies.push(json!({}));
         } else {
-            return bad("Invalid requests: this request kind is not one the sandbox serves (insertText, replaceAllText)");
+            return bad(&format!("Invalid requests[{i}]: this request kind is not one the sandbox serves (insertText, deleteContentRange, replaceAllText)"));
         }
     }
     doc.2 = text;
@@ -898,6 +930,7 @@ async fn responses(
         &[
             FORMS_RESPONSES,
             DRIVE,
+            DRIVE_FILE,
             "https://www.googleapis.com/auth/drive.readonly",
         ],
         "forms.googleapis.com",
@@ -930,6 +963,33 @@ async fn responses(
         out["nextPageToken"] = json!((from + size).to_string());
     }
     Json(out).into_response()
+}
+
+/// `GET /v1/forms/{formId}/responses/{responseId}`.
+async fn response_get(
+    State(o): State<Office>,
+    headers: HeaderMap,
+    Path((id, rid)): Path<(String, String)>,
+) -> Response {
+    let user = match o.caller(
+        &headers,
+        &[FORMS_RESPONSES, DRIVE, DRIVE_FILE],
+        "forms.googleapis.com",
+        "google.apps.forms.v1.FormsService.GetFormResponse",
+    ) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Ok(f) = o.files.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Some((_, _, list)) = f.forms.get(&id).filter(|d| d.0 == user) else {
+        return not_found(&id);
+    };
+    match list.iter().find(|r| r["responseId"] == rid.as_str()) {
+        Some(r) => Json(r.clone()).into_response(),
+        None => not_found(&rid),
+    }
 }
 
 /// Admin: a respondent submits `{"answers": {questionId: ["text", ...]}}`.
@@ -992,6 +1052,7 @@ pub fn router(o: Office) -> Router {
         .route("/v1/forms", post(form_create))
         .route("/v1/forms/:id", get(form_get).post(form_update))
         .route("/v1/forms/:id/responses", get(responses))
+        .route("/v1/forms/:id/responses/:response", get(response_get))
         .route("/_sandbox/google/forms/:id/responses", post(respond))
         .with_state(o)
 }
