@@ -20,6 +20,28 @@ use bac_runtime::{connections::ConnectionRecord, ServiceError};
 use bac_sync::RemoteRecord;
 use serde_json::Value;
 
+/// Every table a service built on the kit needs, in the order they are applied: connections,
+/// the sync engine's, the call log and push channels (bac-zoho and bac-google-workspace apply
+/// exactly these; bac-odoo, older, names some of them its own way).
+pub const MIGRATIONS: &[bac_runtime::db::Migration] = &[
+    bac_runtime::connections::MIGRATION,
+    bac_runtime::connections::NOTIFY_MIGRATION,
+    // the kit's status, sync runs, settings and conflicts read the engine's tables
+    bac_sync::MIGRATION,
+    bac_sync::MIRROR_MIGRATION,
+    bac_sync::COMMAND_REJECTS_MIGRATION,
+    bac_sync::FAIR_LEASES_MIGRATION,
+    bac_sync::CONFLICT_LEASES_MIGRATION,
+    bac_sync::VERSIONS_MIGRATION,
+    bac_sync::PARTITIONS_MIGRATION,
+    bac_sync::INTENTS_MIGRATION,
+    bac_sync::INTENT_ANSWERS_MIGRATION,
+    bac_sync::PARKING_MIGRATION,
+    calls::MIGRATION,
+    calls::MESSAGE_MIGRATION,
+    channels::MIGRATION,
+];
+
 pub use calls::Calls;
 pub use service::IntegrationApi;
 pub use tokens::{AccessToken, Grant, TokenGrant, TokenSource};

@@ -35,24 +35,7 @@ use bac_runtime::{
 };
 use tonic::service::Routes;
 
-pub const MIGRATIONS: &[Migration] = &[
-    connections::MIGRATION,
-    connections::NOTIFY_MIGRATION,
-    // the kit's status, sync runs, settings and conflicts read the engine's tables
-    bac_sync::MIGRATION,
-    bac_sync::MIRROR_MIGRATION,
-    bac_sync::COMMAND_REJECTS_MIGRATION,
-    bac_sync::FAIR_LEASES_MIGRATION,
-    bac_sync::CONFLICT_LEASES_MIGRATION,
-    bac_sync::VERSIONS_MIGRATION,
-    bac_sync::PARTITIONS_MIGRATION,
-    bac_sync::INTENTS_MIGRATION,
-    bac_sync::INTENT_ANSWERS_MIGRATION,
-    bac_sync::PARKING_MIGRATION,
-    bac_connector::calls::MIGRATION,
-    bac_connector::calls::MESSAGE_MIGRATION,
-    bac_connector::channels::MIGRATION,
-];
+pub const MIGRATIONS: &[Migration] = bac_connector::MIGRATIONS;
 
 /// What bac-google-workspace reads besides [`Config`].
 #[derive(Debug, Clone)]
