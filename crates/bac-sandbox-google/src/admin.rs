@@ -18,7 +18,7 @@ use axum::{
 use bac_sandbox_kit::{OAuthServer, SandboxClock};
 use serde_json::{json, Value};
 
-use crate::{google_error, has_scope, scope_insufficient, unauthenticated};
+use crate::google_error;
 
 const USER: &str = "https://www.googleapis.com/auth/admin.directory.user";
 const USER_READONLY: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
@@ -47,18 +47,12 @@ impl Directory {
     }
 
     fn caller(&self, headers: &HeaderMap, write: bool, method: &str) -> Result<String, Response> {
-        let Some(token) = self.oauth.check_bearer(headers) else {
-            return Err(unauthenticated());
-        };
         let scopes: &[&str] = if write {
             &[USER]
         } else {
             &[USER, USER_READONLY]
         };
-        if !has_scope(&token.scope, scopes) {
-            return Err(scope_insufficient("admin.googleapis.com", method));
-        }
-        Ok(token.subject)
+        crate::authorized(&self.oauth, headers, scopes, "admin.googleapis.com", method)
     }
 
     fn user_body(

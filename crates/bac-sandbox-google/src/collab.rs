@@ -19,7 +19,7 @@ use axum::{
 use bac_sandbox_kit::{OAuthServer, SandboxClock};
 use serde_json::{json, Value};
 
-use crate::{google_error, has_scope, scope_insufficient, unauthenticated};
+use crate::google_error;
 
 const CHAT_CREATE: &[&str] = &[
     "https://www.googleapis.com/auth/chat.messages",
@@ -85,13 +85,7 @@ impl Collab {
         service: &str,
         method: &str,
     ) -> Result<String, Response> {
-        let Some(token) = self.oauth.check_bearer(headers) else {
-            return Err(unauthenticated());
-        };
-        if !has_scope(&token.scope, scopes) {
-            return Err(scope_insufficient(service, method));
-        }
-        Ok(token.subject)
+        crate::authorized(&self.oauth, headers, scopes, service, method)
     }
 
     fn now(&self) -> String {

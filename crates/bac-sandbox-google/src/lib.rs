@@ -85,6 +85,24 @@ pub fn scope_insufficient(service: &str, method: &str) -> Response {
     )
 }
 
+/// The user a call's bearer token speaks for, when it carries one of `scopes`; otherwise
+/// Google's 401, or 403 `ACCESS_TOKEN_SCOPE_INSUFFICIENT` naming `service` and `method`.
+pub fn authorized(
+    oauth: &OAuthServer,
+    headers: &axum::http::HeaderMap,
+    scopes: &[&str],
+    service: &str,
+    method: &str,
+) -> Result<String, Response> {
+    let Some(token) = oauth.check_bearer(headers) else {
+        return Err(unauthenticated());
+    };
+    if !has_scope(&token.scope, scopes) {
+        return Err(scope_insufficient(service, method));
+    }
+    Ok(token.subject)
+}
+
 /// Whether a token's scopes (space-separated URLs) include one of `any`.
 pub fn has_scope(granted: &str, any: &[&str]) -> bool {
     granted.split([' ', ',']).any(|g| any.contains(&g))

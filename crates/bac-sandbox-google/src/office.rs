@@ -22,7 +22,7 @@ use axum::{
 use bac_sandbox_kit::{OAuthServer, SandboxClock};
 use serde_json::{json, Value};
 
-use crate::{google_error, has_scope, scope_insufficient, unauthenticated};
+use crate::google_error;
 
 const DRIVE: &str = "https://www.googleapis.com/auth/drive";
 const DRIVE_FILE: &str = "https://www.googleapis.com/auth/drive.file";
@@ -88,13 +88,7 @@ impl Office {
         service: &str,
         method: &str,
     ) -> Result<String, Response> {
-        let Some(token) = self.oauth.check_bearer(headers) else {
-            return Err(unauthenticated());
-        };
-        if !has_scope(&token.scope, scopes) {
-            return Err(scope_insufficient(service, method));
-        }
-        Ok(token.subject)
+        crate::authorized(&self.oauth, headers, scopes, service, method)
     }
 
     fn now(&self) -> String {
