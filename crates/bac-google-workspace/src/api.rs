@@ -49,6 +49,15 @@ fn intent_of(given: &str) -> Result<String, ServiceError> {
     Ok(bac_connector::intent_of("google-workspace", given)?.0)
 }
 
+/// A request's page size: `default` when it names none, at most `max`.
+fn page_size(asked: u32, default: u32, max: u32) -> Result<u32, ServiceError> {
+    match asked {
+        0 => Ok(default),
+        n if n > max => Err(bad(format!("page_size must be at most {max}"))),
+        n => Ok(n),
+    }
+}
+
 /// A page token as Google gives them (opaque, printable).
 fn check_token(t: &str) -> Result<(), ServiceError> {
     if t.len() > 2048 || !t.bytes().all(|b| b.is_ascii_graphic()) {
@@ -297,11 +306,7 @@ impl GoogleWorkspaceService for GoogleApi {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
         check_token(&req.page_token)?;
-        let size = match req.page_size {
-            0 => 20,
-            n if n > 100 => return Err(bad("page_size must be at most 100").into()),
-            n => n,
-        };
+        let size = page_size(req.page_size, 20, 100)?;
         let rec = self.connection(&ctx, &req.connection_id).await?;
         let user = self.client.acting_user(&rec, &req.user)?;
         let mut call = GoogleCall::get(
@@ -405,11 +410,7 @@ impl GoogleWorkspaceService for GoogleApi {
         let req = request.into_inner();
         check_token(&req.page_token)?;
         let path = calendar_path(&req.calendar_id)?;
-        let size = match req.page_size {
-            0 => 250,
-            n if n > 2500 => return Err(bad("page_size must be at most 2500").into()),
-            n => n,
-        };
+        let size = page_size(req.page_size, 250, 2500)?;
         let rec = self.connection(&ctx, &req.connection_id).await?;
         let user = self.client.acting_user(&rec, &req.user)?;
         let mut call = GoogleCall::get(Api::Calendar, path, "calendar/events.list")
@@ -505,11 +506,7 @@ impl GoogleWorkspaceService for GoogleApi {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
         check_token(&req.page_token)?;
-        let size = match req.page_size {
-            0 => 100,
-            n if n > 1000 => return Err(bad("page_size must be at most 1000").into()),
-            n => n,
-        };
+        let size = page_size(req.page_size, 100, 1000)?;
         let rec = self.connection(&ctx, &req.connection_id).await?;
         let user = self.client.acting_user(&rec, &req.user)?;
         let mut call = GoogleCall::get(Api::Drive, "/drive/v3/files", "drive/files.list")
@@ -693,11 +690,7 @@ impl GoogleWorkspaceService for GoogleApi {
         let req = request.into_inner();
         check_file_id("form_id", &req.form_id)?;
         check_token(&req.page_token)?;
-        let size = match req.page_size {
-            0 => 100,
-            n if n > 5000 => return Err(bad("page_size must be at most 5000").into()),
-            n => n,
-        };
+        let size = page_size(req.page_size, 100, 5000)?;
         let rec = self.connection(&ctx, &req.connection_id).await?;
         let user = self.client.acting_user(&rec, &req.user)?;
         let mut call = GoogleCall::get(
@@ -779,11 +772,7 @@ impl GoogleWorkspaceService for GoogleApi {
         let req = request.into_inner();
         check_space(&req.space)?;
         check_token(&req.page_token)?;
-        let size = match req.page_size {
-            0 => 25,
-            n if n > 1000 => return Err(bad("page_size must be at most 1000").into()),
-            n => n,
-        };
+        let size = page_size(req.page_size, 25, 1000)?;
         let rec = self.connection(&ctx, &req.connection_id).await?;
         let user = self.client.acting_user(&rec, &req.user)?;
         let mut call = GoogleCall::get(
@@ -841,11 +830,7 @@ impl GoogleWorkspaceService for GoogleApi {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
         check_token(&req.page_token)?;
-        let size = match req.page_size {
-            0 => 20,
-            n if n > 100 => return Err(bad("page_size must be at most 100").into()),
-            n => n,
-        };
+        let size = page_size(req.page_size, 20, 100)?;
         let rec = self.connection(&ctx, &req.connection_id).await?;
         let user = self.client.acting_user(&rec, &req.user)?;
         let mut call = GoogleCall::get(
@@ -877,11 +862,7 @@ impl GoogleWorkspaceService for GoogleApi {
         let ctx = ctx(&request)?;
         let req = request.into_inner();
         check_token(&req.page_token)?;
-        let size = match req.page_size {
-            0 => 100,
-            n if n > 500 => return Err(bad("page_size must be at most 500").into()),
-            n => n,
-        };
+        let size = page_size(req.page_size, 100, 500)?;
         let rec = self.connection(&ctx, &req.connection_id).await?;
         let user = self.client.acting_user(&rec, &req.user)?;
         let mut call = GoogleCall::get(
