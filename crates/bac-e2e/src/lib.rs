@@ -206,7 +206,8 @@ impl Tansu {
         *self = fresh;
     }
 
-    fn kill(&mut self) {
+    /// Kills the broker (SIGKILL) and waits for it to be gone; nothing answers on its port.
+    pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

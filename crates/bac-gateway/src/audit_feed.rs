@@ -10,7 +10,7 @@
 use bac_runtime::{config::KafkaConfig, db::Pool};
 use chrono::{DateTime, Utc};
 use rdkafka::{
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{CommitMode, Consumer},
     message::Headers,
     Message,
 };
@@ -45,12 +45,13 @@ async fn consume(
     kafka: &KafkaConfig,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = bac_runtime::kafka::client_config(kafka)
-        .set("group.id", "bac-gateway-audit")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .create()?;
+    let consumer = bac_runtime::kafka::GroupConsumer::create(
+        bac_runtime::kafka::client_config(kafka)
+            .set("group.id", "bac-gateway-audit")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000"),
+    )?;
     consumer.subscribe(&[audit::TOPIC])?;
     loop {
         let msg = tokio::select! {

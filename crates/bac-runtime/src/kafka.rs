@@ -168,6 +168,64 @@ pub async fn missing_topics(producer: &FutureProducer, topics: &[String]) -> Vec
     .unwrap_or_default()
 }
 
+/// How long dropping a [`GroupConsumer`] waits for librdkafka to leave the group.
+pub const CONSUMER_CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// A group consumer that closes off the async runtime. rdkafka's drop waits for librdkafka's
+/// close with no limit; with an offset commit in flight to a broker that died, that close
+/// never ends, and the tokio worker dropping it would be lost until the broker returns (a
+/// consumer restarting after an outage, a test tearing its broker down). Here the close runs
+/// on a thread of its own and the drop waits for it at most [`CONSUMER_CLOSE_WAIT`], long
+/// enough to leave the group cleanly when the broker answers.
+pub struct GroupConsumer {
+    inner: Option<rdkafka::consumer::StreamConsumer>,
+}
+
+impl GroupConsumer {
+    /// Creates the consumer from `config` (a [`client_config`] with `group.id` and friends).
+    pub fn create(config: &ClientConfig) -> Result<Self, KafkaError> {
+        Ok(GroupConsumer {
+            inner: Some(config.create()?),
+        })
+    }
+}
+
+impl std::ops::Deref for GroupConsumer {
+    type Target = rdkafka::consumer::StreamConsumer;
+
+    // `inner` is taken only by `drop`, after which nothing can deref
+    #[allow(clippy::expect_used)]
+    fn deref(&self) -> &Self::Target {
+        self.inner.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        let Some(consumer) = self.inner.take() else {
+            return;
+        };
+        let (done, closed) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("kafka-consumer-close".into())
+            .spawn(move || {
+                drop(consumer);
+                let _ = done.send(());
+            });
+        match spawned {
+            Ok(_) => {
+                if closed.recv_timeout(CONSUMER_CLOSE_WAIT).is_err() {
+                    tracing::warn!(
+                        "a Kafka consumer did not close within {CONSUMER_CLOSE_WAIT:?} \
+                         (broker unreachable); it closes in the background"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "no thread to close a Kafka consumer on"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -180,3 +180,77 @@ async fn replicas_starting_together_apply_migrations_once() {
         .get(0);
     assert_eq!(applied as usize, db::RUNTIME_MIGRATIONS.len() + 1);
 }
+
+/// A group consumer dropped while its offset commit waits for a broker that died must give
+/// its thread back: rdkafka's own drop waits for librdkafka's close without limit, which held
+/// a tokio worker (the gateway's audit feed, the commands consumers) until the broker
+/// returned. Before `GroupConsumer`, the drop below had not returned after 60 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_whose_broker_died_mid_commit_does_not_hold_the_runtime() {
+    use rdkafka::{
+        consumer::{CommitMode, Consumer},
+        message::Message,
+        producer::{FutureProducer, FutureRecord},
+        ClientConfig,
+    };
+    let mut tansu = bac_e2e::Tansu::start();
+    let kafka = bac_runtime::config::KafkaConfig {
+        brokers: tansu.brokers(),
+        topic_partitions: 1,
+        topic_replication: 1,
+        message_timeout: std::time::Duration::from_secs(10),
+        security: bac_runtime::config::KafkaSecurity {
+            protocol: "plaintext".into(),
+            ..Default::default()
+        },
+    };
+    let topic = "bac.test.consumer_close.v1".to_string();
+    bac_runtime::kafka::ensure_topics(&kafka, std::slice::from_ref(&topic))
+        .await
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", tansu.brokers())
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::<str, str>::to(&topic).key("k").payload("v"),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let consumer = bac_runtime::kafka::GroupConsumer::create(
+        bac_runtime::kafka::client_config(&kafka)
+            .set("group.id", "test-consumer-close")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest"),
+    )
+    .unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let msg = consumer.recv().await.unwrap().detach();
+    tansu.kill();
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset(
+            msg.topic(),
+            msg.partition(),
+            rdkafka::Offset::Offset(msg.offset() + 1),
+        )
+        .unwrap();
+    consumer.commit(&offsets, CommitMode::Async).unwrap();
+    let (done, dropped) = std::sync::mpsc::channel();
+    // Dropped on a worker of this runtime, as the services drop theirs.
+    tokio::spawn(async move {
+        drop(consumer);
+        let _ = done.send(());
+    });
+    let waited = tokio::task::spawn_blocking(move || {
+        dropped.recv_timeout(std::time::Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert!(
+        waited.is_ok(),
+        "dropping the consumer held its worker for 60 s"
+    );
+}

@@ -25,15 +25,16 @@ async fn consume_once(
     topic: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = bac_runtime::kafka::client_config(kafka)
-        .set(
-            "group.id",
-            format!("bac-{}-commands", engine.inner.integration),
-        )
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .create()?;
+    let consumer = bac_runtime::kafka::GroupConsumer::create(
+        bac_runtime::kafka::client_config(kafka)
+            .set(
+                "group.id",
+                format!("bac-{}-commands", engine.inner.integration),
+            )
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000"),
+    )?;
     consumer.subscribe(&[topic])?;
     loop {
         let msg = tokio::select! {
