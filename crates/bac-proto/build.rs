@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bac/odoo/v1/odoo.proto",
         "bac/zoho/v1/zoho.proto",
         "bac/google_workspace/v1/google_workspace.proto",
+        "bac/messaging/v1/messaging.proto",
     ]
     .map(|f| root.join(f));
     let out = PathBuf::from(env::var("OUT_DIR")?);

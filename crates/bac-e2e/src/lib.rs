@@ -222,6 +222,80 @@ impl Drop for Tansu {
     }
 }
 
+/// The project's SMTP server for development and tests (`scripts/mail_sink.py`, aiosmtpd)
+/// on a port of its own, keeping what it accepts in a Maildir of its own; killed on drop.
+pub struct MailSink {
+    pub port: u16,
+    pub maildir: std::path::PathBuf,
+    child: Child,
+}
+
+impl MailSink {
+    /// A sink that requires AUTH as `user` / `password`.
+    pub fn start(user: &str, password: &str) -> MailSink {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let maildir = std::env::temp_dir().join(format!("bac-mail-{}", uuid::Uuid::new_v4()));
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(which("python3", "BAC_PYTHON"))
+                .arg(root.join("scripts/mail_sink.py"))
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--user",
+                    user,
+                    "--password",
+                    password,
+                ])
+                .arg("--maildir")
+                .arg(&maildir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("python3 not found: run scripts/install-deps (or set BAC_PYTHON)");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    break;
+                }
+                if wait_port(port, Duration::from_millis(200)) && listens(child.id(), port) {
+                    return MailSink {
+                        port,
+                        maildir,
+                        child,
+                    };
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("the mail sink did not start (is aiosmtpd installed? scripts/install-deps)");
+    }
+
+    /// Every message accepted so far, raw, oldest first.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut files: Vec<(std::time::SystemTime, std::path::PathBuf)> = ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.maildir.join(d)).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|(_, p)| std::fs::read(p).ok())
+            .collect()
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
 /// OpenBao: the one from `BAC_TEST_VAULT_ADDR`/`BAC_TEST_VAULT_TOKEN` (scripts/test starts it),
 /// or a dev server of this test's own.
 pub struct Vault {
@@ -460,6 +534,8 @@ pub struct FleetOptions {
     /// With `google`: the gateway's URL as `BAC_PUBLIC_URL` of bac-google-workspace, so it
     /// opens Calendar push channels to it, with these pass and renewal times.
     pub google_push: Option<bac_connector::channels::KeeperTimes>,
+    /// Also start bac-messaging with this retry schedule.
+    pub messaging: Option<bac_messaging::deliveries::RetryOptions>,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
@@ -477,6 +553,8 @@ pub struct Fleet {
     pub zoho_url: Option<String>,
     /// The Google sandbox's base URL and bac-google-workspace, with [`FleetOptions::google`].
     pub google: Option<(String, Running)>,
+    /// bac-messaging, with [`FleetOptions::messaging`].
+    pub messaging: Option<Running>,
     pub gateway: Running,
     pub api: String,
     pub key: String,
@@ -606,6 +684,19 @@ impl Fleet {
         } else {
             None
         };
+        let messaging = match opts.messaging {
+            Some(retry) => {
+                let running = bac_messaging::run_with(infra.config(ServiceKind::Messaging), retry)
+                    .await
+                    .unwrap();
+                urls.0.insert(
+                    ServiceKind::Messaging,
+                    format!("http://{}", running.grpc_addr),
+                );
+                Some(running)
+            }
+            None => None,
+        };
         urls.0.extend(opts.service_urls);
         let mut gateway_cfg = infra.config(ServiceKind::Gateway);
         if let Some(port) = gateway_port {
@@ -636,6 +727,7 @@ impl Fleet {
             zoho_url: zoho.as_ref().map(|z| z.0.clone()),
             zoho,
             google,
+            messaging,
             gateway,
             key,
             tenant,

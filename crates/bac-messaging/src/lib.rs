@@ -1,10 +1,106 @@
-//! `bac-messaging` will connect tenants to messaging (email over SMTP/IMAP, Slack, Microsoft Teams, Google Chat, signed outbound webhooks).
+//! `bac-messaging` connects tenants to the ways people are told things: email today (SMTP with
+//! templates and delivery states); Slack, Microsoft Teams, Google Chat and signed webhooks to
+//! subscribers are the next channels (docs/messaging.md).
 //!
-//! Its domain is not built yet: the process is real (migrations, gRPC health and reflection,
-//! `/healthz`, `/readyz`, `/metrics`) and its `IntegrationService` answers `UNIMPLEMENTED`.
-use bac_runtime::{Config, Running, ServiceKind};
+//! [`connector`]: the kit's `IntegrationService` part (a connection per channel; the SMTP login
+//! test). [`smtp`]: the one way mail leaves (egress-checked address, TLS, lettre; answers sorted
+//! into sent / try again / give up). [`templates`]: versioned templates rendered with
+//! minijinja. [`deliveries`]: where a send becomes a row and its `bac.messaging.delivery.v1`
+//! events, and the worker that sends. [`api`]: `bac.messaging.v1.MessagingService`.
+pub mod api;
+pub mod connector;
+pub mod deliveries;
+pub mod smtp;
+pub mod templates;
+
+use std::sync::{Arc, OnceLock};
+
+use bac_proto::{
+    integration::v1::integration_service_server::IntegrationServiceServer,
+    messaging::v1::messaging_service_server::MessagingServiceServer,
+};
+use bac_runtime::{
+    connections, db::Migration, Config, ErrorCode, Running, Runtime, ServiceError, ServiceKind,
+    ServiceSpec,
+};
+use tonic::service::Routes;
+
+pub(crate) fn bad(msg: impl Into<String>) -> ServiceError {
+    ServiceError::new("messaging", ErrorCode::InvalidRequest, msg)
+}
+
+/// The kit's tables, then messaging's own.
+pub fn migrations() -> &'static [Migration] {
+    static ALL: OnceLock<Vec<Migration>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all = bac_connector::MIGRATIONS.to_vec();
+        all.push(Migration {
+            name: "messaging_0001_templates_deliveries",
+            sql: include_str!("../migrations/0001_templates_deliveries.sql"),
+        });
+        all
+    })
+}
+
+/// Every topic bac-messaging publishes to (declared at start).
+pub fn topics() -> Vec<String> {
+    vec![
+        deliveries::TOPIC.into(),
+        bac_sync::SYNC_RUN_TOPIC.into(),
+        bac_sync::CONFLICT_TOPIC.into(),
+        bac_connector::tokens::AUDIT_TOPIC.to_string(),
+    ]
+}
+
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        kind: ServiceKind::Messaging,
+        migrations: migrations(),
+        topics: topics(),
+        grpc_services: vec![
+            "bac.integration.v1.IntegrationService",
+            "bac.messaging.v1.MessagingService",
+        ],
+    }
+}
 
 /// Starts bac-messaging (listeners from `config`, port 0 allowed) and serves until shut down.
 pub async fn run(config: Config) -> anyhow::Result<Running> {
-    bac_runtime::not_built::run(ServiceKind::Messaging, config).await
+    run_with(config, deliveries::RetryOptions::from_env()).await
+}
+
+/// [`run`] with its retry schedule given (tests shorten it).
+pub async fn run_with(config: Config, retry: deliveries::RetryOptions) -> anyhow::Result<Running> {
+    let smtp = smtp::Smtp::new(config.upstream_egress.clone(), config.upstream_timeout);
+    let rt = Runtime::start(config, spec()).await?;
+    let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "messaging")
+        .bind_credentials_to(&["smtp_host", "username"]);
+    let calls = bac_connector::Calls::new(rt.db.clone(), "messaging", "Messaging");
+    // no entity syncs yet: the kit's status, runs and settings still read the engine
+    let engine = bac_sync::SyncEngine::new(
+        rt.db.clone(),
+        "messaging",
+        store.clone(),
+        Vec::new(),
+        bac_sync::SyncOptions::from_env("messaging"),
+    );
+    let worker = deliveries::Worker::new(
+        rt.db.clone(),
+        store.clone(),
+        calls.clone(),
+        smtp.clone(),
+        retry,
+    );
+    worker.spawn(rt.shutdown.child_token());
+    let domain = api::MessagingApi::new(rt.db.clone(), store.clone(), worker);
+    let integration = bac_connector::IntegrationApi::new(
+        Arc::new(connector::MessagingConnector::new(smtp, store.clone())),
+        rt.db.clone(),
+        store,
+        engine,
+        calls,
+    );
+    let routes = Routes::new(IntegrationServiceServer::new(integration))
+        .add_service(MessagingServiceServer::new(domain));
+    rt.launch(routes, None).await
 }

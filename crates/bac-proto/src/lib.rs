@@ -62,3 +62,10 @@ pub mod google_workspace {
         ));
     }
 }
+/// `bac.messaging.v1`: email deliveries and templates.
+pub mod messaging {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.messaging.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/bac.messaging.v1.serde.rs"));
+    }
+}

@@ -250,15 +250,41 @@ impl ConnectionStore {
 
     /// The named connection, or the tenant's only one when `id` is empty.
     pub async fn resolve(&self, tenant: &str, id: &str) -> Result<ConnectionRecord, ServiceError> {
+        self.resolve_kind(tenant, id, self.integration, |_| true)
+            .await
+    }
+
+    /// [`Self::resolve`] among the connections `of_kind` accepts (a service whose
+    /// connections come in kinds: bac-messaging's email and Slack connections). `kind` names
+    /// them in errors; a named connection of another kind is refused.
+    pub async fn resolve_kind(
+        &self,
+        tenant: &str,
+        id: &str,
+        kind: &str,
+        of_kind: impl Fn(&ConnectionRecord) -> bool,
+    ) -> Result<ConnectionRecord, ServiceError> {
         if !id.is_empty() {
-            return self.get(tenant, id).await;
+            let rec = self.get(tenant, id).await?;
+            if !of_kind(&rec) {
+                return Err(self.err(
+                    ErrorCode::InvalidRequest,
+                    format!("connection {id} is not a {kind} connection"),
+                ));
+            }
+            return Ok(rec);
         }
-        let mut all = self.list(tenant).await?;
+        let mut all: Vec<ConnectionRecord> = self
+            .list(tenant)
+            .await?
+            .into_iter()
+            .filter(|r| of_kind(r))
+            .collect();
         match all.len() {
             0 => Err(self
                 .err(
                     ErrorCode::NotConnected,
-                    format!("no {} connection for this tenant", self.integration),
+                    format!("no {kind} connection for this tenant"),
                 )
                 .suggest(format!(
                     "Create one with POST /api/v1/integrations/connections (\"integration\": \"{}\")",
@@ -268,7 +294,7 @@ impl ConnectionStore {
             n => Err(self
                 .err(
                     ErrorCode::InvalidRequest,
-                    format!("the tenant has {n} {} connections", self.integration),
+                    format!("the tenant has {n} {kind} connections"),
                 )
                 .suggest("Name one with the connection_id query parameter")),
         }

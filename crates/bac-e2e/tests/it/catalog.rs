@@ -37,7 +37,7 @@ async fn definitions_list_every_integration_with_schemas() {
         ("zoho", true, "built"),
         ("odoo", true, "built"),
         ("google-workspace", true, "built"),
-        ("messaging", false, "not_built"),
+        ("messaging", true, "built"),
     ];
     assert_eq!(defs.len(), expect.len(), "{b}");
     for (key, served, state) in expect {

@@ -29,6 +29,7 @@ mod gateway_edge;
 mod google_workspace;
 mod grpc_edge;
 mod lead_path;
+mod messaging_email;
 mod oauth_flow;
 mod odoo_domain;
 mod odoo_fidelity;

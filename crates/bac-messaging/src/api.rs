@@ -1,0 +1,308 @@
+//! `bac.messaging.v1.MessagingService`: email sends (a delivery queued with its event, sent
+//! by [`crate::deliveries::Worker`]), deliveries and templates.
+use bac_proto::messaging::v1::{
+    messaging_service_server::MessagingService, DeleteTemplateRequest, DeleteTemplateResponse,
+    Delivery, GetDeliveryRequest, GetTemplateRequest, ListDeliveriesRequest,
+    ListDeliveriesResponse, ListTemplatesRequest, ListTemplatesResponse, PutTemplateRequest,
+    RenderTemplateRequest, RenderedTemplate, SendEmailRequest, Template,
+};
+use bac_runtime::{
+    connections::{timestamp, ConnectionRecord, ConnectionStore},
+    db::Pool,
+    RequestContext, ServiceError,
+};
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    bad,
+    connector::channel_of,
+    deliveries::{self, NewDelivery, Worker},
+    smtp,
+    templates::{self, Parts, Stored},
+};
+
+/// At most this many recipients across to, cc and bcc.
+pub const MAX_RECIPIENTS: usize = 50;
+
+#[derive(Clone)]
+pub struct MessagingApi {
+    db: Pool,
+    store: ConnectionStore,
+    worker: Worker,
+}
+
+fn ctx<T>(req: &Request<T>) -> Result<RequestContext, Status> {
+    RequestContext::from_metadata(req.metadata())
+}
+
+fn template_proto(t: Stored) -> Template {
+    Template {
+        name: t.name,
+        version: t.version,
+        subject: t.parts.subject,
+        text: t.parts.text,
+        html: t.parts.html,
+        description: t.description,
+        variables: t.variables,
+        created_at: Some(timestamp(t.created_at)),
+    }
+}
+
+fn variables_json(v: Option<pbjson_types::Struct>) -> Result<Value, ServiceError> {
+    match v {
+        None => Ok(Value::Object(Default::default())),
+        Some(s) => serde_json::to_value(s)
+            .map_err(|e| ServiceError::internal("messaging", format!("variables: {e}"))),
+    }
+}
+
+impl MessagingApi {
+    pub fn new(db: Pool, store: ConnectionStore, worker: Worker) -> Self {
+        MessagingApi { db, store, worker }
+    }
+
+    /// The tenant's email connection: the one named, or its only one.
+    async fn email_connection(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<ConnectionRecord, ServiceError> {
+        self.store
+            .resolve_kind(&ctx.tenant_id, id, "email", |r| channel_of(r) == "email")
+            .await
+    }
+
+    /// What an email request says once its template (if any) is rendered.
+    async fn content(
+        &self,
+        tenant: &str,
+        req: &SendEmailRequest,
+    ) -> Result<(Parts, String, u32), ServiceError> {
+        if req.template.is_empty() {
+            if req.subject.trim().is_empty() {
+                return Err(bad("subject is required (or name a template)"));
+            }
+            if req.text.is_empty() && req.html.is_empty() {
+                return Err(bad("text, html or both are required (or name a template)"));
+            }
+            if req.variables.is_some() {
+                return Err(bad("variables are for templates: name one in template"));
+            }
+            templates::check_lengths(&Parts {
+                subject: req.subject.clone(),
+                text: req.text.clone(),
+                html: req.html.clone(),
+            })?;
+            return Ok((
+                Parts {
+                    subject: req.subject.clone(),
+                    text: req.text.clone(),
+                    html: req.html.clone(),
+                },
+                String::new(),
+                0,
+            ));
+        }
+        if !req.text.is_empty() || !req.html.is_empty() {
+            return Err(bad("give a template or text/html, not both"));
+        }
+        let t = templates::get(&self.db, tenant, &req.template, req.template_version).await?;
+        let vars = variables_json(req.variables.clone())?;
+        let mut rendered = templates::render(&t.parts, &vars)?;
+        if !req.subject.trim().is_empty() {
+            rendered.subject = req.subject.clone();
+        }
+        Ok((rendered, t.name, t.version))
+    }
+}
+
+fn recipients(field: &str, list: &[String]) -> Result<Vec<String>, ServiceError> {
+    list.iter()
+        .map(|a| smtp::mailbox(field, a).map(|m| m.to_string()))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl MessagingService for MessagingApi {
+    async fn send_email(
+        &self,
+        request: Request<SendEmailRequest>,
+    ) -> Result<Response<Delivery>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if req.to.is_empty() {
+            return Err(bad("to is required: at least one recipient").into());
+        }
+        if req.to.len() + req.cc.len() + req.bcc.len() > MAX_RECIPIENTS {
+            return Err(bad(format!(
+                "at most {MAX_RECIPIENTS} recipients across to, cc and bcc"
+            ))
+            .into());
+        }
+        let to = recipients("to", &req.to)?;
+        let cc = recipients("cc", &req.cc)?;
+        let bcc = recipients("bcc", &req.bcc)?;
+        if !req.reply_to.is_empty() {
+            smtp::mailbox("reply_to", &req.reply_to)?;
+        }
+        let (intent, _given) = bac_connector::intent_of("messaging", &req.intent_id)?;
+        let rec = self.email_connection(&ctx, &req.connection_id).await?;
+        let (parts, template, template_version) = self.content(&ctx.tenant_id, &req).await?;
+        let from = rec.setting("from_address");
+        let domain = from.rsplit_once('@').map_or("bac.local", |(_, d)| d);
+        let message_id = format!("<{}@{domain}>", Uuid::now_v7().simple());
+        // the message is built whole once before it is queued: what cannot be sent is refused now
+        smtp::build(&smtp::Draft {
+            from,
+            from_name: rec.setting("from_name"),
+            to: &to,
+            cc: &cc,
+            bcc: &bcc,
+            reply_to: &req.reply_to,
+            subject: &parts.subject,
+            text: &parts.text,
+            html: &parts.html,
+            message_id: &message_id,
+        })?;
+        let (d, created) = deliveries::enqueue(
+            &self.db,
+            &NewDelivery {
+                tenant_id: ctx.tenant_id.clone(),
+                connection_id: rec.id.clone(),
+                channel: "email".into(),
+                intent_id: intent,
+                to,
+                cc,
+                bcc,
+                reply_to: req.reply_to.trim().to_string(),
+                subject: parts.subject,
+                text: parts.text,
+                html: parts.html,
+                template,
+                template_version,
+                message_id,
+            },
+        )
+        .await?;
+        if created {
+            self.worker.wake();
+            tracing::info!(delivery = %d.id, connection = %rec.id, "email queued");
+        }
+        Ok(Response::new(d.to_proto()))
+    }
+
+    async fn get_delivery(
+        &self,
+        request: Request<GetDeliveryRequest>,
+    ) -> Result<Response<Delivery>, Status> {
+        let ctx = ctx(&request)?;
+        let d = deliveries::get(&self.db, &ctx.tenant_id, &request.get_ref().id).await?;
+        Ok(Response::new(d.to_proto()))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<ListDeliveriesRequest>,
+    ) -> Result<Response<ListDeliveriesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if !req.status.is_empty()
+            && ![
+                deliveries::QUEUED,
+                deliveries::SENT,
+                deliveries::DEFERRED,
+                deliveries::BOUNCED,
+                deliveries::FAILED,
+            ]
+            .contains(&req.status.as_str())
+        {
+            return Err(bad("status must be queued, sent, deferred, bounced or failed").into());
+        }
+        let size = match req.page_size {
+            0 => 50,
+            n if n > 200 => return Err(bad("page_size must be at most 200").into()),
+            n => n,
+        };
+        let (page, next) =
+            deliveries::list(&self.db, &ctx.tenant_id, &req.status, size, &req.page_token).await?;
+        Ok(Response::new(ListDeliveriesResponse {
+            deliveries: page.iter().map(|d| d.to_proto()).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn put_template(
+        &self,
+        request: Request<PutTemplateRequest>,
+    ) -> Result<Response<Template>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let parts = Parts {
+            subject: req.subject,
+            text: req.text,
+            html: req.html,
+        };
+        let (t, created) = templates::put(
+            &self.db,
+            &ctx.tenant_id,
+            &req.name,
+            &parts,
+            &req.description,
+        )
+        .await?;
+        if created {
+            tracing::info!(template = %t.name, version = t.version, "template stored");
+        }
+        Ok(Response::new(template_proto(t)))
+    }
+
+    async fn get_template(
+        &self,
+        request: Request<GetTemplateRequest>,
+    ) -> Result<Response<Template>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.get_ref();
+        let t = templates::get(&self.db, &ctx.tenant_id, &req.name, req.version).await?;
+        Ok(Response::new(template_proto(t)))
+    }
+
+    async fn list_templates(
+        &self,
+        request: Request<ListTemplatesRequest>,
+    ) -> Result<Response<ListTemplatesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let all = templates::list(&self.db, &ctx.tenant_id).await?;
+        Ok(Response::new(ListTemplatesResponse {
+            templates: all.into_iter().map(template_proto).collect(),
+        }))
+    }
+
+    async fn render_template(
+        &self,
+        request: Request<RenderTemplateRequest>,
+    ) -> Result<Response<RenderedTemplate>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let t = templates::get(&self.db, &ctx.tenant_id, &req.name, req.version).await?;
+        let r = templates::render(&t.parts, &variables_json(req.variables)?)?;
+        Ok(Response::new(RenderedTemplate {
+            name: t.name,
+            version: t.version,
+            subject: r.subject,
+            text: r.text,
+            html: r.html,
+        }))
+    }
+
+    async fn delete_template(
+        &self,
+        request: Request<DeleteTemplateRequest>,
+    ) -> Result<Response<DeleteTemplateResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let versions = templates::delete(&self.db, &ctx.tenant_id, &request.get_ref().name).await?;
+        tracing::info!(template = %request.get_ref().name, versions, "template deleted");
+        Ok(Response::new(DeleteTemplateResponse { versions }))
+    }
+}

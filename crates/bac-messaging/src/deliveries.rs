@@ -1,0 +1,647 @@
+//! Deliveries: one row per message on its way, and the worker that sends them. A delivery is
+//! written `queued` with its event in one transaction (the outbox), so an accepted send is
+//! never lost; the worker of any replica leases due rows (`FOR UPDATE`-safe, a few per tenant
+//! at a time so one tenant's backlog never holds another's mail), makes one SMTP attempt,
+//! and records the outcome with its event: `sent`, `deferred` (4xx or no answer; tried again
+//! with exponential backoff and jitter) or `failed` (5xx, or too many attempts). A replica
+//! that dies mid-attempt leaves a lease that expires; the message is then tried again, so a
+//! delivery is sent at least once.
+use std::{sync::Arc, time::Duration};
+
+use bac_proto::events::v1::DeliveryChanged;
+use bac_runtime::{
+    connections::{timestamp, ConnectionStore},
+    db::{Pool, Transaction},
+    events::CloudEvent,
+    outbox, ErrorCode, ServiceError,
+};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::smtp::{self, Outcome, Server, Smtp};
+
+/// Where every state change of a delivery is published.
+pub const TOPIC: &str = "bac.messaging.delivery.v1";
+
+/// The states, as stored, answered and published.
+pub const QUEUED: &str = "queued";
+pub const SENT: &str = "sent";
+pub const DEFERRED: &str = "deferred";
+pub const BOUNCED: &str = "bounced";
+pub const FAILED: &str = "failed";
+
+/// A delivery as stored.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub channel: String,
+    pub status: String,
+    pub intent_id: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub reply_to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub template: String,
+    pub template_version: u32,
+    pub message_id: String,
+    pub attempts: u32,
+    pub last_response: String,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub traceparent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl Delivery {
+    fn from_row(r: &tokio_postgres::Row) -> Self {
+        Delivery {
+            id: r.get("id"),
+            tenant_id: r.get("tenant_id"),
+            connection_id: r.get("connection_id"),
+            channel: r.get("channel"),
+            status: r.get("status"),
+            intent_id: r.get("intent_id"),
+            to: r.get("to_addrs"),
+            cc: r.get("cc_addrs"),
+            bcc: r.get("bcc_addrs"),
+            reply_to: r.get("reply_to"),
+            subject: r.get("subject"),
+            text: r.get("text_body"),
+            html: r.get("html_body"),
+            template: r.get("template"),
+            template_version: r.get::<_, i32>("template_version") as u32,
+            message_id: r.get("message_id"),
+            attempts: r.get::<_, i32>("attempts") as u32,
+            last_response: r.get("last_response"),
+            next_attempt_at: r.get("next_attempt_at"),
+            traceparent: r.get("traceparent"),
+            created_at: r.get("created_at"),
+            updated_at: r.get("updated_at"),
+            sent_at: r.get("sent_at"),
+        }
+    }
+
+    pub fn to_proto(&self) -> bac_proto::messaging::v1::Delivery {
+        bac_proto::messaging::v1::Delivery {
+            id: self.id.to_string(),
+            connection_id: self.connection_id.clone(),
+            channel: self.channel.clone(),
+            status: self.status.clone(),
+            to: self.to.clone(),
+            cc: self.cc.clone(),
+            bcc: self.bcc.clone(),
+            subject: self.subject.clone(),
+            template: self.template.clone(),
+            template_version: self.template_version,
+            attempts: self.attempts,
+            last_response: self.last_response.clone(),
+            message_id: self.message_id.clone(),
+            intent_id: self.intent_id.clone(),
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
+            next_attempt_at: self.next_attempt_at.map(timestamp),
+            sent_at: self.sent_at.map(timestamp),
+        }
+    }
+
+    /// The event of the state this delivery is in now.
+    fn event(&self, previous: &str) -> CloudEvent {
+        let now = Utc::now();
+        let data = DeliveryChanged {
+            delivery_id: self.id.to_string(),
+            tenant_id: self.tenant_id.clone(),
+            connection_id: self.connection_id.clone(),
+            channel: self.channel.clone(),
+            status: self.status.clone(),
+            previous_status: previous.to_string(),
+            attempts: self.attempts,
+            reason: self.last_response.clone(),
+            recipients: self
+                .to
+                .iter()
+                .chain(&self.cc)
+                .chain(&self.bcc)
+                .cloned()
+                .collect(),
+            subject: self.subject.clone(),
+            template: self.template.clone(),
+            template_version: self.template_version,
+            intent_id: self.intent_id.clone(),
+            message_id: self.message_id.clone(),
+            next_attempt_at: match self.status.as_str() {
+                QUEUED | DEFERRED => self.next_attempt_at.map(timestamp),
+                _ => None,
+            },
+            time: Some(timestamp(now)),
+        };
+        CloudEvent {
+            id: Uuid::now_v7(),
+            source: "/bac/messaging".into(),
+            ty: format!("bac.messaging.delivery.{}", self.status),
+            subject: Some(format!("delivery/{}", self.id)),
+            time: now,
+            tenant_id: self.tenant_id.clone(),
+            connection_id: Some(self.connection_id.clone()),
+            traceparent: self.traceparent.clone(),
+            data: serde_json::to_vec(&data).unwrap_or_default(),
+            topic: TOPIC.into(),
+            key: format!("{}/delivery/{}", self.tenant_id, self.id),
+        }
+    }
+}
+
+/// What a new delivery is.
+#[derive(Debug, Clone, Default)]
+pub struct NewDelivery {
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub channel: String,
+    pub intent_id: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub reply_to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub template: String,
+    pub template_version: u32,
+    pub message_id: String,
+}
+
+fn db_err(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::internal("messaging", format!("postgres: {e}"))
+}
+
+/// Writes a `queued` delivery and its event; a delivery with the same intent id is the
+/// answer instead (`false`: nothing new was queued).
+pub async fn enqueue(db: &Pool, new: &NewDelivery) -> Result<(Delivery, bool), ServiceError> {
+    let mut client = db.get().await.map_err(db_err)?;
+    let tx = client.transaction().await.map_err(db_err)?;
+    let row = tx
+        .query_opt(
+            "INSERT INTO deliveries (id, tenant_id, connection_id, channel, status, intent_id,
+                 to_addrs, cc_addrs, bcc_addrs, reply_to, subject, text_body, html_body,
+                 template, template_version, message_id, next_attempt_at, traceparent)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                 $15, now(), $16)
+             ON CONFLICT (tenant_id, intent_id) DO NOTHING
+             RETURNING *",
+            &[
+                &Uuid::now_v7(),
+                &new.tenant_id,
+                &new.connection_id,
+                &new.channel,
+                &new.intent_id,
+                &new.to,
+                &new.cc,
+                &new.bcc,
+                &new.reply_to,
+                &new.subject,
+                &new.text,
+                &new.html,
+                &new.template,
+                &(new.template_version as i32),
+                &new.message_id,
+                &bac_runtime::telemetry::current_traceparent(),
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    let Some(row) = row else {
+        drop(tx);
+        let first = client
+            .query_one(
+                "SELECT * FROM deliveries WHERE tenant_id = $1 AND intent_id = $2",
+                &[&new.tenant_id, &new.intent_id],
+            )
+            .await
+            .map_err(db_err)?;
+        return Ok((Delivery::from_row(&first), false));
+    };
+    let d = Delivery::from_row(&row);
+    outbox::enqueue(&tx, &d.event("")).await.map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    metrics::counter!("bac_messaging_deliveries_total", "channel" => d.channel.clone(), "status" => QUEUED).increment(1);
+    Ok((d, true))
+}
+
+/// One of the tenant's deliveries.
+pub async fn get(db: &Pool, tenant: &str, id: &str) -> Result<Delivery, ServiceError> {
+    let not_found = || {
+        ServiceError::new(
+            "messaging",
+            ErrorCode::NotFound,
+            format!("delivery {id} does not exist"),
+        )
+    };
+    let Ok(uuid) = Uuid::parse_str(id) else {
+        return Err(not_found());
+    };
+    let client = db.get().await.map_err(db_err)?;
+    client
+        .query_opt(
+            "SELECT * FROM deliveries WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &uuid],
+        )
+        .await
+        .map_err(db_err)?
+        .map(|r| Delivery::from_row(&r))
+        .ok_or_else(not_found)
+}
+
+/// A page of the tenant's deliveries, newest first; the token continues after the last.
+pub async fn list(
+    db: &Pool,
+    tenant: &str,
+    status: &str,
+    page_size: u32,
+    page_token: &str,
+) -> Result<(Vec<Delivery>, String), ServiceError> {
+    let after: Option<Uuid> = if page_token.is_empty() {
+        None
+    } else {
+        // the hyphenated form only: the one this API hands out (and documents)
+        let parsed = (page_token.len() == 36)
+            .then(|| Uuid::try_parse(page_token).ok())
+            .flatten();
+        Some(parsed.ok_or_else(|| crate::bad("page_token is not one this API gave"))?)
+    };
+    let client = db.get().await.map_err(db_err)?;
+    let limit = i64::from(page_size) + 1;
+    // ids are UUIDv7: their order is their creation order
+    let rows = client
+        .query(
+            "SELECT * FROM deliveries WHERE tenant_id = $1
+               AND ($2 = '' OR status = $2)
+               AND ($3::uuid IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+            &[&tenant, &status, &after, &limit],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut page: Vec<Delivery> = rows.iter().map(Delivery::from_row).collect();
+    let next = if page.len() > page_size as usize {
+        page.truncate(page_size as usize);
+        page.last().map(|d| d.id.to_string()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok((page, next))
+}
+
+/// How the worker retries.
+#[derive(Debug, Clone)]
+pub struct RetryOptions {
+    /// The wait after the first temporary failure; doubled after each (`BAC_MESSAGING_RETRY_BASE_MS`).
+    pub base: Duration,
+    /// The longest wait between attempts (`BAC_MESSAGING_RETRY_MAX_SECS`).
+    pub max: Duration,
+    /// Attempts before a delivery is `failed` (`BAC_MESSAGING_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// How long an attempt may hold its delivery before another replica may try it.
+    pub lease: Duration,
+    /// Attempts in flight at once per replica (`BAC_MESSAGING_CONCURRENCY`).
+    pub concurrency: usize,
+    /// At most this many of one tenant's deliveries per lease round.
+    pub per_tenant: i64,
+}
+
+impl RetryOptions {
+    pub fn from_env() -> Self {
+        let num = |k: &str, d: u64| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(d)
+        };
+        RetryOptions {
+            base: Duration::from_millis(num("BAC_MESSAGING_RETRY_BASE_MS", 30_000).max(1)),
+            max: Duration::from_secs(num("BAC_MESSAGING_RETRY_MAX_SECS", 3600).max(1)),
+            max_attempts: num("BAC_MESSAGING_MAX_ATTEMPTS", 8).clamp(1, 100) as u32,
+            lease: Duration::from_secs(300),
+            concurrency: num("BAC_MESSAGING_CONCURRENCY", 16).clamp(1, 256) as usize,
+            per_tenant: 4,
+        }
+    }
+
+    /// The wait before attempt `attempts + 1`: base * 2^(attempts-1), at most `max`, +-20 %.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)));
+        let d = exp.min(self.max);
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        d.mul_f64(jitter)
+    }
+}
+
+/// Sends due deliveries until shut down.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Pool,
+    store: ConnectionStore,
+    calls: bac_connector::Calls,
+    smtp: Smtp,
+    owner: String,
+    wake: Notify,
+    opts: RetryOptions,
+}
+
+impl Worker {
+    pub fn new(
+        db: Pool,
+        store: ConnectionStore,
+        calls: bac_connector::Calls,
+        smtp: Smtp,
+        opts: RetryOptions,
+    ) -> Self {
+        Worker {
+            inner: Arc::new(Inner {
+                db,
+                store,
+                calls,
+                smtp,
+                owner: Uuid::new_v4().to_string(),
+                wake: Notify::new(),
+                opts,
+            }),
+        }
+    }
+
+    /// A delivery was queued here: look now rather than at the next round.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    pub fn spawn(&self, shutdown: CancellationToken) {
+        let w = self.clone();
+        tokio::spawn(async move { w.run(shutdown).await });
+    }
+
+    async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            let wait = match self.round().await {
+                Ok(n) if n > 0 => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    self.until_next_due().await
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "delivery worker round failed");
+                    Duration::from_millis(500 * u64::from(failures.min(20)))
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// How long until the earliest due delivery (at most 30 s: another replica may queue).
+    async fn until_next_due(&self) -> Duration {
+        let cap = Duration::from_secs(30);
+        let Ok(client) = self.inner.db.get().await else {
+            return Duration::from_secs(1);
+        };
+        let row = client
+            .query_one(
+                "SELECT EXTRACT(EPOCH FROM (min(greatest(next_attempt_at, lease_until)) - now()))::float8
+                 FROM deliveries WHERE status IN ('queued', 'deferred')",
+                &[],
+            )
+            .await;
+        match row.ok().and_then(|r| r.get::<_, Option<f64>>(0)) {
+            Some(s) if s <= 0.0 => Duration::from_millis(10),
+            Some(s) => Duration::from_secs_f64(s).min(cap),
+            None => cap,
+        }
+    }
+
+    /// Leases the due deliveries and makes one attempt at each; how many it leased.
+    async fn round(&self) -> Result<usize, ServiceError> {
+        let o = &self.inner.opts;
+        let client = self.inner.db.get().await.map_err(db_err)?;
+        let rows = client
+            .query(
+                "WITH due AS (
+                   SELECT id FROM (
+                     SELECT id, next_attempt_at,
+                            row_number() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS n
+                     FROM deliveries
+                     WHERE status IN ('queued', 'deferred') AND next_attempt_at <= now()
+                       AND (lease_until IS NULL OR lease_until < now())
+                   ) c WHERE n <= $3 ORDER BY next_attempt_at LIMIT $2
+                 )
+                 UPDATE deliveries d
+                    SET lease_owner = $1, lease_until = now() + make_interval(secs => $4)
+                   FROM due
+                  WHERE d.id = due.id AND d.status IN ('queued', 'deferred')
+                    AND (d.lease_until IS NULL OR d.lease_until < now())
+                 RETURNING d.*",
+                &[
+                    &self.inner.owner,
+                    &(o.concurrency as i64 * 2),
+                    &o.per_tenant,
+                    &o.lease.as_secs_f64(),
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        drop(client);
+        let leased: Vec<Delivery> = rows.iter().map(Delivery::from_row).collect();
+        let n = leased.len();
+        futures::stream::iter(leased)
+            .for_each_concurrent(o.concurrency, |d| async move {
+                if let Err(e) = self.attempt(d).await {
+                    tracing::warn!(error = %e.message, "delivery attempt not recorded");
+                }
+            })
+            .await;
+        Ok(n)
+    }
+
+    async fn attempt(&self, d: Delivery) -> Result<(), ServiceError> {
+        let rec = match self.inner.store.get(&d.tenant_id, &d.connection_id).await {
+            Ok(r) => r,
+            Err(e) if e.code == ErrorCode::NotFound => {
+                return self
+                    .settle(
+                        &d,
+                        Outcome::Permanent("the connection was deleted".into(), e.code),
+                    )
+                    .await
+            }
+            Err(e) => return self.release(&d, &e.message).await,
+        };
+        let secret = match self.inner.store.secret(&rec).await {
+            Ok(s) => s,
+            // our own outage, not the server's answer: no attempt is counted
+            Err(e) => return self.release(&d, &e.message).await,
+        };
+        let message = smtp::build(&smtp::Draft {
+            from: rec.setting("from_address"),
+            from_name: rec.setting("from_name"),
+            to: &d.to,
+            cc: &d.cc,
+            bcc: &d.bcc,
+            reply_to: &d.reply_to,
+            subject: &d.subject,
+            text: &d.text,
+            html: &d.html,
+            message_id: &d.message_id,
+        });
+        let outcome = match message {
+            // every attempt is in the call log: the connection's status says when mail fails
+            Ok(m) => match Server::of(&rec) {
+                Ok(server) => {
+                    let started = std::time::Instant::now();
+                    let outcome = self.inner.smtp.send(&server, &secret, &m).await;
+                    bac_connector::calls::record(
+                        &self.inner.db,
+                        &rec.tenant_id,
+                        &rec.id,
+                        "smtp.send",
+                        outcome.error().as_ref(),
+                        started.elapsed(),
+                    )
+                    .await;
+                    self.inner.calls.forget_statuses();
+                    outcome
+                }
+                Err(e) => Outcome::Permanent(e.message, e.code),
+            },
+            Err(e) => Outcome::Permanent(e.message, e.code),
+        };
+        self.settle(&d, outcome).await
+    }
+
+    /// Gives the lease back without counting an attempt (the fleet could not try).
+    async fn release(&self, d: &Delivery, why: &str) -> Result<(), ServiceError> {
+        tracing::warn!(delivery = %d.id, tenant = %d.tenant_id, reason = %why, "delivery not attempted; tried again later");
+        let wait = self.inner.opts.backoff(d.attempts.max(1));
+        let client = self.inner.db.get().await.map_err(db_err)?;
+        client
+            .execute(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL,
+                        next_attempt_at = now() + make_interval(secs => $3)
+                  WHERE id = $1 AND lease_owner = $2",
+                &[&d.id, &self.inner.owner, &wait.as_secs_f64()],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Records an attempt's outcome and its event.
+    async fn settle(&self, d: &Delivery, outcome: Outcome) -> Result<(), ServiceError> {
+        let o = &self.inner.opts;
+        let attempts = d.attempts + 1;
+        let (status, response, wait) = match outcome {
+            Outcome::Sent(r) => (SENT, r, None),
+            Outcome::Permanent(r, _) => (FAILED, r, None),
+            Outcome::Temporary(r) if attempts >= o.max_attempts => (
+                FAILED,
+                format!("gave up after {attempts} attempts; the last: {r}"),
+                None,
+            ),
+            Outcome::Temporary(r) => (DEFERRED, r, Some(o.backoff(attempts))),
+        };
+        let mut client = self.inner.db.get().await.map_err(db_err)?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let row = tx
+            .query_opt(
+                "UPDATE deliveries SET status = $3, attempts = $4, last_response = $5,
+                        next_attempt_at = CASE WHEN $6::float8 IS NULL THEN NULL
+                                               ELSE now() + make_interval(secs => $6) END,
+                        sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
+                        lease_owner = NULL, lease_until = NULL, updated_at = now()
+                  WHERE id = $1 AND lease_owner = $2
+                 RETURNING *",
+                &[
+                    &d.id,
+                    &self.inner.owner,
+                    &status,
+                    &(attempts as i32),
+                    &truncate(&response, 2000),
+                    &wait.map(|w| w.as_secs_f64()),
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        let Some(row) = row else {
+            tracing::warn!(delivery = %d.id, "the delivery's lease ran out during the attempt; its outcome ({status}) is not recorded");
+            return Ok(());
+        };
+        let now = Delivery::from_row(&row);
+        record(&tx, &now, &d.status).await?;
+        tx.commit().await.map_err(db_err)?;
+        tracing::info!(delivery = %now.id, tenant = %now.tenant_id, status, attempts, response = %now.last_response, "delivery attempt");
+        Ok(())
+    }
+}
+
+/// A state change's event and metric, inside the change's transaction.
+async fn record(tx: &Transaction<'_>, d: &Delivery, previous: &str) -> Result<(), ServiceError> {
+    outbox::enqueue(tx, &d.event(previous))
+        .await
+        .map_err(db_err)?;
+    metrics::counter!("bac_messaging_deliveries_total", "channel" => d.channel.clone(), "status" => d.status.clone()).increment(1);
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let o = RetryOptions {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(3600),
+            max_attempts: 8,
+            lease: Duration::from_secs(300),
+            concurrency: 1,
+            per_tenant: 1,
+        };
+        for (attempts, nominal) in [(1, 30.0), (2, 60.0), (3, 120.0), (9, 3600.0)] {
+            let b = o.backoff(attempts).as_secs_f64();
+            assert!(
+                b >= nominal * 0.8 && b <= nominal * 1.2,
+                "attempt {attempts}: {b}"
+            );
+        }
+    }
+}
