@@ -689,6 +689,18 @@ ensure_chromium() {
   BAC_INSTALLED+=("chromium (Debian)")
 }
 
+# Debian's Dovecot: the IMAP server the messaging tests read bounces from (they start their
+# own instance on a free port; the system service is left as Debian sets it up).
+ensure_dovecot() {
+  if command -v dovecot >/dev/null 2>&1 || [[ -x /usr/sbin/dovecot ]]; then
+    BAC_SKIPPED+=("dovecot-imapd")
+    return
+  fi
+  apt_install dovecot-imapd
+  [[ -x /usr/sbin/dovecot ]] || die "apt-get installed no /usr/sbin/dovecot"
+  BAC_INSTALLED+=("dovecot-imapd (Debian)")
+}
+
 install_deps() {
   BAC_INSTALLED=()
   BAC_SKIPPED=()
@@ -698,6 +710,7 @@ install_deps() {
   ensure_venv
   ensure_buf
   ensure_chromium
+  ensure_dovecot
   path_prepend "$VENV_DIR/bin"
   local item
   if ((${#BAC_INSTALLED[@]} > 0)); then

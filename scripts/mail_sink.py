@@ -6,24 +6,69 @@ server does when a recipient's address asks it to:
 
   <name>+defer<N>@<domain>   451 4.3.0 (a temporary refusal) the first N times it is offered
   <name>+reject@<domain>     550 5.1.1 (a permanent refusal)
+  <name>+bounce@<domain>     250 at once, then a bounce (a DSN, RFC 3464: multipart/report
+                             with message/delivery-status and the original's headers) put in
+                             --bounce-maildir, the sender's mailbox an IMAP server serves
 
 With --user and --password it requires AUTH (PLAIN or LOGIN; allowed without TLS because it
 listens on loopback). Usage: python scripts/mail_sink.py --port 2525 --maildir .dev/mail
 """
 
 import argparse
+import email.utils
 import mailbox
+import os
 import re
 import signal
 import threading
+import uuid
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
+def shared_maildir(path):
+    """A Maildir other local users may read and write (an IMAP server running as its own
+    user serves it)."""
+    box = mailbox.Maildir(path, create=True)
+    for d in ("", "new", "cur", "tmp"):
+        os.chmod(os.path.join(path, d), 0o777)
+    return box
+
+
+def dsn(mail_from, rcpt, original_headers):
+    """The bounce a mail system sends back (RFC 3464), as bytes."""
+    b = f"dsn-{uuid.uuid4().hex}"
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mail-sink.local>\r\n"
+        f"To: {mail_from}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Date: {email.utils.formatdate()}\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@mail-sink.local>\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{b}"\r\n'
+        "\r\n"
+        f"--{b}\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        f"Your message could not be delivered to {rcpt}.\r\n\r\n"
+        f"--{b}\r\n"
+        "Content-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mail-sink.local\r\n\r\n"
+        f"Final-Recipient: rfc822; {rcpt}\r\n"
+        "Action: failed\r\n"
+        "Status: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown\r\n\r\n"
+        f"--{b}\r\n"
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+        f"{original_headers}\r\n"
+        f"--{b}--\r\n"
+    ).encode()
+
+
 class Handler:
-    def __init__(self, maildir):
-        self.box = mailbox.Maildir(maildir, create=True)
+    def __init__(self, maildir, bounce_maildir=None):
+        self.box = shared_maildir(maildir)
+        self.bounces = shared_maildir(bounce_maildir) if bounce_maildir else None
         self.offered = {}
         self.lock = threading.Lock()
 
@@ -47,6 +92,12 @@ class Handler:
         msg["X-Sink-Rcpt-To"] = ", ".join(envelope.rcpt_tos)
         with self.lock:
             key = self.box.add(msg)
+            bounced = [r for r in envelope.rcpt_tos if r.split("@", 1)[0].lower().endswith("+bounce")]
+            if bounced and self.bounces is not None:
+                raw = envelope.original_content.replace(b"\r\n", b"\n")
+                headers = raw.split(b"\n\n", 1)[0].decode("utf-8", "replace").replace("\n", "\r\n")
+                for rcpt in bounced:
+                    self.bounces.add(dsn(envelope.mail_from, rcpt, headers))
         return f"250 2.0.0 Ok: queued as {key}"
 
 
@@ -55,6 +106,7 @@ def main():
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=2525)
     p.add_argument("--maildir", required=True)
+    p.add_argument("--bounce-maildir", help="where bounces of +bounce recipients are put")
     p.add_argument("--user")
     p.add_argument("--password")
     a = p.parse_args()
@@ -72,7 +124,8 @@ def main():
         kwargs = dict(
             authenticator=authenticate, auth_required=True, auth_require_tls=False
         )
-    controller = Controller(Handler(a.maildir), hostname=a.host, port=a.port, **kwargs)
+    os.umask(0)
+    controller = Controller(Handler(a.maildir, a.bounce_maildir), hostname=a.host, port=a.port, **kwargs)
     controller.start()
     print(f"mail sink listening on {a.host}:{a.port}, Maildir {a.maildir}", flush=True)
     stop = threading.Event()

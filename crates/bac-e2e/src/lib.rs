@@ -233,12 +233,18 @@ pub struct MailSink {
 impl MailSink {
     /// A sink that requires AUTH as `user` / `password`.
     pub fn start(user: &str, password: &str) -> MailSink {
+        Self::start_with(user, password, None)
+    }
+
+    /// [`Self::start`], putting the bounces of `+bounce` recipients in `bounces` (a Maildir an
+    /// IMAP server serves: [`Dovecot::maildir`]).
+    pub fn start_with(user: &str, password: &str, bounces: Option<&std::path::Path>) -> MailSink {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let maildir = std::env::temp_dir().join(format!("bac-mail-{}", uuid::Uuid::new_v4()));
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(which("python3", "BAC_PYTHON"))
-                .arg(root.join("scripts/mail_sink.py"))
+            let mut cmd = Command::new(which("python3", "BAC_PYTHON"));
+            cmd.arg(root.join("scripts/mail_sink.py"))
                 .args([
                     "--port",
                     &port.to_string(),
@@ -248,7 +254,11 @@ impl MailSink {
                     password,
                 ])
                 .arg("--maildir")
-                .arg(&maildir)
+                .arg(&maildir);
+            if let Some(b) = bounces {
+                cmd.arg("--bounce-maildir").arg(b);
+            }
+            let mut child = cmd
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("python3 not found: run scripts/install-deps (or set BAC_PYTHON)");
@@ -293,6 +303,58 @@ impl Drop for MailSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+/// Dovecot (`scripts/imap-server`: Debian's `dovecot-imapd`) serving one user's Maildir over
+/// IMAP on a port of its own, without TLS; killed on drop.
+pub struct Dovecot {
+    pub port: u16,
+    pub maildir: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    child: Child,
+}
+
+impl Dovecot {
+    pub fn start(user: &str, password: &str) -> Dovecot {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dir = std::env::temp_dir().join(format!("bac-imap-{}", uuid::Uuid::new_v4()));
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(root.join("scripts/imap-server"))
+                .arg(port.to_string())
+                .arg(&dir)
+                .args([user, password])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("scripts/imap-server did not start");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    break;
+                }
+                if wait_port(port, Duration::from_millis(200)) && listens(child.id(), port) {
+                    return Dovecot {
+                        port,
+                        maildir: dir.join("Maildir"),
+                        dir,
+                        child,
+                    };
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default();
+        panic!("dovecot did not start (scripts/install-deps installs it): {log}");
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -534,8 +596,8 @@ pub struct FleetOptions {
     /// With `google`: the gateway's URL as `BAC_PUBLIC_URL` of bac-google-workspace, so it
     /// opens Calendar push channels to it, with these pass and renewal times.
     pub google_push: Option<bac_connector::channels::KeeperTimes>,
-    /// Also start bac-messaging with this retry schedule.
-    pub messaging: Option<bac_messaging::deliveries::RetryOptions>,
+    /// Also start bac-messaging with these settings.
+    pub messaging: Option<bac_messaging::MessagingSettings>,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.

@@ -415,6 +415,7 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
                     "from_name": {"type": "string", "maxLength": 200},
                     "imap_host": {"type": "string", "format": "hostname", "minLength": 1},
                     "imap_port": port(993),
+                    "imap_security": {"enum": ["tls", "none"], "default": "tls", "description": "The mailbox bounces are read from: tls (implicit, port 993) or none"},
                 }),
                 &["channel", "smtp_host", "username", "from_address"],
             ),

@@ -66,12 +66,89 @@ impl MessagingApi {
     /// The tenant's email connection: the one named, or its only one.
     async fn email_connection(
         &self,
-        ctx: &RequestContext,
+        tenant: &str,
         id: &str,
     ) -> Result<ConnectionRecord, ServiceError> {
         self.store
-            .resolve_kind(&ctx.tenant_id, id, "email", |r| channel_of(r) == "email")
+            .resolve_kind(tenant, id, "email", |r| channel_of(r) == "email")
             .await
+    }
+
+    /// Checks an email request, renders it and queues it: the delivery, and whether it is new
+    /// (`false`: the request's idempotency key named an earlier one, which is the answer).
+    /// REST, gRPC and the commands topic all send through here.
+    pub async fn queue_email(
+        &self,
+        tenant: &str,
+        req: SendEmailRequest,
+    ) -> Result<(deliveries::Delivery, bool), ServiceError> {
+        let (intent, given) = bac_connector::intent_of("messaging", &req.intent_id)?;
+        if given {
+            if let Some(first) = deliveries::by_intent(&self.db, tenant, &intent).await? {
+                return Ok((first, false));
+            }
+        }
+        if req.to.is_empty() {
+            return Err(bad("to is required: at least one recipient"));
+        }
+        if req.to.len() + req.cc.len() + req.bcc.len() > MAX_RECIPIENTS {
+            return Err(bad(format!(
+                "at most {MAX_RECIPIENTS} recipients across to, cc and bcc"
+            )));
+        }
+        let to = recipients("to", &req.to)?;
+        let cc = recipients("cc", &req.cc)?;
+        let bcc = recipients("bcc", &req.bcc)?;
+        if !req.reply_to.is_empty() {
+            smtp::mailbox("reply_to", &req.reply_to)?;
+        }
+        let rec = self.email_connection(tenant, &req.connection_id).await?;
+        let (parts, template, template_version) = self.content(tenant, &req).await?;
+        let from = rec.setting("from_address");
+        let domain = from.rsplit_once('@').map_or("bac.local", |(_, d)| d);
+        let message_id = format!("<{}@{domain}>", Uuid::now_v7().simple());
+        // the message is built whole once before it is queued: what cannot be sent is refused now
+        smtp::build(&smtp::Draft {
+            from,
+            from_name: rec.setting("from_name"),
+            to: &to,
+            cc: &cc,
+            bcc: &bcc,
+            reply_to: &req.reply_to,
+            subject: &parts.subject,
+            text: &parts.text,
+            html: &parts.html,
+            message_id: &message_id,
+        })?;
+        let (d, created) = deliveries::enqueue(
+            &self.db,
+            &NewDelivery {
+                tenant_id: tenant.to_string(),
+                connection_id: rec.id.clone(),
+                channel: "email".into(),
+                intent_id: intent,
+                to,
+                cc,
+                bcc,
+                reply_to: req.reply_to.trim().to_string(),
+                subject: parts.subject,
+                text: parts.text,
+                html: parts.html,
+                template,
+                template_version,
+                message_id,
+            },
+        )
+        .await?;
+        if created {
+            self.worker.wake();
+            tracing::info!(delivery = %d.id, connection = %rec.id, "email queued");
+        }
+        Ok((d, created))
+    }
+
+    pub fn db(&self) -> &Pool {
+        &self.db
     }
 
     /// What an email request says once its template (if any) is rendered.
@@ -131,65 +208,9 @@ impl MessagingService for MessagingApi {
         request: Request<SendEmailRequest>,
     ) -> Result<Response<Delivery>, Status> {
         let ctx = ctx(&request)?;
-        let req = request.into_inner();
-        if req.to.is_empty() {
-            return Err(bad("to is required: at least one recipient").into());
-        }
-        if req.to.len() + req.cc.len() + req.bcc.len() > MAX_RECIPIENTS {
-            return Err(bad(format!(
-                "at most {MAX_RECIPIENTS} recipients across to, cc and bcc"
-            ))
-            .into());
-        }
-        let to = recipients("to", &req.to)?;
-        let cc = recipients("cc", &req.cc)?;
-        let bcc = recipients("bcc", &req.bcc)?;
-        if !req.reply_to.is_empty() {
-            smtp::mailbox("reply_to", &req.reply_to)?;
-        }
-        let (intent, _given) = bac_connector::intent_of("messaging", &req.intent_id)?;
-        let rec = self.email_connection(&ctx, &req.connection_id).await?;
-        let (parts, template, template_version) = self.content(&ctx.tenant_id, &req).await?;
-        let from = rec.setting("from_address");
-        let domain = from.rsplit_once('@').map_or("bac.local", |(_, d)| d);
-        let message_id = format!("<{}@{domain}>", Uuid::now_v7().simple());
-        // the message is built whole once before it is queued: what cannot be sent is refused now
-        smtp::build(&smtp::Draft {
-            from,
-            from_name: rec.setting("from_name"),
-            to: &to,
-            cc: &cc,
-            bcc: &bcc,
-            reply_to: &req.reply_to,
-            subject: &parts.subject,
-            text: &parts.text,
-            html: &parts.html,
-            message_id: &message_id,
-        })?;
-        let (d, created) = deliveries::enqueue(
-            &self.db,
-            &NewDelivery {
-                tenant_id: ctx.tenant_id.clone(),
-                connection_id: rec.id.clone(),
-                channel: "email".into(),
-                intent_id: intent,
-                to,
-                cc,
-                bcc,
-                reply_to: req.reply_to.trim().to_string(),
-                subject: parts.subject,
-                text: parts.text,
-                html: parts.html,
-                template,
-                template_version,
-                message_id,
-            },
-        )
-        .await?;
-        if created {
-            self.worker.wake();
-            tracing::info!(delivery = %d.id, connection = %rec.id, "email queued");
-        }
+        let (d, _) = self
+            .queue_email(&ctx.tenant_id, request.into_inner())
+            .await?;
         Ok(Response::new(d.to_proto()))
     }
 

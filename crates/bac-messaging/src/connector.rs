@@ -26,6 +26,7 @@ const EMAIL_SETTINGS: &[&str] = &[
     "from_name",
     "imap_host",
     "imap_port",
+    "imap_security",
 ];
 
 /// The channel a stored connection serves.
@@ -120,6 +121,11 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
                 "config.from_name must be one line of at most 200 characters",
             ))
         }
+    }
+    match obj.get("imap_security") {
+        None => {}
+        Some(Value::String(s)) if s == "tls" || s == "none" => {}
+        Some(_) => return Err(bad("config.imap_security must be tls (port 993) or none")),
     }
     Ok(Value::Object(obj))
 }

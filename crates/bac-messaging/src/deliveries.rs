@@ -236,6 +236,110 @@ pub async fn enqueue(db: &Pool, new: &NewDelivery) -> Result<(Delivery, bool), S
     Ok((d, true))
 }
 
+/// The tenant's delivery of an idempotency key, if there is one.
+pub async fn by_intent(
+    db: &Pool,
+    tenant: &str,
+    intent: &str,
+) -> Result<Option<Delivery>, ServiceError> {
+    let client = db.get().await.map_err(db_err)?;
+    Ok(client
+        .query_opt(
+            "SELECT * FROM deliveries WHERE tenant_id = $1 AND intent_id = $2",
+            &[&tenant, &intent],
+        )
+        .await
+        .map_err(db_err)?
+        .map(|r| Delivery::from_row(&r)))
+}
+
+/// Records a request that can never be sent (a command naming no recipient, no connection,
+/// an unknown template) as a `failed` delivery with its reason and event, so whoever asked
+/// hears the answer where they hear every other. A delivery with the same intent id already
+/// answers it: the first outcome stands.
+pub async fn reject(db: &Pool, new: &NewDelivery, reason: &str) -> Result<Delivery, ServiceError> {
+    let mut client = db.get().await.map_err(db_err)?;
+    let tx = client.transaction().await.map_err(db_err)?;
+    let row = tx
+        .query_opt(
+            "INSERT INTO deliveries (id, tenant_id, connection_id, channel, status, intent_id,
+                 to_addrs, cc_addrs, bcc_addrs, subject, template, template_version, message_id,
+                 last_response, traceparent)
+             VALUES ($1, $2, $3, $4, 'failed', $5, $6, $7, $8, $9, $10, $11, '', $12, $13)
+             ON CONFLICT (tenant_id, intent_id) DO NOTHING
+             RETURNING *",
+            &[
+                &Uuid::now_v7(),
+                &new.tenant_id,
+                &new.connection_id,
+                &new.channel,
+                &new.intent_id,
+                &new.to,
+                &new.cc,
+                &new.bcc,
+                &truncate(&new.subject, 998),
+                &new.template,
+                &(new.template_version as i32),
+                &truncate(reason, 2000),
+                &bac_runtime::telemetry::current_traceparent(),
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    let Some(row) = row else {
+        drop(tx);
+        return by_intent(db, &new.tenant_id, &new.intent_id)
+            .await?
+            .ok_or_else(|| ServiceError::internal("messaging", "a delivery vanished"));
+    };
+    let d = Delivery::from_row(&row);
+    record(&tx, &d, "").await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(d)
+}
+
+/// Marks the `sent` delivery of `rec` that `b` is about as `bounced`, with its event; `None`
+/// when there is none (another connection's message, or one already bounced: a DSN read twice
+/// changes nothing).
+pub async fn bounce(
+    db: &Pool,
+    rec: &bac_runtime::connections::ConnectionRecord,
+    b: &crate::dsn::Bounce,
+) -> Result<Option<Delivery>, ServiceError> {
+    let mut client = db.get().await.map_err(db_err)?;
+    let tx = client.transaction().await.map_err(db_err)?;
+    let reason = format!(
+        "bounced by {}: {}",
+        b.recipients.join(", "),
+        if b.reason.is_empty() {
+            "no reason given"
+        } else {
+            &b.reason
+        }
+    );
+    let row = tx
+        .query_opt(
+            "UPDATE deliveries SET status = 'bounced', last_response = $4, updated_at = now()
+              WHERE tenant_id = $1 AND connection_id = $2 AND message_id = $3 AND status = 'sent'
+             RETURNING *",
+            &[
+                &rec.tenant_id,
+                &rec.id,
+                &format!("<{}>", b.message_id),
+                &truncate(&reason, 2000),
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let d = Delivery::from_row(&row);
+    record(&tx, &d, SENT).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(Some(d))
+}
+
 /// One of the tenant's deliveries.
 pub async fn get(db: &Pool, tenant: &str, id: &str) -> Result<Delivery, ServiceError> {
     let not_found = || {

@@ -7,9 +7,14 @@
 //! into sent / try again / give up). [`templates`]: versioned templates rendered with
 //! minijinja. [`deliveries`]: where a send becomes a row and its `bac.messaging.delivery.v1`
 //! events, and the worker that sends. [`api`]: `bac.messaging.v1.MessagingService`.
+//! [`commands`]: send requests from other services on `bac.messaging.commands.v1`.
+//! [`imap`]: reads the connections' mailboxes; [`dsn`]: where a bounce there is read.
 pub mod api;
+pub mod commands;
 pub mod connector;
 pub mod deliveries;
+pub mod dsn;
+pub mod imap;
 pub mod smtp;
 pub mod templates;
 
@@ -38,6 +43,10 @@ pub fn migrations() -> &'static [Migration] {
             name: "messaging_0001_templates_deliveries",
             sql: include_str!("../migrations/0001_templates_deliveries.sql"),
         });
+        all.push(Migration {
+            name: "messaging_0002_imap_cursors",
+            sql: include_str!("../migrations/0002_imap_cursors.sql"),
+        });
         all
     })
 }
@@ -46,6 +55,7 @@ pub fn migrations() -> &'static [Migration] {
 pub fn topics() -> Vec<String> {
     vec![
         deliveries::TOPIC.into(),
+        commands::TOPIC.into(),
         bac_sync::SYNC_RUN_TOPIC.into(),
         bac_sync::CONFLICT_TOPIC.into(),
         bac_connector::tokens::AUDIT_TOPIC.to_string(),
@@ -66,15 +76,33 @@ pub fn spec() -> ServiceSpec {
 
 /// Starts bac-messaging (listeners from `config`, port 0 allowed) and serves until shut down.
 pub async fn run(config: Config) -> anyhow::Result<Running> {
-    run_with(config, deliveries::RetryOptions::from_env()).await
+    run_with(config, MessagingSettings::from_env()).await
 }
 
-/// [`run`] with its retry schedule given (tests shorten it).
-pub async fn run_with(config: Config, retry: deliveries::RetryOptions) -> anyhow::Result<Running> {
+/// What bac-messaging reads besides [`Config`].
+#[derive(Debug, Clone)]
+pub struct MessagingSettings {
+    /// How deliveries are retried (`BAC_MESSAGING_RETRY_*`, `BAC_MESSAGING_MAX_ATTEMPTS`).
+    pub retry: deliveries::RetryOptions,
+    /// How often mailboxes are read for bounces (`BAC_MESSAGING_IMAP_POLL_SECS`).
+    pub imap_every: std::time::Duration,
+}
+
+impl MessagingSettings {
+    pub fn from_env() -> Self {
+        MessagingSettings {
+            retry: deliveries::RetryOptions::from_env(),
+            imap_every: imap::every_from_env(),
+        }
+    }
+}
+
+/// [`run`] with its settings given (tests shorten the retry schedule and the mailbox interval).
+pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Result<Running> {
     let smtp = smtp::Smtp::new(config.upstream_egress.clone(), config.upstream_timeout);
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "messaging")
-        .bind_credentials_to(&["smtp_host", "username"]);
+        .bind_credentials_to(&["smtp_host", "imap_host", "username"]);
     let calls = bac_connector::Calls::new(rt.db.clone(), "messaging", "Messaging");
     // no entity syncs yet: the kit's status, runs and settings still read the engine
     let engine = bac_sync::SyncEngine::new(
@@ -89,10 +117,24 @@ pub async fn run_with(config: Config, retry: deliveries::RetryOptions) -> anyhow
         store.clone(),
         calls.clone(),
         smtp.clone(),
-        retry,
+        settings.retry,
     );
     worker.spawn(rt.shutdown.child_token());
+    imap::Reader::new(
+        rt.db.clone(),
+        store.clone(),
+        calls.clone(),
+        rt.config.upstream_egress.clone(),
+        rt.config.upstream_timeout,
+        settings.imap_every,
+    )
+    .spawn(rt.shutdown.child_token());
     let domain = api::MessagingApi::new(rt.db.clone(), store.clone(), worker);
+    tokio::spawn(commands::consume(
+        domain.clone(),
+        rt.config.kafka.clone(),
+        rt.shutdown.child_token(),
+    ));
     let integration = bac_connector::IntegrationApi::new(
         Arc::new(connector::MessagingConnector::new(smtp, store.clone())),
         rt.db.clone(),

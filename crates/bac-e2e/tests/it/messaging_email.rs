@@ -14,13 +14,17 @@ const TOPIC: &str = "bac.messaging.delivery.v1";
 
 async fn fleet() -> Fleet {
     Fleet::start_opts(FleetOptions {
-        messaging: Some(bac_messaging::deliveries::RetryOptions {
-            base: Duration::from_millis(100),
-            max: Duration::from_millis(400),
-            max_attempts: 4,
-            lease: Duration::from_secs(60),
-            concurrency: 4,
-            per_tenant: 4,
+        messaging: Some(bac_messaging::MessagingSettings {
+            retry: bac_messaging::deliveries::RetryOptions {
+                base: Duration::from_millis(100),
+                max: Duration::from_millis(400),
+                max_attempts: 4,
+                lease: Duration::from_secs(60),
+                concurrency: 4,
+                per_tenant: 4,
+            },
+            // the mailboxes of the bounce test are read every 200 ms
+            imap_every: Duration::from_millis(200),
         }),
         ..Default::default()
     })
@@ -379,4 +383,189 @@ async fn bad_requests_are_refused_before_anything_is_queued() {
         .await;
     assert_eq!(status, 400, "{e}");
     assert!(e["message"].as_str().unwrap().contains("line 2"), "{e}");
+}
+
+/// A send request on `bac.messaging.commands.v1`, as another platform service publishes it.
+async fn command(
+    producer: &rdkafka::producer::FutureProducer,
+    fleet: &Fleet,
+    ce_id: &str,
+    data: Value,
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let headers = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", ce_id),
+        ("ce_source", "/platform/billing"),
+        ("ce_type", "bac.messaging.email.send"),
+        ("ce_tenantid", fleet.tenant.as_str()),
+        ("content-type", "application/json"),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new(), |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(value),
+        })
+    });
+    let body = data.to_string();
+    producer
+        .send(
+            // one key: the commands stay in one partition, in the order sent
+            rdkafka::producer::FutureRecord::to("bac.messaging.commands.v1")
+                .key("billing/email")
+                .payload(&body)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("command sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kafka_command_sent_twice_is_one_email_and_a_bad_one_a_failed_delivery() {
+    let sink = MailSink::start("billing", "pw");
+    let fleet = fleet().await;
+    connect(&fleet, &sink, "pw").await;
+    let producer = bac_e2e::conformance::producer(&fleet);
+    let order = json!({"to": ["ada@customer.example"], "subject": "Order shipped",
+        "text": "Your order 1042 is on its way."});
+    command(&producer, &fleet, "order-1042-shipped", order.clone()).await;
+    command(&producer, &fleet, "order-1042-shipped", order).await;
+    command(
+        &producer,
+        &fleet,
+        "order-1043-shipped",
+        json!({"subject": "x", "text": "no recipient"}),
+    )
+    .await;
+
+    // the bad command, last in the partition, settles after both copies of the first
+    let c = kafka::consumer(&fleet.kafka.brokers(), TOPIC);
+    let records = kafka::collect(&c, Duration::from_secs(60), |rs| {
+        let by = |intent: &str, status: &str| {
+            rs.iter().any(|r| {
+                let d = r.json();
+                d["intent_id"] == intent && d["status"] == status
+            })
+        };
+        by("order-1042-shipped", "sent") && by("order-1043-shipped", "failed")
+    })
+    .await;
+    let of = |intent: &str| -> Vec<Value> {
+        records
+            .iter()
+            .map(|r| r.json())
+            .filter(|d| d["intent_id"] == intent)
+            .collect()
+    };
+    let shipped = of("order-1042-shipped");
+    let statuses: Vec<&str> = shipped
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["queued", "sent"],
+        "one delivery for two commands: {shipped:?}"
+    );
+    let refused = of("order-1043-shipped");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["status"], "failed");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("to is required"),
+        "{refused:?}"
+    );
+
+    let (_, list) = fleet
+        .call(Method::GET, "/api/v1/messaging/deliveries", None)
+        .await;
+    assert_eq!(list["deliveries"].as_array().unwrap().len(), 2, "{list}");
+    let mails = sink.messages();
+    assert_eq!(
+        mails.len(),
+        1,
+        "one email for the two commands with one ce_id"
+    );
+    let m = MessageParser::default().parse(&mails[0]).unwrap();
+    assert_eq!(m.subject(), Some("Order shipped"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bounce_read_over_imap_marks_the_delivery_bounced() {
+    let imap = bac_e2e::Dovecot::start("billing", "pw");
+    let sink = MailSink::start_with("billing", "pw", Some(&imap.maildir));
+    let fleet = fleet().await;
+    let (status, conn) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/integrations/connections",
+            Some(json!({"integration": "messaging", "name": "Billing mail",
+                "config": {"channel": "email", "smtp_host": "localhost", "smtp_port": sink.port,
+                    "smtp_security": "none", "username": "billing",
+                    "from_address": "billing@acme.example",
+                    "imap_host": "localhost", "imap_port": imap.port, "imap_security": "none"},
+                "credentials": {"password": "pw"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{conn}");
+
+    let (_, ok) = send(
+        &fleet,
+        json!({"to": ["ada@customer.example"], "subject": "Invoice", "text": "hi"}),
+        None,
+    )
+    .await;
+    let (_, gone) = send(
+        &fleet,
+        json!({"to": ["gone+bounce@customer.example"], "subject": "Invoice", "text": "hi"}),
+        None,
+    )
+    .await;
+    let gone_id = gone["id"].as_str().unwrap().to_string();
+    let ok_id = ok["id"].as_str().unwrap().to_string();
+
+    // the server took both (250); the bounce arrives later, as mail in the sender's mailbox
+    let events = statuses(&fleet, &gone_id, |s| s.len() >= 3).await;
+    let seen: Vec<String> = events
+        .iter()
+        .map(|r| r.json()["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen, ["queued", "sent", "bounced"]);
+    let bounced = events[2].json();
+    assert_eq!(bounced["previous_status"], "sent");
+    let reason = bounced["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("gone+bounce@customer.example") && reason.contains("5.1.1"),
+        "{reason}"
+    );
+    let d = delivery(&fleet, &gone_id).await;
+    assert_eq!(d["status"], "bounced", "{d}");
+    // the other delivery stays sent, and the bounce is read once however often the mailbox is
+    let sent = until_status(&fleet, &ok_id, "sent").await;
+    assert_eq!(sent["status"], "sent");
+    let db = bac_e2e::connect(&fleet.infra.database_url).await;
+    let read = std::sync::Mutex::new(0i64);
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            let n: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM messaging.call_log WHERE operation = 'imap.read' AND ok",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            *read.lock().unwrap() = n;
+            n >= 3
+        })
+        .await,
+        "the mailbox was read {} times",
+        read.lock().unwrap()
+    );
+    let events = statuses(&fleet, &gone_id, |s| s.len() >= 3).await;
+    assert_eq!(events.len(), 3, "one bounced event for one bounce");
 }
