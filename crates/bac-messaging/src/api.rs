@@ -1,10 +1,15 @@
 //! `bac.messaging.v1.MessagingService`: email sends (a delivery queued with its event, sent
 //! by [`crate::deliveries::Worker`]), deliveries and templates.
 use bac_proto::messaging::v1::{
-    messaging_service_server::MessagingService, DeleteTemplateRequest, DeleteTemplateResponse,
-    Delivery, GetDeliveryRequest, GetTemplateRequest, ListDeliveriesRequest,
-    ListDeliveriesResponse, ListTemplatesRequest, ListTemplatesResponse, PutTemplateRequest,
-    RenderTemplateRequest, RenderedTemplate, SendEmailRequest, Template,
+    messaging_service_server::MessagingService, CreateWebhookEndpointRequest,
+    DeleteTemplateRequest, DeleteTemplateResponse, DeleteWebhookEndpointRequest,
+    DeleteWebhookEndpointResponse, Delivery, GetDeliveryRequest, GetTemplateRequest,
+    GetWebhookEndpointRequest, ListDeliveriesRequest, ListDeliveriesResponse, ListTemplatesRequest,
+    ListTemplatesResponse, ListWebhookEndpointsRequest, ListWebhookEndpointsResponse,
+    ListWebhookMessagesRequest, ListWebhookMessagesResponse, PutTemplateRequest,
+    RenderTemplateRequest, RenderedTemplate, ReplayWebhookMessagesRequest,
+    ReplayWebhookMessagesResponse, RotateWebhookSecretRequest, SendEmailRequest, Template,
+    UpdateWebhookEndpointRequest, WebhookEndpoint,
 };
 use bac_runtime::{
     connections::{timestamp, ConnectionRecord, ConnectionStore},
@@ -31,6 +36,13 @@ pub struct MessagingApi {
     db: Pool,
     store: ConnectionStore,
     worker: Worker,
+    endpoints: crate::webhooks::Endpoints,
+    /// Wakes the webhook sender (an endpoint enabled again, a replay).
+    wake_webhooks: std::sync::Arc<tokio::sync::Notify>,
+}
+
+fn time_of(t: Option<pbjson_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
 }
 
 fn ctx<T>(req: &Request<T>) -> Result<RequestContext, Status> {
@@ -59,8 +71,20 @@ fn variables_json(v: Option<pbjson_types::Struct>) -> Result<Value, ServiceError
 }
 
 impl MessagingApi {
-    pub fn new(db: Pool, store: ConnectionStore, worker: Worker) -> Self {
-        MessagingApi { db, store, worker }
+    pub fn new(
+        db: Pool,
+        store: ConnectionStore,
+        worker: Worker,
+        endpoints: crate::webhooks::Endpoints,
+        wake_webhooks: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
+        MessagingApi {
+            db,
+            store,
+            worker,
+            endpoints,
+            wake_webhooks,
+        }
     }
 
     /// The tenant's email connection: the one named, or its only one.
@@ -325,5 +349,138 @@ impl MessagingService for MessagingApi {
         let versions = templates::delete(&self.db, &ctx.tenant_id, &request.get_ref().name).await?;
         tracing::info!(template = %request.get_ref().name, versions, "template deleted");
         Ok(Response::new(DeleteTemplateResponse { versions }))
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        request: Request<CreateWebhookEndpointRequest>,
+    ) -> Result<Response<WebhookEndpoint>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let (e, secret) = self
+            .endpoints
+            .create(&ctx.tenant_id, &req.url, &req.event_types, &req.description)
+            .await?;
+        tracing::info!(endpoint = %e.id, url = %e.url, "webhook endpoint registered");
+        Ok(Response::new(e.to_proto(Some(secret))))
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        request: Request<ListWebhookEndpointsRequest>,
+    ) -> Result<Response<ListWebhookEndpointsResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let all = self.endpoints.list(&ctx.tenant_id).await?;
+        Ok(Response::new(ListWebhookEndpointsResponse {
+            endpoints: all.iter().map(|e| e.to_proto(None)).collect(),
+        }))
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        request: Request<GetWebhookEndpointRequest>,
+    ) -> Result<Response<WebhookEndpoint>, Status> {
+        let ctx = ctx(&request)?;
+        let e = self
+            .endpoints
+            .get(&ctx.tenant_id, &request.get_ref().id)
+            .await?;
+        Ok(Response::new(e.to_proto(None)))
+    }
+
+    async fn update_webhook_endpoint(
+        &self,
+        request: Request<UpdateWebhookEndpointRequest>,
+    ) -> Result<Response<WebhookEndpoint>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let types = (!req.event_types.is_empty()).then_some(req.event_types.as_slice());
+        let e = self
+            .endpoints
+            .update(
+                &ctx.tenant_id,
+                &req.id,
+                req.url.as_deref(),
+                types,
+                req.description.as_deref(),
+                req.enabled,
+            )
+            .await?;
+        if req.enabled == Some(true) {
+            self.wake_webhooks.notify_one();
+        }
+        Ok(Response::new(e.to_proto(None)))
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        request: Request<DeleteWebhookEndpointRequest>,
+    ) -> Result<Response<DeleteWebhookEndpointResponse>, Status> {
+        let ctx = ctx(&request)?;
+        self.endpoints
+            .delete(&ctx.tenant_id, &request.get_ref().id)
+            .await?;
+        Ok(Response::new(DeleteWebhookEndpointResponse {}))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<RotateWebhookSecretRequest>,
+    ) -> Result<Response<WebhookEndpoint>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let overlap = match req.overlap_seconds {
+            0 => std::time::Duration::from_secs(86_400),
+            n if n > 604_800 => {
+                return Err(bad("overlap_seconds must be at most 604800 (a week)").into())
+            }
+            n => std::time::Duration::from_secs(u64::from(n)),
+        };
+        let (e, secret) = self
+            .endpoints
+            .rotate(&ctx.tenant_id, &req.id, overlap)
+            .await?;
+        Ok(Response::new(e.to_proto(Some(secret))))
+    }
+
+    async fn list_webhook_messages(
+        &self,
+        request: Request<ListWebhookMessagesRequest>,
+    ) -> Result<Response<ListWebhookMessagesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        if !["", "pending", "delivered", "failed"].contains(&req.status.as_str()) {
+            return Err(bad("status must be pending, delivered or failed").into());
+        }
+        let size = match req.page_size {
+            0 => 50,
+            n if n > 200 => return Err(bad("page_size must be at most 200").into()),
+            n => n,
+        };
+        let messages = self
+            .endpoints
+            .messages(&ctx.tenant_id, &req.id, &req.status, size)
+            .await?;
+        Ok(Response::new(ListWebhookMessagesResponse { messages }))
+    }
+
+    async fn replay_webhook_messages(
+        &self,
+        request: Request<ReplayWebhookMessagesRequest>,
+    ) -> Result<Response<ReplayWebhookMessagesResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let replayed = self
+            .endpoints
+            .replay(
+                &ctx.tenant_id,
+                &req.id,
+                &req.message_id,
+                time_of(req.since),
+                time_of(req.until),
+            )
+            .await?;
+        self.wake_webhooks.notify_one();
+        Ok(Response::new(ReplayWebhookMessagesResponse { replayed }))
     }
 }

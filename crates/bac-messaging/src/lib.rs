@@ -9,6 +9,7 @@
 //! events, and the worker that sends. [`api`]: `bac.messaging.v1.MessagingService`.
 //! [`commands`]: send requests from other services on `bac.messaging.commands.v1`.
 //! [`imap`]: reads the connections' mailboxes; [`dsn`]: where a bounce there is read.
+//! [`webhooks`]: the tenant's events, signed (Standard Webhooks), posted to subscribers.
 pub mod api;
 pub mod commands;
 pub mod connector;
@@ -17,6 +18,7 @@ pub mod dsn;
 pub mod imap;
 pub mod smtp;
 pub mod templates;
+pub mod webhooks;
 
 use std::sync::{Arc, OnceLock};
 
@@ -46,6 +48,10 @@ pub fn migrations() -> &'static [Migration] {
         all.push(Migration {
             name: "messaging_0002_imap_cursors",
             sql: include_str!("../migrations/0002_imap_cursors.sql"),
+        });
+        all.push(Migration {
+            name: "messaging_0003_webhooks",
+            sql: include_str!("../migrations/0003_webhooks.sql"),
         });
         all
     })
@@ -86,6 +92,8 @@ pub struct MessagingSettings {
     pub retry: deliveries::RetryOptions,
     /// How often mailboxes are read for bounces (`BAC_MESSAGING_IMAP_POLL_SECS`).
     pub imap_every: std::time::Duration,
+    /// How webhooks to subscribers are retried (`BAC_WEBHOOK_*`).
+    pub webhooks: webhooks::sender::SenderOptions,
 }
 
 impl MessagingSettings {
@@ -93,6 +101,7 @@ impl MessagingSettings {
         MessagingSettings {
             retry: deliveries::RetryOptions::from_env(),
             imap_every: imap::every_from_env(),
+            webhooks: webhooks::sender::SenderOptions::from_env(),
         }
     }
 }
@@ -129,7 +138,34 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
         settings.imap_every,
     )
     .spawn(rt.shutdown.child_token());
-    let domain = api::MessagingApi::new(rt.db.clone(), store.clone(), worker);
+    let endpoints = webhooks::Endpoints::new(
+        rt.db.clone(),
+        rt.vault.clone(),
+        rt.config.upstream_egress.clone(),
+    );
+    let wake_webhooks = Arc::new(tokio::sync::Notify::new());
+    webhooks::sender::Sender::new(
+        rt.db.clone(),
+        endpoints.clone(),
+        rt.config.upstream_egress.clone(),
+        rt.config.upstream_timeout,
+        wake_webhooks.clone(),
+        settings.webhooks,
+    )
+    .spawn(rt.shutdown.child_token());
+    tokio::spawn(webhooks::fanout::consume(
+        rt.db.clone(),
+        rt.config.kafka.clone(),
+        wake_webhooks.clone(),
+        rt.shutdown.child_token(),
+    ));
+    let domain = api::MessagingApi::new(
+        rt.db.clone(),
+        store.clone(),
+        worker,
+        endpoints,
+        wake_webhooks,
+    );
     tokio::spawn(commands::consume(
         domain.clone(),
         rt.config.kafka.clone(),

@@ -30,6 +30,7 @@ mod google_workspace;
 mod grpc_edge;
 mod lead_path;
 mod messaging_email;
+mod messaging_webhooks;
 mod oauth_flow;
 mod odoo_domain;
 mod odoo_fidelity;

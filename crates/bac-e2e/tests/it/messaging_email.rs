@@ -25,6 +25,7 @@ async fn fleet() -> Fleet {
             },
             // the mailboxes of the bounce test are read every 200 ms
             imap_every: Duration::from_millis(200),
+            webhooks: bac_messaging::webhooks::sender::SenderOptions::from_env(),
         }),
         ..Default::default()
     })
