@@ -398,15 +398,15 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
             key: "messaging",
             name: "Messaging",
             category: "communication",
-            description: "Email over the tenant's SMTP server with templates and delivery tracking; Slack, Microsoft Teams and Google Chat messages and signed webhooks are planned.",
+            description: "Email over the tenant's SMTP server with templates, delivery tracking and bounces; Microsoft Teams and Google Chat messages; signed webhooks to subscribers. Slack is planned.",
             auth_type: "basic",
-            capabilities: &["email.send", "templates", "delivery_tracking"],
-            planned_capabilities: &["imap.read", "slack.send", "teams.send", "google_chat.send", "webhooks"],
+            capabilities: &["email.send", "templates", "delivery_tracking", "imap.bounces", "teams.send", "google_chat.send", "webhooks"],
+            planned_capabilities: &["slack.send", "slack.events", "teams.bot", "google_chat.app"],
             serving: Serving::Domain(ServiceKind::Messaging),
             config_schema: object(
-                "Messaging connection settings (channel email: an SMTP server)",
+                "Messaging connection settings: channel email (an SMTP server, and the IMAP mailbox bounces come back to) takes the smtp_* / imap_* settings; teams and google_chat take none (their incoming webhook URL is a credential)",
                 json!({
-                    "channel": {"enum": ["email"], "description": "What the connection sends through"},
+                    "channel": {"enum": ["email", "teams", "google_chat"], "description": "What the connection sends through"},
                     "smtp_host": {"type": "string", "format": "hostname", "minLength": 1},
                     "smtp_port": port(587),
                     "smtp_security": {"enum": ["starttls", "tls", "none"], "default": "starttls", "description": "starttls on 587, tls (implicit) on 465; none only for a relay on a trusted network"},
@@ -417,13 +417,19 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
                     "imap_port": port(993),
                     "imap_security": {"enum": ["tls", "none"], "default": "tls", "description": "The mailbox bounces are read from: tls (implicit, port 993) or none"},
                 }),
-                &["channel", "smtp_host", "username", "from_address"],
+                &["channel"],
             ),
-            credentials_schema: object(
-                "Messaging credentials",
-                json!({"password": secret("The SMTP (and IMAP) password")}),
-                &["password"],
-            ),
+            credentials_schema: json!({
+                "$schema": DRAFT,
+                "title": "Messaging credentials: the SMTP password (email) or the incoming webhook URL (teams, google_chat)",
+                "type": "object",
+                "properties": {
+                    "password": secret("The SMTP (and IMAP) password"),
+                    "webhook_url": secret("The incoming webhook's URL (Teams, Google Chat): whoever has it can post"),
+                },
+                "minProperties": 1,
+                "additionalProperties": false,
+            }),
         },
     ]
 });

@@ -8,8 +8,9 @@ use bac_proto::messaging::v1::{
     ListTemplatesResponse, ListWebhookEndpointsRequest, ListWebhookEndpointsResponse,
     ListWebhookMessagesRequest, ListWebhookMessagesResponse, PutTemplateRequest,
     RenderTemplateRequest, RenderedTemplate, ReplayWebhookMessagesRequest,
-    ReplayWebhookMessagesResponse, RotateWebhookSecretRequest, SendEmailRequest, Template,
-    UpdateWebhookEndpointRequest, WebhookEndpoint,
+    ReplayWebhookMessagesResponse, RotateWebhookSecretRequest, SendEmailRequest,
+    SendGoogleChatMessageRequest, SendTeamsMessageRequest, Template, UpdateWebhookEndpointRequest,
+    WebhookEndpoint,
 };
 use bac_runtime::{
     connections::{timestamp, ConnectionRecord, ConnectionStore},
@@ -161,6 +162,8 @@ impl MessagingApi {
                 template,
                 template_version,
                 message_id,
+                payload: None,
+                thread_key: String::new(),
             },
         )
         .await?;
@@ -169,6 +172,132 @@ impl MessagingApi {
             tracing::info!(delivery = %d.id, connection = %rec.id, "email queued");
         }
         Ok((d, created))
+    }
+
+    /// Checks and queues a Teams message (REST, gRPC and commands).
+    pub async fn send_teams(
+        &self,
+        tenant: &str,
+        req: SendTeamsMessageRequest,
+    ) -> Result<deliveries::Delivery, ServiceError> {
+        let card = match req.card {
+            Some(c) => {
+                let v = serde_json::to_value(c)
+                    .map_err(|e| ServiceError::internal("messaging", format!("card: {e}")))?;
+                if v["type"] != "AdaptiveCard" {
+                    return Err(bad(
+                        "card must be an Adaptive Card: {\"type\": \"AdaptiveCard\", ...}",
+                    ));
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        if card.is_none() && req.text.trim().is_empty() && req.title.trim().is_empty() {
+            return Err(bad("text, title or card is required"));
+        }
+        if req.text.chars().count() > 20_000 || req.title.chars().count() > 500 {
+            return Err(bad(
+                "title must be at most 500 characters and text at most 20000",
+            ));
+        }
+        let subject = if req.title.is_empty() {
+            req.text.lines().next().unwrap_or("").to_string()
+        } else {
+            req.title.clone()
+        };
+        let payload = crate::chat::teams_payload(&req.title, &req.text, card);
+        self.queue_chat(
+            tenant,
+            "teams",
+            &req.connection_id,
+            &req.intent_id,
+            &subject,
+            &req.text,
+            payload,
+            "",
+        )
+        .await
+    }
+
+    /// Checks and queues a Google Chat message (REST, gRPC and commands).
+    pub async fn send_google_chat(
+        &self,
+        tenant: &str,
+        req: SendGoogleChatMessageRequest,
+    ) -> Result<deliveries::Delivery, ServiceError> {
+        if req.text.trim().is_empty() {
+            return Err(bad("text is required"));
+        }
+        if req.text.chars().count() > 4000 || req.thread_key.len() > 200 {
+            return Err(bad(
+                "text must be at most 4000 characters and thread_key at most 200",
+            ));
+        }
+        let payload = crate::chat::google_chat_payload(&req.text, &req.thread_key);
+        let subject = req.text.lines().next().unwrap_or("").to_string();
+        self.queue_chat(
+            tenant,
+            "google_chat",
+            &req.connection_id,
+            &req.intent_id,
+            &subject,
+            &req.text,
+            payload,
+            &req.thread_key,
+        )
+        .await
+    }
+
+    /// Queues a post to a chat channel's incoming webhook (`teams`, `google_chat`).
+    #[allow(clippy::too_many_arguments)]
+    async fn queue_chat(
+        &self,
+        tenant: &str,
+        channel: &str,
+        connection_id: &str,
+        intent_id: &str,
+        subject: &str,
+        text: &str,
+        payload: serde_json::Value,
+        thread_key: &str,
+    ) -> Result<deliveries::Delivery, ServiceError> {
+        let (intent, given) = bac_connector::intent_of("messaging", intent_id)?;
+        if given {
+            if let Some(first) = deliveries::by_intent(&self.db, tenant, &intent).await? {
+                return Ok(first);
+            }
+        }
+        let label = if channel == "teams" {
+            "Teams"
+        } else {
+            "Google Chat"
+        };
+        let rec = self
+            .store
+            .resolve_kind(tenant, connection_id, label, |r| channel_of(r) == channel)
+            .await?;
+        let (d, created) = deliveries::enqueue(
+            &self.db,
+            &NewDelivery {
+                tenant_id: tenant.to_string(),
+                connection_id: rec.id.clone(),
+                channel: channel.to_string(),
+                intent_id: intent,
+                subject: subject.chars().take(998).collect(),
+                text: text.to_string(),
+                message_id: format!("{channel}-{}", Uuid::now_v7().simple()),
+                payload: Some(payload),
+                thread_key: thread_key.to_string(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if created {
+            self.worker.wake();
+            tracing::info!(delivery = %d.id, connection = %rec.id, channel, "chat message queued");
+        }
+        Ok(d)
     }
 
     pub fn db(&self) -> &Pool {
@@ -349,6 +478,28 @@ impl MessagingService for MessagingApi {
         let versions = templates::delete(&self.db, &ctx.tenant_id, &request.get_ref().name).await?;
         tracing::info!(template = %request.get_ref().name, versions, "template deleted");
         Ok(Response::new(DeleteTemplateResponse { versions }))
+    }
+
+    async fn send_teams_message(
+        &self,
+        request: Request<SendTeamsMessageRequest>,
+    ) -> Result<Response<Delivery>, Status> {
+        let ctx = ctx(&request)?;
+        let d = self
+            .send_teams(&ctx.tenant_id, request.into_inner())
+            .await?;
+        Ok(Response::new(d.to_proto()))
+    }
+
+    async fn send_google_chat_message(
+        &self,
+        request: Request<SendGoogleChatMessageRequest>,
+    ) -> Result<Response<Delivery>, Status> {
+        let ctx = ctx(&request)?;
+        let d = self
+            .send_google_chat(&ctx.tenant_id, request.into_inner())
+            .await?;
+        Ok(Response::new(d.to_proto()))
     }
 
     async fn create_webhook_endpoint(

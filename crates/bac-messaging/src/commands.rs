@@ -1,15 +1,18 @@
 //! Send requests from the platform's other services on `bac.messaging.commands.v1`: a
-//! CloudEvent in binary mode, `ce_type` `bac.messaging.email.send`, `ce_tenantid` the tenant,
-//! `ce_id` the idempotency key (unless the data names its own `intent_id`), optional
-//! `ce_connectionid`, data a `bac.messaging.v1.SendEmailRequest` in proto3 JSON. Each command
-//! gives one delivery and its events on `bac.messaging.delivery.v1`, the same as
-//! `POST /api/v1/messaging/email/send`; a command that can never be sent is a `failed`
+//! CloudEvent in binary mode, `ce_type` `bac.messaging.email.send` (or `.teams.send`,
+//! `.google_chat.send`), `ce_tenantid` the tenant, `ce_id` the idempotency key (unless the data
+//! names its own `intent_id`), optional `ce_connectionid`, data the request of the matching
+//! REST route in proto3 JSON (`SendEmailRequest`, `SendTeamsMessageRequest`,
+//! `SendGoogleChatMessageRequest`). Each command gives one delivery and its events on
+//! `bac.messaging.delivery.v1`, the same as the REST route; a command that can never be sent is a `failed`
 //! delivery with the reason, so the sender hears it where it hears everything else. Offsets
 //! are committed once the command is settled; only "could not store it" (Postgres down) is
 //! retried here, with backoff.
 use std::time::Duration;
 
-use bac_proto::messaging::v1::SendEmailRequest;
+use bac_proto::messaging::v1::{
+    SendEmailRequest, SendGoogleChatMessageRequest, SendTeamsMessageRequest,
+};
 use bac_runtime::{config::KafkaConfig, context::valid_tenant_id, ErrorCode, ServiceError};
 use rdkafka::{
     consumer::{CommitMode, Consumer},
@@ -22,8 +25,10 @@ use crate::{api::MessagingApi, deliveries};
 
 /// The topic other services publish send requests to.
 pub const TOPIC: &str = "bac.messaging.commands.v1";
-/// The one command type today.
+/// The command types.
 pub const SEND_EMAIL: &str = "bac.messaging.email.send";
+pub const SEND_TEAMS: &str = "bac.messaging.teams.send";
+pub const SEND_GOOGLE_CHAT: &str = "bac.messaging.google_chat.send";
 
 /// Consumes the commands topic until `shutdown`; restarts with capped backoff.
 pub async fn consume(api: MessagingApi, kafka: KafkaConfig, shutdown: CancellationToken) {
@@ -107,6 +112,13 @@ fn ours(e: &ServiceError) -> bool {
     )
 }
 
+/// A command's request, read.
+enum Request {
+    Email(SendEmailRequest),
+    Teams(SendTeamsMessageRequest),
+    GoogleChat(SendGoogleChatMessageRequest),
+}
+
 /// Applies one command; `Err` only when nothing could be recorded (try again).
 async fn settle(api: &MessagingApi, c: &Command) -> Result<(), ServiceError> {
     if !valid_tenant_id(&c.tenant) {
@@ -114,38 +126,130 @@ async fn settle(api: &MessagingApi, c: &Command) -> Result<(), ServiceError> {
         tracing::warn!(command = %c.at, tenant = %c.tenant, "command without a valid ce_tenantid skipped");
         return Ok(());
     }
-    let parsed = parse(c);
-    let req = match parsed {
+    let req = match parse(c) {
         Ok(r) => r,
-        Err(reason) => return reject(api, c, &SendEmailRequest::default(), &reason).await,
+        Err(reason) => return reject(api, c, &Summary::of_type(c), &reason).await,
     };
-    match api.queue_email(&c.tenant, req.clone()).await {
-        Ok((d, created)) => {
-            tracing::info!(command = %c.at, delivery = %d.id, tenant = %c.tenant, created, "send command settled");
+    let summary = Summary::of(c, &req);
+    let outcome = match req {
+        Request::Email(r) => api.queue_email(&c.tenant, r).await.map(|(d, _)| d),
+        Request::Teams(r) => api.send_teams(&c.tenant, r).await,
+        Request::GoogleChat(r) => api.send_google_chat(&c.tenant, r).await,
+    };
+    match outcome {
+        Ok(d) => {
+            tracing::info!(command = %c.at, delivery = %d.id, tenant = %c.tenant, "send command settled");
             Ok(())
         }
         Err(e) if ours(&e) => Err(e),
-        Err(e) => reject(api, c, &req, &e.message).await,
+        Err(e) => reject(api, c, &summary, &e.message).await,
     }
 }
 
-fn parse(c: &Command) -> Result<SendEmailRequest, String> {
-    if c.ty != SEND_EMAIL {
-        return Err(format!(
-            "ce_type {:?} is not a messaging command (known: {SEND_EMAIL})",
-            c.ty
-        ));
+/// What a refused command's failed delivery records of it.
+#[derive(Default)]
+struct Summary {
+    channel: String,
+    intent: String,
+    connection: String,
+    to: Vec<String>,
+    cc: Vec<String>,
+    bcc: Vec<String>,
+    subject: String,
+    template: String,
+    template_version: u32,
+}
+
+impl Summary {
+    fn of_type(c: &Command) -> Self {
+        Summary {
+            channel: match c.ty.as_str() {
+                SEND_TEAMS => "teams",
+                SEND_GOOGLE_CHAT => "google_chat",
+                _ => "email",
+            }
+            .into(),
+            intent: c.id.clone(),
+            connection: c.connection.clone(),
+            ..Default::default()
+        }
     }
-    let mut req: SendEmailRequest = serde_json::from_slice(&c.payload)
-        .map_err(|e| format!("the data is not a SendEmailRequest in JSON: {e}"))?;
-    if req.intent_id.is_empty() {
-        req.intent_id = c.id.clone();
+
+    fn of(c: &Command, req: &Request) -> Self {
+        let mut s = Summary::of_type(c);
+        match req {
+            Request::Email(r) => {
+                s.intent = r.intent_id.clone();
+                s.connection = r.connection_id.clone();
+                s.to = r.to.clone();
+                s.cc = r.cc.clone();
+                s.bcc = r.bcc.clone();
+                s.subject = r.subject.clone();
+                s.template = r.template.clone();
+                s.template_version = r.template_version;
+            }
+            Request::Teams(r) => {
+                s.intent = r.intent_id.clone();
+                s.connection = r.connection_id.clone();
+                s.subject = r.title.clone();
+            }
+            Request::GoogleChat(r) => {
+                s.intent = r.intent_id.clone();
+                s.connection = r.connection_id.clone();
+                s.subject = r.text.lines().next().unwrap_or("").to_string();
+            }
+        }
+        s
     }
-    if req.intent_id.is_empty() {
+}
+
+fn parse(c: &Command) -> Result<Request, String> {
+    let read = |what: &str| format!("the data is not a {what} in JSON");
+    let id = |given: &mut String| {
+        if given.is_empty() {
+            *given = c.id.clone();
+        }
+    };
+    let conn = |given: &mut String| {
+        if given.is_empty() {
+            *given = c.connection.clone();
+        }
+    };
+    let req = match c.ty.as_str() {
+        SEND_EMAIL => {
+            let mut r: SendEmailRequest = serde_json::from_slice(&c.payload)
+                .map_err(|e| format!("{}: {e}", read("SendEmailRequest")))?;
+            id(&mut r.intent_id);
+            conn(&mut r.connection_id);
+            Request::Email(r)
+        }
+        SEND_TEAMS => {
+            let mut r: SendTeamsMessageRequest = serde_json::from_slice(&c.payload)
+                .map_err(|e| format!("{}: {e}", read("SendTeamsMessageRequest")))?;
+            id(&mut r.intent_id);
+            conn(&mut r.connection_id);
+            Request::Teams(r)
+        }
+        SEND_GOOGLE_CHAT => {
+            let mut r: SendGoogleChatMessageRequest = serde_json::from_slice(&c.payload)
+                .map_err(|e| format!("{}: {e}", read("SendGoogleChatMessageRequest")))?;
+            id(&mut r.intent_id);
+            conn(&mut r.connection_id);
+            Request::GoogleChat(r)
+        }
+        other => {
+            return Err(format!(
+                "ce_type {other:?} is not a messaging command (known: {SEND_EMAIL}, {SEND_TEAMS}, {SEND_GOOGLE_CHAT})"
+            ))
+        }
+    };
+    let intent = match &req {
+        Request::Email(r) => &r.intent_id,
+        Request::Teams(r) => &r.intent_id,
+        Request::GoogleChat(r) => &r.intent_id,
+    };
+    if intent.is_empty() {
         return Err("a command needs ce_id (or intent_id in its data): its idempotency key".into());
-    }
-    if req.connection_id.is_empty() {
-        req.connection_id = c.connection.clone();
     }
     Ok(req)
 }
@@ -153,36 +257,32 @@ fn parse(c: &Command) -> Result<SendEmailRequest, String> {
 async fn reject(
     api: &MessagingApi,
     c: &Command,
-    req: &SendEmailRequest,
+    s: &Summary,
     reason: &str,
 ) -> Result<(), ServiceError> {
-    let intent = if req.intent_id.is_empty() {
-        if c.id.is_empty() {
-            // nothing to key an answer on: the log is all there is
-            tracing::warn!(command = %c.at, tenant = %c.tenant, %reason, "command without an id refused");
-            return Ok(());
-        }
-        c.id.clone()
+    let intent = if s.intent.is_empty() {
+        &c.id
     } else {
-        req.intent_id.clone()
+        &s.intent
     };
+    if intent.is_empty() {
+        // nothing to key an answer on: the log is all there is
+        tracing::warn!(command = %c.at, tenant = %c.tenant, %reason, "command without an id refused");
+        return Ok(());
+    }
     let d = deliveries::reject(
         api.db(),
         &deliveries::NewDelivery {
             tenant_id: c.tenant.clone(),
-            connection_id: if req.connection_id.is_empty() {
-                c.connection.clone()
-            } else {
-                req.connection_id.clone()
-            },
-            channel: "email".into(),
+            connection_id: s.connection.clone(),
+            channel: s.channel.clone(),
             intent_id: intent.chars().take(128).collect(),
-            to: req.to.clone(),
-            cc: req.cc.clone(),
-            bcc: req.bcc.clone(),
-            subject: req.subject.clone(),
-            template: req.template.clone(),
-            template_version: req.template_version,
+            to: s.to.clone(),
+            cc: s.cc.clone(),
+            bcc: s.bcc.clone(),
+            subject: s.subject.clone(),
+            template: s.template.clone(),
+            template_version: s.template_version,
             ..Default::default()
         },
         reason,

@@ -13,8 +13,9 @@ use crate::{
     smtp::{self, Security, Server, Smtp},
 };
 
-/// The channels a connection may name.
-pub const CHANNELS: &[&str] = &["email"];
+/// The channels a connection may name: `email` (SMTP, with IMAP for bounces), and the chat
+/// channels reached through an incoming webhook (`teams`, `google_chat`).
+pub const CHANNELS: &[&str] = &["email", "teams", "google_chat"];
 
 const EMAIL_SETTINGS: &[&str] = &[
     "channel",
@@ -83,6 +84,15 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
             CHANNELS.join(", ")
         )));
     }
+    if crate::chat::CHANNELS.contains(&channel) {
+        // where it posts is the webhook URL, a credential: nothing else to set
+        if let Some(key) = obj.keys().find(|k| *k != "channel") {
+            return Err(bad(format!(
+                "config.{key} is not a {channel} setting (its incoming webhook URL goes in credentials.webhook_url)"
+            )));
+        }
+        return Ok(Value::Object(obj));
+    }
     for key in obj.keys() {
         if !EMAIL_SETTINGS.contains(&key.as_str()) {
             return Err(bad(format!("config.{key} is not an email setting")));
@@ -130,15 +140,36 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
     Ok(Value::Object(obj))
 }
 
+/// An incoming webhook's URL: absolute, http(s), no credentials in it.
+pub fn webhook_url(s: &str) -> Result<url::Url, ServiceError> {
+    let u = url::Url::parse(s.trim())
+        .map_err(|_| bad("credentials.webhook_url is not an absolute URL"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || s.len() > 2000 {
+        return Err(bad(
+            "credentials.webhook_url must be the https URL the incoming webhook gave (at most 2000 characters)",
+        ));
+    }
+    Ok(u)
+}
+
 /// Messaging's connector.
 pub struct MessagingConnector {
     smtp: Smtp,
     store: bac_runtime::connections::ConnectionStore,
+    egress: bac_runtime::upstream::egress::EgressPolicy,
 }
 
 impl MessagingConnector {
-    pub fn new(smtp: Smtp, store: bac_runtime::connections::ConnectionStore) -> Self {
-        MessagingConnector { smtp, store }
+    pub fn new(
+        smtp: Smtp,
+        store: bac_runtime::connections::ConnectionStore,
+        egress: bac_runtime::upstream::egress::EgressPolicy,
+    ) -> Self {
+        MessagingConnector {
+            smtp,
+            store,
+            egress,
+        }
     }
 }
 
@@ -153,23 +184,54 @@ impl Connector for MessagingConnector {
 
     fn secrets(&self, secrets: &HashMap<String, String>) -> Result<(), ServiceError> {
         for (k, v) in secrets {
-            if k != "password" {
-                return Err(bad(format!(
-                    "credentials.{k} is not an email credential (password)"
-                )));
-            }
-            if v.is_empty() || v.len() > 1024 {
-                return Err(bad("credentials.password must be 1 to 1024 characters"));
+            match k.as_str() {
+                "password" if !v.is_empty() && v.len() <= 1024 => {}
+                "password" => return Err(bad("credentials.password must be 1 to 1024 characters")),
+                "webhook_url" => webhook_url(v).map(|_| ())?,
+                _ => {
+                    return Err(bad(format!(
+                        "credentials.{k} is not a messaging credential (password for email, webhook_url for teams and google_chat)"
+                    )))
+                }
             }
         }
         Ok(())
     }
 
     fn configured(&self, rec: &ConnectionRecord) -> bool {
-        validate_settings(&rec.config).is_ok() && rec.secret_fields.iter().any(|f| f == "password")
+        let needs = if channel_of(rec) == "email" {
+            "password"
+        } else {
+            "webhook_url"
+        };
+        validate_settings(&rec.config).is_ok() && rec.secret_fields.iter().any(|f| f == needs)
     }
 
     async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
+        if channel_of(rec) != "email" {
+            // an incoming webhook cannot be tested without posting: its URL is checked
+            let secret = self.store.secret(rec).await?;
+            let url = secret
+                .data
+                .get("webhook_url")
+                .map(|u| secrecy::ExposeSecret::expose_secret(u).to_string())
+                .unwrap_or_default();
+            let parsed = webhook_url(&url)?;
+            self.egress.check_url(&parsed).await.map_err(|r| {
+                ServiceError::new(
+                    "messaging",
+                    ErrorCode::UpstreamAddressNotAllowed,
+                    r.to_string(),
+                )
+            })?;
+            return Ok(Checked {
+                message: format!(
+                    "The incoming webhook of {} is allowed (nothing is posted by a test)",
+                    parsed.host_str().unwrap_or("")
+                ),
+                server_version: String::new(),
+            });
+        }
         let server = Server::of(rec)?;
         let secret = self.store.secret(rec).await?;
         let message = self.smtp.check(&server, &secret).await?;

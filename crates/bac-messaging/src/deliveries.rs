@@ -53,6 +53,9 @@ pub struct Delivery {
     pub template: String,
     pub template_version: u32,
     pub message_id: String,
+    /// What a chat delivery posts (Teams, Google Chat), and its thread.
+    pub payload: Option<serde_json::Value>,
+    pub thread_key: String,
     pub attempts: u32,
     pub last_response: String,
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -81,6 +84,8 @@ impl Delivery {
             template: r.get("template"),
             template_version: r.get::<_, i32>("template_version") as u32,
             message_id: r.get("message_id"),
+            payload: r.get("payload"),
+            thread_key: r.get("thread_key"),
             attempts: r.get::<_, i32>("attempts") as u32,
             last_response: r.get("last_response"),
             next_attempt_at: r.get("next_attempt_at"),
@@ -177,6 +182,8 @@ pub struct NewDelivery {
     pub template: String,
     pub template_version: u32,
     pub message_id: String,
+    pub payload: Option<serde_json::Value>,
+    pub thread_key: String,
 }
 
 fn db_err(e: impl std::fmt::Display) -> ServiceError {
@@ -192,9 +199,10 @@ pub async fn enqueue(db: &Pool, new: &NewDelivery) -> Result<(Delivery, bool), S
         .query_opt(
             "INSERT INTO deliveries (id, tenant_id, connection_id, channel, status, intent_id,
                  to_addrs, cc_addrs, bcc_addrs, reply_to, subject, text_body, html_body,
-                 template, template_version, message_id, next_attempt_at, traceparent)
+                 template, template_version, message_id, next_attempt_at, traceparent, payload,
+                 thread_key)
              VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                 $15, now(), $16)
+                 $15, now(), $16, $17, $18)
              ON CONFLICT (tenant_id, intent_id) DO NOTHING
              RETURNING *",
             &[
@@ -214,6 +222,8 @@ pub async fn enqueue(db: &Pool, new: &NewDelivery) -> Result<(Delivery, bool), S
                 &(new.template_version as i32),
                 &new.message_id,
                 &bac_runtime::telemetry::current_traceparent(),
+                &new.payload,
+                &new.thread_key,
             ],
         )
         .await
@@ -461,6 +471,7 @@ struct Inner {
     store: ConnectionStore,
     calls: bac_connector::Calls,
     smtp: Smtp,
+    chat: crate::chat::Chat,
     owner: String,
     wake: Notify,
     opts: RetryOptions,
@@ -472,6 +483,7 @@ impl Worker {
         store: ConnectionStore,
         calls: bac_connector::Calls,
         smtp: Smtp,
+        chat: crate::chat::Chat,
         opts: RetryOptions,
     ) -> Self {
         Worker {
@@ -480,6 +492,7 @@ impl Worker {
                 store,
                 calls,
                 smtp,
+                chat,
                 owner: Uuid::new_v4().to_string(),
                 wake: Notify::new(),
                 opts,
@@ -604,6 +617,41 @@ impl Worker {
             // our own outage, not the server's answer: no attempt is counted
             Err(e) => return self.release(&d, &e.message).await,
         };
+        if d.channel != "email" {
+            let url = secret
+                .data
+                .get("webhook_url")
+                .map(|u| secrecy::ExposeSecret::expose_secret(u).to_string())
+                .unwrap_or_default();
+            let started = std::time::Instant::now();
+            let outcome = match &d.payload {
+                Some(p) if !url.is_empty() => {
+                    self.inner
+                        .chat
+                        .post(&d.channel, &url, p, &d.thread_key)
+                        .await
+                }
+                Some(_) => Outcome::Permanent(
+                    "the connection has no webhook_url".into(),
+                    ErrorCode::InvalidCredentials,
+                ),
+                None => Outcome::Permanent(
+                    "the delivery has nothing to post".into(),
+                    ErrorCode::Internal,
+                ),
+            };
+            bac_connector::calls::record(
+                &self.inner.db,
+                &rec.tenant_id,
+                &rec.id,
+                &format!("{}.post", d.channel),
+                outcome.error().as_ref(),
+                started.elapsed(),
+            )
+            .await;
+            self.inner.calls.forget_statuses();
+            return self.settle(&d, outcome).await;
+        }
         let message = smtp::build(&smtp::Draft {
             from: rec.setting("from_address"),
             from_name: rec.setting("from_name"),

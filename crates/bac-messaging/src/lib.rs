@@ -1,6 +1,6 @@
-//! `bac-messaging` connects tenants to the ways people are told things: email today (SMTP with
-//! templates and delivery states); Slack, Microsoft Teams, Google Chat and signed webhooks to
-//! subscribers are the next channels (docs/messaging.md).
+//! `bac-messaging` connects tenants to the ways people are told things: email (SMTP with
+//! templates and delivery states, bounces over IMAP), Microsoft Teams and Google Chat through
+//! incoming webhooks, and signed webhooks to subscribers; Slack is next (docs/messaging.md).
 //!
 //! [`connector`]: the kit's `IntegrationService` part (a connection per channel; the SMTP login
 //! test). [`smtp`]: the one way mail leaves (egress-checked address, TLS, lettre; answers sorted
@@ -10,7 +10,9 @@
 //! [`commands`]: send requests from other services on `bac.messaging.commands.v1`.
 //! [`imap`]: reads the connections' mailboxes; [`dsn`]: where a bounce there is read.
 //! [`webhooks`]: the tenant's events, signed (Standard Webhooks), posted to subscribers.
+//! [`chat`]: Teams and Google Chat messages through their incoming webhooks.
 pub mod api;
+pub mod chat;
 pub mod commands;
 pub mod connector;
 pub mod deliveries;
@@ -52,6 +54,10 @@ pub fn migrations() -> &'static [Migration] {
         all.push(Migration {
             name: "messaging_0003_webhooks",
             sql: include_str!("../migrations/0003_webhooks.sql"),
+        });
+        all.push(Migration {
+            name: "messaging_0004_chat_payload",
+            sql: include_str!("../migrations/0004_chat_payload.sql"),
         });
         all
     })
@@ -126,6 +132,10 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
         store.clone(),
         calls.clone(),
         smtp.clone(),
+        chat::Chat::new(
+            rt.config.upstream_egress.clone(),
+            rt.config.upstream_timeout,
+        ),
         settings.retry,
     );
     worker.spawn(rt.shutdown.child_token());
@@ -172,7 +182,11 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
         rt.shutdown.child_token(),
     ));
     let integration = bac_connector::IntegrationApi::new(
-        Arc::new(connector::MessagingConnector::new(smtp, store.clone())),
+        Arc::new(connector::MessagingConnector::new(
+            smtp,
+            store.clone(),
+            rt.config.upstream_egress.clone(),
+        )),
         rt.db.clone(),
         store,
         engine,

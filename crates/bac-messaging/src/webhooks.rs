@@ -31,6 +31,9 @@ const SOURCES: &[&str] = &[
     "integrations",
 ];
 
+/// Endpoints a tenant may have.
+pub const MAX_ENDPOINTS: i64 = 50;
+
 /// An endpoint as stored.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -208,6 +211,23 @@ impl Endpoints {
     ) -> Result<(Endpoint, String), ServiceError> {
         let url = self.check_url(url).await?;
         let types = check_event_types(types)?;
+        let count: i64 = self
+            .db
+            .get()
+            .await
+            .map_err(db_err)?
+            .query_one(
+                "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(db_err)?
+            .get(0);
+        if count >= MAX_ENDPOINTS {
+            return Err(bad(format!(
+                "a tenant has at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+            )));
+        }
         let id = format!("ep_{}", uuid::Uuid::now_v7().simple());
         let secret = new_secret();
         self.vault

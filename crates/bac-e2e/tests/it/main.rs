@@ -29,6 +29,7 @@ mod gateway_edge;
 mod google_workspace;
 mod grpc_edge;
 mod lead_path;
+mod messaging_chat;
 mod messaging_email;
 mod messaging_webhooks;
 mod oauth_flow;
