@@ -130,7 +130,10 @@ impl MessagingApi {
         let rec = self.email_connection(tenant, &req.connection_id).await?;
         let (parts, template, template_version) = self.content(tenant, &req).await?;
         let from = rec.setting("from_address");
-        let domain = from.rsplit_once('@').map_or("bac.local", |(_, d)| d);
+        // the sender's domain as an address parser reads it (`Billing <b@x.com>` is x.com)
+        let domain = smtp::mailbox("from_address", from)
+            .map(|m| m.email.domain().to_string())
+            .unwrap_or_else(|_| "bac.local".into());
         let message_id = format!("<{}@{domain}>", Uuid::now_v7().simple());
         // the message is built whole once before it is queued: what cannot be sent is refused now
         smtp::build(&smtp::Draft {
@@ -343,6 +346,10 @@ impl MessagingApi {
         let mut rendered = templates::render(&t.parts, &vars)?;
         if !req.subject.trim().is_empty() {
             rendered.subject = req.subject.clone();
+            templates::check_lengths(&Parts {
+                subject: rendered.subject.clone(),
+                ..Default::default()
+            })?;
         }
         Ok((rendered, t.name, t.version))
     }
@@ -512,7 +519,12 @@ impl MessagingService for MessagingApi {
             .endpoints
             .create(&ctx.tenant_id, &req.url, &req.event_types, &req.description)
             .await?;
-        tracing::info!(endpoint = %e.id, url = %e.url, "webhook endpoint registered");
+        // the URL may carry the subscriber's token: its host only
+        let host = url::Url::parse(&e.url)
+            .ok()
+            .and_then(|u| u.host_str().map(String::from))
+            .unwrap_or_default();
+        tracing::info!(endpoint = %e.id, %host, "webhook endpoint registered");
         Ok(Response::new(e.to_proto(Some(secret))))
     }
 

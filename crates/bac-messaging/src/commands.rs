@@ -260,32 +260,46 @@ async fn reject(
     s: &Summary,
     reason: &str,
 ) -> Result<(), ServiceError> {
-    let intent = if s.intent.is_empty() {
+    let raw = if s.intent.is_empty() {
         &c.id
     } else {
         &s.intent
     };
-    if intent.is_empty() {
+    if raw.is_empty() {
         // nothing to key an answer on: the log is all there is
         tracing::warn!(command = %c.at, tenant = %c.tenant, %reason, "command without an id refused");
         return Ok(());
     }
+    // the key the API would have used; one it refuses is keyed by its hash, so two different
+    // over-long ids never share an answer
+    let intent = match bac_connector::intent_of("messaging", raw) {
+        Ok((k, true)) => k,
+        _ => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(raw.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("sha256:{hex}")
+        }
+    };
+    // what is kept of the command must be storable whatever it held
+    let clean = |v: &str| v.replace('\0', "");
+    let list = |v: &[String]| v.iter().map(|x| clean(x)).collect::<Vec<_>>();
     let d = deliveries::reject(
         api.db(),
         &deliveries::NewDelivery {
             tenant_id: c.tenant.clone(),
-            connection_id: s.connection.clone(),
+            connection_id: clean(&s.connection),
             channel: s.channel.clone(),
-            intent_id: intent.chars().take(128).collect(),
-            to: s.to.clone(),
-            cc: s.cc.clone(),
-            bcc: s.bcc.clone(),
-            subject: s.subject.clone(),
-            template: s.template.clone(),
+            intent_id: intent,
+            to: list(&s.to),
+            cc: list(&s.cc),
+            bcc: list(&s.bcc),
+            subject: clean(&s.subject),
+            template: clean(&s.template),
             template_version: s.template_version,
             ..Default::default()
         },
-        reason,
+        &clean(reason),
     )
     .await?;
     tracing::warn!(command = %c.at, delivery = %d.id, tenant = %c.tenant, %reason, "send command refused: failed delivery");

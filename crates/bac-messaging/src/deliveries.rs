@@ -190,6 +190,17 @@ fn db_err(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::internal("messaging", format!("postgres: {e}"))
 }
 
+/// A Postgres error of a write: a data exception (class 22: a NUL character PostgreSQL cannot
+/// store, text it cannot convert) is the request's fault, never retried as the fleet's own.
+pub(crate) fn pg_err(e: tokio_postgres::Error) -> ServiceError {
+    match e.code() {
+        Some(c) if c.code().starts_with("22") => crate::bad(
+            "the request holds text that cannot be stored (a NUL character or an invalid sequence)",
+        ),
+        _ => db_err(e),
+    }
+}
+
 /// Writes a `queued` delivery and its event; a delivery with the same intent id is the
 /// answer instead (`false`: nothing new was queued).
 pub async fn enqueue(db: &Pool, new: &NewDelivery) -> Result<(Delivery, bool), ServiceError> {
@@ -227,7 +238,7 @@ pub async fn enqueue(db: &Pool, new: &NewDelivery) -> Result<(Delivery, bool), S
             ],
         )
         .await
-        .map_err(db_err)?;
+        .map_err(pg_err)?;
     let Some(row) = row else {
         drop(tx);
         let first = client
@@ -295,7 +306,7 @@ pub async fn reject(db: &Pool, new: &NewDelivery, reason: &str) -> Result<Delive
             ],
         )
         .await
-        .map_err(db_err)?;
+        .map_err(pg_err)?;
     let Some(row) = row else {
         drop(tx);
         return by_intent(db, &new.tenant_id, &new.intent_id)
@@ -326,7 +337,9 @@ pub async fn bounce(
         } else {
             &b.reason
         }
-    );
+    )
+    // a bounce is read from anyone's mail: what it says is made storable
+    .replace('\0', "");
     let row = tx
         .query_opt(
             "UPDATE deliveries SET status = 'bounced', last_response = $4, updated_at = now()
@@ -335,12 +348,12 @@ pub async fn bounce(
             &[
                 &rec.tenant_id,
                 &rec.id,
-                &format!("<{}>", b.message_id),
+                &format!("<{}>", b.message_id.replace('\0', "")),
                 &truncate(&reason, 2000),
             ],
         )
         .await
-        .map_err(db_err)?;
+        .map_err(pg_err)?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -441,7 +454,7 @@ impl RetryOptions {
         };
         RetryOptions {
             base: Duration::from_millis(num("BAC_MESSAGING_RETRY_BASE_MS", 30_000).max(1)),
-            max: Duration::from_secs(num("BAC_MESSAGING_RETRY_MAX_SECS", 3600).max(1)),
+            max: Duration::from_secs(num("BAC_MESSAGING_RETRY_MAX_SECS", 3600).clamp(1, 604_800)),
             max_attempts: num("BAC_MESSAGING_MAX_ATTEMPTS", 8).clamp(1, 100) as u32,
             lease: Duration::from_secs(300),
             concurrency: num("BAC_MESSAGING_CONCURRENCY", 16).clamp(1, 256) as usize,
@@ -578,8 +591,9 @@ impl Worker {
                     AND (d.lease_until IS NULL OR d.lease_until < now())
                  RETURNING d.*",
                 &[
+                    // as many as run at once: a leased delivery starts at once, well inside its lease
                     &self.inner.owner,
-                    &(o.concurrency as i64 * 2),
+                    &(o.concurrency as i64),
                     &o.per_tenant,
                     &o.lease.as_secs_f64(),
                 ],
@@ -591,8 +605,13 @@ impl Worker {
         let n = leased.len();
         futures::stream::iter(leased)
             .for_each_concurrent(o.concurrency, |d| async move {
-                if let Err(e) = self.attempt(d).await {
-                    tracing::warn!(error = %e.message, "delivery attempt not recorded");
+                // an attempt ends before its lease does, or another replica could send it too
+                let within = o.lease.saturating_sub(Duration::from_secs(30)).max(Duration::from_secs(1));
+                let id = d.id;
+                match tokio::time::timeout(within, self.attempt(d)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e.message, "delivery attempt not recorded"),
+                    Err(_) => tracing::warn!(delivery = %id, "delivery attempt cut off before its lease ran out; tried again later"),
                 }
             })
             .await;

@@ -243,8 +243,14 @@ impl Reader {
             fetched.sort_by_key(|(u, _)| *u);
             for (uid, body) in fetched {
                 if let Some(b) = dsn::read(&body) {
-                    if deliveries::bounce(&self.db, rec, &b).await?.is_some() {
-                        bounced += 1;
+                    match deliveries::bounce(&self.db, rec, &b).await {
+                        Ok(Some(_)) => bounced += 1,
+                        Ok(None) => {}
+                        // a message that can never be recorded must not stop the mailbox
+                        Err(e) if e.code == ErrorCode::InvalidRequest => {
+                            tracing::warn!(connection = %rec.id, uid, error = %e.message, "bounce skipped");
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
                 last = last.max(i64::from(uid));

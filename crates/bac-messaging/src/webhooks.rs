@@ -393,7 +393,8 @@ impl Endpoints {
     }
 
     /// The secrets messages are signed with now: the current one, and the previous one while
-    /// its overlap lasts.
+    /// its overlap lasts. Read from Vault each time (once per endpoint lease, not per message):
+    /// a cache on another replica would sign with the old secret alone after a rotation.
     pub async fn signing_secrets(
         &self,
         tenant: &str,
@@ -401,7 +402,7 @@ impl Endpoints {
     ) -> Result<Vec<String>, ServiceError> {
         let s = self
             .vault
-            .read_cached(&Self::path(tenant, id))
+            .read(&Self::path(tenant, id))
             .await
             .map_err(Self::vault_err)?
             .ok_or_else(|| ServiceError::internal("messaging", "an endpoint without its secret"))?;

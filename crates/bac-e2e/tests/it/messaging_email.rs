@@ -433,6 +433,14 @@ async fn a_kafka_command_sent_twice_is_one_email_and_a_bad_one_a_failed_delivery
         "text": "Your order 1042 is on its way."});
     command(&producer, &fleet, "order-1042-shipped", order.clone()).await;
     command(&producer, &fleet, "order-1042-shipped", order).await;
+    // text PostgreSQL cannot store (NUL) is a failed delivery, not a consumer stuck on it
+    command(
+        &producer,
+        &fleet,
+        "order-1044-nul",
+        json!({"to": ["ada@customer.example"], "subject": "a\u{0}b", "text": "x"}),
+    )
+    .await;
     command(
         &producer,
         &fleet,
@@ -481,10 +489,21 @@ async fn a_kafka_command_sent_twice_is_one_email_and_a_bad_one_a_failed_delivery
         "{refused:?}"
     );
 
+    let nul = of("order-1044-nul");
+    assert_eq!(nul.len(), 1, "{nul:?}");
+    assert_eq!(nul[0]["status"], "failed");
+    assert!(
+        nul[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be stored"),
+        "{nul:?}"
+    );
+
     let (_, list) = fleet
         .call(Method::GET, "/api/v1/messaging/deliveries", None)
         .await;
-    assert_eq!(list["deliveries"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list["deliveries"].as_array().unwrap().len(), 3, "{list}");
     let mails = sink.messages();
     assert_eq!(
         mails.len(),
@@ -548,6 +567,13 @@ async fn a_bounce_read_over_imap_marks_the_delivery_bounced() {
     // the other delivery stays sent, and the bounce is read once however often the mailbox is
     let sent = until_status(&fleet, &ok_id, "sent").await;
     assert_eq!(sent["status"], "sent");
+    assert!(
+        sent["message_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("@acme.example>"),
+        "{sent}"
+    );
     let db = bac_e2e::connect(&fleet.infra.database_url).await;
     let read = std::sync::Mutex::new(0i64);
     assert!(

@@ -87,6 +87,11 @@ async fn consume_once(
                         wake.notify_one();
                         break;
                     }
+                    Err(e) if e.code == bac_runtime::ErrorCode::InvalidRequest => {
+                        // an event that cannot be stored never will be: skipped, not retried
+                        tracing::error!(topic = %msg.topic(), offset = msg.offset(), error = %e.message, "event skipped by the webhooks fan-out");
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e.message, "webhook messages not stored yet; retrying");
                         tokio::select! {
@@ -133,5 +138,5 @@ async fn record(
             &[&tenant, &format!("msg_{id}"), &ty, &payload, &time],
         )
         .await
-        .map_err(|e| ServiceError::internal("messaging", format!("postgres: {e}")))
+        .map_err(crate::deliveries::pg_err)
 }

@@ -23,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{signature, Endpoints};
 
+/// How long one lease of an endpoint sends before giving it back (the lease is 5 minutes, an
+/// attempt at most the upstream timeout).
+const DRAIN_FOR: Duration = Duration::from_secs(120);
+
 /// How the sender retries and when it gives up on an endpoint.
 #[derive(Debug, Clone)]
 pub struct SenderOptions {
@@ -46,7 +50,7 @@ impl SenderOptions {
         };
         SenderOptions {
             base: Duration::from_millis(num("BAC_WEBHOOK_RETRY_BASE_MS", 5_000).max(1)),
-            max: Duration::from_secs(num("BAC_WEBHOOK_RETRY_MAX_SECS", 36_000).max(1)),
+            max: Duration::from_secs(num("BAC_WEBHOOK_RETRY_MAX_SECS", 36_000).clamp(1, 604_800)),
             disable_after: num("BAC_WEBHOOK_DISABLE_AFTER", 15).clamp(1, 1000) as u32,
             concurrency: num("BAC_WEBHOOK_CONCURRENCY", 16).clamp(1, 256) as usize,
         }
@@ -149,9 +153,13 @@ impl Sender {
         };
         let row = client
             .query_one(
-                "SELECT EXTRACT(EPOCH FROM (min(greatest(m.next_attempt_at, e.lease_until)) - now()))::float8
-                 FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id
-                 WHERE m.status = 'pending' AND e.enabled",
+                "SELECT EXTRACT(EPOCH FROM (min(greatest(head.next_attempt_at, e.lease_until)) - now()))::float8
+                 FROM webhook_endpoints e
+                 CROSS JOIN LATERAL (
+                     SELECT m.next_attempt_at FROM webhook_messages m
+                      WHERE m.endpoint_id = e.id AND m.status = 'pending'
+                      ORDER BY m.seq LIMIT 1) head
+                 WHERE e.enabled",
                 &[],
             )
             .await;
@@ -167,15 +175,20 @@ impl Sender {
         let client = self.inner.db.get().await.map_err(db_err)?;
         let rows = client
             .query(
+                // an endpoint is due when its head message is (the ones behind it wait for
+                // it), the longest-waiting first: failing endpoints never crowd out the others
                 "UPDATE webhook_endpoints e
                     SET lease_owner = $1, lease_until = now() + interval '5 minutes'
                   WHERE e.id IN (
                     SELECT x.id FROM webhook_endpoints x
+                    CROSS JOIN LATERAL (
+                        SELECT m.next_attempt_at FROM webhook_messages m
+                         WHERE m.endpoint_id = x.id AND m.status = 'pending'
+                         ORDER BY m.seq LIMIT 1) head
                      WHERE x.enabled AND (x.lease_until IS NULL OR x.lease_until < now())
-                       AND EXISTS (SELECT 1 FROM webhook_messages m
-                                    WHERE m.endpoint_id = x.id AND m.status = 'pending'
-                                      AND m.next_attempt_at <= now())
-                     LIMIT $2 FOR UPDATE SKIP LOCKED)
+                       AND head.next_attempt_at <= now()
+                     ORDER BY head.next_attempt_at
+                     LIMIT $2 FOR UPDATE OF x SKIP LOCKED)
                  RETURNING e.id, e.tenant_id, e.url",
                 &[&self.inner.owner, &(self.inner.opts.concurrency as i64)],
             )
@@ -190,11 +203,18 @@ impl Sender {
                 url: r.get(2),
             })
             .collect();
-        let n = leased.len();
+        let attempted = std::sync::atomic::AtomicUsize::new(0);
         futures::stream::iter(leased)
-            .for_each_concurrent(self.inner.opts.concurrency, |ep| async move {
-                if let Err(e) = self.drain(&ep).await {
-                    tracing::warn!(endpoint = %ep.id, error = %e.message, "webhook endpoint not served");
+            .for_each_concurrent(self.inner.opts.concurrency, |ep| {
+                let attempted = &attempted;
+                async move {
+                match self.drain(&ep).await {
+                    Ok(n) => {
+                        attempted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(endpoint = %ep.id, error = %e.message, "webhook endpoint not served");
+                    }
                 }
                 if let Ok(c) = self.inner.db.get().await {
                     let _ = c
@@ -205,19 +225,29 @@ impl Sender {
                         )
                         .await;
                 }
+                }
             })
             .await;
-        Ok(n)
+        // what counts as progress is an attempt made, not a lease taken
+        Ok(attempted.into_inner())
     }
 
-    /// Sends the endpoint's due messages in order until one fails or none is due.
-    async fn drain(&self, ep: &Leased) -> Result<(), ServiceError> {
+    /// Sends the endpoint's due messages in order until one fails or none is due; how many
+    /// attempts it made.
+    async fn drain(&self, ep: &Leased) -> Result<usize, ServiceError> {
         let secrets = self
             .inner
             .endpoints
             .signing_secrets(&ep.tenant_id, &ep.id)
             .await?;
+        // well inside the 5-minute lease: a replica that takes the endpoint after the lease
+        // must never find this one still sending (the order per endpoint depends on it)
+        let began = std::time::Instant::now();
+        let mut made = 0usize;
         for _ in 0..500 {
+            if began.elapsed() > DRAIN_FOR {
+                return Ok(made);
+            }
             let client = self.inner.db.get().await.map_err(db_err)?;
             let Some(head) = client
                 .query_opt(
@@ -229,12 +259,13 @@ impl Sender {
                 .await
                 .map_err(db_err)?
             else {
-                return Ok(());
+                return Ok(made);
             };
             drop(client);
             if !head.get::<_, bool>("due") {
-                return Ok(());
+                return Ok(made);
             }
+            made += 1;
             let seq: i64 = head.get("seq");
             let id: String = head.get("id");
             let payload: Vec<u8> = head.get("payload");
@@ -339,9 +370,9 @@ impl Sender {
                 tracing::info!(endpoint = %ep.id, tenant = %ep.tenant_id, message = %id, attempts, %answer, "webhook attempt failed; tried again later");
             }
             tx.commit().await.map_err(db_err)?;
-            return Ok(());
+            return Ok(made);
         }
-        Ok(())
+        Ok(made)
     }
 }
 
