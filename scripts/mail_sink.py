@@ -9,12 +9,15 @@ server does when a recipient's address asks it to:
   <name>+bounce@<domain>     250 at once, then a bounce (a DSN, RFC 3464: multipart/report
                              with message/delivery-status and the original's headers) put in
                              --bounce-maildir, the sender's mailbox an IMAP server serves
+  <name>+reply@<domain>      250, then a reply from that address (In-Reply-To the message) put
+                             in --bounce-maildir
 
 With --user and --password it requires AUTH (PLAIN or LOGIN; allowed without TLS because it
 listens on loopback). Usage: python scripts/mail_sink.py --port 2525 --maildir .dev/mail
 """
 
 import argparse
+import email
 import email.utils
 import mailbox
 import os
@@ -34,6 +37,25 @@ def shared_maildir(path):
     for d in ("", "new", "cur", "tmp"):
         os.chmod(os.path.join(path, d), 0o777)
     return box
+
+
+def reply(mail_from, rcpt, original):
+    """A person's answer to `original` (bytes), as bytes."""
+    msg = email.message_from_bytes(original)
+    mid = msg.get("Message-ID", "")
+    refs = (msg.get("References", "") + " " + mid).strip()
+    return (
+        f"From: {rcpt}\r\n"
+        f"To: {mail_from}\r\n"
+        f"Subject: Re: {msg.get('Subject', '')}\r\n"
+        f"Date: {email.utils.formatdate()}\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@mail-sink.local>\r\n"
+        f"In-Reply-To: {mid}\r\n"
+        f"References: {refs}\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Thanks, received.\r\n"
+    ).encode()
 
 
 def dsn(mail_from, rcpt, original_headers):
@@ -98,6 +120,10 @@ class Handler:
                 headers = raw.split(b"\n\n", 1)[0].decode("utf-8", "replace").replace("\n", "\r\n")
                 for rcpt in bounced:
                     self.bounces.add(dsn(envelope.mail_from, rcpt, headers))
+            replying = [r for r in envelope.rcpt_tos if r.split("@", 1)[0].lower().endswith("+reply")]
+            if replying and self.bounces is not None:
+                for rcpt in replying:
+                    self.bounces.add(reply(envelope.mail_from, rcpt, envelope.original_content))
         return f"250 2.0.0 Ok: queued as {key}"
 
 

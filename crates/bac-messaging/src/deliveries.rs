@@ -363,6 +363,86 @@ pub async fn bounce(
     Ok(Some(d))
 }
 
+/// Where replies are published.
+pub const REPLY_TOPIC: &str = "bac.messaging.reply.v1";
+
+/// A reply read from a connection's mailbox.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The Message-IDs it answers (`In-Reply-To`, then `References`), without brackets.
+    pub answers: Vec<String>,
+    pub from: String,
+    pub subject: String,
+    pub text: String,
+    pub message_id: String,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Publishes `r` if it answers a delivery of `rec`; the delivery. The event's id is derived
+/// from the connection and the reply's Message-ID, so a reply read twice (a new UIDVALIDITY)
+/// is one event for a consumer that dedupes on `ce_id`.
+pub async fn reply(
+    db: &Pool,
+    rec: &bac_runtime::connections::ConnectionRecord,
+    r: &Reply,
+) -> Result<Option<Delivery>, ServiceError> {
+    let ids: Vec<String> = r
+        .answers
+        .iter()
+        .map(|m| format!("<{}>", m.replace('\0', "")))
+        .collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let mut client = db.get().await.map_err(db_err)?;
+    let tx = client.transaction().await.map_err(db_err)?;
+    let Some(row) = tx
+        .query_opt(
+            "SELECT * FROM deliveries WHERE tenant_id = $1 AND connection_id = $2
+               AND message_id = ANY($3) ORDER BY array_position($3, message_id) LIMIT 1",
+            &[&rec.tenant_id, &rec.id, &ids],
+        )
+        .await
+        .map_err(pg_err)?
+    else {
+        return Ok(None);
+    };
+    let d = Delivery::from_row(&row);
+    let now = Utc::now();
+    let clean = |s: &str| s.replace('\0', "");
+    let data = bac_proto::events::v1::EmailReplied {
+        delivery_id: d.id.to_string(),
+        tenant_id: d.tenant_id.clone(),
+        connection_id: d.connection_id.clone(),
+        from: clean(&r.from),
+        subject: clean(&r.subject),
+        text: clean(&r.text).chars().take(10_000).collect(),
+        message_id: clean(&r.message_id),
+        sent_at: r.sent_at.map(timestamp),
+        received_at: Some(timestamp(now)),
+    };
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("reply/{}/{}", rec.id, r.message_id).as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let event = CloudEvent {
+        id: uuid::Builder::from_random_bytes(bytes).into_uuid(),
+        source: "/bac/messaging".into(),
+        ty: "bac.messaging.reply.received".into(),
+        subject: Some(format!("delivery/{}", d.id)),
+        time: now,
+        tenant_id: d.tenant_id.clone(),
+        connection_id: Some(d.connection_id.clone()),
+        traceparent: None,
+        data: serde_json::to_vec(&data).unwrap_or_default(),
+        topic: REPLY_TOPIC.into(),
+        key: format!("{}/delivery/{}", d.tenant_id, d.id),
+    };
+    outbox::enqueue(&tx, &event).await.map_err(pg_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(Some(d))
+}
+
 /// One of the tenant's deliveries.
 pub async fn get(db: &Pool, tenant: &str, id: &str) -> Result<Delivery, ServiceError> {
     let not_found = || {

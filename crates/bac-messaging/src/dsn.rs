@@ -1,4 +1,5 @@
-//! Delivery status notifications (RFC 3464): the bounce a mail system sends back as mail,
+//! What comes back as mail: replies ([`reply`]) and, mostly, delivery status notifications
+//! (RFC 3464, [`read`]): the bounce a mail system sends back as mail,
 //! `multipart/report; report-type=delivery-status`, with a `message/delivery-status` part
 //! (per recipient: `Final-Recipient`, `Action`, `Status`, `Diagnostic-Code`) and the original
 //! message or its headers (`message/rfc822`, `text/rfc822-headers`), whose `Message-ID` names
@@ -50,6 +51,54 @@ pub fn read(raw: &[u8]) -> Option<Bounce> {
         message_id,
         recipients,
         reason,
+    })
+}
+
+/// Reads `raw` as a reply to one of the fleet's emails: a message that is not a DSN and names
+/// earlier Message-IDs (`In-Reply-To`, then `References`); `None` otherwise.
+pub fn reply(raw: &[u8]) -> Option<crate::deliveries::Reply> {
+    let msg = MessageParser::default().parse(raw)?;
+    let is_report = msg.content_type().is_some_and(|c| {
+        c.ctype().eq_ignore_ascii_case("multipart")
+            && c.subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    });
+    if is_report {
+        return None;
+    }
+    let ids = |v: &mail_parser::HeaderValue<'_>| -> Vec<String> {
+        match v {
+            mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
+            mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut answers = ids(msg.in_reply_to());
+    // the nearest ancestor first: References lists the oldest first
+    answers.extend(ids(msg.references()).into_iter().rev());
+    let answers: Vec<String> = answers
+        .into_iter()
+        .map(|m| m.trim_matches(['<', '>']).to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if answers.is_empty() {
+        return None;
+    }
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or("")
+        .to_string();
+    Some(crate::deliveries::Reply {
+        answers,
+        from,
+        subject: msg.subject().unwrap_or("").to_string(),
+        text: msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        message_id: msg.message_id().unwrap_or("").to_string(),
+        sent_at: msg
+            .date()
+            .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0)),
     })
 }
 
@@ -147,6 +196,23 @@ mod tests {
                 "5.1.1 550 5.1.1 <ada@customer.example>: Recipient address rejected"
             );
         }
+    }
+
+    #[test]
+    fn a_reply_names_what_it_answers_and_a_bounce_is_no_reply() {
+        let r = reply(
+            b"From: Ada <ada@customer.example>\r\nSubject: Re: Invoice\r\n\
+              Message-ID: <r1@customer.example>\r\nIn-Reply-To: <0193abc@acme.example>\r\n\
+              References: <older@acme.example> <0193abc@acme.example>\r\n\r\nThanks!\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.answers[0], "0193abc@acme.example");
+        assert!(r.answers.contains(&"older@acme.example".to_string()));
+        assert_eq!(r.from, "ada@customer.example");
+        assert_eq!(r.text.trim(), "Thanks!");
+        assert_eq!(r.message_id, "r1@customer.example");
+        assert!(reply(&dsn("failed", "text/rfc822-headers")).is_none());
+        assert!(reply(b"From: a@b.c\r\nSubject: hello\r\n\r\nnew thread").is_none());
     }
 
     #[test]

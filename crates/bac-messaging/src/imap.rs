@@ -4,7 +4,8 @@
 //! UIDVALIDITY reads it again from the start), by one replica at a time (an advisory lock per
 //! connection), with `BODY.PEEK[]` so nothing is marked read for the people who share the
 //! mailbox. A DSN ([`crate::dsn`]) about a `sent` delivery of the connection makes it `bounced`
-//! with the diagnostic as reason and its event. The server's name is checked against the
+//! with the diagnostic as reason and its event; a reply to a delivery is published on
+//! `bac.messaging.reply.v1`. The server's name is checked against the
 //! egress policy as for SMTP; `imap_security` is `tls` (port 993, certificate checked against
 //! the name) or `none`.
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -242,6 +243,15 @@ impl Reader {
             }
             fetched.sort_by_key(|(u, _)| *u);
             for (uid, body) in fetched {
+                if let Some(r) = dsn::reply(&body) {
+                    match deliveries::reply(&self.db, rec, &r).await {
+                        Ok(_) => {}
+                        Err(e) if e.code == ErrorCode::InvalidRequest => {
+                            tracing::warn!(connection = %rec.id, uid, error = %e.message, "reply skipped");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 if let Some(b) = dsn::read(&body) {
                     match deliveries::bounce(&self.db, rec, &b).await {
                         Ok(Some(_)) => bounced += 1,

@@ -67,6 +67,7 @@ pub fn migrations() -> &'static [Migration] {
 pub fn topics() -> Vec<String> {
     vec![
         deliveries::TOPIC.into(),
+        deliveries::REPLY_TOPIC.into(),
         commands::TOPIC.into(),
         bac_sync::SYNC_RUN_TOPIC.into(),
         bac_sync::CONFLICT_TOPIC.into(),

@@ -595,4 +595,29 @@ async fn a_bounce_read_over_imap_marks_the_delivery_bounced() {
     );
     let events = statuses(&fleet, &gone_id, |s| s.len() >= 3).await;
     assert_eq!(events.len(), 3, "one bounced event for one bounce");
+
+    // a person's reply (In-Reply-To the email) is published with the delivery it answers
+    let (_, asked) = send(
+        &fleet,
+        json!({"to": ["ada+reply@customer.example"], "subject": "Your quote", "text": "Attached."}),
+        None,
+    )
+    .await;
+    let asked_id = asked["id"].as_str().unwrap().to_string();
+    let c = kafka::consumer(&fleet.kafka.brokers(), "bac.messaging.reply.v1");
+    let replies = kafka::collect(&c, Duration::from_secs(60), |rs| {
+        rs.iter()
+            .any(|r| r.json()["delivery_id"] == asked_id.as_str())
+    })
+    .await;
+    let reply = replies
+        .iter()
+        .find(|r| r.json()["delivery_id"] == asked_id.as_str())
+        .unwrap_or_else(|| panic!("no reply event: {replies:?}"));
+    assert_eq!(reply.headers["ce_type"], "bac.messaging.reply.received");
+    let data = reply.json();
+    assert_eq!(data["from"], "ada+reply@customer.example");
+    assert_eq!(data["subject"], "Re: Your quote");
+    assert_eq!(data["text"].as_str().unwrap().trim(), "Thanks, received.");
+    assert_eq!(data["tenant_id"], fleet.tenant.as_str());
 }
