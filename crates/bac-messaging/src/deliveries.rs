@@ -17,7 +17,6 @@ use bac_runtime::{
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -544,12 +543,7 @@ impl RetryOptions {
 
     /// The wait before attempt `attempts + 1`: base * 2^(attempts-1), at most `max`, +-20 %.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)));
-        let d = exp.min(self.max);
-        let jitter = rand::thread_rng().gen_range(0.8..1.2);
-        d.mul_f64(jitter)
+        crate::schedule::backoff(self.base, self.max, attempts)
     }
 }
 
@@ -600,53 +594,22 @@ impl Worker {
 
     pub fn spawn(&self, shutdown: CancellationToken) {
         let w = self.clone();
-        tokio::spawn(async move { w.run(shutdown).await });
-    }
-
-    async fn run(self, shutdown: CancellationToken) {
-        let mut failures = 0u32;
-        loop {
-            let wait = match self.round().await {
-                Ok(n) if n > 0 => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(_) => {
-                    failures = 0;
-                    self.until_next_due().await
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %e, "delivery worker round failed");
-                    Duration::from_millis(500 * u64::from(failures.min(20)))
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-    }
-
-    /// How long until the earliest due delivery (at most 30 s: another replica may queue).
-    async fn until_next_due(&self) -> Duration {
-        let cap = Duration::from_secs(30);
-        let Ok(client) = self.inner.db.get().await else {
-            return Duration::from_secs(1);
-        };
-        let row = client
-            .query_one(
-                "SELECT EXTRACT(EPOCH FROM (min(greatest(next_attempt_at, lease_until)) - now()))::float8
-                 FROM deliveries WHERE status IN ('queued', 'deferred')",
-                &[],
+        tokio::spawn(async move {
+            crate::schedule::run_rounds(
+                "the delivery worker",
+                &w.inner.wake,
+                shutdown,
+                || w.round(),
+                || {
+                    crate::schedule::until_due(
+                        &w.inner.db,
+                        "SELECT EXTRACT(EPOCH FROM (min(greatest(next_attempt_at, lease_until)) - now()))::float8
+                         FROM deliveries WHERE status IN ('queued', 'deferred')",
+                    )
+                },
             )
-            .await;
-        match row.ok().and_then(|r| r.get::<_, Option<f64>>(0)) {
-            Some(s) if s <= 0.0 => Duration::from_millis(10),
-            Some(s) => Duration::from_secs_f64(s).min(cap),
-            None => cap,
-        }
+            .await
+        });
     }
 
     /// Leases the due deliveries and makes one attempt at each; how many it leased.

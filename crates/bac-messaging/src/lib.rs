@@ -18,6 +18,7 @@ pub mod connector;
 pub mod deliveries;
 pub mod dsn;
 pub mod imap;
+mod schedule;
 pub mod smtp;
 pub mod templates;
 pub mod webhooks;

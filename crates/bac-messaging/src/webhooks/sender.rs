@@ -16,7 +16,6 @@ use bac_runtime::{
 };
 use chrono::Utc;
 use futures::StreamExt;
-use rand::Rng;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -57,11 +56,7 @@ impl SenderOptions {
     }
 
     fn backoff(&self, attempts: u32) -> Duration {
-        let d = self
-            .base
-            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)))
-            .min(self.max);
-        d.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
+        crate::schedule::backoff(self.base, self.max, attempts)
     }
 }
 
@@ -120,54 +115,26 @@ impl Sender {
     pub fn spawn(&self, shutdown: CancellationToken) {
         let s = self.clone();
         tokio::spawn(async move {
-            let mut failures = 0u32;
-            loop {
-                let wait = match s.round().await {
-                    Ok(n) if n > 0 => {
-                        failures = 0;
-                        continue;
-                    }
-                    Ok(_) => {
-                        failures = 0;
-                        s.until_next_due().await
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(error = %e.message, "webhook sender round failed");
-                        Duration::from_millis(500 * u64::from(failures.min(20)))
-                    }
-                };
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = s.inner.wake.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        });
-    }
-
-    async fn until_next_due(&self) -> Duration {
-        let cap = Duration::from_secs(30);
-        let Ok(client) = self.inner.db.get().await else {
-            return Duration::from_secs(1);
-        };
-        let row = client
-            .query_one(
-                "SELECT EXTRACT(EPOCH FROM (min(greatest(head.next_attempt_at, e.lease_until)) - now()))::float8
-                 FROM webhook_endpoints e
-                 CROSS JOIN LATERAL (
-                     SELECT m.next_attempt_at FROM webhook_messages m
-                      WHERE m.endpoint_id = e.id AND m.status = 'pending'
-                      ORDER BY m.seq LIMIT 1) head
-                 WHERE e.enabled",
-                &[],
+            crate::schedule::run_rounds(
+                "the webhook sender",
+                &s.inner.wake,
+                shutdown,
+                || s.round(),
+                || {
+                    crate::schedule::until_due(
+                        &s.inner.db,
+                        "SELECT EXTRACT(EPOCH FROM (min(greatest(head.next_attempt_at, e.lease_until)) - now()))::float8
+                         FROM webhook_endpoints e
+                         CROSS JOIN LATERAL (
+                             SELECT m.next_attempt_at FROM webhook_messages m
+                              WHERE m.endpoint_id = e.id AND m.status = 'pending'
+                              ORDER BY m.seq LIMIT 1) head
+                         WHERE e.enabled",
+                    )
+                },
             )
-            .await;
-        match row.ok().and_then(|r| r.get::<_, Option<f64>>(0)) {
-            Some(s) if s <= 0.0 => Duration::from_millis(10),
-            Some(s) => Duration::from_secs_f64(s).min(cap),
-            None => cap,
-        }
+            .await
+        });
     }
 
     /// Leases the endpoints with a due message and drains each; how many.
