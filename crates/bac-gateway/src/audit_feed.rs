@@ -11,7 +11,6 @@ use bac_runtime::{config::KafkaConfig, db::Pool};
 use chrono::{DateTime, Utc};
 use rdkafka::{
     consumer::{CommitMode, Consumer},
-    message::Headers,
     Message,
 };
 use serde_json::Value;
@@ -58,14 +57,7 @@ async fn consume(
             _ = shutdown.cancelled() => return Ok(()),
             m = consumer.recv() => m?,
         };
-        let header = |k: &str| {
-            msg.headers().and_then(|h| {
-                h.iter()
-                    .find(|x| x.key == k)
-                    .and_then(|x| x.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            })
-        };
+        let header = |k: &str| bac_runtime::kafka::header(&msg, k);
         let (source, tenant) = (header("ce_source"), header("ce_tenantid"));
         if source.as_deref() != Some("/bac/gateway") {
             match entry(

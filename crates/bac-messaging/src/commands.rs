@@ -16,7 +16,6 @@ use bac_proto::messaging::v1::{
 use bac_runtime::{config::KafkaConfig, context::valid_tenant_id, ErrorCode, ServiceError};
 use rdkafka::{
     consumer::{CommitMode, Consumer},
-    message::Headers,
     Message,
 };
 use tokio_util::sync::CancellationToken;
@@ -57,16 +56,7 @@ async fn consume_once(
             _ = shutdown.cancelled() => return Ok(()),
             m = consumer.recv() => m?,
         };
-        let header = |k: &str| -> String {
-            msg.headers()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|x| x.key == k)
-                        .and_then(|x| x.value)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                })
-                .unwrap_or_default()
-        };
+        let header = |k: &str| bac_runtime::kafka::header(&msg, k).unwrap_or_default();
         let command = Command {
             id: header("ce_id"),
             ty: header("ce_type"),

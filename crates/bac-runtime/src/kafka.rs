@@ -168,6 +168,17 @@ pub async fn missing_topics(producer: &FutureProducer, topics: &[String]) -> Vec
     .unwrap_or_default()
 }
 
+/// The value of header `key` of a consumed message, as text (CloudEvents' `ce_*` headers).
+pub fn header<M: rdkafka::Message>(msg: &M, key: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    msg.headers().and_then(|h| {
+        h.iter()
+            .find(|x| x.key == key)
+            .and_then(|x| x.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
 /// How long dropping a [`GroupConsumer`] waits for librdkafka to leave the group.
 pub const CONSUMER_CLOSE_WAIT: Duration = Duration::from_secs(3);
 

@@ -10,7 +10,6 @@ use bac_runtime::{config::KafkaConfig, db::Pool, ServiceError};
 use chrono::{DateTime, Utc};
 use rdkafka::{
     consumer::{CommitMode, Consumer},
-    message::Headers,
     Message,
 };
 use serde_json::{json, Value};
@@ -60,16 +59,7 @@ async fn consume_once(
             consumer.commit_message(&msg, CommitMode::Async)?;
             continue;
         }
-        let header = |k: &str| -> String {
-            msg.headers()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|x| x.key == k)
-                        .and_then(|x| x.value)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                })
-                .unwrap_or_default()
-        };
+        let header = |k: &str| bac_runtime::kafka::header(&msg, k).unwrap_or_default();
         let (tenant, id, ty) = (header("ce_tenantid"), header("ce_id"), header("ce_type"));
         if !tenant.is_empty() && !id.is_empty() && !ty.is_empty() {
             let time = DateTime::parse_from_rfc3339(&header("ce_time"))
