@@ -160,3 +160,41 @@ def google_url():
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def slack_url():
+    """Base URL of a running Slack sandbox (the Web API under ``/api/``).
+
+    ``BAC_SANDBOX_SLACK_URL`` names a running one; otherwise the built binary is started
+    with the Slack listener on a free port.
+    """
+    url = os.environ.get("BAC_SANDBOX_SLACK_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
+    if not binary.is_file():
+        raise RuntimeError(f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox`")
+    odoo_port, slack_port = _free_port(), _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}",
+            "BAC_SANDBOX_SLACK_ADDR": f"127.0.0.1:{slack_port}",
+        }
+    )
+    proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{odoo_port}", proc)
+        _wait_healthy(f"http://127.0.0.1:{slack_port}", proc)
+        yield f"http://127.0.0.1:{slack_port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -35,9 +35,17 @@ pub trait OAuthFlow: Send + Sync + 'static {
         callback: &HashMap<String, String>,
     ) -> Result<String, ServiceError>;
 
-    /// Settings learnt from the first token answer (Zoho's `api_domain`).
+    /// Settings learnt from the first token answer (Zoho's `api_domain`; Slack's `team.id`,
+    /// nested fields named by their path).
     fn learnt(&self, _token: &AccessToken) -> Map<String, Value> {
         Map::new()
+    }
+
+    /// Providers whose code gives an access token that does not expire and no refresh token
+    /// (Slack's bot tokens without token rotation): the credential field the access token is
+    /// kept in. None: a refresh token is required (offline access).
+    fn access_token_field(&self) -> Option<&'static str> {
+        None
     }
 }
 

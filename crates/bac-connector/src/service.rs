@@ -207,6 +207,12 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             redirect_uri: req.redirect_uri,
         };
         let (token, refresh) = tokens.redeem(&rec, &grant).await?;
+        // what is kept: the refresh token, or a token that does not expire (Slack's bot token)
+        let (field, kept) = match (refresh, flow.access_token_field()) {
+            (Some(r), _) => ("refresh_token", r),
+            (None, Some(field)) => (field, token.value.clone()),
+            (None, None) => return Err(tokens.no_refresh_token().into()),
+        };
         let granted = oauth::granted_scopes(&token.scope);
         let mut config = rec.config.as_object().cloned().unwrap_or_default();
         config.extend(flow.learnt(&token));
@@ -222,7 +228,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             .into_iter()
             .filter(|(k, _)| !k.starts_with(bac_runtime::connections::FLEET_FIELD_PREFIX))
             .collect();
-        secrets.insert("refresh_token".into(), refresh);
+        secrets.insert(field.into(), kept);
         let (rec, _) = self
             .connections
             .update(

@@ -656,7 +656,7 @@ impl TokenSource {
         &self,
         rec: &ConnectionRecord,
         grant: &Grant,
-    ) -> Result<(AccessToken, SecretString), ServiceError> {
+    ) -> Result<(AccessToken, Option<SecretString>), ServiceError> {
         if !matches!(grant, Grant::AuthorizationCode { .. }) {
             return Err(self.internal("redeem takes an authorisation code"));
         }
@@ -678,14 +678,16 @@ impl TokenSource {
                 })
             })
             .await?;
-        let refresh = refresh.ok_or_else(|| {
-            self.err(
-                ErrorCode::UpstreamRejected,
-                format!("{} gave no refresh token for offline access", self.inner.name),
-            )
-            .suggest("Authorise again; if it persists, remove the app's earlier grant in the provider's account settings so it asks for consent anew")
-        })?;
         Ok((token, refresh))
+    }
+
+    /// The error of a code exchange that gave no refresh token where one is needed.
+    pub fn no_refresh_token(&self) -> ServiceError {
+        self.err(
+            ErrorCode::UpstreamRejected,
+            format!("{} gave no refresh token for offline access", self.inner.name),
+        )
+        .suggest("Authorise again; if it persists, remove the app's earlier grant in the provider's account settings so it asks for consent anew")
     }
 
     /// Marks the grant revoked in Vault (so no replica asks again) and audits it.
@@ -898,10 +900,13 @@ fn classify(
         return Err(match error {
             // `invalid_code` is Zoho's word for a refresh token it no longer knows.
             "invalid_grant" | "invalid_code" => Classified::Revoked(error.to_string()),
-            "invalid_client" | "unauthorized_client" | "invalid_client_secret" => {
-                Classified::Client(said)
-            }
-            "slow_down" => Classified::Limited,
+            // Slack: `bad_client_secret`, `invalid_client_id`
+            "invalid_client"
+            | "unauthorized_client"
+            | "invalid_client_secret"
+            | "bad_client_secret"
+            | "invalid_client_id" => Classified::Client(said),
+            "slow_down" | "ratelimited" => Classified::Limited,
             "temporarily_unavailable" | "server_error" => Classified::Unavailable(said),
             _ if status == 429 || lower.contains("too many requests") => Classified::Limited,
             _ if status >= 500 => Classified::Unavailable(said),
@@ -929,11 +934,23 @@ fn classify(
         // RFC 6749 leaves it optional; an hour is what the providers here give.
         .unwrap_or(3600)
         .clamp(1, 366 * 86_400);
-    let extra = body
-        .iter()
-        .filter(|(k, _)| !STANDARD.contains(&k.as_str()))
-        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-        .collect();
+    // strings, and the strings of nested objects by their path (Slack's `team.id`)
+    let mut extra = BTreeMap::new();
+    for (k, v) in body.iter().filter(|(k, _)| !STANDARD.contains(&k.as_str())) {
+        match v {
+            Value::String(s) => {
+                extra.insert(k.clone(), s.clone());
+            }
+            Value::Object(inner) => {
+                for (ik, iv) in inner {
+                    if let Some(s) = iv.as_str() {
+                        extra.insert(format!("{k}.{ik}"), s.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
     let scope = body
         .get("scope")
         .and_then(Value::as_str)

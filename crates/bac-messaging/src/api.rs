@@ -9,8 +9,8 @@ use bac_proto::messaging::v1::{
     ListWebhookMessagesRequest, ListWebhookMessagesResponse, PutTemplateRequest,
     RenderTemplateRequest, RenderedTemplate, ReplayWebhookMessagesRequest,
     ReplayWebhookMessagesResponse, RotateWebhookSecretRequest, SendEmailRequest,
-    SendGoogleChatMessageRequest, SendTeamsMessageRequest, Template, UpdateWebhookEndpointRequest,
-    WebhookEndpoint,
+    SendGoogleChatMessageRequest, SendSlackMessageRequest, SendTeamsMessageRequest, Template,
+    UpdateWebhookEndpointRequest, WebhookEndpoint,
 };
 use bac_runtime::{
     connections::{timestamp, ConnectionRecord, ConnectionStore},
@@ -167,6 +167,7 @@ impl MessagingApi {
                 message_id,
                 payload: None,
                 thread_key: String::new(),
+                respond_to: None,
             },
         )
         .await?;
@@ -250,6 +251,128 @@ impl MessagingApi {
             &req.thread_key,
         )
         .await
+    }
+
+    /// Checks and queues a Slack message or a slash command's answer (REST, gRPC, commands).
+    pub async fn send_slack(
+        &self,
+        tenant: &str,
+        req: SendSlackMessageRequest,
+    ) -> Result<deliveries::Delivery, ServiceError> {
+        let blocks: Vec<Value> = req
+            .blocks
+            .iter()
+            .map(|b| serde_json::to_value(b).unwrap_or(Value::Null))
+            .collect();
+        if req.text.trim().is_empty() && blocks.is_empty() {
+            return Err(bad("text, blocks or both are required"));
+        }
+        if req.text.chars().count() > 40_000 {
+            return Err(bad("text must be at most 40000 characters"));
+        }
+        if blocks.len() > 50 || blocks.iter().any(|b| !b["type"].is_string()) {
+            return Err(bad(
+                "blocks must be at most 50 Block Kit blocks, each with a type (\"section\", \"header\", ...)",
+            ));
+        }
+        if !req.thread_ts.is_empty() && !slack_ts(&req.thread_ts) {
+            return Err(bad(
+                "thread_ts must be a message's ts such as 1712345678.000100",
+            ));
+        }
+        let (intent, given) = bac_connector::intent_of("messaging", &req.intent_id)?;
+        if given {
+            if let Some(first) = deliveries::by_intent(&self.db, tenant, &intent).await? {
+                return Ok(first);
+            }
+        }
+        let rec = self
+            .store
+            .resolve_kind(tenant, &req.connection_id, "Slack", |r| {
+                channel_of(r) == "slack"
+            })
+            .await?;
+        let mut payload = serde_json::json!({"text": req.text});
+        if !blocks.is_empty() {
+            payload["blocks"] = Value::Array(blocks);
+        }
+        let (respond_to, to) = if req.command_id.is_empty() {
+            let channel = req.channel.trim();
+            let valid = (2..=80).contains(&channel.len())
+                && channel
+                    .trim_start_matches('#')
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid {
+                return Err(bad(
+                    "channel is required: a channel id (C0123ABCD) or #name",
+                ));
+            }
+            if !req.response_type.is_empty() {
+                return Err(bad(
+                    "response_type is for answers to a command (command_id)",
+                ));
+            }
+            payload["channel"] = Value::from(channel);
+            if !req.thread_ts.is_empty() {
+                payload["thread_ts"] = Value::from(req.thread_ts.clone());
+            }
+            (None, channel.to_string())
+        } else {
+            if !req.channel.is_empty() || !req.thread_ts.is_empty() {
+                return Err(bad(
+                    "an answer to a command goes to the command's channel: no channel or thread_ts",
+                ));
+            }
+            let rt = match req.response_type.as_str() {
+                "" | "ephemeral" => "ephemeral",
+                "in_channel" => "in_channel",
+                _ => return Err(bad("response_type must be ephemeral or in_channel")),
+            };
+            payload["response_type"] = Value::from(rt);
+            let id = Uuid::parse_str(&req.command_id)
+                .map_err(|_| bad("command_id is not a command's id"))?;
+            let (_, channel) = crate::slack::response_url(&self.db, tenant, &rec.id, &id)
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::new(
+                        "messaging",
+                        bac_runtime::ErrorCode::NotFound,
+                        format!("no Slack command {id} on this connection"),
+                    )
+                })?;
+            (Some(id), channel)
+        };
+        let (d, created) = deliveries::enqueue(
+            &self.db,
+            &NewDelivery {
+                tenant_id: tenant.to_string(),
+                connection_id: rec.id.clone(),
+                channel: "slack".into(),
+                intent_id: intent,
+                to: vec![to],
+                subject: req
+                    .text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(998)
+                    .collect(),
+                text: req.text.clone(),
+                message_id: format!("slack-{}", Uuid::now_v7().simple()),
+                payload: Some(payload),
+                thread_key: req.thread_ts.clone(),
+                respond_to,
+                ..Default::default()
+            },
+        )
+        .await?;
+        if created {
+            self.worker.wake();
+            tracing::info!(delivery = %d.id, connection = %rec.id, "Slack message queued");
+        }
+        Ok(d)
     }
 
     /// Queues a post to a chat channel's incoming webhook (`teams`, `google_chat`).
@@ -509,6 +632,17 @@ impl MessagingService for MessagingApi {
         Ok(Response::new(d.to_proto()))
     }
 
+    async fn send_slack_message(
+        &self,
+        request: Request<SendSlackMessageRequest>,
+    ) -> Result<Response<Delivery>, Status> {
+        let ctx = ctx(&request)?;
+        let d = self
+            .send_slack(&ctx.tenant_id, request.into_inner())
+            .await?;
+        Ok(Response::new(d.to_proto()))
+    }
+
     async fn create_webhook_endpoint(
         &self,
         request: Request<CreateWebhookEndpointRequest>,
@@ -646,4 +780,10 @@ impl MessagingService for MessagingApi {
         self.wake_webhooks.notify_one();
         Ok(Response::new(ReplayWebhookMessagesResponse { replayed }))
     }
+}
+
+/// A Slack message timestamp: seconds, a dot, microseconds.
+fn slack_ts(s: &str) -> bool {
+    matches!(s.split_once('.'), Some((a, b)) if !a.is_empty() && a.len() <= 12 && !b.is_empty() && b.len() <= 8
+        && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()))
 }

@@ -1,9 +1,9 @@
 //! Send requests from the platform's other services on `bac.messaging.commands.v1`: a
 //! CloudEvent in binary mode, `ce_type` `bac.messaging.email.send` (or `.teams.send`,
-//! `.google_chat.send`), `ce_tenantid` the tenant, `ce_id` the idempotency key (unless the data
+//! `.google_chat.send`, `.slack.send`), `ce_tenantid` the tenant, `ce_id` the idempotency key (unless the data
 //! names its own `intent_id`), optional `ce_connectionid`, data the request of the matching
 //! REST route in proto3 JSON (`SendEmailRequest`, `SendTeamsMessageRequest`,
-//! `SendGoogleChatMessageRequest`). Each command gives one delivery and its events on
+//! `SendGoogleChatMessageRequest`, `SendSlackMessageRequest`). Each command gives one delivery and its events on
 //! `bac.messaging.delivery.v1`, the same as the REST route; a command that can never be sent is a `failed`
 //! delivery with the reason, so the sender hears it where it hears everything else. Offsets
 //! are committed once the command is settled; only "could not store it" (Postgres down) is
@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use bac_proto::messaging::v1::{
-    SendEmailRequest, SendGoogleChatMessageRequest, SendTeamsMessageRequest,
+    SendEmailRequest, SendGoogleChatMessageRequest, SendSlackMessageRequest,
+    SendTeamsMessageRequest,
 };
 use bac_runtime::{config::KafkaConfig, context::valid_tenant_id, ErrorCode, ServiceError};
 use rdkafka::{
@@ -28,6 +29,7 @@ pub const TOPIC: &str = "bac.messaging.commands.v1";
 pub const SEND_EMAIL: &str = "bac.messaging.email.send";
 pub const SEND_TEAMS: &str = "bac.messaging.teams.send";
 pub const SEND_GOOGLE_CHAT: &str = "bac.messaging.google_chat.send";
+pub const SEND_SLACK: &str = "bac.messaging.slack.send";
 
 /// Consumes the commands topic until `shutdown`; restarts with capped backoff.
 pub async fn consume(api: MessagingApi, kafka: KafkaConfig, shutdown: CancellationToken) {
@@ -107,6 +109,7 @@ enum Request {
     Email(SendEmailRequest),
     Teams(SendTeamsMessageRequest),
     GoogleChat(SendGoogleChatMessageRequest),
+    Slack(SendSlackMessageRequest),
 }
 
 /// Applies one command; `Err` only when nothing could be recorded (try again).
@@ -125,6 +128,7 @@ async fn settle(api: &MessagingApi, c: &Command) -> Result<(), ServiceError> {
         Request::Email(r) => api.queue_email(&c.tenant, r).await.map(|(d, _)| d),
         Request::Teams(r) => api.send_teams(&c.tenant, r).await,
         Request::GoogleChat(r) => api.send_google_chat(&c.tenant, r).await,
+        Request::Slack(r) => api.send_slack(&c.tenant, r).await,
     };
     match outcome {
         Ok(d) => {
@@ -156,6 +160,7 @@ impl Summary {
             channel: match c.ty.as_str() {
                 SEND_TEAMS => "teams",
                 SEND_GOOGLE_CHAT => "google_chat",
+                SEND_SLACK => "slack",
                 _ => "email",
             }
             .into(),
@@ -186,6 +191,15 @@ impl Summary {
             Request::GoogleChat(r) => {
                 s.intent = r.intent_id.clone();
                 s.connection = r.connection_id.clone();
+                s.subject = r.text.lines().next().unwrap_or("").to_string();
+            }
+            Request::Slack(r) => {
+                s.intent = r.intent_id.clone();
+                s.connection = r.connection_id.clone();
+                s.to = vec![r.channel.clone()]
+                    .into_iter()
+                    .filter(|c| !c.is_empty())
+                    .collect();
                 s.subject = r.text.lines().next().unwrap_or("").to_string();
             }
         }
@@ -227,9 +241,16 @@ fn parse(c: &Command) -> Result<Request, String> {
             conn(&mut r.connection_id);
             Request::GoogleChat(r)
         }
+        SEND_SLACK => {
+            let mut r: SendSlackMessageRequest = serde_json::from_slice(&c.payload)
+                .map_err(|e| format!("{}: {e}", read("SendSlackMessageRequest")))?;
+            id(&mut r.intent_id);
+            conn(&mut r.connection_id);
+            Request::Slack(r)
+        }
         other => {
             return Err(format!(
-                "ce_type {other:?} is not a messaging command (known: {SEND_EMAIL}, {SEND_TEAMS}, {SEND_GOOGLE_CHAT})"
+                "ce_type {other:?} is not a messaging command (known: {SEND_EMAIL}, {SEND_TEAMS}, {SEND_GOOGLE_CHAT}, {SEND_SLACK})"
             ))
         }
     };
@@ -237,6 +258,7 @@ fn parse(c: &Command) -> Result<Request, String> {
         Request::Email(r) => &r.intent_id,
         Request::Teams(r) => &r.intent_id,
         Request::GoogleChat(r) => &r.intent_id,
+        Request::Slack(r) => &r.intent_id,
     };
     if intent.is_empty() {
         return Err("a command needs ce_id (or intent_id in its data): its idempotency key".into());

@@ -1,10 +1,16 @@
-//! Messaging's part of the kit's `IntegrationService`. A connection names its `channel`;
-//! today `email`: the tenant's SMTP server (host, port, `starttls` / `tls` / `none`, the
-//! username and the sender), its password in Vault. The test logs in (EHLO, TLS, AUTH)
-//! without sending anything.
+//! Messaging's part of the kit's `IntegrationService`. A connection names its `channel`:
+//! `email`: the tenant's SMTP server (host, port, `starttls` / `tls` / `none`, the username
+//! and the sender), its password in Vault; the test logs in (EHLO, TLS, AUTH) without
+//! sending anything. `teams` / `google_chat`: an incoming webhook's URL in Vault. `slack`: a
+//! workspace's bot token and the app's signing secret in Vault, given by hand or through
+//! OAuth v2 (the kit's flow, `client_id` in the settings); the test is `auth.test`, and
+//! Slack's requests to the connection's webhook URL are verified and read in [`crate::slack`].
 use std::collections::HashMap;
 
-use bac_connector::{Checked, Connector, Webhook, WebhookInput};
+use bac_connector::{
+    oauth::{Authorization, OAuthFlow},
+    AccessToken, Checked, Connector, Webhook, WebhookInput,
+};
 use bac_runtime::{connections::ConnectionRecord, ErrorCode, ServiceError};
 use serde_json::{Map, Value};
 
@@ -13,9 +19,78 @@ use crate::{
     smtp::{self, Security, Server, Smtp},
 };
 
-/// The channels a connection may name: `email` (SMTP, with IMAP for bounces), and the chat
-/// channels reached through an incoming webhook (`teams`, `google_chat`).
-pub const CHANNELS: &[&str] = &["email", "teams", "google_chat"];
+/// The channels a connection may name: `email` (SMTP, with IMAP for bounces), the chat
+/// channels reached through an incoming webhook (`teams`, `google_chat`), and `slack`.
+pub const CHANNELS: &[&str] = &["email", "teams", "google_chat", "slack"];
+
+/// A Slack connection's settings: the workspace (learnt on authorisation), the OAuth client,
+/// the scopes asked for; `granted_scopes`, `authorized_at`, `team_name` and `bot_user_id`
+/// are written by the OAuth flow.
+const SLACK_SETTINGS: &[&str] = &[
+    "channel",
+    "team_id",
+    "team_name",
+    "bot_user_id",
+    "client_id",
+    "scopes",
+    "granted_scopes",
+    "authorized_at",
+];
+
+/// What a Slack app asks for by default: post, answer commands, hear mentions and messages.
+pub const SLACK_SCOPES: &[&str] = &[
+    "chat:write",
+    "commands",
+    "app_mentions:read",
+    "channels:history",
+];
+
+fn slack_settings(obj: &Map<String, Value>) -> Result<(), ServiceError> {
+    for key in obj.keys() {
+        if !SLACK_SETTINGS.contains(&key.as_str()) {
+            return Err(bad(format!("config.{key} is not a slack setting")));
+        }
+    }
+    let word = |key: &str, ok: &dyn Fn(&str) -> bool, what: &str| match obj.get(key) {
+        None => Ok(()),
+        Some(Value::String(v)) if ok(v) => Ok(()),
+        Some(_) => Err(bad(format!("config.{key} must be {what}"))),
+    };
+    word(
+        "team_id",
+        &|v| {
+            (3..=20).contains(&v.len())
+                && v.starts_with(['T', 'E'])
+                && v.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        },
+        "a Slack workspace id such as T0123ABCD",
+    )?;
+    word(
+        "client_id",
+        &|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'),
+        "the Slack app's client id (digits and dots)",
+    )?;
+    match obj.get("scopes") {
+        None => Ok(()),
+        Some(Value::Array(a))
+            if !a.is_empty()
+                && a.len() <= 50
+                && a.iter().all(|s| {
+                    s.as_str().is_some_and(|s| {
+                        (1..=64).contains(&s.len())
+                            && s.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b))
+                    })
+                }) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(bad(
+            "config.scopes must be a list of Slack scopes such as [\"chat:write\", \"commands\"]",
+        )),
+    }
+}
 
 const EMAIL_SETTINGS: &[&str] = &[
     "channel",
@@ -83,6 +158,10 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
             "config.channel must be one of: {}",
             CHANNELS.join(", ")
         )));
+    }
+    if channel == "slack" {
+        slack_settings(&obj)?;
+        return Ok(Value::Object(obj));
     }
     if crate::chat::CHANNELS.contains(&channel) {
         // where it posts is the webhook URL, a credential: nothing else to set
@@ -157,6 +236,8 @@ pub struct MessagingConnector {
     smtp: Smtp,
     store: bac_runtime::connections::ConnectionStore,
     egress: bac_runtime::upstream::egress::EgressPolicy,
+    slack: crate::slack::SlackApi,
+    inbound: crate::slack::Inbound,
 }
 
 impl MessagingConnector {
@@ -164,13 +245,142 @@ impl MessagingConnector {
         smtp: Smtp,
         store: bac_runtime::connections::ConnectionStore,
         egress: bac_runtime::upstream::egress::EgressPolicy,
+        slack: crate::slack::SlackApi,
+        inbound: crate::slack::Inbound,
     ) -> Self {
         MessagingConnector {
             smtp,
             store,
             egress,
+            slack,
+            inbound,
         }
     }
+
+    /// A stored secret field, exposed for the one call that needs it.
+    async fn secret_field(
+        &self,
+        rec: &ConnectionRecord,
+        field: &str,
+    ) -> Result<String, ServiceError> {
+        let secret = self.store.secret(rec).await?;
+        Ok(secret
+            .data
+            .get(field)
+            .map(|u| secrecy::ExposeSecret::expose_secret(u).to_string())
+            .unwrap_or_default())
+    }
+
+    async fn check_slack(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
+        let token = self.secret_field(rec, "bot_token").await?;
+        if token.is_empty() {
+            return Err(ServiceError::new(
+                "messaging",
+                ErrorCode::InvalidCredentials,
+                "the connection has no bot token yet",
+            )
+            .suggest("Authorise the connection (OAuth) or store the app's bot token as credentials.bot_token"));
+        }
+        let team = match rec.setting("team_id") {
+            "" => rec.id.as_str(),
+            t => t,
+        };
+        let who = self.slack.auth_test(&token, team).await?;
+        let got = who["team_id"].as_str().unwrap_or("");
+        if !rec.setting("team_id").is_empty() && got != rec.setting("team_id") {
+            return Err(bad(format!(
+                "the bot token is workspace {got}'s, this connection is for {}",
+                rec.setting("team_id")
+            )));
+        }
+        Ok(Checked {
+            message: format!(
+                "Connected to the Slack workspace {} ({got}) as {}",
+                who["team"].as_str().unwrap_or(""),
+                who["user"].as_str().unwrap_or("the bot"),
+            ),
+            server_version: String::new(),
+        })
+    }
+}
+
+impl OAuthFlow for MessagingConnector {
+    fn authorization(&self, settings: &Value) -> Result<Authorization, ServiceError> {
+        if settings["channel"] != "slack" {
+            return Err(bad("only slack connections are authorised through OAuth"));
+        }
+        let scopes = settings["scopes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_else(|| SLACK_SCOPES.iter().map(|s| s.to_string()).collect());
+        Ok(Authorization {
+            authorize_url: format!("{}/oauth/v2/authorize", self.slack.base()),
+            scopes,
+            scope_separator: ",",
+            params: Vec::new(),
+        })
+    }
+
+    fn token_url(
+        &self,
+        settings: &Value,
+        _callback: &HashMap<String, String>,
+    ) -> Result<String, ServiceError> {
+        if settings["channel"] != "slack" {
+            return Err(bad("only slack connections are authorised through OAuth"));
+        }
+        Ok(format!("{}/api/oauth.v2.access", self.slack.base()))
+    }
+
+    fn learnt(&self, token: &AccessToken) -> Map<String, Value> {
+        [
+            ("team.id", "team_id"),
+            ("team.name", "team_name"),
+            ("bot_user_id", "bot_user_id"),
+        ]
+        .iter()
+        .filter_map(|(from, to)| {
+            token
+                .extra
+                .get(*from)
+                .map(|v| (to.to_string(), Value::from(v.clone())))
+        })
+        .collect()
+    }
+
+    fn access_token_field(&self) -> Option<&'static str> {
+        // a bot token without token rotation does not expire: it is the credential
+        Some("bot_token")
+    }
+}
+
+/// Messaging's tokens are never refreshed by the kit: a Slack bot token is the credential.
+pub struct NoRefresh;
+
+impl bac_connector::tokens::TokenGrant for NoRefresh {
+    fn grant(
+        &self,
+        _rec: &ConnectionRecord,
+        _secret: &bac_runtime::vault::Secret,
+        _subject: Option<&str>,
+    ) -> Result<bac_connector::tokens::Grant, ServiceError> {
+        Err(bad(
+            "Slack bot tokens are used as they are, never refreshed",
+        ))
+    }
+}
+
+/// A Slack bot token (`xoxb-...`; `xoxe.xoxb-` with rotation) or another workspace token.
+fn slack_token(v: &str) -> bool {
+    (10..=512).contains(&v.len())
+        && v.starts_with("xox")
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
 
 #[tonic::async_trait]
@@ -188,9 +398,16 @@ impl Connector for MessagingConnector {
                 "password" if !v.is_empty() && v.len() <= 1024 => {}
                 "password" => return Err(bad("credentials.password must be 1 to 1024 characters")),
                 "webhook_url" => webhook_url(v).map(|_| ())?,
+                "bot_token" if slack_token(v) => {}
+                "bot_token" => return Err(bad("credentials.bot_token must be the Slack app's bot token (xoxb-...)")),
+                "signing_secret" | "client_secret"
+                    if (8..=256).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()) => {}
+                "signing_secret" | "client_secret" => {
+                    return Err(bad(format!("credentials.{k} must be the Slack app's {k}, as its Basic Information page shows it")))
+                }
                 _ => {
                     return Err(bad(format!(
-                        "credentials.{k} is not a messaging credential (password for email, webhook_url for teams and google_chat)"
+                        "credentials.{k} is not a messaging credential (password for email, webhook_url for teams and google_chat, bot_token, signing_secret and client_secret for slack)"
                     )))
                 }
             }
@@ -199,15 +416,21 @@ impl Connector for MessagingConnector {
     }
 
     fn configured(&self, rec: &ConnectionRecord) -> bool {
-        let needs = if channel_of(rec) == "email" {
-            "password"
-        } else {
-            "webhook_url"
+        let needs: &[&str] = match channel_of(rec) {
+            "email" => &["password"],
+            "slack" => &["bot_token", "signing_secret"],
+            _ => &["webhook_url"],
         };
-        validate_settings(&rec.config).is_ok() && rec.secret_fields.iter().any(|f| f == needs)
+        validate_settings(&rec.config).is_ok()
+            && needs
+                .iter()
+                .all(|n| rec.secret_fields.iter().any(|f| f == n))
     }
 
     async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
+        if channel_of(rec) == "slack" {
+            return self.check_slack(rec).await;
+        }
         if channel_of(rec) != "email" {
             // an incoming webhook cannot be tested without posting: its URL is checked
             let secret = self.store.secret(rec).await?;
@@ -245,19 +468,37 @@ impl Connector for MessagingConnector {
         None
     }
 
+    /// Slack's requests (Events API, slash commands) to the connection's webhook URL; the
+    /// other channels take none.
     async fn webhook(
         &self,
-        _rec: &ConnectionRecord,
-        _webhook: &Webhook,
+        rec: &ConnectionRecord,
+        webhook: &Webhook,
     ) -> Result<WebhookInput, ServiceError> {
-        Err(ServiceError::new(
-            "messaging",
-            ErrorCode::InvalidRequest,
-            "email connections take no webhooks",
-        ))
+        if channel_of(rec) != "slack" {
+            return Err(bad(format!(
+                "{} connections take no webhooks",
+                channel_of(rec)
+            )));
+        }
+        let secret = self.secret_field(rec, "signing_secret").await?;
+        if secret.is_empty() {
+            return Err(ServiceError::new(
+                "messaging",
+                ErrorCode::Unauthenticated,
+                "the connection has no signing secret to check Slack's requests with",
+            ));
+        }
+        crate::slack::verify(&secret, webhook, chrono::Utc::now().timestamp())?;
+        let request = crate::slack::parse(webhook)?;
+        self.inbound.handle(rec, request).await
     }
 
     async fn forget(&self, _connection_id: &str) {}
+
+    fn oauth(&self) -> Option<&dyn OAuthFlow> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]
@@ -284,5 +525,27 @@ mod tests {
         ] {
             assert!(validate_settings(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn slack_settings_name_a_workspace_and_an_oauth_client() {
+        assert!(validate_settings(&json!({"channel": "slack"})).is_ok());
+        assert!(
+            validate_settings(&json!({"channel": "slack", "team_id": "T0123ABCD",
+            "client_id": "1111.2222", "scopes": ["chat:write", "commands"]}))
+            .is_ok()
+        );
+        for bad in [
+            json!({"channel": "slack", "team_id": "acme"}),
+            json!({"channel": "slack", "client_id": "x y"}),
+            json!({"channel": "slack", "scopes": []}),
+            json!({"channel": "slack", "scopes": ["chat write"]}),
+            json!({"channel": "slack", "smtp_host": "smtp.example.com"}),
+        ] {
+            assert!(validate_settings(&bad).is_err(), "{bad}");
+        }
+        assert!(slack_token("xoxb-1-2-abc"));
+        assert!(!slack_token("Bearer xoxb-1"));
+        assert!(!slack_token("xoxb-1\nX-Injected: 1"));
     }
 }

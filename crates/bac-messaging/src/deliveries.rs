@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use bac_proto::events::v1::DeliveryChanged;
 use bac_runtime::{
-    connections::{timestamp, ConnectionStore},
+    connections::{timestamp, ConnectionRecord, ConnectionStore},
     db::{Pool, Transaction},
     events::CloudEvent,
     outbox, ErrorCode, ServiceError,
@@ -55,6 +55,8 @@ pub struct Delivery {
     /// What a chat delivery posts (Teams, Google Chat), and its thread.
     pub payload: Option<serde_json::Value>,
     pub thread_key: String,
+    /// The Slack command a Slack delivery answers (through its `response_url`).
+    pub respond_to: Option<Uuid>,
     pub attempts: u32,
     pub last_response: String,
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -85,6 +87,7 @@ impl Delivery {
             message_id: r.get("message_id"),
             payload: r.get("payload"),
             thread_key: r.get("thread_key"),
+            respond_to: r.get("respond_to"),
             attempts: r.get::<_, i32>("attempts") as u32,
             last_response: r.get("last_response"),
             next_attempt_at: r.get("next_attempt_at"),
@@ -183,6 +186,7 @@ pub struct NewDelivery {
     pub message_id: String,
     pub payload: Option<serde_json::Value>,
     pub thread_key: String,
+    pub respond_to: Option<Uuid>,
 }
 
 fn db_err(e: impl std::fmt::Display) -> ServiceError {
@@ -210,9 +214,9 @@ pub async fn enqueue(db: &Pool, new: &NewDelivery) -> Result<(Delivery, bool), S
             "INSERT INTO deliveries (id, tenant_id, connection_id, channel, status, intent_id,
                  to_addrs, cc_addrs, bcc_addrs, reply_to, subject, text_body, html_body,
                  template, template_version, message_id, next_attempt_at, traceparent, payload,
-                 thread_key)
+                 thread_key, respond_to)
              VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                 $15, now(), $16, $17, $18)
+                 $15, now(), $16, $17, $18, $19)
              ON CONFLICT (tenant_id, intent_id) DO NOTHING
              RETURNING *",
             &[
@@ -234,6 +238,7 @@ pub async fn enqueue(db: &Pool, new: &NewDelivery) -> Result<(Delivery, bool), S
                 &bac_runtime::telemetry::current_traceparent(),
                 &new.payload,
                 &new.thread_key,
+                &new.respond_to,
             ],
         )
         .await
@@ -559,6 +564,7 @@ struct Inner {
     calls: bac_connector::Calls,
     smtp: Smtp,
     chat: crate::chat::Chat,
+    slack: crate::slack::SlackApi,
     owner: String,
     wake: Notify,
     opts: RetryOptions,
@@ -571,6 +577,7 @@ impl Worker {
         calls: bac_connector::Calls,
         smtp: Smtp,
         chat: crate::chat::Chat,
+        slack: crate::slack::SlackApi,
         opts: RetryOptions,
     ) -> Self {
         Worker {
@@ -580,6 +587,7 @@ impl Worker {
                 calls,
                 smtp,
                 chat,
+                slack,
                 owner: Uuid::new_v4().to_string(),
                 wake: Notify::new(),
                 opts,
@@ -669,6 +677,7 @@ impl Worker {
                     .settle(
                         &d,
                         Outcome::Permanent("the connection was deleted".into(), e.code),
+                        None,
                     )
                     .await
             }
@@ -679,6 +688,9 @@ impl Worker {
             // our own outage, not the server's answer: no attempt is counted
             Err(e) => return self.release(&d, &e.message).await,
         };
+        if d.channel == "slack" {
+            return self.attempt_slack(&d, &rec, &secret).await;
+        }
         if d.channel != "email" {
             let url = secret
                 .data
@@ -702,17 +714,16 @@ impl Worker {
                     ErrorCode::Internal,
                 ),
             };
-            bac_connector::calls::record(
-                &self.inner.db,
-                &rec.tenant_id,
-                &rec.id,
+            let label = format!("the {} webhook", d.channel);
+            self.log_call(
+                &rec,
                 &format!("{}.post", d.channel),
-                outcome.error().as_ref(),
-                started.elapsed(),
+                &outcome,
+                &label,
+                started,
             )
             .await;
-            self.inner.calls.forget_statuses();
-            return self.settle(&d, outcome).await;
+            return self.settle(&d, outcome, None).await;
         }
         let message = smtp::build(&smtp::Draft {
             from: rec.setting("from_address"),
@@ -732,23 +743,102 @@ impl Worker {
                 Ok(server) => {
                     let started = std::time::Instant::now();
                     let outcome = self.inner.smtp.send(&server, &secret, &m).await;
-                    bac_connector::calls::record(
-                        &self.inner.db,
-                        &rec.tenant_id,
-                        &rec.id,
-                        "smtp.send",
-                        outcome.error().as_ref(),
-                        started.elapsed(),
-                    )
-                    .await;
-                    self.inner.calls.forget_statuses();
+                    self.log_call(&rec, "smtp.send", &outcome, "the SMTP server", started)
+                        .await;
                     outcome
                 }
                 Err(e) => Outcome::Permanent(e.message, e.code),
             },
             Err(e) => Outcome::Permanent(e.message, e.code),
         };
-        self.settle(&d, outcome).await
+        self.settle(&d, outcome, None).await
+    }
+
+    /// Every attempt is in the call log: the connection's status says when messages fail.
+    async fn log_call(
+        &self,
+        rec: &ConnectionRecord,
+        operation: &str,
+        outcome: &Outcome,
+        upstream: &str,
+        started: std::time::Instant,
+    ) {
+        bac_connector::calls::record(
+            &self.inner.db,
+            &rec.tenant_id,
+            &rec.id,
+            operation,
+            outcome.error(upstream).as_ref(),
+            started.elapsed(),
+        )
+        .await;
+        self.inner.calls.forget_statuses();
+    }
+
+    /// A Slack message: `chat.postMessage` with the bot token, or a command's answer to its
+    /// `response_url`; once posted, the message's `ts` becomes the delivery's `message_id`.
+    async fn attempt_slack(
+        &self,
+        d: &Delivery,
+        rec: &ConnectionRecord,
+        secret: &bac_runtime::vault::Secret,
+    ) -> Result<(), ServiceError> {
+        let Some(payload) = &d.payload else {
+            return self
+                .settle(
+                    d,
+                    Outcome::Permanent(
+                        "the delivery has nothing to post".into(),
+                        ErrorCode::Internal,
+                    ),
+                    None,
+                )
+                .await;
+        };
+        let started = std::time::Instant::now();
+        if let Some(command) = d.respond_to {
+            let outcome = match crate::slack::response_url(
+                &self.inner.db,
+                &d.tenant_id,
+                &d.connection_id,
+                &command,
+            )
+            .await
+            {
+                Ok(Some((url, _))) => self.inner.slack.respond(&url, payload).await,
+                Ok(None) => Outcome::Permanent("the command is gone".into(), ErrorCode::NotFound),
+                Err(e) if e.code == ErrorCode::InvalidRequest => {
+                    Outcome::Permanent(e.message, e.code)
+                }
+                Err(e) => return self.release(d, &e.message).await,
+            };
+            self.log_call(rec, "slack.response_url", &outcome, "Slack", started)
+                .await;
+            return self.settle(d, outcome, None).await;
+        }
+        let token = secret
+            .data
+            .get("bot_token")
+            .map(|u| secrecy::ExposeSecret::expose_secret(u).to_string())
+            .unwrap_or_default();
+        let (outcome, ts) = if token.is_empty() {
+            (
+                Outcome::Permanent(
+                    "the connection has no bot_token".into(),
+                    ErrorCode::InvalidCredentials,
+                ),
+                None,
+            )
+        } else {
+            let team = match rec.setting("team_id") {
+                "" => rec.id.as_str(),
+                t => t,
+            };
+            self.inner.slack.post_message(&token, team, payload).await
+        };
+        self.log_call(rec, "chat.postMessage", &outcome, "Slack", started)
+            .await;
+        self.settle(d, outcome, ts).await
     }
 
     /// Gives the lease back without counting an attempt (the fleet could not try).
@@ -768,8 +858,14 @@ impl Worker {
         Ok(())
     }
 
-    /// Records an attempt's outcome and its event.
-    async fn settle(&self, d: &Delivery, outcome: Outcome) -> Result<(), ServiceError> {
+    /// Records an attempt's outcome and its event; `posted_id` is the upstream's id of what
+    /// was posted (Slack's `ts`), kept as the delivery's `message_id`.
+    async fn settle(
+        &self,
+        d: &Delivery,
+        outcome: Outcome,
+        posted_id: Option<String>,
+    ) -> Result<(), ServiceError> {
         let o = &self.inner.opts;
         let attempts = d.attempts + 1;
         let (status, response, wait) = match outcome {
@@ -790,6 +886,7 @@ impl Worker {
                         next_attempt_at = CASE WHEN $6::float8 IS NULL THEN NULL
                                                ELSE now() + make_interval(secs => $6) END,
                         sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
+                        message_id = coalesce($7, message_id),
                         lease_owner = NULL, lease_until = NULL, updated_at = now()
                   WHERE id = $1 AND lease_owner = $2
                  RETURNING *",
@@ -800,6 +897,7 @@ impl Worker {
                     &(attempts as i32),
                     &truncate(&response, 2000),
                     &wait.map(|w| w.as_secs_f64()),
+                    &posted_id,
                 ],
             )
             .await

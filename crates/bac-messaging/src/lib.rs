@@ -1,6 +1,7 @@
 //! `bac-messaging` connects tenants to the ways people are told things: email (SMTP with
 //! templates and delivery states, bounces over IMAP), Microsoft Teams and Google Chat through
-//! incoming webhooks, and signed webhooks to subscribers; Slack is next (docs/messaging.md).
+//! incoming webhooks, Slack (bot token or OAuth v2, the Events API and slash commands), and
+//! signed webhooks to subscribers (docs/messaging.md).
 //!
 //! [`connector`]: the kit's `IntegrationService` part (a connection per channel; the SMTP login
 //! test). [`smtp`]: the one way mail leaves (egress-checked address, TLS, lettre; answers sorted
@@ -11,6 +12,7 @@
 //! [`imap`]: reads the connections' mailboxes; [`dsn`]: where a bounce there is read.
 //! [`webhooks`]: the tenant's events, signed (Standard Webhooks), posted to subscribers.
 //! [`chat`]: Teams and Google Chat messages through their incoming webhooks.
+//! [`slack`]: Slack's Web API, and where a Slack event or slash command becomes an event.
 pub mod api;
 pub mod chat;
 pub mod commands;
@@ -19,6 +21,7 @@ pub mod deliveries;
 pub mod dsn;
 pub mod imap;
 mod schedule;
+pub mod slack;
 pub mod smtp;
 pub mod templates;
 pub mod webhooks;
@@ -60,6 +63,10 @@ pub fn migrations() -> &'static [Migration] {
             name: "messaging_0004_chat_payload",
             sql: include_str!("../migrations/0004_chat_payload.sql"),
         });
+        all.push(Migration {
+            name: "messaging_0005_slack",
+            sql: include_str!("../migrations/0005_slack.sql"),
+        });
         all
     })
 }
@@ -70,6 +77,8 @@ pub fn topics() -> Vec<String> {
         deliveries::TOPIC.into(),
         deliveries::REPLY_TOPIC.into(),
         commands::TOPIC.into(),
+        slack::EVENT_TOPIC.into(),
+        slack::COMMAND_TOPIC.into(),
         bac_sync::SYNC_RUN_TOPIC.into(),
         bac_sync::CONFLICT_TOPIC.into(),
         bac_connector::tokens::AUDIT_TOPIC.to_string(),
@@ -102,6 +111,9 @@ pub struct MessagingSettings {
     pub imap_every: std::time::Duration,
     /// How webhooks to subscribers are retried (`BAC_WEBHOOK_*`).
     pub webhooks: webhooks::sender::SenderOptions,
+    /// Where Slack is (`BAC_SLACK_URL`, default `https://slack.com`; tests and dev-up point it
+    /// at the Slack sandbox).
+    pub slack_url: String,
 }
 
 impl MessagingSettings {
@@ -110,6 +122,7 @@ impl MessagingSettings {
             retry: deliveries::RetryOptions::from_env(),
             imap_every: imap::every_from_env(),
             webhooks: webhooks::sender::SenderOptions::from_env(),
+            slack_url: slack::SlackApi::url_from_env(),
         }
     }
 }
@@ -119,7 +132,7 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
     let smtp = smtp::Smtp::new(config.upstream_egress.clone(), config.upstream_timeout);
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "messaging")
-        .bind_credentials_to(&["smtp_host", "imap_host", "username"]);
+        .bind_credentials_to(&["smtp_host", "imap_host", "username", "client_id", "team_id"]);
     let calls = bac_connector::Calls::new(rt.db.clone(), "messaging", "Messaging");
     // no entity syncs yet: the kit's status, runs and settings still read the engine
     let engine = bac_sync::SyncEngine::new(
@@ -128,6 +141,11 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
         store.clone(),
         Vec::new(),
         bac_sync::SyncOptions::from_env("messaging"),
+    );
+    let slack_api = slack::SlackApi::new(
+        &settings.slack_url,
+        rt.config.upstream_egress.clone(),
+        rt.config.upstream_timeout,
     );
     let worker = deliveries::Worker::new(
         rt.db.clone(),
@@ -138,6 +156,7 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
             rt.config.upstream_egress.clone(),
             rt.config.upstream_timeout,
         ),
+        slack_api.clone(),
         settings.retry,
     );
     worker.spawn(rt.shutdown.child_token());
@@ -188,12 +207,29 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
             smtp,
             store.clone(),
             rt.config.upstream_egress.clone(),
+            slack_api,
+            slack::Inbound::new(rt.db.clone()),
         )),
         rt.db.clone(),
         store,
         engine,
+        calls.clone(),
+    )
+    // only to redeem Slack's authorisation codes: a bot token is used as it is
+    .with_tokens(bac_connector::TokenSource::new(
+        "messaging",
+        "Slack",
+        rt.db.clone(),
+        rt.vault.clone(),
+        bac_runtime::upstream::UpstreamClient::new(
+            "slack-oauth",
+            None,
+            bac_runtime::upstream::RetryPolicy::default(),
+            rt.config.upstream_egress.clone(),
+        ),
         calls,
-    );
+        connector::NoRefresh,
+    ));
     let routes = Routes::new(IntegrationServiceServer::new(integration))
         .add_service(MessagingServiceServer::new(domain));
     rt.launch(routes, None).await

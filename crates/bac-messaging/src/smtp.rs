@@ -82,23 +82,30 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// How the call log records it (the status of the connection is computed from it).
-    pub fn error(&self) -> Option<ServiceError> {
+    /// How the call log records it (the status of the connection is computed from it);
+    /// `upstream` names what answered (`the SMTP server`, `Slack`).
+    pub fn error(&self, upstream: &str) -> Option<ServiceError> {
         match self {
             Outcome::Sent(_) => None,
             Outcome::Temporary(r) => Some(ServiceError::new(
                 "messaging",
                 ErrorCode::UpstreamUnavailable,
-                format!("the SMTP server did not take the message: {r}"),
+                format!("{upstream} did not take the message: {r}"),
             )),
             Outcome::Permanent(r, code) => {
                 let e = ServiceError::new(
                     "messaging",
                     *code,
-                    format!("the SMTP server refused the message: {r}"),
+                    format!("{upstream} refused the message: {r}"),
                 );
                 Some(if *code == ErrorCode::InvalidCredentials {
-                    e.suggest("Verify SMTP credentials and server settings")
+                    e.suggest(match upstream {
+                        "the SMTP server" => "Verify SMTP credentials and server settings",
+                        "Slack" => {
+                            "Reinstall the Slack app to the workspace and store its bot token"
+                        }
+                        _ => "Create a new incoming webhook and store its URL in the connection",
+                    })
                 } else {
                     e
                 })

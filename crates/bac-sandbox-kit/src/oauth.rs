@@ -302,8 +302,24 @@ impl OAuthServer {
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("Zoho-oauthtoken "))?;
+        self.check_token(token)
+    }
+
+    /// An access token given some other way (Slack takes a `token` form field), if it is
+    /// valid now.
+    pub fn check_token(&self, token: &str) -> Option<Issued> {
         let now = self.clock.now();
         self.with(|s| s.tokens.get(token).filter(|t| t.expires_at > now).cloned())
+    }
+
+    /// Redeems an authorisation code for a provider whose token endpoint speaks its own
+    /// dialect (Slack's `oauth.v2.access`): the RFC 6749 answer, or `(error, description)`.
+    pub fn redeem_code(&self, form: &HashMap<String, String>) -> Result<Value, (String, String)> {
+        self.with(|s| s.token_requests += 1);
+        self.code(form).map_err(|e| {
+            self.with(|s| s.refused += 1);
+            (e.error, e.description)
+        })
     }
 
     fn issue(&self, s: &mut State_, subject: &str, scope: &str, from: Option<&str>) -> Value {

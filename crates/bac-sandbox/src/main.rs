@@ -10,8 +10,9 @@
 //! (`model:x_field,...`: custom Char fields an administrator added), `BAC_SANDBOX_ODOO_STOCK` (`1`; `0`: a database without
 //! the Inventory app), `BAC_SANDBOX_GOOGLE_ADDR` (unset: no Google Workspace sandbox),
 //! `BAC_SANDBOX_ZOHO_ADDR` (unset: no Zoho sandbox; dev-up uses
-//! `127.0.0.1:7002`) and `BAC_SANDBOX_ZOHO_URL` (the URL clients reach it at), `RUST_LOG`
-//! (`info`).
+//! `127.0.0.1:7002`) and `BAC_SANDBOX_ZOHO_URL` (the URL clients reach it at),
+//! `BAC_SANDBOX_SLACK_ADDR` (unset: no Slack sandbox; dev-up uses `127.0.0.1:7006`) and
+//! `BAC_SANDBOX_SLACK_URL` (where its `response_url`s point), `RUST_LOG` (`info`).
 
 use std::net::SocketAddr;
 
@@ -104,6 +105,29 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
+    let mut slack = match std::env::var("BAC_SANDBOX_SLACK_ADDR")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(a) => {
+            let saddr: SocketAddr = a
+                .parse()
+                .context("BAC_SANDBOX_SLACK_ADDR must be host:port")?;
+            let public = std::env::var("BAC_SANDBOX_SLACK_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty());
+            let (sbound, _, task) = bac_sandbox_slack::spawn_slack(
+                bac_sandbox_slack::SlackSandboxConfig::default(),
+                saddr,
+                public,
+            )
+            .await?;
+            tracing::info!(addr = %sbound, "bac-sandbox slack listening");
+            Some(task)
+        }
+        None => None,
+    };
+
     tokio::select! {
         () = bac_sandbox_kit::shutdown_signal() => {
             tracing::info!("bac-sandbox shutting down");
@@ -113,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(g) = google.take() {
                 g.abort();
+            }
+            if let Some(s) = slack.take() {
+                s.abort();
             }
         }
         res = &mut server => {

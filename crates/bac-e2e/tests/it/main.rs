@@ -31,6 +31,7 @@ mod grpc_edge;
 mod lead_path;
 mod messaging_chat;
 mod messaging_email;
+mod messaging_slack;
 mod messaging_webhooks;
 mod oauth_flow;
 mod odoo_domain;
