@@ -198,3 +198,41 @@ def slack_url():
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def teams_url():
+    """Base URL of a running Teams sandbox (the Bot Framework's side of a bot).
+
+    ``BAC_SANDBOX_TEAMS_URL`` names a running one; otherwise the built binary is started
+    with the Teams listener on a free port.
+    """
+    url = os.environ.get("BAC_SANDBOX_TEAMS_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
+    if not binary.is_file():
+        raise RuntimeError(f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox`")
+    odoo_port, teams_port = _free_port(), _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}",
+            "BAC_SANDBOX_TEAMS_ADDR": f"127.0.0.1:{teams_port}",
+        }
+    )
+    proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{odoo_port}", proc)
+        _wait_healthy(f"http://127.0.0.1:{teams_port}", proc)
+        yield f"http://127.0.0.1:{teams_port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -10,6 +10,7 @@
 //! docs/adding-an-integration.md walks through a new connector.
 pub mod calls;
 pub mod channels;
+pub mod jwt;
 pub mod oauth;
 mod service;
 pub mod tokens;

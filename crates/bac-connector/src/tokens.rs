@@ -18,7 +18,8 @@
 //!   `bac.integrations.audit.v1`, and later calls fail at once instead of asking the upstream
 //!   again, until new credentials replace the old.
 //!
-//! A service account's tokens (one per subject and scopes) stay in each replica's memory:
+//! A service account's tokens (one per subject and scopes), and those of a client's own
+//! credentials, stay in each replica's memory:
 //! minting one needs no shared state, rotates nothing, and is not rationed per refresh token.
 use std::{
     collections::{BTreeMap, HashMap},
@@ -71,6 +72,14 @@ pub enum Grant {
         /// The user the account acts as (`sub`), if any.
         subject: Option<String>,
     },
+    /// The client's own credentials (RFC 6749 §4.4): Microsoft's Bot Framework gives a bot its
+    /// token for the connector service this way. Minted like a service account's token.
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretString,
+        scope: String,
+    },
     /// An authorisation code a user's consent gave (RFC 6749 §4.1.3, PKCE RFC 7636), redeemed
     /// once by [`TokenSource::redeem`]; never what [`TokenGrant::grant`] answers.
     AuthorizationCode {
@@ -88,6 +97,7 @@ impl Grant {
         match self {
             Grant::RefreshToken { token_url, .. }
             | Grant::JwtBearer { token_url, .. }
+            | Grant::ClientCredentials { token_url, .. }
             | Grant::AuthorizationCode { token_url, .. } => token_url,
         }
     }
@@ -360,7 +370,10 @@ impl TokenSource {
             return Err(self.revoked_error(rec, reason.expose_secret()));
         }
         let grant = self.inner.grant.grant(rec, &secret, subject)?;
-        if matches!(grant, Grant::JwtBearer { .. }) {
+        if matches!(
+            grant,
+            Grant::JwtBearer { .. } | Grant::ClientCredentials { .. }
+        ) {
             let mint = async {
                 self.request(rec, &grant)
                     .await
@@ -602,6 +615,17 @@ impl TokenSource {
                 if let Some(v) = code_verifier {
                     form.append_pair("code_verifier", v.expose_secret());
                 }
+            }
+            Grant::ClientCredentials {
+                client_id,
+                client_secret,
+                scope,
+                ..
+            } => {
+                form.append_pair("grant_type", "client_credentials")
+                    .append_pair("client_id", client_id)
+                    .append_pair("client_secret", client_secret.expose_secret())
+                    .append_pair("scope", scope);
             }
             Grant::JwtBearer { .. } => {
                 let assertion = self.assertion(grant, now)?;

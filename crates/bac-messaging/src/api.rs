@@ -182,9 +182,9 @@ impl MessagingApi {
     pub async fn send_teams(
         &self,
         tenant: &str,
-        req: SendTeamsMessageRequest,
+        mut req: SendTeamsMessageRequest,
     ) -> Result<deliveries::Delivery, ServiceError> {
-        let card = match req.card {
+        let card = match req.card.take() {
             Some(c) => {
                 let v = serde_json::to_value(c)
                     .map_err(|e| ServiceError::internal("messaging", format!("card: {e}")))?;
@@ -210,6 +210,14 @@ impl MessagingApi {
         } else {
             req.title.clone()
         };
+        if !req.conversation_id.is_empty() {
+            return self.send_teams_bot(tenant, req, card).await;
+        }
+        if !req.reply_to_id.is_empty() {
+            return Err(bad(
+                "reply_to_id answers a bot's conversation: give conversation_id too",
+            ));
+        }
         let payload = crate::chat::teams_payload(&req.title, &req.text, card);
         self.queue_chat(
             tenant,
@@ -222,6 +230,77 @@ impl MessagingApi {
             "",
         )
         .await
+    }
+
+    /// A Teams bot's message into one of its conversations (a reply when `reply_to_id`).
+    async fn send_teams_bot(
+        &self,
+        tenant: &str,
+        req: SendTeamsMessageRequest,
+        card: Option<Value>,
+    ) -> Result<deliveries::Delivery, ServiceError> {
+        let (intent, given) = bac_connector::intent_of("messaging", &req.intent_id)?;
+        if given {
+            if let Some(first) = deliveries::by_intent(&self.db, tenant, &intent).await? {
+                return Ok(first);
+            }
+        }
+        let rec = self
+            .store
+            .resolve_kind(tenant, &req.connection_id, "Teams bot", |r| {
+                channel_of(r) == "teams_bot"
+            })
+            .await?;
+        let service_url = crate::teams_bot::service_url(&self.db, tenant, &rec.id, &req.conversation_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::new(
+                    "messaging",
+                    bac_runtime::ErrorCode::NotFound,
+                    "the bot has heard nothing from this conversation: it can answer only conversations that wrote to it",
+                )
+            })?;
+        let text = if req.title.is_empty() {
+            req.text.clone()
+        } else if req.text.is_empty() {
+            format!("**{}**", req.title)
+        } else {
+            format!("**{}**\n\n{}", req.title, req.text)
+        };
+        let payload = serde_json::json!({
+            "service_url": service_url,
+            "conversation_id": req.conversation_id,
+            "reply_to_id": req.reply_to_id,
+            "activity": crate::teams_bot::activity(&text, card, &req.reply_to_id),
+        });
+        let (d, created) = deliveries::enqueue(
+            &self.db,
+            &NewDelivery {
+                tenant_id: tenant.to_string(),
+                connection_id: rec.id.clone(),
+                channel: "teams_bot".into(),
+                intent_id: intent,
+                to: vec![req.conversation_id.clone()],
+                subject: text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(998)
+                    .collect(),
+                text,
+                message_id: format!("teams-{}", Uuid::now_v7().simple()),
+                payload: Some(payload),
+                thread_key: req.reply_to_id.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if created {
+            self.worker.wake();
+            tracing::info!(delivery = %d.id, connection = %rec.id, "Teams bot message queued");
+        }
+        Ok(d)
     }
 
     /// Checks and queues a Google Chat message (REST, gRPC and commands).

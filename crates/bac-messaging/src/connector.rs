@@ -5,6 +5,9 @@
 //! workspace's bot token and the app's signing secret in Vault, given by hand or through
 //! OAuth v2 (the kit's flow, `client_id` in the settings); the test is `auth.test`, and
 //! Slack's requests to the connection's webhook URL are verified and read in [`crate::slack`].
+//! `teams_bot`: a bot's Microsoft App ID (and, single-tenant, its Entra tenant), its client
+//! secret as `app_password`; the test mints the bot's token; activities are verified and read
+//! in [`crate::teams_bot`].
 use std::collections::HashMap;
 
 use bac_connector::{
@@ -16,12 +19,51 @@ use serde_json::{Map, Value};
 
 use crate::{
     bad,
-    smtp::{self, Security, Server, Smtp},
+    smtp::{self, Security, Server},
 };
 
 /// The channels a connection may name: `email` (SMTP, with IMAP for bounces), the chat
 /// channels reached through an incoming webhook (`teams`, `google_chat`), and `slack`.
-pub const CHANNELS: &[&str] = &["email", "teams", "google_chat", "slack"];
+pub const CHANNELS: &[&str] = &[
+    "email",
+    "teams",
+    "google_chat",
+    "slack",
+    "teams_bot",
+    "google_chat_app",
+];
+
+/// A Microsoft id (App ID, tenant id): a GUID.
+fn guid(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn teams_bot_settings(obj: &Map<String, Value>) -> Result<(), ServiceError> {
+    for key in obj.keys() {
+        if !["channel", "app_id", "app_tenant_id"].contains(&key.as_str()) {
+            return Err(bad(format!("config.{key} is not a teams_bot setting")));
+        }
+    }
+    match obj.get("app_id") {
+        Some(Value::String(v)) if guid(v) => {}
+        _ => {
+            return Err(bad(
+                "config.app_id is required: the bot's Microsoft App ID (a GUID)",
+            ))
+        }
+    }
+    match obj.get("app_tenant_id") {
+        None => Ok(()),
+        Some(Value::String(v)) if guid(v) => Ok(()),
+        Some(_) => Err(bad(
+            "config.app_tenant_id must be the Entra tenant id (a GUID) of a single-tenant bot",
+        )),
+    }
+}
 
 /// A Slack connection's settings: the workspace (learnt on authorisation), the OAuth client,
 /// the scopes asked for; `granted_scopes`, `authorized_at`, `team_name` and `bot_user_id`
@@ -163,6 +205,30 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
         slack_settings(&obj)?;
         return Ok(Value::Object(obj));
     }
+    if channel == "teams_bot" {
+        teams_bot_settings(&obj)?;
+        return Ok(Value::Object(obj));
+    }
+    if channel == "google_chat_app" {
+        if let Some(key) = obj
+            .keys()
+            .find(|k| *k != "channel" && *k != "project_number")
+        {
+            return Err(bad(format!(
+                "config.{key} is not a google_chat_app setting"
+            )));
+        }
+        match obj.get("project_number") {
+            Some(Value::String(n))
+                if (1..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) => {}
+            _ => {
+                return Err(bad(
+                    "config.project_number is required: the Google Cloud project number of the Chat app (digits), the audience of Chat's tokens",
+                ))
+            }
+        }
+        return Ok(Value::Object(obj));
+    }
     if crate::chat::CHANNELS.contains(&channel) {
         // where it posts is the webhook URL, a credential: nothing else to set
         if let Some(key) = obj.keys().find(|k| *k != "channel") {
@@ -233,27 +299,30 @@ pub fn webhook_url(s: &str) -> Result<url::Url, ServiceError> {
 
 /// Messaging's connector.
 pub struct MessagingConnector {
-    smtp: Smtp,
     store: bac_runtime::connections::ConnectionStore,
     egress: bac_runtime::upstream::egress::EgressPolicy,
-    slack: crate::slack::SlackApi,
+    send: crate::deliveries::Senders,
     inbound: crate::slack::Inbound,
+    tokens: bac_connector::TokenSource,
+    chat_app: crate::chat_app::ChatApp,
 }
 
 impl MessagingConnector {
     pub fn new(
-        smtp: Smtp,
         store: bac_runtime::connections::ConnectionStore,
         egress: bac_runtime::upstream::egress::EgressPolicy,
-        slack: crate::slack::SlackApi,
+        send: crate::deliveries::Senders,
         inbound: crate::slack::Inbound,
+        tokens: bac_connector::TokenSource,
+        chat_app: crate::chat_app::ChatApp,
     ) -> Self {
         MessagingConnector {
-            smtp,
             store,
             egress,
-            slack,
+            send,
             inbound,
+            tokens,
+            chat_app,
         }
     }
 
@@ -285,7 +354,7 @@ impl MessagingConnector {
             "" => rec.id.as_str(),
             t => t,
         };
-        let who = self.slack.auth_test(&token, team).await?;
+        let who = self.send.slack.auth_test(&token, team).await?;
         let got = who["team_id"].as_str().unwrap_or("");
         if !rec.setting("team_id").is_empty() && got != rec.setting("team_id") {
             return Err(bad(format!(
@@ -319,7 +388,7 @@ impl OAuthFlow for MessagingConnector {
             })
             .unwrap_or_else(|| SLACK_SCOPES.iter().map(|s| s.to_string()).collect());
         Ok(Authorization {
-            authorize_url: format!("{}/oauth/v2/authorize", self.slack.base()),
+            authorize_url: format!("{}/oauth/v2/authorize", self.send.slack.base()),
             scopes,
             scope_separator: ",",
             params: Vec::new(),
@@ -334,7 +403,7 @@ impl OAuthFlow for MessagingConnector {
         if settings["channel"] != "slack" {
             return Err(bad("only slack connections are authorised through OAuth"));
         }
-        Ok(format!("{}/api/oauth.v2.access", self.slack.base()))
+        Ok(format!("{}/api/oauth.v2.access", self.send.slack.base()))
     }
 
     fn learnt(&self, token: &AccessToken) -> Map<String, Value> {
@@ -359,19 +428,26 @@ impl OAuthFlow for MessagingConnector {
     }
 }
 
-/// Messaging's tokens are never refreshed by the kit: a Slack bot token is the credential.
-pub struct NoRefresh;
+/// Messaging's tokens: a Teams bot's from its client credentials; a Slack bot token is the
+/// credential itself, never refreshed.
+pub struct MessagingGrant {
+    pub botframework: crate::teams_bot::BotFrameworkSettings,
+}
 
-impl bac_connector::tokens::TokenGrant for NoRefresh {
+impl bac_connector::tokens::TokenGrant for MessagingGrant {
     fn grant(
         &self,
-        _rec: &ConnectionRecord,
-        _secret: &bac_runtime::vault::Secret,
+        rec: &ConnectionRecord,
+        secret: &bac_runtime::vault::Secret,
         _subject: Option<&str>,
     ) -> Result<bac_connector::tokens::Grant, ServiceError> {
-        Err(bad(
-            "Slack bot tokens are used as they are, never refreshed",
-        ))
+        if channel_of(rec) == "teams_bot" {
+            return crate::teams_bot::grant(&self.botframework, rec, secret);
+        }
+        Err(bad(format!(
+            "{} connections have no tokens to refresh",
+            channel_of(rec)
+        )))
     }
 }
 
@@ -400,14 +476,17 @@ impl Connector for MessagingConnector {
                 "webhook_url" => webhook_url(v).map(|_| ())?,
                 "bot_token" if slack_token(v) => {}
                 "bot_token" => return Err(bad("credentials.bot_token must be the Slack app's bot token (xoxb-...)")),
-                "signing_secret" | "client_secret"
+                "signing_secret" | "client_secret" | "app_password"
                     if (8..=256).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()) => {}
+                "app_password" => {
+                    return Err(bad("credentials.app_password must be the bot's client secret (8 to 256 characters)"))
+                }
                 "signing_secret" | "client_secret" => {
                     return Err(bad(format!("credentials.{k} must be the Slack app's {k}, as its Basic Information page shows it")))
                 }
                 _ => {
                     return Err(bad(format!(
-                        "credentials.{k} is not a messaging credential (password for email, webhook_url for teams and google_chat, bot_token, signing_secret and client_secret for slack)"
+                        "credentials.{k} is not a messaging credential (password for email, webhook_url for teams and google_chat, bot_token, signing_secret and client_secret for slack, app_password for teams_bot)"
                     )))
                 }
             }
@@ -419,6 +498,8 @@ impl Connector for MessagingConnector {
         let needs: &[&str] = match channel_of(rec) {
             "email" => &["password"],
             "slack" => &["bot_token", "signing_secret"],
+            "teams_bot" => &["app_password"],
+            "google_chat_app" => &[],
             _ => &["webhook_url"],
         };
         validate_settings(&rec.config).is_ok()
@@ -430,6 +511,27 @@ impl Connector for MessagingConnector {
     async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
         if channel_of(rec) == "slack" {
             return self.check_slack(rec).await;
+        }
+        if channel_of(rec) == "google_chat_app" {
+            let n = self.chat_app.check().await?;
+            return Ok(Checked {
+                message: format!(
+                    "Google publishes {n} key(s) for Chat's tokens; events for project {} are verified with them",
+                    rec.setting("project_number")
+                ),
+                server_version: String::new(),
+            });
+        }
+        if channel_of(rec) == "teams_bot" {
+            self.tokens.forget(&rec.tenant_id, &rec.id);
+            self.tokens.token(rec, None).await?;
+            return Ok(Checked {
+                message: format!(
+                    "The Bot Framework gave bot {} a token",
+                    rec.setting("app_id")
+                ),
+                server_version: String::new(),
+            });
         }
         if channel_of(rec) != "email" {
             // an incoming webhook cannot be tested without posting: its URL is checked
@@ -457,7 +559,7 @@ impl Connector for MessagingConnector {
         }
         let server = Server::of(rec)?;
         let secret = self.store.secret(rec).await?;
-        let message = self.smtp.check(&server, &secret).await?;
+        let message = self.send.smtp.check(&server, &secret).await?;
         Ok(Checked {
             message,
             server_version: String::new(),
@@ -475,6 +577,12 @@ impl Connector for MessagingConnector {
         rec: &ConnectionRecord,
         webhook: &Webhook,
     ) -> Result<WebhookInput, ServiceError> {
+        if channel_of(rec) == "teams_bot" {
+            return self.send.bot.inbound(rec, webhook).await;
+        }
+        if channel_of(rec) == "google_chat_app" {
+            return self.chat_app.inbound(rec, webhook).await;
+        }
         if channel_of(rec) != "slack" {
             return Err(bad(format!(
                 "{} connections take no webhooks",

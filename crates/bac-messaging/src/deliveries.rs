@@ -558,13 +558,20 @@ pub struct Worker {
     inner: Arc<Inner>,
 }
 
+/// The ways a delivery leaves, one per kind of channel.
+#[derive(Clone)]
+pub struct Senders {
+    pub smtp: Smtp,
+    pub chat: crate::chat::Chat,
+    pub slack: crate::slack::SlackApi,
+    pub bot: Arc<crate::teams_bot::Bot>,
+}
+
 struct Inner {
     db: Pool,
     store: ConnectionStore,
     calls: bac_connector::Calls,
-    smtp: Smtp,
-    chat: crate::chat::Chat,
-    slack: crate::slack::SlackApi,
+    send: Senders,
     owner: String,
     wake: Notify,
     opts: RetryOptions,
@@ -575,9 +582,7 @@ impl Worker {
         db: Pool,
         store: ConnectionStore,
         calls: bac_connector::Calls,
-        smtp: Smtp,
-        chat: crate::chat::Chat,
-        slack: crate::slack::SlackApi,
+        send: Senders,
         opts: RetryOptions,
     ) -> Self {
         Worker {
@@ -585,9 +590,7 @@ impl Worker {
                 db,
                 store,
                 calls,
-                smtp,
-                chat,
-                slack,
+                send,
                 owner: Uuid::new_v4().to_string(),
                 wake: Notify::new(),
                 opts,
@@ -691,6 +694,28 @@ impl Worker {
         if d.channel == "slack" {
             return self.attempt_slack(&d, &rec, &secret).await;
         }
+        if d.channel == "teams_bot" {
+            let started = std::time::Instant::now();
+            let (outcome, id) = match &d.payload {
+                Some(p) => self.inner.send.bot.post(&rec, p).await,
+                None => (
+                    Outcome::Permanent(
+                        "the delivery has nothing to post".into(),
+                        ErrorCode::Internal,
+                    ),
+                    None,
+                ),
+            };
+            self.log_call(
+                &rec,
+                "conversations.activities",
+                &outcome,
+                "the Bot Framework",
+                started,
+            )
+            .await;
+            return self.settle(&d, outcome, id).await;
+        }
         if d.channel != "email" {
             let url = secret
                 .data
@@ -701,6 +726,7 @@ impl Worker {
             let outcome = match &d.payload {
                 Some(p) if !url.is_empty() => {
                     self.inner
+                        .send
                         .chat
                         .post(&d.channel, &url, p, &d.thread_key)
                         .await
@@ -742,7 +768,7 @@ impl Worker {
             Ok(m) => match Server::of(&rec) {
                 Ok(server) => {
                     let started = std::time::Instant::now();
-                    let outcome = self.inner.smtp.send(&server, &secret, &m).await;
+                    let outcome = self.inner.send.smtp.send(&server, &secret, &m).await;
                     self.log_call(&rec, "smtp.send", &outcome, "the SMTP server", started)
                         .await;
                     outcome
@@ -805,7 +831,7 @@ impl Worker {
             )
             .await
             {
-                Ok(Some((url, _))) => self.inner.slack.respond(&url, payload).await,
+                Ok(Some((url, _))) => self.inner.send.slack.respond(&url, payload).await,
                 Ok(None) => Outcome::Permanent("the command is gone".into(), ErrorCode::NotFound),
                 Err(e) if e.code == ErrorCode::InvalidRequest => {
                     Outcome::Permanent(e.message, e.code)
@@ -834,7 +860,11 @@ impl Worker {
                 "" => rec.id.as_str(),
                 t => t,
             };
-            self.inner.slack.post_message(&token, team, payload).await
+            self.inner
+                .send
+                .slack
+                .post_message(&token, team, payload)
+                .await
         };
         self.log_call(rec, "chat.postMessage", &outcome, "Slack", started)
             .await;

@@ -13,8 +13,11 @@
 //! [`webhooks`]: the tenant's events, signed (Standard Webhooks), posted to subscribers.
 //! [`chat`]: Teams and Google Chat messages through their incoming webhooks.
 //! [`slack`]: Slack's Web API, and where a Slack event or slash command becomes an event.
+//! [`teams_bot`]: a Teams bot through the Bot Framework (activities in, replies out).
+//! [`chat_app`]: a Google Chat app's events, verified.
 pub mod api;
 pub mod chat;
+pub mod chat_app;
 pub mod commands;
 pub mod connector;
 pub mod deliveries;
@@ -23,6 +26,7 @@ pub mod imap;
 mod schedule;
 pub mod slack;
 pub mod smtp;
+pub mod teams_bot;
 pub mod templates;
 pub mod webhooks;
 
@@ -67,6 +71,10 @@ pub fn migrations() -> &'static [Migration] {
             name: "messaging_0005_slack",
             sql: include_str!("../migrations/0005_slack.sql"),
         });
+        all.push(Migration {
+            name: "messaging_0006_bot_conversations",
+            sql: include_str!("../migrations/0006_bot_conversations.sql"),
+        });
         all
     })
 }
@@ -79,6 +87,8 @@ pub fn topics() -> Vec<String> {
         commands::TOPIC.into(),
         slack::EVENT_TOPIC.into(),
         slack::COMMAND_TOPIC.into(),
+        teams_bot::ACTIVITY_TOPIC.into(),
+        chat_app::EVENT_TOPIC.into(),
         bac_sync::SYNC_RUN_TOPIC.into(),
         bac_sync::CONFLICT_TOPIC.into(),
         bac_connector::tokens::AUDIT_TOPIC.to_string(),
@@ -114,6 +124,10 @@ pub struct MessagingSettings {
     /// Where Slack is (`BAC_SLACK_URL`, default `https://slack.com`; tests and dev-up point it
     /// at the Slack sandbox).
     pub slack_url: String,
+    /// Where the Bot Framework is (`BAC_BOTFRAMEWORK_*`).
+    pub botframework: teams_bot::BotFrameworkSettings,
+    /// Where Google publishes the keys of Chat's tokens (`BAC_GOOGLE_CHAT_JWKS_URL`).
+    pub google_chat_jwks_url: String,
 }
 
 impl MessagingSettings {
@@ -123,6 +137,8 @@ impl MessagingSettings {
             imap_every: imap::every_from_env(),
             webhooks: webhooks::sender::SenderOptions::from_env(),
             slack_url: slack::SlackApi::url_from_env(),
+            botframework: teams_bot::BotFrameworkSettings::from_env(),
+            google_chat_jwks_url: chat_app::jwks_url_from_env(),
         }
     }
 }
@@ -142,21 +158,49 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
         Vec::new(),
         bac_sync::SyncOptions::from_env("messaging"),
     );
+    // Slack's authorisation codes are redeemed with it, a Teams bot's tokens minted
+    let tokens = bac_connector::TokenSource::new(
+        "messaging",
+        "Messaging",
+        rt.db.clone(),
+        rt.vault.clone(),
+        bac_runtime::upstream::UpstreamClient::new(
+            "messaging-oauth",
+            None,
+            bac_runtime::upstream::RetryPolicy::default(),
+            rt.config.upstream_egress.clone(),
+        ),
+        calls.clone(),
+        connector::MessagingGrant {
+            botframework: settings.botframework.clone(),
+        },
+    );
+    let bot = teams_bot::Bot::new(
+        &settings.botframework,
+        rt.db.clone(),
+        rt.config.upstream_egress.clone(),
+        rt.config.upstream_timeout,
+        tokens.clone(),
+    );
     let slack_api = slack::SlackApi::new(
         &settings.slack_url,
         rt.config.upstream_egress.clone(),
         rt.config.upstream_timeout,
     );
+    let senders = deliveries::Senders {
+        smtp: smtp.clone(),
+        chat: chat::Chat::new(
+            rt.config.upstream_egress.clone(),
+            rt.config.upstream_timeout,
+        ),
+        slack: slack_api,
+        bot,
+    };
     let worker = deliveries::Worker::new(
         rt.db.clone(),
         store.clone(),
         calls.clone(),
-        smtp.clone(),
-        chat::Chat::new(
-            rt.config.upstream_egress.clone(),
-            rt.config.upstream_timeout,
-        ),
-        slack_api.clone(),
+        senders.clone(),
         settings.retry,
     );
     worker.spawn(rt.shutdown.child_token());
@@ -204,32 +248,24 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
     ));
     let integration = bac_connector::IntegrationApi::new(
         Arc::new(connector::MessagingConnector::new(
-            smtp,
             store.clone(),
             rt.config.upstream_egress.clone(),
-            slack_api,
+            senders,
             slack::Inbound::new(rt.db.clone()),
+            tokens.clone(),
+            chat_app::ChatApp::new(
+                &settings.google_chat_jwks_url,
+                rt.db.clone(),
+                rt.config.upstream_egress.clone(),
+                rt.config.upstream_timeout,
+            ),
         )),
         rt.db.clone(),
         store,
         engine,
         calls.clone(),
     )
-    // only to redeem Slack's authorisation codes: a bot token is used as it is
-    .with_tokens(bac_connector::TokenSource::new(
-        "messaging",
-        "Slack",
-        rt.db.clone(),
-        rt.vault.clone(),
-        bac_runtime::upstream::UpstreamClient::new(
-            "slack-oauth",
-            None,
-            bac_runtime::upstream::RetryPolicy::default(),
-            rt.config.upstream_egress.clone(),
-        ),
-        calls,
-        connector::NoRefresh,
-    ));
+    .with_tokens(tokens);
     let routes = Routes::new(IntegrationServiceServer::new(integration))
         .add_service(MessagingServiceServer::new(domain));
     rt.launch(routes, None).await

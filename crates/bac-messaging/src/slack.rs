@@ -501,28 +501,13 @@ impl Inbound {
         };
         let mut client = self.db.get().await.map_err(db_err)?;
         let tx = client.transaction().await.map_err(db_err)?;
-        let fresh = tx
-            .execute(
-                "INSERT INTO slack_inbound (connection_id, event_id) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-                &[&rec.id, &event_id],
-            )
-            .await
-            .map_err(crate::deliveries::pg_err)?;
-        if fresh == 0 {
+        if !first_seen(&tx, &rec.id, &event_id).await? {
             tracing::info!(connection = %rec.id, event_id = %event_id, "Slack event seen already (a retry): acknowledged");
             return Ok(());
         }
         outbox::enqueue(&tx, &ce)
             .await
             .map_err(crate::deliveries::pg_err)?;
-        // Slack retries for about an hour: a day of ids is plenty
-        tx.execute(
-            "DELETE FROM slack_inbound WHERE connection_id = $1 AND received_at < now() - interval '1 day'",
-            &[&rec.id],
-        )
-        .await
-        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         metrics::counter!("bac_messaging_slack_events_total", "type" => kind).increment(1);
         Ok(())
@@ -603,7 +588,7 @@ impl Inbound {
     }
 }
 
-fn strip_nul(v: Value) -> Value {
+pub(crate) fn strip_nul(v: Value) -> Value {
     match v {
         Value::String(s) => Value::String(clean(&s)),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_nul).collect()),
@@ -618,6 +603,31 @@ fn strip_nul(v: Value) -> Value {
 
 fn db_err(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::internal("messaging", format!("postgres: {e}"))
+}
+
+/// Whether `id` (an upstream's id of what it sent) is new for the connection, recorded in
+/// `tx`: upstreams retry what they did not see acknowledged, and a retry is published once.
+/// Ids are kept a day (Slack retries for about an hour).
+pub(crate) async fn first_seen(
+    tx: &bac_runtime::db::Transaction<'_>,
+    connection_id: &str,
+    id: &str,
+) -> Result<bool, ServiceError> {
+    let fresh = tx
+        .execute(
+            "INSERT INTO inbound_events (connection_id, event_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            &[&connection_id, &id],
+        )
+        .await
+        .map_err(crate::deliveries::pg_err)?;
+    tx.execute(
+        "DELETE FROM inbound_events WHERE connection_id = $1 AND received_at < now() - interval '1 day'",
+        &[&connection_id],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(fresh == 1)
 }
 
 /// A stored command's `response_url`, while it takes answers.

@@ -6,7 +6,8 @@
 //! incremental sync ([`calendar`]), Drive's files with multipart and resumable uploads and
 //! the changes feed ([`drive`]), the Directory's users ([`admin`]), push channels
 //! ([`push`]), Docs, Sheets, Slides and Forms ([`office`]), Chat messages and Tasks
-//! ([`collab`]), and per-user quota faults ([`quota`]). Every API answers
+//! ([`collab`]), per-user quota faults ([`quota`]), and Google Chat's signed events to a Chat
+//! app ([`chat_app`]). Every API answers
 //! Google's error body `{"error": {"code", "message", "errors", "status"}}`, and a token
 //! without the method's scope gets `ACCESS_TOKEN_SCOPE_INSUFFICIENT`, as Google says it.
 //!
@@ -14,6 +15,7 @@
 //! point their root URL at it (`client_options={"api_endpoint": ...}` in Python).
 pub mod admin;
 pub mod calendar;
+pub mod chat_app;
 pub mod collab;
 pub mod drive;
 pub mod gmail;
@@ -135,6 +137,7 @@ pub fn router(_cfg: &GoogleSandboxConfig, clock: SandboxClock) -> Router {
         .merge(office::router(office))
         .merge(collab::router(collab))
         .merge(quota::router(quota.clone()))
+        .merge(chat_app::router(clock.clone()))
         .route(
             "/_sandbox/google/channels",
             axum::routing::get(move || {

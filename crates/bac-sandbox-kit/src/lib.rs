@@ -4,10 +4,12 @@
 //! token path; [`faults`] are fault rules (slow, 429/5xx, expired credentials, lost answers)
 //! and call counts on any provider's calls; [`records`] is a record table with modification
 //! times and tombstones for REST providers; [`webhooks`] signs and posts webhooks the
-//! providers' ways; [`clock`] is the time the sandbox answers with, moved by tests instead of
+//! providers' ways; [`issuer`] signs JWTs and publishes its keys (JWKS, OpenID metadata) as
+//! the Bot Framework and Google do for the requests they send; [`clock`] is the time the sandbox answers with, moved by tests instead of
 //! waiting. Admin routes live under `/_sandbox/...`, never under a provider's own paths.
 pub mod clock;
 pub mod faults;
+pub mod issuer;
 pub mod oauth;
 pub mod records;
 pub mod webhooks;

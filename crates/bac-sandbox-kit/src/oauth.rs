@@ -6,6 +6,8 @@
 //! ([`OAuthServer::authorize_router`]; clients registered with `POST /_sandbox/oauth/clients`). Errors use RFC 6749 §5.2's body; Zoho's
 //! dialect answers them with HTTP 200 ([`OAuthConfig::errors_with_http_200`]).
 //!
+//! The client credentials grant serves registered clients with a secret.
+//!
 //! Tests drive it through admin routes: `POST /_sandbox/oauth/grants` (a client and its refresh
 //! token), `POST /_sandbox/oauth/accounts` (a service account's public key), `POST
 //! /_sandbox/oauth/revoke`, `POST /_sandbox/oauth/expire` (every access token dies now), `GET
@@ -214,6 +216,28 @@ impl OAuthServer {
             .route(path, get(authorize))
             .route(revoke_path, post(revoke_token))
             .with_state(self.clone())
+    }
+
+    /// The client credentials grant (RFC 6749 §4.4): a registered client with its secret gets
+    /// a token for itself (Microsoft's Bot Framework: a bot's token for the connector service).
+    fn client_credentials(&self, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        self.with(|s| {
+            let ok = s.clients.get(field("client_id")).is_some_and(|c| {
+                c.client_secret
+                    .as_deref()
+                    .is_some_and(|want| want == field("client_secret"))
+            });
+            if !ok {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "client authentication failed",
+                ));
+            }
+            let id = field("client_id").to_string();
+            Ok(self.issue(s, &id, field("scope"), None))
+        })
     }
 
     /// Redeems an authorisation code (RFC 6749 §4.1.3, PKCE RFC 7636 §4.6).
@@ -490,10 +514,11 @@ async fn token(State(server): State<OAuthServer>, body: Bytes) -> Response {
         Some("refresh_token") => server.refresh(&form),
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => server.jwt_bearer(&form),
         Some("authorization_code") => server.code(&form),
+        Some("client_credentials") => server.client_credentials(&form),
         Some(_) => Err(refuse(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "this server issues tokens for authorization_code, refresh_token and jwt-bearer grants",
+            "this server issues tokens for authorization_code, refresh_token, client_credentials and jwt-bearer grants",
         )),
         None => Err(refuse(
             StatusCode::BAD_REQUEST,

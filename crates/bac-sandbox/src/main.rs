@@ -12,7 +12,9 @@
 //! `BAC_SANDBOX_ZOHO_ADDR` (unset: no Zoho sandbox; dev-up uses
 //! `127.0.0.1:7002`) and `BAC_SANDBOX_ZOHO_URL` (the URL clients reach it at),
 //! `BAC_SANDBOX_SLACK_ADDR` (unset: no Slack sandbox; dev-up uses `127.0.0.1:7006`) and
-//! `BAC_SANDBOX_SLACK_URL` (where its `response_url`s point), `RUST_LOG` (`info`).
+//! `BAC_SANDBOX_SLACK_URL` (where its `response_url`s point), `BAC_SANDBOX_TEAMS_ADDR` (unset:
+//! no Teams sandbox; dev-up uses `127.0.0.1:7007`) and `BAC_SANDBOX_TEAMS_URL`, `RUST_LOG`
+//! (`info`).
 
 use std::net::SocketAddr;
 
@@ -128,6 +130,24 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
+    let mut teams = match std::env::var("BAC_SANDBOX_TEAMS_ADDR")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(a) => {
+            let taddr: SocketAddr = a
+                .parse()
+                .context("BAC_SANDBOX_TEAMS_ADDR must be host:port")?;
+            let public = std::env::var("BAC_SANDBOX_TEAMS_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty());
+            let (tbound, task) = bac_sandbox_teams::spawn_teams(taddr, public).await?;
+            tracing::info!(addr = %tbound, "bac-sandbox teams listening");
+            Some(task)
+        }
+        None => None,
+    };
+
     tokio::select! {
         () = bac_sandbox_kit::shutdown_signal() => {
             tracing::info!("bac-sandbox shutting down");
@@ -140,6 +160,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(s) = slack.take() {
                 s.abort();
+            }
+            if let Some(t) = teams.take() {
+                t.abort();
             }
         }
         res = &mut server => {

@@ -27,6 +27,8 @@ async fn fleet() -> Fleet {
             imap_every: Duration::from_millis(200),
             webhooks: bac_messaging::webhooks::sender::SenderOptions::from_env(),
             slack_url: bac_messaging::slack::SlackApi::url_from_env(),
+            botframework: bac_messaging::teams_bot::BotFrameworkSettings::from_env(),
+            google_chat_jwks_url: bac_messaging::chat_app::jwks_url_from_env(),
         }),
         ..Default::default()
     })

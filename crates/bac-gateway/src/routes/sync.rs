@@ -607,7 +607,8 @@ pub async fn push(
 }
 
 /// Headers the service never sees: the gateway's own business (credentials, the token,
-/// hop-by-hop and size headers).
+/// hop-by-hop and size headers). An `Authorization` that carries an upstream's signed JWT
+/// (the Bot Framework's, Google Chat's) is the exception: it is how those upstreams sign.
 const WEBHOOK_DROPPED_HEADERS: &[&str] = &[
     "authorization",
     "cookie",
@@ -618,6 +619,21 @@ const WEBHOOK_DROPPED_HEADERS: &[&str] = &[
     "transfer-encoding",
     "host",
 ];
+
+/// A bearer JWT (three base64url parts, a JSON header): an upstream's signature, never one of
+/// the fleet's API keys.
+fn upstream_jwt(value: &str) -> bool {
+    value.strip_prefix("Bearer ").is_some_and(|t| {
+        let parts: Vec<&str> = t.split('.').collect();
+        parts.len() == 3
+            && t.starts_with("eyJ")
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    })
+}
 
 /// Checks the connection's webhook token, then hands the request as it came to the owning
 /// service (`HandleWebhook`): its connector verifies, answers and reads it.
@@ -699,10 +715,12 @@ async fn forward_webhook(
     let mut forwarded: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for (name, value) in headers {
         let name = name.as_str();
-        if WEBHOOK_DROPPED_HEADERS.contains(&name) {
+        let Ok(value) = value.to_str() else { continue };
+        if WEBHOOK_DROPPED_HEADERS.contains(&name)
+            && !(name == "authorization" && upstream_jwt(value))
+        {
             continue;
         }
-        let Ok(value) = value.to_str() else { continue };
         forwarded
             .entry(name.to_string())
             .and_modify(|v| {
