@@ -88,32 +88,25 @@ def odoo_url():
             proc.stderr.close()
 
 
-@pytest.fixture(scope="session")
-def zoho_url():
-    """Base URL of a running Zoho sandbox (data centres under ``/<dc>/``).
-
-    ``BAC_SANDBOX_ZOHO_URL`` names a running one; otherwise the built binary is started with
-    only the Zoho sandbox's listener of interest on a free port.
-    """
-    url = os.environ.get("BAC_SANDBOX_ZOHO_URL")
+def _provider_sandbox(url_var, addr_var, name):
+    """Base URL of a running provider sandbox: ``url_var`` names a running one; otherwise the
+    built binary is started with that provider's listener (``addr_var``) on a free port."""
+    url = os.environ.get(url_var)
     if url:
         yield url.rstrip("/")
         return
     binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
     if not binary.is_file():
         raise RuntimeError(f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox`")
-    odoo_port, zoho_port = _free_port(), _free_port()
+    odoo_port, port = _free_port(), _free_port()
     env = dict(os.environ)
-    env.update(
-        {
-            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}",
-            "BAC_SANDBOX_ZOHO_ADDR": f"127.0.0.1:{zoho_port}",
-        }
-    )
+    env.update({"BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}", addr_var: f"127.0.0.1:{port}"})
     proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_healthy(f"http://127.0.0.1:{odoo_port}", proc)
-        yield f"http://127.0.0.1:{zoho_port}"
+        if name in ("slack", "teams"):
+            _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         try:
@@ -123,116 +116,27 @@ def zoho_url():
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def zoho_url():
+    """The Zoho sandbox (data centres under ``/<dc>/``; ``BAC_SANDBOX_ZOHO_URL``)."""
+    yield from _provider_sandbox("BAC_SANDBOX_ZOHO_URL", "BAC_SANDBOX_ZOHO_ADDR", "zoho")
 
 
 @pytest.fixture(scope="session")
 def google_url():
-    """Base URL of a running Google Workspace sandbox (every Google host on one listener).
-
-    ``BAC_SANDBOX_GOOGLE_URL`` names a running one; otherwise the built binary is started
-    with the Google listener on a free port.
-    """
-    url = os.environ.get("BAC_SANDBOX_GOOGLE_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
-    if not binary.is_file():
-        raise RuntimeError(f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox`")
-    odoo_port, google_port = _free_port(), _free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}",
-            "BAC_SANDBOX_GOOGLE_ADDR": f"127.0.0.1:{google_port}",
-        }
-    )
-    proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_healthy(f"http://127.0.0.1:{odoo_port}", proc)
-        yield f"http://127.0.0.1:{google_port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    """The Google Workspace sandbox (every Google host on one listener; ``BAC_SANDBOX_GOOGLE_URL``)."""
+    yield from _provider_sandbox("BAC_SANDBOX_GOOGLE_URL", "BAC_SANDBOX_GOOGLE_ADDR", "google")
 
 
 @pytest.fixture(scope="session")
 def slack_url():
-    """Base URL of a running Slack sandbox (the Web API under ``/api/``).
-
-    ``BAC_SANDBOX_SLACK_URL`` names a running one; otherwise the built binary is started
-    with the Slack listener on a free port.
-    """
-    url = os.environ.get("BAC_SANDBOX_SLACK_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
-    if not binary.is_file():
-        raise RuntimeError(f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox`")
-    odoo_port, slack_port = _free_port(), _free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}",
-            "BAC_SANDBOX_SLACK_ADDR": f"127.0.0.1:{slack_port}",
-        }
-    )
-    proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_healthy(f"http://127.0.0.1:{odoo_port}", proc)
-        _wait_healthy(f"http://127.0.0.1:{slack_port}", proc)
-        yield f"http://127.0.0.1:{slack_port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    """The Slack sandbox (the Web API under ``/api/``; ``BAC_SANDBOX_SLACK_URL``)."""
+    yield from _provider_sandbox("BAC_SANDBOX_SLACK_URL", "BAC_SANDBOX_SLACK_ADDR", "slack")
 
 
 @pytest.fixture(scope="session")
 def teams_url():
-    """Base URL of a running Teams sandbox (the Bot Framework's side of a bot).
-
-    ``BAC_SANDBOX_TEAMS_URL`` names a running one; otherwise the built binary is started
-    with the Teams listener on a free port.
-    """
-    url = os.environ.get("BAC_SANDBOX_TEAMS_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    binary = Path(os.environ.get("BAC_SANDBOX_BIN", WORKSPACE / "target" / "debug" / "bac-sandbox"))
-    if not binary.is_file():
-        raise RuntimeError(f"bac-sandbox binary not found at {binary}: run `cargo build -p bac-sandbox`")
-    odoo_port, teams_port = _free_port(), _free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "BAC_SANDBOX_ODOO_ADDR": f"127.0.0.1:{odoo_port}",
-            "BAC_SANDBOX_TEAMS_ADDR": f"127.0.0.1:{teams_port}",
-        }
-    )
-    proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_healthy(f"http://127.0.0.1:{odoo_port}", proc)
-        _wait_healthy(f"http://127.0.0.1:{teams_port}", proc)
-        yield f"http://127.0.0.1:{teams_port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    """The Teams sandbox, the Bot Framework's side of a bot (``BAC_SANDBOX_TEAMS_URL``)."""
+    yield from _provider_sandbox("BAC_SANDBOX_TEAMS_URL", "BAC_SANDBOX_TEAMS_ADDR", "teams")

@@ -62,6 +62,8 @@ pub struct JwtVerifier {
     http: UpstreamClient,
     source: KeySource,
     cache: Mutex<Option<Cache>>,
+    /// When the keys were last asked for (successfully or not).
+    last_fetch: Mutex<Option<Instant>>,
     fetch: tokio::sync::Mutex<()>,
 }
 
@@ -72,6 +74,7 @@ impl JwtVerifier {
             http,
             source,
             cache: Mutex::new(None),
+            last_fetch: Mutex::new(None),
             fetch: tokio::sync::Mutex::new(()),
         }
     }
@@ -158,21 +161,26 @@ impl JwtVerifier {
         if let Some(k) = lookup(true) {
             return Ok(k);
         }
-        let recently = {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache
-                .as_ref()
-                .is_some_and(|c| c.fetched.elapsed() < REFETCH_AT_MOST_EVERY)
-        };
+        let recently = self
+            .last_fetch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < REFETCH_AT_MOST_EVERY);
         if !recently {
+            // tried, whatever comes of it: a key endpoint that is down is not asked on every
+            // request
+            *self.last_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
             match self.fetch_keys().await {
-                Ok(keys) => {
+                Ok(keys) if !keys.is_empty() => {
                     *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cache {
                         keys,
                         fetched: Instant::now(),
                     });
                 }
-                // the provider's key endpoint is down: keys known already still verify
+                // an empty set or a failure never replaces keys known to be good
+                Ok(_) => {
+                    tracing::warn!("the provider's key set holds no RSA keys; the known keys stay")
+                }
                 Err(e) => {
                     tracing::warn!(error = %e.message, "could not fetch the provider's signing keys");
                     if let Some(k) = lookup(false) {
@@ -202,6 +210,16 @@ impl JwtVerifier {
                 format!("fetching the provider's signing keys failed: {e}"),
             )
         })?;
+        if !resp.status.is_success() {
+            return Err(ServiceError::new(
+                self.integration,
+                ErrorCode::UpstreamUnavailable,
+                format!(
+                    "the provider's signing keys answered HTTP {}",
+                    resp.status.as_u16()
+                ),
+            ));
+        }
         serde_json::from_slice(&resp.body).map_err(|_| {
             ServiceError::new(
                 self.integration,

@@ -64,6 +64,24 @@ pub fn intent_of(integration: &str, given: &str) -> Result<(String, bool), Servi
     Ok((given.to_string(), true))
 }
 
+/// A list request's `page_size`: `default` when not given (0), refused above `max`.
+pub fn page_size(
+    integration: &str,
+    asked: u32,
+    default: u32,
+    max: u32,
+) -> Result<u32, ServiceError> {
+    match asked {
+        0 => Ok(default),
+        n if n > max => Err(ServiceError::new(
+            integration,
+            bac_runtime::ErrorCode::InvalidRequest,
+            format!("page_size must be at most {max}"),
+        )),
+        n => Ok(n),
+    }
+}
+
 /// What a connection test found: a sentence for people and the upstream's version.
 #[derive(Debug, Clone, Default)]
 pub struct Checked {

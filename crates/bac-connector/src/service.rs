@@ -209,8 +209,18 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
         let (token, refresh) = tokens.redeem(&rec, &grant).await?;
         // what is kept: the refresh token, or a token that does not expire (Slack's bot token)
         let (field, kept) = match (refresh, flow.access_token_field()) {
-            (Some(r), _) => ("refresh_token", r),
             (None, Some(field)) => (field, token.value.clone()),
+            // its token would expire with nothing to renew it (Slack's token rotation)
+            (Some(_), Some(_)) => {
+                return Err(ServiceError::new(
+                    C::KEY,
+                    ErrorCode::InvalidRequest,
+                    format!("{} gave a token that expires and a refresh token: this integration keeps the access token itself and cannot renew it", C::NAME),
+                )
+                .suggest("Turn token rotation off for the app, then authorise again")
+                .into())
+            }
+            (Some(r), None) => ("refresh_token", r),
             (None, None) => return Err(tokens.no_refresh_token().into()),
         };
         let granted = oauth::granted_scopes(&token.scope);

@@ -965,9 +965,12 @@ fn classify(
             Value::String(s) => {
                 extra.insert(k.clone(), s.clone());
             }
+            // a nested object's names and ids (Slack's `team`), never a credential in it
+            // (Slack's `authed_user.access_token`, `incoming_webhook.url`)
             Value::Object(inner) => {
                 for (ik, iv) in inner {
-                    if let Some(s) = iv.as_str() {
+                    let credential = ["token", "secret", "url"].iter().any(|w| ik.contains(w));
+                    if let (Some(s), false) = (iv.as_str(), credential) {
                         extra.insert(format!("{k}.{ik}"), s.to_string());
                     }
                 }

@@ -797,6 +797,24 @@ impl Fleet {
         }
     }
 
+    /// The connection's webhook URL with a new token in its query: what an upstream is
+    /// given as its request URL (Slack's, a bot's messaging endpoint, a Chat app's).
+    pub async fn webhook_url(&self, conn: &str) -> String {
+        let (status, created) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/integrations/connections/{conn}/webhook-token?form=query"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        format!(
+            "{}{}",
+            self.api,
+            created["webhook_url_with_token"].as_str().unwrap()
+        )
+    }
+
     /// `(status, body)` of a JSON call with another key.
     pub async fn call_as(
         &self,

@@ -44,13 +44,7 @@ async fn consume(
     kafka: &KafkaConfig,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = bac_runtime::kafka::GroupConsumer::create(
-        bac_runtime::kafka::client_config(kafka)
-            .set("group.id", "bac-gateway-audit")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000"),
-    )?;
+    let consumer = bac_runtime::kafka::GroupConsumer::for_group(kafka, "bac-gateway-audit", &[])?;
     consumer.subscribe(&[audit::TOPIC])?;
     loop {
         let msg = tokio::select! {

@@ -51,11 +51,7 @@ fn intent_of(given: &str) -> Result<String, ServiceError> {
 
 /// A request's page size: `default` when it names none, at most `max`.
 fn page_size(asked: u32, default: u32, max: u32) -> Result<u32, ServiceError> {
-    match asked {
-        0 => Ok(default),
-        n if n > max => Err(bad(format!("page_size must be at most {max}"))),
-        n => Ok(n),
-    }
+    bac_connector::page_size("google-workspace", asked, default, max)
 }
 
 /// A page token as Google gives them (opaque, printable).

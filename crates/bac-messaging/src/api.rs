@@ -603,11 +603,7 @@ impl MessagingService for MessagingApi {
         {
             return Err(bad("status must be queued, sent, deferred, bounced or failed").into());
         }
-        let size = match req.page_size {
-            0 => 50,
-            n if n > 200 => return Err(bad("page_size must be at most 200").into()),
-            n => n,
-        };
+        let size = bac_connector::page_size("messaging", req.page_size, 50, 200)?;
         let (page, next) =
             deliveries::list(&self.db, &ctx.tenant_id, &req.status, size, &req.page_token).await?;
         Ok(Response::new(ListDeliveriesResponse {
@@ -828,11 +824,7 @@ impl MessagingService for MessagingApi {
         if !["", "pending", "delivered", "failed"].contains(&req.status.as_str()) {
             return Err(bad("status must be pending, delivered or failed").into());
         }
-        let size = match req.page_size {
-            0 => 50,
-            n if n > 200 => return Err(bad("page_size must be at most 200").into()),
-            n => n,
-        };
+        let size = bac_connector::page_size("messaging", req.page_size, 50, 200)?;
         let messages = self
             .endpoints
             .messages(&ctx.tenant_id, &req.id, &req.status, size)

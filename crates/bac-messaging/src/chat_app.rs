@@ -14,7 +14,6 @@ use bac_runtime::{
     connections::ConnectionRecord,
     db::Pool,
     events::CloudEvent,
-    outbox,
     upstream::{RetryPolicy, UpstreamClient},
     ErrorCode, ServiceError,
 };
@@ -119,7 +118,7 @@ impl ChatApp {
             user_email: s(&event["user"]["email"]),
             text: s(&message["text"]).chars().take(40_000).collect(),
             argument_text: s(&message["argumentText"]).chars().take(40_000).collect(),
-            event: serde_json::from_value(crate::slack::strip_nul(event.clone())).ok(),
+            event: crate::inbound::as_struct(&event),
             event_time: Some(pbjson_types::Timestamp {
                 seconds: time.timestamp(),
                 nanos: time.timestamp_subsec_nanos() as i32,
@@ -131,10 +130,18 @@ impl ChatApp {
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .take(64)
             .collect();
-        // a message is known by its name; other events by what, where and when
-        let seen_as = match data.message_name.as_str() {
-            "" => format!("gchat:{kind}/{space}/{}", time.timestamp_micros()),
-            name => format!("gchat:{kind}/{name}"),
+        // a message is known by its name; a click or a membership change by who, where, on
+        // what and when (every click on one card names the same message)
+        let seen_as = if kind == "MESSAGE" && !data.message_name.is_empty() {
+            format!("gchat:{kind}/{}", data.message_name)
+        } else {
+            format!(
+                "gchat:{kind}/{space}/{}/{}/{}/{}",
+                data.message_name,
+                data.user_name,
+                s(&event["common"]["invokedFunction"]),
+                time.timestamp_micros()
+            )
         };
         let ce = CloudEvent {
             id: Uuid::now_v7(),
@@ -151,10 +158,7 @@ impl ChatApp {
         };
         let mut client = self.db.get().await.map_err(db_err)?;
         let tx = client.transaction().await.map_err(db_err)?;
-        if crate::slack::first_seen(&tx, &rec.id, &seen_as).await? {
-            outbox::enqueue(&tx, &ce)
-                .await
-                .map_err(crate::deliveries::pg_err)?;
+        if crate::inbound::publish_once(&tx, &rec.id, &seen_as, &ce).await? {
             tx.commit().await.map_err(db_err)?;
         }
         Ok(WebhookInput::Reply {
@@ -165,6 +169,4 @@ impl ChatApp {
     }
 }
 
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("messaging", format!("postgres: {e}"))
-}
+use crate::db_err;

@@ -45,13 +45,8 @@ async fn consume_once(
     kafka: &KafkaConfig,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = bac_runtime::kafka::GroupConsumer::create(
-        bac_runtime::kafka::client_config(kafka)
-            .set("group.id", "bac-messaging-commands")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000"),
-    )?;
+    let consumer =
+        bac_runtime::kafka::GroupConsumer::for_group(kafka, "bac-messaging-commands", &[])?;
     consumer.subscribe(&[TOPIC])?;
     loop {
         let msg = tokio::select! {

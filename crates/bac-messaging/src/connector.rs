@@ -102,12 +102,19 @@ fn slack_settings(obj: &Map<String, Value>) -> Result<(), ServiceError> {
         "team_id",
         &|v| {
             (3..=20).contains(&v.len())
-                && v.starts_with(['T', 'E'])
+                // events and commands name the workspace (T...), also under Enterprise Grid
+                && v.starts_with('T')
                 && v.bytes()
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         },
         "a Slack workspace id such as T0123ABCD",
     )?;
+    // which workspace's requests to believe: given, or learnt by the OAuth install
+    if !obj.contains_key("team_id") && !obj.contains_key("client_id") {
+        return Err(bad(
+            "config.team_id is required (the workspace id, T0123ABCD: Slack's requests from any other are refused), or client_id to install the app through OAuth v2",
+        ));
+    }
     word(
         "client_id",
         &|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'),
@@ -451,10 +458,11 @@ impl bac_connector::tokens::TokenGrant for MessagingGrant {
     }
 }
 
-/// A Slack bot token (`xoxb-...`; `xoxe.xoxb-` with rotation) or another workspace token.
+/// A Slack bot token (`xoxb-...`).
 fn slack_token(v: &str) -> bool {
+    // a bot token; rotating ones (`xoxe.xoxb-`) expire in 12 hours with nothing to renew them
     (10..=512).contains(&v.len())
-        && v.starts_with("xox")
+        && v.starts_with("xoxb-")
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
@@ -637,7 +645,8 @@ mod tests {
 
     #[test]
     fn slack_settings_name_a_workspace_and_an_oauth_client() {
-        assert!(validate_settings(&json!({"channel": "slack"})).is_ok());
+        assert!(validate_settings(&json!({"channel": "slack", "team_id": "T0123ABCD"})).is_ok());
+        assert!(validate_settings(&json!({"channel": "slack", "client_id": "1111.2222"})).is_ok());
         assert!(
             validate_settings(&json!({"channel": "slack", "team_id": "T0123ABCD",
             "client_id": "1111.2222", "scopes": ["chat:write", "commands"]}))
@@ -645,6 +654,8 @@ mod tests {
         );
         for bad in [
             json!({"channel": "slack", "team_id": "acme"}),
+            json!({"channel": "slack"}),
+            json!({"channel": "slack", "team_id": "E0123ABCD"}),
             json!({"channel": "slack", "client_id": "x y"}),
             json!({"channel": "slack", "scopes": []}),
             json!({"channel": "slack", "scopes": ["chat write"]}),

@@ -189,9 +189,7 @@ pub struct NewDelivery {
     pub respond_to: Option<Uuid>,
 }
 
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("messaging", format!("postgres: {e}"))
-}
+use crate::db_err;
 
 /// A Postgres error of a write: a data exception (class 22: a NUL character PostgreSQL cannot
 /// store, text it cannot convert) is the request's fault, never retried as the fleet's own.

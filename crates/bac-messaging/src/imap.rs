@@ -41,9 +41,7 @@ fn unavailable(msg: impl Into<String>) -> ServiceError {
     ServiceError::new("messaging", ErrorCode::UpstreamUnavailable, msg)
 }
 
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("messaging", format!("postgres: {e}"))
-}
+use crate::db_err;
 
 /// `BAC_MESSAGING_IMAP_POLL_SECS` (default 60).
 pub fn every_from_env() -> Duration {

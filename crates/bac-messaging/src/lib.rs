@@ -23,6 +23,7 @@ pub mod connector;
 pub mod deliveries;
 pub mod dsn;
 pub mod imap;
+mod inbound;
 mod schedule;
 pub mod slack;
 pub mod smtp;
@@ -44,6 +45,11 @@ use tonic::service::Routes;
 
 pub(crate) fn bad(msg: impl Into<String>) -> ServiceError {
     ServiceError::new("messaging", ErrorCode::InvalidRequest, msg)
+}
+
+/// Our own storage failed: an internal error (retried where the caller retries).
+pub(crate) fn db_err(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::internal("messaging", format!("postgres: {e}"))
 }
 
 /// The kit's tables, then messaging's own.

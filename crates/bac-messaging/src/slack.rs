@@ -24,7 +24,10 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::smtp::Outcome;
+use crate::{
+    inbound::{as_struct, clean, publish_once},
+    smtp::Outcome,
+};
 
 /// Where Slack is (`BAC_SLACK_URL`): the Web API under `/api/`, the authorise page at
 /// `/oauth/v2/authorize`.
@@ -356,6 +359,10 @@ pub fn parse(webhook: &Webhook) -> Result<Request, ServiceError> {
         if form.contains_key("payload") {
             return Ok(Request::Other("interactivity".into()));
         }
+        // Slack checks a slash command's certificate with `ssl_check=1`: answered 200
+        if form.get("ssl_check").is_some_and(|v| v == "1") {
+            return Ok(Request::Other("ssl_check".into()));
+        }
         return Err(err(
             ErrorCode::InvalidRequest,
             "a form from Slack names a command or carries a payload",
@@ -388,11 +395,6 @@ fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }
-}
-
-/// Postgres cannot keep a NUL; Slack text may carry one.
-fn clean(s: &str) -> String {
-    s.replace('\0', "")
 }
 
 /// What the fleet does with Slack's requests.
@@ -475,7 +477,7 @@ impl Inbound {
             text: s(&event["text"]).chars().take(40_000).collect(),
             ts: s(&event["ts"]),
             thread_ts: s(&event["thread_ts"]),
-            event: serde_json::from_value(strip_nul(event.clone())).ok(),
+            event: as_struct(event),
             event_time: Some(timestamp(time)),
         };
         let kind: String = event_type
@@ -501,13 +503,10 @@ impl Inbound {
         };
         let mut client = self.db.get().await.map_err(db_err)?;
         let tx = client.transaction().await.map_err(db_err)?;
-        if !first_seen(&tx, &rec.id, &event_id).await? {
+        if !publish_once(&tx, &rec.id, &event_id, &ce).await? {
             tracing::info!(connection = %rec.id, event_id = %event_id, "Slack event seen already (a retry): acknowledged");
             return Ok(());
         }
-        outbox::enqueue(&tx, &ce)
-            .await
-            .map_err(crate::deliveries::pg_err)?;
         tx.commit().await.map_err(db_err)?;
         metrics::counter!("bac_messaging_slack_events_total", "type" => kind).increment(1);
         Ok(())
@@ -577,7 +576,8 @@ impl Inbound {
             .await
             .map_err(crate::deliveries::pg_err)?;
         tx.execute(
-            "DELETE FROM slack_commands WHERE expires_at < now() - interval '1 day'",
+            "DELETE FROM slack_commands WHERE id IN (
+               SELECT id FROM slack_commands WHERE expires_at < now() - interval '1 day' LIMIT 100)",
             &[],
         )
         .await
@@ -588,47 +588,7 @@ impl Inbound {
     }
 }
 
-pub(crate) fn strip_nul(v: Value) -> Value {
-    match v {
-        Value::String(s) => Value::String(clean(&s)),
-        Value::Array(a) => Value::Array(a.into_iter().map(strip_nul).collect()),
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (clean(&k), strip_nul(v)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("messaging", format!("postgres: {e}"))
-}
-
-/// Whether `id` (an upstream's id of what it sent) is new for the connection, recorded in
-/// `tx`: upstreams retry what they did not see acknowledged, and a retry is published once.
-/// Ids are kept a day (Slack retries for about an hour).
-pub(crate) async fn first_seen(
-    tx: &bac_runtime::db::Transaction<'_>,
-    connection_id: &str,
-    id: &str,
-) -> Result<bool, ServiceError> {
-    let fresh = tx
-        .execute(
-            "INSERT INTO inbound_events (connection_id, event_id) VALUES ($1, $2)
-             ON CONFLICT DO NOTHING",
-            &[&connection_id, &id],
-        )
-        .await
-        .map_err(crate::deliveries::pg_err)?;
-    tx.execute(
-        "DELETE FROM inbound_events WHERE connection_id = $1 AND received_at < now() - interval '1 day'",
-        &[&connection_id],
-    )
-    .await
-    .map_err(db_err)?;
-    Ok(fresh == 1)
-}
+use crate::db_err;
 
 /// A stored command's `response_url`, while it takes answers.
 pub async fn response_url(

@@ -18,7 +18,6 @@ use bac_runtime::{
     connections::ConnectionRecord,
     db::Pool,
     events::CloudEvent,
-    outbox,
     upstream::{RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest},
     vault::Secret,
     ErrorCode, ServiceError,
@@ -37,7 +36,7 @@ pub const ISSUER: &str = "https://api.botframework.com";
 /// The scope of a bot's token for the Bot Framework's connector service.
 pub const SCOPE: &str = "https://api.botframework.com/.default";
 
-/// Where the Bot Framework is (`BAC_BOTFRAMEWORK_OPENID_URL`, `BAC_BOTFRAMEWORK_TOKEN_URL`,
+/// Where the Bot Framework is (`BAC_BOTFRAMEWORK_OPENID_URL`, `BAC_BOTFRAMEWORK_LOGIN_URL`,
 /// `{tenant}` in the latter replaced by a single-tenant bot's `app_tenant_id`, else
 /// `botframework.com`).
 #[derive(Debug, Clone)]
@@ -60,7 +59,7 @@ impl BotFrameworkSettings {
                 "https://login.botframework.com/v1/.well-known/openidconfiguration",
             ),
             token_url: var(
-                "BAC_BOTFRAMEWORK_TOKEN_URL",
+                "BAC_BOTFRAMEWORK_LOGIN_URL",
                 "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
             ),
         }
@@ -220,7 +219,7 @@ impl Bot {
             from_aad_object_id: s(&activity["from"]["aadObjectId"]),
             text: s(&activity["text"]).chars().take(40_000).collect(),
             ms_tenant_id: s(&activity["conversation"]["tenantId"]),
-            activity: serde_json::from_value(crate::slack::strip_nul(activity.clone())).ok(),
+            activity: crate::inbound::as_struct(&activity),
             time: Some(pbjson_types::Timestamp {
                 seconds: now.timestamp(),
                 nanos: 0,
@@ -253,11 +252,8 @@ impl Bot {
         )
         .await
         .map_err(crate::deliveries::pg_err)?;
-        if crate::slack::first_seen(&tx, &rec.id, &format!("teams:{id}")).await? {
-            outbox::enqueue(&tx, &event)
-                .await
-                .map_err(crate::deliveries::pg_err)?;
-        }
+        crate::inbound::publish_once(&tx, &rec.id, &format!("teams:{conversation}/{id}"), &event)
+            .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(WebhookInput::Reply {
             status: 200,
@@ -316,7 +312,18 @@ impl Bot {
                             id,
                         )
                     }
-                    401 | 403 => {
+                    // the bot is not in the conversation, or its user blocked it
+                    403 => (
+                        Outcome::Permanent(
+                            format!(
+                                "HTTP 403 from the Bot Framework: {}",
+                                truncate(&answer.to_string())
+                            ),
+                            ErrorCode::UpstreamRejected,
+                        ),
+                        None,
+                    ),
+                    401 => {
                         // the next attempt mints a new token
                         self.tokens.forget(&rec.tenant_id, &rec.id);
                         (
@@ -355,9 +362,7 @@ fn truncate(s: &str) -> String {
     s.chars().take(300).collect()
 }
 
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("messaging", format!("postgres: {e}"))
-}
+use crate::db_err;
 
 /// The service URL a bot's conversation is answered at (learnt from its activities).
 pub async fn service_url(

@@ -129,9 +129,7 @@ pub fn check_event_types(types: &[String]) -> Result<Vec<String>, ServiceError> 
     Ok(out)
 }
 
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("messaging", format!("postgres: {e}"))
-}
+use crate::db_err;
 
 fn not_found(id: &str) -> ServiceError {
     ServiceError::new(

@@ -199,6 +199,26 @@ impl GroupConsumer {
             inner: Some(config.create()?),
         })
     }
+
+    /// The fleet's consumers of a group: offsets committed by the caller once a message is
+    /// settled (never automatically), a new group starting from what is retained, a dead
+    /// member noticed within ten seconds. `extra` settings are added.
+    pub fn for_group(
+        kafka: &KafkaConfig,
+        group: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Self, KafkaError> {
+        let mut config = client_config(kafka);
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000");
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        Self::create(&config)
+    }
 }
 
 impl std::ops::Deref for GroupConsumer {

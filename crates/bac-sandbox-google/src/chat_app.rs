@@ -4,7 +4,7 @@
 //! [`bac_sandbox_kit::issuer`]) and interaction events posted to an app with a bearer token
 //! that account signed for the app's project number ("Authentication Audience: Project
 //! Number"). `POST /_sandbox/chat/events` `{"url", "project_number", "type", "text", "space",
-//! "signature"}` sends one (`signature`: `forged`, `expired`, `other_audience`, `none`) and
+//! "signature"}` (a `CARD_CLICKED` also `message` and `function`) sends one (`signature`: `forged`, `expired`, `other_audience`, `none`) and
 //! reports the answer.
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::post, Json, Router};
 use bac_sandbox_kit::{
@@ -51,7 +51,10 @@ async fn send_event(
     let kind = req["type"].as_str().unwrap_or("MESSAGE");
     let space = req["space"].as_str().unwrap_or("spaces/AAAAsandbox");
     let text = req["text"].as_str().unwrap_or("");
-    let time = chrono::DateTime::from_timestamp(now, 0)
+    // Chat's event times have microseconds: two events of one second differ
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let micros = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1_000_000;
+    let time = chrono::DateTime::from_timestamp(now, micros * 1000)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let user = json!({"name": "users/1098765432", "displayName": "Grace Hopper",
@@ -64,6 +67,14 @@ async fn send_event(
         "configCompleteRedirectUrl": "https://chat.google.com/api/bot_config_complete?token=sandbox",
         "common": {"userLocale": "en", "hostApp": "CHAT"},
     });
+    if kind == "CARD_CLICKED" {
+        // a click names the message its card is on, and the action
+        let function = req["function"].as_str().unwrap_or("approve");
+        event["message"] = json!({"name": req["message"].as_str().unwrap_or("spaces/AAAAsandbox/messages/card.card"),
+                                  "space": {"name": space}});
+        event["action"] = json!({"actionMethodName": function});
+        event["common"]["invokedFunction"] = json!(function);
+    }
     if kind == "MESSAGE" {
         let id = format!("{:x}", rand::random::<u64>());
         event["message"] = json!({

@@ -54,19 +54,7 @@ async fn a_google_chat_app_hears_only_events_google_signed_for_its_project() {
         )
         .await;
     assert_eq!(status, 200, "Google's keys are read: {test}");
-    let (status, created) = fleet
-        .call(
-            Method::POST,
-            &format!("/api/v1/integrations/connections/{id}/webhook-token?form=query"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let endpoint = format!(
-        "{}{}",
-        fleet.api,
-        created["webhook_url_with_token"].as_str().unwrap()
-    );
+    let endpoint = fleet.webhook_url(&id).await;
     let send = |body: Value| {
         let http = fleet.http.clone();
         let google = google.clone();
@@ -107,9 +95,35 @@ async fn a_google_chat_app_hears_only_events_google_signed_for_its_project() {
     .await;
     assert_eq!(added["answer"]["status"], 200, "{added}");
 
+    // two clicks on one card (its message) are two events, not a retry of one
+    for function in ["approve", "reject"] {
+        let click = send(
+            json!({"url": endpoint, "project_number": PROJECT, "type": "CARD_CLICKED",
+                                "space": "spaces/AAAAbilling", "function": function,
+                                "message": "spaces/AAAAbilling/messages/inv7.inv7"}),
+        )
+        .await;
+        assert_eq!(click["answer"]["status"], 200, "{click}");
+    }
+
     let c = kafka::consumer(&fleet.kafka.brokers(), "bac.messaging.google_chat_event.v1");
-    let events = kafka::collect(&c, Duration::from_secs(60), |rs| rs.len() >= 2).await;
-    assert_eq!(events.len(), 2, "only the verified events: {events:?}");
+    let events = kafka::collect(&c, Duration::from_secs(60), |rs| rs.len() >= 4).await;
+    assert_eq!(
+        events.len(),
+        4,
+        "only the verified events, each click once: {events:?}"
+    );
+    let clicks: Vec<String> = events
+        .iter()
+        .filter(|r| r.headers["ce_type"] == "bac.messaging.google_chat.card_clicked")
+        .map(|r| {
+            r.json()["event"]["common"]["invokedFunction"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(clicks, ["approve", "reject"]);
     let message = events
         .iter()
         .find(|r| r.headers["ce_type"] == "bac.messaging.google_chat.message")

@@ -180,19 +180,7 @@ async fn slack_messages_events_and_slash_commands() {
     }
 
     // Slack's side: the Request URL is the connection's webhook URL with its token
-    let (status, created) = fleet
-        .call(
-            Method::POST,
-            &format!("/api/v1/integrations/connections/{id}/webhook-token?form=query"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let url = format!(
-        "{}{}",
-        fleet.api,
-        created["webhook_url_with_token"].as_str().unwrap()
-    );
+    let url = fleet.webhook_url(&id).await;
     let verified = sandbox(
         &fleet,
         &slack,
@@ -230,7 +218,12 @@ async fn slack_messages_events_and_slash_commands() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "a changed body no longer matches");
-    for how in ["forged", "stale"] {
+    // more refusals than the gateway's budget for failing sources: a signature the service
+    // refuses is not the gateway's token refused, and Slack's address (every tenant's) is not
+    // throttled for it
+    let mut hows = vec!["stale"];
+    hows.extend(std::iter::repeat_n("forged", 25));
+    for how in hows {
         let sent = sandbox(
             &fleet,
             &slack,

@@ -73,19 +73,7 @@ async fn a_teams_bot_hears_verified_activities_and_replies_in_the_conversation()
     );
     assert!(!test.to_string().contains(APP_PASSWORD), "{test}");
 
-    let (status, created) = fleet
-        .call(
-            Method::POST,
-            &format!("/api/v1/integrations/connections/{id}/webhook-token?form=query"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let endpoint = format!(
-        "{}{}",
-        fleet.api,
-        created["webhook_url_with_token"].as_str().unwrap()
-    );
+    let endpoint = fleet.webhook_url(&id).await;
     let send = |body: Value| {
         let http = fleet.http.clone();
         let teams = teams.clone();

@@ -578,7 +578,11 @@ pub async fn webhook(
     // A source that sent a wrong token lately pays for each check (ratelimit::SourceGuard).
     state.guard.spend_if_failing(source)?;
     let result = webhook_call(&state, id, uri.query().unwrap_or(""), &headers, body).await;
-    if matches!(&result, Err(e) if e.status == StatusCode::UNAUTHORIZED) {
+    // Only the gateway's own refusal (a wrong webhook token) costs the source: an upstream's
+    // signature the owning service refused (a tenant's misconfigured Slack app) must not
+    // throttle the provider's address for every other tenant.
+    if matches!(&result, Err(e) if e.status == StatusCode::UNAUTHORIZED && e.integration.is_none())
+    {
         state.guard.failed(source);
     }
     result

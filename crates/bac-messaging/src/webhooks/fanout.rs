@@ -39,15 +39,12 @@ async fn consume_once(
     wake: &Notify,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = bac_runtime::kafka::GroupConsumer::create(
-        bac_runtime::kafka::client_config(kafka)
-            .set("group.id", "bac-messaging-webhooks")
-            .set("enable.auto.commit", "false")
-            // the group's first start reads what is retained: an event published while it
-            // joins is not missed (endpoints that exist when an event is read get it)
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            .set("topic.metadata.refresh.interval.ms", "10000"),
+    // the group's first start reads what is retained: an event published while it joins is
+    // not missed (endpoints that exist when an event is read get it)
+    let consumer = bac_runtime::kafka::GroupConsumer::for_group(
+        kafka,
+        "bac-messaging-webhooks",
+        &[("topic.metadata.refresh.interval.ms", "10000")],
     )?;
     consumer.subscribe(&[TOPICS])?;
     loop {

@@ -25,15 +25,10 @@ async fn consume_once(
     topic: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = bac_runtime::kafka::GroupConsumer::create(
-        bac_runtime::kafka::client_config(kafka)
-            .set(
-                "group.id",
-                format!("bac-{}-commands", engine.inner.integration),
-            )
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000"),
+    let consumer = bac_runtime::kafka::GroupConsumer::for_group(
+        kafka,
+        &format!("bac-{}-commands", engine.inner.integration),
+        &[],
     )?;
     consumer.subscribe(&[topic])?;
     loop {
