@@ -154,7 +154,14 @@ pub async fn run_with(config: Config, settings: MessagingSettings) -> anyhow::Re
     let smtp = smtp::Smtp::new(config.upstream_egress.clone(), config.upstream_timeout);
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "messaging")
-        .bind_credentials_to(&["smtp_host", "imap_host", "username", "client_id", "team_id"]);
+        .bind_credentials_to(&[
+            "smtp_host",
+            "imap_host",
+            "username",
+            "client_id",
+            "team_id",
+            "app_id",
+        ]);
     let calls = bac_connector::Calls::new(rt.db.clone(), "messaging", "Messaging");
     // no entity syncs yet: the kit's status, runs and settings still read the engine
     let engine = bac_sync::SyncEngine::new(

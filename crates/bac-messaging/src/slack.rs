@@ -14,7 +14,6 @@ use bac_runtime::{
     connections::ConnectionRecord,
     db::Pool,
     events::CloudEvent,
-    outbox,
     upstream::{QuotaKey, RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest},
     ErrorCode, ServiceError,
 };
@@ -553,7 +552,8 @@ impl Inbound {
             traceparent: bac_runtime::telemetry::current_traceparent(),
             data: serde_json::to_vec(&data).unwrap_or_default(),
             topic: COMMAND_TOPIC.into(),
-            key: format!("{}/slack_command/{id}", rec.tenant_id),
+            // a channel's commands stay in order
+            key: format!("{}/slack_command/{}", rec.tenant_id, data.channel_id),
         };
         let mut client = self.db.get().await.map_err(db_err)?;
         let tx = client.transaction().await.map_err(db_err)?;
@@ -572,9 +572,16 @@ impl Inbound {
         )
         .await
         .map_err(crate::deliveries::pg_err)?;
-        outbox::enqueue(&tx, &ce)
-            .await
-            .map_err(crate::deliveries::pg_err)?;
+        // a signed command replayed within Slack's five minutes is the same command: its
+        // trigger_id (or, without one, its response_url) is seen already
+        let seen_as = match data.trigger_id.as_str() {
+            "" => format!("command:{response_url}"),
+            t => format!("command:{t}"),
+        };
+        if !publish_once(&tx, &rec.id, &seen_as, &ce).await? {
+            tracing::info!(connection = %rec.id, "Slack command seen already (a replay): acknowledged");
+            return Ok(());
+        }
         tx.execute(
             "DELETE FROM slack_commands WHERE id IN (
                SELECT id FROM slack_commands WHERE expires_at < now() - interval '1 day' LIMIT 100)",

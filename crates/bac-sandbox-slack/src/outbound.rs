@@ -182,8 +182,9 @@ pub async fn verify_url(State(slack): State<Slack>, Json(req): Json<Value>) -> R
     Json(json!({"verified": verified, "answer": answer})).into_response()
 }
 
-/// `POST /_sandbox/slack/commands` `{"url", "command", "text", "user_id", "channel_id"}`: a
-/// slash command as Slack posts it, with a `response_url` served here.
+/// `POST /_sandbox/slack/commands` `{"url", "command", "text", "user_id", "channel_id",
+/// "deliveries"}`: a slash command as Slack posts it, with a `response_url` served here
+/// (`deliveries` > 1 replays the same signed request).
 pub async fn send_command(State(slack): State<Slack>, Json(req): Json<Value>) -> Response {
     let Some(url) = req["url"].as_str() else {
         return bad("url is required");
@@ -231,12 +232,26 @@ pub async fn send_command(State(slack): State<Slack>, Json(req): Json<Value>) ->
         .append_pair("trigger_id", &random("", 20))
         .finish()
         .into_bytes();
-    let headers = match signed_headers(&slack, how, &body) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
-    let answer = deliver(url, "application/x-www-form-urlencoded", headers, body).await;
-    Json(json!({"command_id": id, "response_url": response_url, "answer": answer})).into_response()
+    // `deliveries` > 1: the same signed request again (a replay, within the signature's window)
+    let mut answers = Vec::new();
+    for _ in 0..req["deliveries"].as_u64().unwrap_or(1).clamp(1, 4) {
+        let headers = match signed_headers(&slack, how, &body) {
+            Ok(h) => h,
+            Err(r) => return r,
+        };
+        answers.push(
+            deliver(
+                url,
+                "application/x-www-form-urlencoded",
+                headers,
+                body.clone(),
+            )
+            .await,
+        );
+    }
+    let answer = answers.first().cloned().unwrap_or(Value::Null);
+    Json(json!({"command_id": id, "response_url": response_url, "answer": answer, "answers": answers}))
+        .into_response()
 }
 
 /// `POST /commands/<team>/<id>/<secret>`: a `response_url`.

@@ -296,14 +296,37 @@ async fn slack_messages_events_and_slash_commands() {
         &fleet,
         &slack,
         "/_sandbox/slack/commands",
-        json!({"url": url, "command": "/invoice", "text": "INV-7"}),
+        json!({"url": url, "command": "/invoice", "text": "INV-7", "deliveries": 2}),
     )
     .await;
     assert_eq!(cmd["answer"]["status"], 200, "{cmd}");
     assert_eq!(cmd["answer"]["timed_out"], false, "{cmd}");
+    assert_eq!(
+        cmd["answers"][1]["status"], 200,
+        "a replay is acknowledged: {cmd}"
+    );
     let sandbox_command = cmd["command_id"].as_str().unwrap().to_string();
+    // a later command of the same channel: by then a second copy of the first would be there
+    sandbox(
+        &fleet,
+        &slack,
+        "/_sandbox/slack/commands",
+        json!({"url": url, "command": "/invoice", "text": "INV-8"}),
+    )
+    .await;
     let c = kafka::consumer(&fleet.kafka.brokers(), "bac.messaging.slack_command.v1");
-    let commands = kafka::collect(&c, Duration::from_secs(60), |rs| !rs.is_empty()).await;
+    let commands = kafka::collect(&c, Duration::from_secs(60), |rs| {
+        rs.iter().any(|r| r.json()["text"] == "INV-8")
+    })
+    .await;
+    assert_eq!(
+        commands
+            .iter()
+            .filter(|r| r.json()["text"] == "INV-7")
+            .count(),
+        1,
+        "a replayed command is one command: {commands:?}"
+    );
     let command = commands[0].json();
     assert_eq!(command["command"], "/invoice");
     assert_eq!(command["text"], "INV-7");
