@@ -15,8 +15,9 @@ use bac_proto::integration::v1::{
     ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest, ListSyncSettingsResponse,
     ParkedEvent, ParkedEventRequest, PreviewMappingRequest, PreviewMappingResponse, PreviewResult,
     PutMappingRequest, ResolveConflictRequest, SyncSettings, TestConnectionRequest,
-    TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse, UpdateConnectionRequest,
-    UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest, WebhookResponse,
+    TestConnectionResponse, TestSettingsRequest, TriggerSyncRequest, TriggerSyncResponse,
+    UpdateConnectionRequest, UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest,
+    WebhookResponse,
 };
 use bac_runtime::{
     connections::ConnectionStore, db::Pool, outbox::parked, ErrorCode, RequestContext, ServiceError,
@@ -398,6 +399,45 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             .calls
             .tracked(&rec, "test_connection", self.connector.check(&rec))
             .await?;
+        Ok(Response::new(TestConnectionResponse {
+            ok: true,
+            message: checked.message,
+            server_version: checked.server_version,
+            latency_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
+        }))
+    }
+
+    async fn test_settings(
+        &self,
+        request: Request<TestSettingsRequest>,
+    ) -> Result<Response<TestConnectionResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let config = request
+            .get_ref()
+            .config
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let config = self.connector.settings(&config)?;
+        self.connector.admit(&config).await?;
+        let now = chrono::Utc::now();
+        let rec = bac_runtime::connections::ConnectionRecord {
+            id: String::new(),
+            tenant_id: ctx.tenant_id.clone(),
+            name: C::NAME.to_string(),
+            config,
+            secret_fields: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        if !self.connector.configured(&rec) {
+            return Err(bad::<C>(
+                "these settings need credentials: create the connection, then test it",
+            )
+            .into());
+        }
+        let started = Instant::now();
+        let checked = self.connector.check(&rec).await?;
         Ok(Response::new(TestConnectionResponse {
             ok: true,
             message: checked.message,

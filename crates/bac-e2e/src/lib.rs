@@ -598,6 +598,8 @@ pub struct FleetOptions {
     pub google_push: Option<bac_connector::channels::KeeperTimes>,
     /// Also start bac-messaging with these settings.
     pub messaging: Option<bac_messaging::MessagingSettings>,
+    /// Also start bac-tally.
+    pub tally: bool,
 }
 
 /// The Odoo path of the fleet: Odoo sandbox, bac-odoo, bac-gateway, a tenant and its key.
@@ -759,6 +761,14 @@ impl Fleet {
             }
             None => None,
         };
+        if opts.tally {
+            let running = bac_tally::run(infra.config(ServiceKind::Tally))
+                .await
+                .unwrap();
+            urls.0
+                .insert(ServiceKind::Tally, format!("http://{}", running.grpc_addr));
+            stand_ins.push((ServiceKind::Tally, running));
+        }
         urls.0.extend(opts.service_urls);
         let mut gateway_cfg = infra.config(ServiceKind::Gateway);
         if let Some(port) = gateway_port {

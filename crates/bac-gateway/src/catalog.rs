@@ -188,11 +188,11 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
             key: "tally",
             name: "Tally",
             category: "accounting",
-            description: "Sync ledgers and vouchers with TallyPrime / Tally.ERP 9 over its XML HTTP interface.",
+            description: "Sync ledgers and vouchers with TallyPrime / Tally.ERP 9 over its XML HTTP interface. Connections and their test (the companies Tally has open) are served; the sync is being built.",
             auth_type: "none",
-            capabilities: &[],
-            planned_capabilities: &["ledgers.sync", "vouchers.sync", "configuration", "test_connection"],
-            serving: Serving::NotBuilt(ServiceKind::Tally),
+            capabilities: &["configuration", "test_connection"],
+            planned_capabilities: &["ledgers.sync", "vouchers.sync", "stock_items.sync", "office_agent"],
+            serving: Serving::Connections(ServiceKind::Tally),
             config_schema: object(
                 "Tally settings",
                 json!({

@@ -9,6 +9,7 @@ pub mod parked;
 pub mod permissions;
 pub mod status;
 pub mod sync;
+pub mod tally;
 
 use std::sync::Arc;
 
@@ -132,14 +133,14 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/integrations/dashboard", get(status::dashboard))
         .route(
             "/api/v1/integrations/tally/test-connection",
-            post(status::tally_test_connection),
+            post(tally::test_connection),
         )
         .route(
             "/api/v1/integrations/tally/configuration",
-            get(status::tally_get_configuration)
-                .post(status::tally_create_configuration)
-                .put(status::tally_update_configuration)
-                .delete(status::tally_delete_configuration),
+            get(tally::get_configuration)
+                .post(tally::create_configuration)
+                .put(tally::update_configuration)
+                .delete(tally::delete_configuration),
         )
 }
 

@@ -13,9 +13,9 @@ use bac_proto::integration::v1::{
     ListParkedEventsResponse, ListSyncRunsRequest, ListSyncRunsResponse, ListSyncSettingsRequest,
     ListSyncSettingsResponse, ParkedEvent, ParkedEventRequest, PreviewMappingRequest,
     PreviewMappingResponse, PutMappingRequest, ResolveConflictRequest, SyncSettings,
-    TestConnectionRequest, TestConnectionResponse, TriggerSyncRequest, TriggerSyncResponse,
-    UpdateConnectionRequest, UpdateConnectionResponse, UpdateSyncSettingsRequest, WebhookRequest,
-    WebhookResponse,
+    TestConnectionRequest, TestConnectionResponse, TestSettingsRequest, TriggerSyncRequest,
+    TriggerSyncResponse, UpdateConnectionRequest, UpdateConnectionResponse,
+    UpdateSyncSettingsRequest, WebhookRequest, WebhookResponse,
 };
 use tonic::{service::Routes, Request, Response, Status};
 
@@ -97,6 +97,9 @@ impl IntegrationService for NotBuilt {
         &self,
         _: Request<TestConnectionRequest>,
     ) -> R<TestConnectionResponse> {
+        Err(self.status())
+    }
+    async fn test_settings(&self, _: Request<TestSettingsRequest>) -> R<TestConnectionResponse> {
         Err(self.status())
     }
     async fn trigger_sync(&self, _: Request<TriggerSyncRequest>) -> R<TriggerSyncResponse> {

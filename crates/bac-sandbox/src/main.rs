@@ -13,8 +13,9 @@
 //! `127.0.0.1:7002`) and `BAC_SANDBOX_ZOHO_URL` (the URL clients reach it at),
 //! `BAC_SANDBOX_SLACK_ADDR` (unset: no Slack sandbox; dev-up uses `127.0.0.1:7006`) and
 //! `BAC_SANDBOX_SLACK_URL` (where its `response_url`s point), `BAC_SANDBOX_TEAMS_ADDR` (unset:
-//! no Teams sandbox; dev-up uses `127.0.0.1:7007`) and `BAC_SANDBOX_TEAMS_URL`, `RUST_LOG`
-//! (`info`).
+//! no Teams sandbox; dev-up uses `127.0.0.1:7007`) and `BAC_SANDBOX_TEAMS_URL`,
+//! `BAC_SANDBOX_TALLY_ADDR` (unset: no Tally sandbox; dev-up uses `127.0.0.1:9000`, Tally's
+//! own port), `RUST_LOG` (`info`).
 
 use std::net::SocketAddr;
 
@@ -148,6 +149,25 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
+    let mut tally = match std::env::var("BAC_SANDBOX_TALLY_ADDR")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(a) => {
+            let taddr: SocketAddr = a
+                .parse()
+                .context("BAC_SANDBOX_TALLY_ADDR must be host:port")?;
+            let (tbound, task) = bac_sandbox_tally::spawn_tally(
+                bac_sandbox_tally::TallySandboxConfig::default(),
+                taddr,
+            )
+            .await?;
+            tracing::info!(addr = %tbound, "bac-sandbox tally listening");
+            Some(task)
+        }
+        None => None,
+    };
+
     tokio::select! {
         () = bac_sandbox_kit::shutdown_signal() => {
             tracing::info!("bac-sandbox shutting down");
@@ -162,6 +182,9 @@ async fn main() -> anyhow::Result<()> {
                 s.abort();
             }
             if let Some(t) = teams.take() {
+                t.abort();
+            }
+            if let Some(t) = tally.take() {
                 t.abort();
             }
         }

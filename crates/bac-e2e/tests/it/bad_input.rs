@@ -213,9 +213,13 @@ async fn connections_are_validated() {
         .await;
     assert_eq!(status, 404);
     assert_shape(&b, status, "NOT_FOUND");
-    // Integrations not built yet say so.
+    // A Tally configuration names its server and company.
     let (status, b) = post(json!({"integration": "tally", "config": {}})).await;
-    assert!(status == 501 || status == 503, "{status} {b}");
+    assert_eq!(status, 400, "{b}");
+    assert!(
+        b["message"].as_str().unwrap().contains("tally_server_host"),
+        "{b}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,7 +32,7 @@ async fn definitions_list_every_integration_with_schemas() {
     let expect = [
         ("email", false, "no_service"),
         ("calendar", false, "no_service"),
-        ("tally", false, "not_built"),
+        ("tally", false, "connections"),
         ("payments", false, "no_service"),
         ("zoho", true, "built"),
         ("odoo", true, "built"),
@@ -211,24 +211,7 @@ async fn connection_bodies_are_checked_against_the_schema() {
     assert_eq!(status, 200);
     assert_eq!(b["config"]["database"], "demo");
 
-    // The tally routes of the document answer 501 while bac-tally is not built.
-    let (status, b) = fleet
-        .call(
-            Method::POST,
-            "/api/v1/integrations/tally/test-connection",
-            Some(json!({"host": "localhost", "port": 9000, "company_name": "Demo Company"})),
-        )
-        .await;
-    assert_eq!(status, 501, "{b}");
-    assert_eq!(b["details"]["error_code"], "NOT_IMPLEMENTED");
-    let (status, _) = fleet
-        .call(
-            Method::GET,
-            "/api/v1/integrations/tally/configuration",
-            None,
-        )
-        .await;
-    assert_eq!(status, 501);
+    // Tally's documented routes: tally_configuration.rs.
 }
 
 /// The gateway's schema and bac-odoo's own check accept and refuse the same settings.

@@ -47,6 +47,7 @@ mod retention;
 mod runtime;
 mod secrets;
 mod sync_engine;
+mod tally_configuration;
 mod tokens;
 mod unauthenticated;
 mod users_lifecycle;

@@ -102,7 +102,7 @@ async fn crm_changes_arrive_through_the_notification_channel() {
 
     // A lead made in Zoho arrives as the platform's event through the channel.
     let first = lead_made_in_zoho(&fleet, &user, "Pushed").await;
-    let got = kafka::collect(&leads, Duration::from_secs(30), |r| {
+    let got = kafka::collect(&leads, Duration::from_secs(60), |r| {
         r.iter()
             .any(|e| e.headers["ce_subject"] == format!("crm_lead/{first}"))
     })
@@ -197,7 +197,7 @@ async fn crm_changes_arrive_through_the_notification_channel() {
         "the lapsed channel was not subscribed again"
     );
     let second = lead_made_in_zoho(&fleet, &user, "After the lapse").await;
-    let got = kafka::collect(&leads, Duration::from_secs(30), |r| {
+    let got = kafka::collect(&leads, Duration::from_secs(60), |r| {
         r.iter()
             .any(|e| e.headers["ce_subject"] == format!("crm_lead/{second}"))
     })

@@ -16,7 +16,7 @@ use axum::{extract::State, routing::get, Json, Router};
 use bac_proto::integration::v1::{GetStatusRequest, IntegrationStatus};
 use serde_json::{json, Map, Value};
 
-use super::connections::{integration_client, may_view, not_served};
+use super::connections::{integration_client, may_view};
 use crate::{
     auth::{Principal, Role},
     authz::{self, Action},
@@ -355,73 +355,4 @@ async fn database_health(state: &AppState) -> (&'static str, Option<u64>) {
     } else {
         ("error", None)
     }
-}
-
-/// Tally's documented configuration and test-connection routes: 501 until bac-tally is built.
-async fn tally_not_built(state: &AppState, principal: &Principal) -> Result<Json<Value>, ApiError> {
-    let def = catalog::get("tally").ok_or_else(|| ApiError::internal("catalog"))?;
-    authz::require(&state.db, principal, def.key, Action::Configure).await?;
-    // When bac-tally has a domain these forward to it; until then there is nothing to ask.
-    Err(not_served(def))
-}
-
-#[utoipa::path(post, path = "/api/v1/integrations/tally/test-connection", tag = "status",
-    summary = "Test a Tally server (501 until bac-tally is built)",
-    request_body(content = Object, description = r#"{"host","port","company_name"}"#),
-    responses(crate::openapi::CommonErrors))]
-pub async fn tally_test_connection(
-    State(state): State<Arc<AppState>>,
-    principal: Principal,
-) -> Result<Json<Value>, ApiError> {
-    tally_not_built(&state, &principal).await
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/v1/integrations/tally/configuration",
-    tag = "status",
-    summary = "Tally configuration (501 until bac-tally is built)",
-    responses(crate::openapi::CommonErrors)
-)]
-pub async fn tally_get_configuration(
-    State(state): State<Arc<AppState>>,
-    principal: Principal,
-) -> Result<Json<Value>, ApiError> {
-    tally_not_built(&state, &principal).await
-}
-
-#[utoipa::path(post, path = "/api/v1/integrations/tally/configuration", tag = "status",
-    summary = "Create the Tally configuration (501 until bac-tally is built)",
-    request_body(content = Object, description = "The Tally config schema of GET /api/v1/integrations/definitions"),
-    responses(crate::openapi::CommonErrors))]
-pub async fn tally_create_configuration(
-    State(state): State<Arc<AppState>>,
-    principal: Principal,
-) -> Result<Json<Value>, ApiError> {
-    tally_not_built(&state, &principal).await
-}
-
-#[utoipa::path(put, path = "/api/v1/integrations/tally/configuration", tag = "status",
-    summary = "Update the Tally configuration (501 until bac-tally is built)",
-    request_body(content = Object, description = "The Tally config schema of GET /api/v1/integrations/definitions"),
-    responses(crate::openapi::CommonErrors))]
-pub async fn tally_update_configuration(
-    State(state): State<Arc<AppState>>,
-    principal: Principal,
-) -> Result<Json<Value>, ApiError> {
-    tally_not_built(&state, &principal).await
-}
-
-#[utoipa::path(
-    delete,
-    path = "/api/v1/integrations/tally/configuration",
-    tag = "status",
-    summary = "Delete the Tally configuration (501 until bac-tally is built)",
-    responses(crate::openapi::CommonErrors)
-)]
-pub async fn tally_delete_configuration(
-    State(state): State<Arc<AppState>>,
-    principal: Principal,
-) -> Result<Json<Value>, ApiError> {
-    tally_not_built(&state, &principal).await
 }
