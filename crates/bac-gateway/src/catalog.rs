@@ -203,7 +203,7 @@ pub static CATALOG: LazyLock<Vec<Definition>> = LazyLock::new(|| {
                     "sync_frequency": {"enum": ["manual", "hourly", "daily", "weekly"], "default": "manual"},
                     "auto_sync_enabled": {"type": "boolean", "default": false},
                 }),
-                &["tally_server_host", "tally_server_port", "company_name_in_tally"],
+                &["tally_server_host", "company_name_in_tally"],
             ),
             // Tally's XML server has no authentication of its own.
             credentials_schema: object("Tally credentials (none)", json!({}), &[]),

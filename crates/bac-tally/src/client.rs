@@ -94,12 +94,17 @@ impl TallyClient {
                 format!("the Tally server answered HTTP {}", resp.status.as_u16()),
             ));
         }
-        let charset_utf16 = resp
+        let charset = resp
             .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().contains("utf-16"));
-        let text = decode(&resp.body, charset_utf16);
+            .and_then(|v| {
+                v.split(';')
+                    .find_map(|p| p.trim().strip_prefix("charset="))
+                    .map(|c| c.trim_matches('"').to_ascii_lowercase())
+            })
+            .unwrap_or_default();
+        let text = decode(&resp.body, &charset)?;
         if text.contains("Unknown Request, cannot be processed") {
             return Err(ServiceError::new(
                 "tally",
@@ -119,11 +124,19 @@ impl TallyClient {
     }
 }
 
-/// Tally's bytes as text: UTF-16 (little- or big-endian, by its byte-order mark, or as the
-/// content type says) or UTF-8.
-pub fn decode(body: &[u8], charset_utf16: bool) -> String {
-    let units = |bytes: &[u8], le: bool| -> Vec<u16> {
-        bytes
+/// Tally's bytes as text: UTF-16 (by its byte-order mark, the content type's charset, or the
+/// first character `<` as two bytes) or UTF-8. A UTF-16 answer cut in the middle of a
+/// character is refused, not read short.
+pub fn decode(body: &[u8], charset: &str) -> Result<String, ServiceError> {
+    fn utf16(bytes: &[u8], le: bool) -> Result<String, ServiceError> {
+        if !bytes.len().is_multiple_of(2) {
+            return Err(ServiceError::new(
+                "tally",
+                ErrorCode::UpstreamRejected,
+                "Tally's UTF-16 answer ends in the middle of a character (cut off?)",
+            ));
+        }
+        let units: Vec<u16> = bytes
             .chunks_exact(2)
             .map(|c| {
                 if le {
@@ -132,18 +145,24 @@ pub fn decode(body: &[u8], charset_utf16: bool) -> String {
                     u16::from_be_bytes([c[0], c[1]])
                 }
             })
-            .collect()
-    };
+            .collect();
+        Ok(String::from_utf16_lossy(&units))
+    }
     match body {
-        [0xFF, 0xFE, rest @ ..] => String::from_utf16_lossy(&units(rest, true)),
-        [0xFE, 0xFF, rest @ ..] => String::from_utf16_lossy(&units(rest, false)),
-        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest).into_owned(),
-        _ if charset_utf16 => String::from_utf16_lossy(&units(body, true)),
-        _ => String::from_utf8_lossy(body).into_owned(),
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, true),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, false),
+        [0xEF, 0xBB, 0xBF, rest @ ..] => Ok(String::from_utf8_lossy(rest).into_owned()),
+        _ if charset == "utf-16be" => utf16(body, false),
+        _ if charset.starts_with("utf-16") => utf16(body, true),
+        [b'<', 0, ..] => utf16(body, true),
+        [0, b'<', ..] => utf16(body, false),
+        _ => Ok(String::from_utf8_lossy(body).into_owned()),
     }
 }
 
-/// The `<COMPANY>` elements of a collection export.
+/// The `<COMPANY>` elements of a collection export. A field's text is everything inside it:
+/// quick-xml hands `R&amp;D` over as text, an entity reference and text again. An envelope
+/// with `<LINEERROR>` or `<STATUS>0</STATUS>` is Tally refusing, said with Tally's words.
 pub fn parse_companies(text: &str) -> Result<Vec<Company>, ServiceError> {
     let bad = |why: String| {
         ServiceError::new(
@@ -155,53 +174,97 @@ pub fn parse_companies(text: &str) -> Result<Vec<Company>, ServiceError> {
     let mut reader = Reader::from_str(text);
     let mut out = Vec::new();
     let mut current: Option<Company> = None;
-    let mut field = String::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut buf = String::new();
     let mut saw_envelope = false;
+    let mut line_error = String::new();
+    let mut status = String::new();
+    let attr_name = |e: &quick_xml::events::BytesStart<'_>| {
+        e.try_get_attribute("NAME")
+            .ok()
+            .flatten()
+            .and_then(|a| a.unescape_value().ok())
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
     loop {
         match reader.read_event().map_err(|e| bad(e.to_string()))? {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.name().as_ref()).to_ascii_uppercase();
                 saw_envelope |= name == "ENVELOPE";
                 if name == "COMPANY" {
-                    let attr = e
-                        .try_get_attribute("NAME")
-                        .ok()
-                        .flatten()
-                        .and_then(|a| a.unescape_value().ok())
-                        .map(|v| v.into_owned())
-                        .unwrap_or_default();
                     current = Some(Company {
-                        name: attr,
+                        name: attr_name(&e),
                         guid: String::new(),
                     });
                 }
-                field = name;
+                path.push(name);
+                buf.clear();
             }
-            Event::Text(t) => {
-                if let Some(c) = current.as_mut() {
-                    let value = t.decode().map_err(|e| bad(e.to_string()))?;
-                    let value = quick_xml::escape::unescape(&value)
-                        .map_err(|e| bad(e.to_string()))?
-                        .trim()
-                        .to_string();
-                    match field.as_str() {
-                        "NAME" if c.name.is_empty() => c.name = value,
-                        "GUID" => c.guid = value,
-                        _ => {}
-                    }
+            Event::Empty(e) if e.name().as_ref().eq_ignore_ascii_case(b"COMPANY") => {
+                let name = attr_name(&e);
+                if !name.is_empty() {
+                    out.push(Company {
+                        name,
+                        guid: String::new(),
+                    });
                 }
             }
-            Event::End(e) => {
-                if e.name().as_ref().eq_ignore_ascii_case(b"COMPANY") {
-                    if let Some(c) = current.take().filter(|c| !c.name.is_empty()) {
-                        out.push(c);
+            Event::Text(t) => buf.push_str(&t.decode().map_err(|e| bad(e.to_string()))?),
+            Event::CData(t) => buf.push_str(&String::from_utf8_lossy(&t)),
+            Event::GeneralRef(r) => {
+                let name = r.decode().map_err(|e| bad(e.to_string()))?;
+                let resolved = match quick_xml::escape::resolve_predefined_entity(&name) {
+                    Some(s) => s.to_string(),
+                    None => match r.resolve_char_ref() {
+                        Ok(Some(c)) => c.to_string(),
+                        _ => format!("&{name};"),
+                    },
+                };
+                buf.push_str(&resolved);
+            }
+            Event::End(_) => {
+                let name = path.pop().unwrap_or_default();
+                let value = buf.trim().to_string();
+                match name.as_str() {
+                    "LINEERROR" => line_error = value,
+                    "STATUS" if path.last().is_some_and(|p| p == "HEADER") => status = value,
+                    "NAME" => {
+                        if let Some(c) = current.as_mut().filter(|c| c.name.is_empty()) {
+                            c.name = value;
+                        }
                     }
+                    "GUID" => {
+                        if let Some(c) = current.as_mut() {
+                            c.guid = value;
+                        }
+                    }
+                    "COMPANY" => {
+                        if let Some(c) = current.take().filter(|c| !c.name.is_empty()) {
+                            out.push(c);
+                        }
+                    }
+                    _ => {}
                 }
-                field.clear();
+                buf.clear();
             }
             Event::Eof => break,
             _ => {}
         }
+    }
+    if !line_error.is_empty() || status == "0" {
+        return Err(ServiceError::new(
+            "tally",
+            ErrorCode::UpstreamRejected,
+            format!(
+                "Tally refused the request: {}",
+                if line_error.is_empty() {
+                    "status 0"
+                } else {
+                    &line_error
+                }
+            ),
+        ));
     }
     if !saw_envelope {
         return Err(bad("no ENVELOPE".into()));
@@ -234,9 +297,32 @@ mod tests {
             .into_iter()
             .chain(xml.encode_utf16().flat_map(|u| u.to_le_bytes()))
             .collect();
-        assert_eq!(parse_companies(&decode(&utf16, false)).unwrap(), want);
-        let bare_utf16: Vec<u8> = xml.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-        assert_eq!(parse_companies(&decode(&bare_utf16, true)).unwrap(), want);
+        assert_eq!(parse_companies(&decode(&utf16, "").unwrap()).unwrap(), want);
+        let bare_le: Vec<u8> = xml.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        assert_eq!(
+            parse_companies(&decode(&bare_le, "utf-16").unwrap()).unwrap(),
+            want
+        );
+        assert_eq!(
+            parse_companies(&decode(&bare_le, "").unwrap()).unwrap(),
+            want
+        );
+        let bare_be: Vec<u8> = xml.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+        assert_eq!(
+            parse_companies(&decode(&bare_be, "utf-16be").unwrap()).unwrap(),
+            want
+        );
+        assert!(decode(&bare_le[..bare_le.len() - 1], "utf-16").is_err());
+        // no NAME attribute: the name is the element's whole text, entities and all
+        let no_attr = "<ENVELOPE><COLLECTION><COMPANY><NAME>R&amp;D &#38; Sons</NAME><GUID>g</GUID></COMPANY><COMPANY NAME=\"Solo\"/></COLLECTION></ENVELOPE>";
+        let got = parse_companies(no_attr).unwrap();
+        assert_eq!(got[0].name, "R&D & Sons");
+        assert_eq!(got[1].name, "Solo");
+        let refused = "<ENVELOPE><HEADER><VERSION>1</VERSION><STATUS>0</STATUS></HEADER><BODY><DATA><LINEERROR>Could not find Company 'X'</LINEERROR></DATA></BODY></ENVELOPE>";
+        assert!(parse_companies(refused)
+            .unwrap_err()
+            .message
+            .contains("Could not find Company 'X'"));
         assert!(parse_companies("<RESPONSE>TallyPrime Server is Running</RESPONSE>").is_err());
         assert!(parse_companies("<ENVELOPE><COMPANY").is_err());
     }

@@ -63,9 +63,12 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
             ))
         }
     }
-    match obj.get("company_name_in_tally") {
-        Some(Value::String(c))
-            if !c.trim().is_empty() && c.chars().count() <= 200 && !c.chars().any(char::is_control) => {}
+    match obj.get("company_name_in_tally").and_then(Value::as_str).map(str::trim) {
+        Some(c) if !c.is_empty() && c.chars().count() <= 200 && !c.chars().any(char::is_control) => {
+            // as Tally shows it: without the spaces a form may add around it
+            let c = c.to_string();
+            obj.insert("company_name_in_tally".into(), Value::from(c));
+        }
         _ => {
             return Err(bad(
                 "config.company_name_in_tally is required: the company's name as Tally shows it (at most 200 characters)",
@@ -94,6 +97,11 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
         }
     }
     Ok(Value::Object(obj))
+}
+
+/// Whether two company names are one (Tally's names are case-insensitive).
+pub fn same_company(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
 /// Where a connection's Tally is.
@@ -160,7 +168,7 @@ impl Connector for TallyConnector {
         } else {
             names.join(", ")
         };
-        if !names.iter().any(|n| n.eq_ignore_ascii_case(wanted)) {
+        if !names.iter().any(|n| same_company(n, wanted)) {
             return Err(ServiceError::new(
                 "tally",
                 ErrorCode::UpstreamRejected,

@@ -40,6 +40,35 @@ async fn the_documents_tally_routes_configure_and_test_a_tally_server() {
     let id = created["connection_id"].as_str().unwrap().to_string();
     let (status, again) = fleet.call(Method::POST, CONFIG, Some(body.clone())).await;
     assert_eq!(status, 409, "one configuration per company: {again}");
+    let mut spaced = body.clone();
+    spaced["company_name_in_tally"] = json!("  demo company ");
+    let (status, again) = fleet.call(Method::POST, CONFIG, Some(spaced)).await;
+    assert_eq!(status, 409, "the same company, however written: {again}");
+    // two creates of one new company at once: one configuration
+    let second = json!({"tally_server_host": "127.0.0.1", "company_name_in_tally": "Second Co"});
+    let (a, b) = tokio::join!(
+        fleet.call(Method::POST, CONFIG, Some(second.clone())),
+        fleet.call(Method::POST, CONFIG, Some(second.clone()))
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "{a:?} {b:?}");
+    let made = if a.0 == 201 { a.1 } else { b.1 };
+    assert_eq!(
+        made["tally_server_port"], 9000,
+        "the document's default port: {made}"
+    );
+    let second_id = made["connection_id"].as_str().unwrap().to_string();
+    let (status, e) = fleet.call(Method::GET, CONFIG, None).await;
+    assert_eq!(status, 400, "two configurations: name one: {e}");
+    let (status, _) = fleet
+        .call(
+            Method::DELETE,
+            &format!("{CONFIG}?connection_id={second_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
     let (status, got) = fleet.call(Method::GET, CONFIG, None).await;
     assert_eq!(status, 200);
     assert_eq!(got["connection_id"], id.as_str());

@@ -132,42 +132,102 @@ pub async fn create_configuration(
         .unwrap_or("")
         .trim()
         .to_string();
-    let existing = configurations(&state, &principal).await?;
-    if let Some(c) = existing.iter().find(|c| {
-        c.config
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .is_some_and(|v| {
-                v["company_name_in_tally"]
-                    .as_str()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(&company))
-            })
-    }) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "CONFLICT",
-            format!("'{company}' is configured already ({})", c.id),
-        )
-        .integration("tally")
-        .suggest("Change it with PUT /api/v1/integrations/tally/configuration"));
-    }
     let name = if company.is_empty() {
         "Tally".to_string()
     } else {
         format!("Tally: {}", company.chars().take(100).collect::<String>())
     };
-    let created = create_connection(
-        &state,
-        &principal,
-        &origin,
-        "tally",
-        &name,
-        body,
-        Map::new(),
+    // one create of a company at a time (across the gateway's replicas), so two at once
+    // cannot both find it unconfigured
+    let lock = company_lock(&state, &principal, &company).await?;
+    let created = async {
+        refuse_twice(&state, &principal, &company, None).await?;
+        create_connection(
+            &state,
+            &principal,
+            &origin,
+            "tally",
+            &name,
+            body,
+            Map::new(),
+        )
+        .await
+    }
+    .await;
+    unlock(lock, &principal, &company).await;
+    Ok((StatusCode::CREATED, Json(view(&created?))))
+}
+
+/// A session-level advisory lock on (tenant, company), held on a connection of its own.
+async fn company_lock(
+    state: &AppState,
+    principal: &Principal,
+    company: &str,
+) -> Result<bac_runtime::db::Client, ApiError> {
+    let client = state.db.get().await.map_err(ApiError::internal)?;
+    client
+        .execute(
+            "SELECT pg_advisory_lock(hashtext($1))",
+            &[&lock_key(principal, company)],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(client)
+}
+
+fn lock_key(principal: &Principal, company: &str) -> String {
+    format!(
+        "tally/{}/{}",
+        principal.tenant_id,
+        company.trim().to_lowercase()
     )
-    .await?;
-    Ok((StatusCode::CREATED, Json(view(&created))))
+}
+
+async fn unlock(client: bac_runtime::db::Client, principal: &Principal, company: &str) {
+    if let Err(e) = client
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext($1))",
+            &[&lock_key(principal, company)],
+        )
+        .await
+    {
+        // never back to the pool holding the lock
+        tracing::warn!(error = %e, "could not release a Tally configuration lock");
+        let _ = bac_runtime::db::Client::take(client);
+    }
+}
+
+/// 409 when `company` is configured already (by a configuration other than `except`).
+async fn refuse_twice(
+    state: &AppState,
+    principal: &Principal,
+    company: &str,
+    except: Option<&str>,
+) -> Result<(), ApiError> {
+    let wanted = company.trim().to_lowercase();
+    let existing = configurations(state, principal).await?;
+    let same = |c: &&Connection| {
+        Some(c.id.as_str()) != except
+            && c.config
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok())
+                .is_some_and(|v| {
+                    v["company_name_in_tally"]
+                        .as_str()
+                        .is_some_and(|n| n.trim().to_lowercase() == wanted)
+                })
+    };
+    if let Some(c) = existing.iter().find(same) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "CONFLICT",
+            format!("'{}' is configured already ({})", company.trim(), c.id),
+        )
+        .integration("tally")
+        .suggest("Change it with PUT /api/v1/integrations/tally/configuration"));
+    }
+    Ok(())
 }
 
 #[utoipa::path(operation_id = "tally_update_configuration", put, path = "/api/v1/integrations/tally/configuration", tag = "tally",
@@ -183,6 +243,9 @@ pub async fn update_configuration(
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
     let current = find(&state, &principal, &which).await?;
+    if let Some(company) = body.get("company_name_in_tally").and_then(Value::as_str) {
+        refuse_twice(&state, &principal, company, Some(&current.id)).await?;
+    }
     let change = ConnectionChange {
         name: None,
         config: Some(ConfigChange::Merge(body)),
@@ -261,7 +324,9 @@ pub async fn test_connection(
             .as_ref()
             .and_then(|s| serde_json::to_value(s).ok())
             .unwrap_or(Value::Null),
-        Err(_) => Value::Null,
+        // nothing stored: the body is all there is
+        Err(e) if e.error_code == "NOT_CONNECTED" => Value::Null,
+        Err(e) => return Err(e),
     };
     let mut config = Map::new();
     let host = body
@@ -293,7 +358,18 @@ pub async fn test_connection(
             }),
         )
         .await
-        .map_err(|s| ApiError::from_status(&s, "tally"))?
+        .map_err(|s| {
+            // the settings' checks speak of the configuration's fields; this body has its own
+            let mut e = ApiError::from_status(&s, "tally");
+            for (field, given) in [
+                ("config.tally_server_host", "host"),
+                ("config.tally_server_port", "port"),
+                ("config.company_name_in_tally", "company_name"),
+            ] {
+                e.message = e.message.replace(field, given);
+            }
+            e
+        })?
         .into_inner();
     Ok(Json(
         json!({"integration": "tally", "ok": resp.ok, "message": resp.message,
