@@ -5,7 +5,10 @@ against that server. Otherwise the built binary (``target/debug/bac-sandbox``, o
 ``BAC_SANDBOX_BIN``) is started on a free port and stopped after the session.
 Build it first with ``cargo build -p bac-sandbox``.
 """
+import http.server
+import json
 import os
+import threading
 import socket
 import subprocess
 import time
@@ -140,3 +143,39 @@ def slack_url():
 def teams_url():
     """The Teams sandbox, the Bot Framework's side of a bot (``BAC_SANDBOX_TEAMS_URL``)."""
     yield from _provider_sandbox("BAC_SANDBOX_TEAMS_URL", "BAC_SANDBOX_TEAMS_ADDR", "teams")
+
+
+class _Received(http.server.BaseHTTPRequestHandler):
+    """Keeps each POST's Authorization header and JSON body; answers 200 `{}`."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.server.received.append((self.headers.get("authorization", ""), json.loads(body)))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def receiver():
+    """An HTTP endpoint a sandbox posts signed requests to (a bot's, a Chat app's): ``.url``,
+    and ``.received``, the ``(authorization, body)`` of each request."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Received)
+    server.received = []
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/messages"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def post_json(url, body):
+    """POSTs ``body`` as JSON; the JSON answer."""
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())

@@ -87,6 +87,20 @@ impl JwtVerifier {
         )
     }
 
+    /// Checks the bearer token of an upstream's request (its `Authorization` header).
+    pub async fn verify_webhook(
+        &self,
+        webhook: &crate::Webhook,
+        expect: &Expect,
+    ) -> Result<Verified, ServiceError> {
+        let auth = webhook
+            .headers
+            .get("authorization")
+            .map(String::as_str)
+            .unwrap_or("");
+        self.verify(auth, expect).await
+    }
+
     /// Checks `token` (the `Authorization` header's value, `Bearer ` included or not).
     pub async fn verify(&self, token: &str, expect: &Expect) -> Result<Verified, ServiceError> {
         let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();

@@ -807,6 +807,26 @@ impl Fleet {
         }
     }
 
+    /// POSTs `body` to a sandbox's (admin) route, which must succeed; its JSON answer (null
+    /// when it has none).
+    pub async fn sandbox_post(&self, url: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self.http.post(url).json(&body).send().await.unwrap();
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        r.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A sandbox's (admin) route's JSON answer.
+    pub async fn sandbox_get(&self, url: &str) -> serde_json::Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The connection's webhook URL with a new token in its query: what an upstream is
     /// given as its request URL (Slack's, a bot's messaging endpoint, a Chat app's).
     pub async fn webhook_url(&self, conn: &str) -> String {

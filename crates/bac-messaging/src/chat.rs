@@ -55,11 +55,7 @@ pub struct Chat {
 impl Chat {
     pub fn new(egress: bac_runtime::upstream::egress::EgressPolicy, timeout: Duration) -> Self {
         // one try per attempt: the delivery's schedule is the retry
-        let policy = RetryPolicy {
-            max_retries: 0,
-            deadline: timeout,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy::single_attempt(timeout);
         Chat {
             http: UpstreamClient::new("chat-webhooks", None, policy, egress),
         }

@@ -34,9 +34,7 @@ pub fn jwks_url_from_env() -> String {
         .unwrap_or_else(|| format!("https://www.googleapis.com/service_accounts/v1/jwk/{ISSUER}"))
 }
 
-fn err(code: ErrorCode, msg: impl Into<String>) -> ServiceError {
-    ServiceError::new("messaging", code, msg)
-}
+use crate::err;
 
 /// Google Chat apps' events.
 pub struct ChatApp {
@@ -77,14 +75,9 @@ impl ChatApp {
         rec: &ConnectionRecord,
         webhook: &Webhook,
     ) -> Result<WebhookInput, ServiceError> {
-        let auth = webhook
-            .headers
-            .get("authorization")
-            .map(String::as_str)
-            .unwrap_or("");
         self.verifier
-            .verify(
-                auth,
+            .verify_webhook(
+                webhook,
                 &Expect {
                     issuers: vec![ISSUER.into()],
                     audience: rec.setting("project_number").to_string(),
@@ -93,7 +86,7 @@ impl ChatApp {
             .await?;
         let event: Value = serde_json::from_slice(&webhook.body)
             .map_err(|_| err(ErrorCode::InvalidRequest, "the event is not JSON"))?;
-        let s = |v: &Value| v.as_str().unwrap_or("").replace('\0', "");
+        let s = crate::inbound::text;
         let kind = s(&event["type"]);
         if kind.is_empty() {
             return Err(err(ErrorCode::InvalidRequest, "the event has no type"));
@@ -119,10 +112,7 @@ impl ChatApp {
             text: s(&message["text"]).chars().take(40_000).collect(),
             argument_text: s(&message["argumentText"]).chars().take(40_000).collect(),
             event: crate::inbound::as_struct(&event),
-            event_time: Some(pbjson_types::Timestamp {
-                seconds: time.timestamp(),
-                nanos: time.timestamp_subsec_nanos() as i32,
-            }),
+            event_time: Some(bac_runtime::connections::timestamp(time)),
         };
         let label: String = kind
             .to_ascii_lowercase()

@@ -10,6 +10,11 @@ pub(crate) fn clean(s: &str) -> String {
     s.replace('\0', "")
 }
 
+/// A JSON string of an upstream's request as storable text ('' when it is not a string).
+pub(crate) fn text(v: &Value) -> String {
+    clean(v.as_str().unwrap_or(""))
+}
+
 /// A JSON value as a `Struct` field, NULs dropped.
 pub(crate) fn as_struct(v: &Value) -> Option<pbjson_types::Struct> {
     fn strip(v: Value) -> Value {

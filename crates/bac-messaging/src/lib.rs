@@ -44,7 +44,12 @@ use bac_runtime::{
 use tonic::service::Routes;
 
 pub(crate) fn bad(msg: impl Into<String>) -> ServiceError {
-    ServiceError::new("messaging", ErrorCode::InvalidRequest, msg)
+    err(ErrorCode::InvalidRequest, msg)
+}
+
+/// messaging's error of `code`.
+pub(crate) fn err(code: ErrorCode, msg: impl Into<String>) -> ServiceError {
+    ServiceError::new("messaging", code, msg)
 }
 
 /// Our own storage failed: an internal error (retried where the caller retries).

@@ -10,6 +10,7 @@
 use std::{num::NonZeroU32, time::Duration};
 
 use bac_connector::{Webhook, WebhookInput};
+use bac_runtime::connections::timestamp;
 use bac_runtime::{
     connections::ConnectionRecord,
     db::Pool,
@@ -17,7 +18,7 @@ use bac_runtime::{
     upstream::{QuotaKey, RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest},
     ErrorCode, ServiceError,
 };
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -56,9 +57,7 @@ pub fn quota(team: &str, method: &str, channel: &str) -> QuotaKey {
     }
 }
 
-fn err(code: ErrorCode, msg: impl Into<String>) -> ServiceError {
-    ServiceError::new("messaging", code, msg)
-}
+use crate::err;
 
 /// Slack `error` codes that mean the token no longer works.
 const TOKEN_ERRORS: &[&str] = &[
@@ -96,11 +95,7 @@ impl SlackApi {
         timeout: Duration,
     ) -> Self {
         // one try per attempt: the delivery's schedule is the retry
-        let policy = RetryPolicy {
-            max_retries: 0,
-            deadline: timeout,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy::single_attempt(timeout);
         SlackApi {
             http: UpstreamClient::new("slack", None, policy, egress),
             base: base.trim_end_matches('/').to_string(),
@@ -389,13 +384,6 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> WebhookInput {
     }
 }
 
-fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
 /// What the fleet does with Slack's requests.
 #[derive(Clone)]
 pub struct Inbound {
@@ -455,7 +443,7 @@ impl Inbound {
     /// Publishes an event once per `event_id`.
     async fn event(&self, rec: &ConnectionRecord, body: &Value) -> Result<(), ServiceError> {
         let event = &body["event"];
-        let s = |v: &Value| clean(v.as_str().unwrap_or(""));
+        let s = crate::inbound::text;
         let event_id = s(&body["event_id"]);
         let channel = s(&event["channel"]);
         let event_type = s(&event["type"]);

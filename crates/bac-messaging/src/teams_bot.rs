@@ -101,9 +101,7 @@ pub fn grant(
     })
 }
 
-fn err(code: ErrorCode, msg: impl Into<String>) -> ServiceError {
-    ServiceError::new("messaging", code, msg)
-}
+use crate::err;
 
 /// Teams bots: inbound activities and replies.
 pub struct Bot {
@@ -130,15 +128,11 @@ impl Bot {
             },
             egress.clone(),
         );
-        // one try per attempt: the delivery's schedule is the retry
         let http = UpstreamClient::new(
             "botframework",
             None,
-            RetryPolicy {
-                max_retries: 0,
-                deadline: timeout,
-                ..RetryPolicy::default()
-            },
+            // one try per attempt: the delivery's schedule is the retry
+            RetryPolicy::single_attempt(timeout),
             egress,
         );
         Arc::new(Bot {
@@ -159,15 +153,10 @@ impl Bot {
         rec: &ConnectionRecord,
         webhook: &Webhook,
     ) -> Result<WebhookInput, ServiceError> {
-        let auth = webhook
-            .headers
-            .get("authorization")
-            .map(String::as_str)
-            .unwrap_or("");
         let verified = self
             .verifier
-            .verify(
-                auth,
+            .verify_webhook(
+                webhook,
                 &Expect {
                     issuers: vec![ISSUER.into()],
                     audience: rec.setting("app_id").to_string(),
@@ -176,7 +165,7 @@ impl Bot {
             .await?;
         let activity: Value = serde_json::from_slice(&webhook.body)
             .map_err(|_| err(ErrorCode::InvalidRequest, "the activity is not JSON"))?;
-        let s = |v: &Value| v.as_str().unwrap_or("").replace('\0', "");
+        let s = crate::inbound::text;
         let channel = s(&activity["channelId"]);
         if !verified.endorsements.iter().any(|e| e == &channel) {
             return Err(err(
@@ -220,10 +209,7 @@ impl Bot {
             text: s(&activity["text"]).chars().take(40_000).collect(),
             ms_tenant_id: s(&activity["conversation"]["tenantId"]),
             activity: crate::inbound::as_struct(&activity),
-            time: Some(pbjson_types::Timestamp {
-                seconds: now.timestamp(),
-                nanos: 0,
-            }),
+            time: Some(bac_runtime::connections::timestamp(now)),
         };
         let event = CloudEvent {
             id: Uuid::now_v7(),

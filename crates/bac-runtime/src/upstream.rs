@@ -86,6 +86,18 @@ pub struct RetryPolicy {
     pub deadline: Duration,
 }
 
+impl RetryPolicy {
+    /// One try within `deadline`: for callers whose own schedule is the retry (a delivery
+    /// tried again later, a webhook message with its backoff).
+    pub fn single_attempt(deadline: Duration) -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            deadline,
+            ..RetryPolicy::default()
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {

@@ -55,20 +55,8 @@ async fn a_google_chat_app_hears_only_events_google_signed_for_its_project() {
         .await;
     assert_eq!(status, 200, "Google's keys are read: {test}");
     let endpoint = fleet.webhook_url(&id).await;
-    let send = |body: Value| {
-        let http = fleet.http.clone();
-        let google = google.clone();
-        async move {
-            http.post(format!("{google}/_sandbox/chat/events"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
+    let events_url = format!("{google}/_sandbox/chat/events");
+    let send = |body: Value| fleet.sandbox_post(&events_url, body);
     for how in ["forged", "expired", "other_audience", "none"] {
         let sent = send(
             json!({"url": endpoint, "project_number": PROJECT, "text": format!("{how} event"),

@@ -34,15 +34,7 @@ async fn fleet_with_slack() -> (Fleet, String) {
 }
 
 async fn sandbox(fleet: &Fleet, slack: &str, path: &str, body: Value) -> Value {
-    let r = fleet
-        .http
-        .post(format!("{slack}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-    r.json().await.unwrap_or(Value::Null)
+    fleet.sandbox_post(&format!("{slack}{path}"), body).await
 }
 
 async fn settled(fleet: &Fleet, id: &str) -> Value {
@@ -404,15 +396,7 @@ async fn slack_messages_events_and_slash_commands() {
 }
 
 async fn sandbox_get(fleet: &Fleet, slack: &str, path: &str) -> Value {
-    fleet
-        .http
-        .get(format!("{slack}{path}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    fleet.sandbox_get(&format!("{slack}{path}")).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

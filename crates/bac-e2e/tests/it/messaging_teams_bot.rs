@@ -30,14 +30,12 @@ async fn a_teams_bot_hears_verified_activities_and_replies_in_the_conversation()
         ..Default::default()
     })
     .await;
-    let registered = fleet
-        .http
-        .post(format!("{teams}/_sandbox/oauth/clients"))
-        .json(&json!({"client_id": APP_ID, "client_secret": APP_PASSWORD, "redirect_uris": []}))
-        .send()
-        .await
-        .unwrap();
-    assert!(registered.status().is_success());
+    fleet
+        .sandbox_post(
+            &format!("{teams}/_sandbox/oauth/clients"),
+            json!({"client_id": APP_ID, "client_secret": APP_PASSWORD, "redirect_uris": []}),
+        )
+        .await;
 
     // bad settings are refused before anything is stored
     let (status, e) = fleet
@@ -74,20 +72,8 @@ async fn a_teams_bot_hears_verified_activities_and_replies_in_the_conversation()
     assert!(!test.to_string().contains(APP_PASSWORD), "{test}");
 
     let endpoint = fleet.webhook_url(&id).await;
-    let send = |body: Value| {
-        let http = fleet.http.clone();
-        let teams = teams.clone();
-        async move {
-            http.post(format!("{teams}/_sandbox/teams/activities"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
+    let events_url = format!("{teams}/_sandbox/teams/activities");
+    let send = |body: Value| fleet.sandbox_post(&events_url, body);
     for how in ["forged", "expired", "other_audience", "none"] {
         let sent = send(
             json!({"url": endpoint, "app_id": APP_ID, "text": format!("{how} activity"),
@@ -146,15 +132,9 @@ async fn a_teams_bot_hears_verified_activities_and_replies_in_the_conversation()
     })
     .await;
     assert!(sent, "the reply was not sent");
-    let replies: Value = fleet
-        .http
-        .get(format!("{teams}/_sandbox/teams/replies"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let replies = fleet
+        .sandbox_get(&format!("{teams}/_sandbox/teams/replies"))
+        .await;
     let r = &replies["replies"][0];
     assert_eq!(r["conversation_id"], "a:1invoiceChat", "{replies}");
     assert_eq!(r["reply_to_id"], activity_id.as_str());

@@ -4,7 +4,7 @@
 //! among them; a server that cannot be reached answers the document's error.
 use bac_e2e::{free_port, Fleet, FleetOptions};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const CONFIG: &str = "/api/v1/integrations/tally/configuration";
 const TEST: &str = "/api/v1/integrations/tally/test-connection";
@@ -107,20 +107,18 @@ async fn the_documents_tally_routes_configure_and_test_a_tally_server() {
         "{t}"
     );
     // Tally answering in UTF-16, with another company open too
-    let admin = |path: &str, b: Value| {
-        let http = fleet.http.clone();
-        let url = format!("{tally}{path}");
-        async move {
-            let r = http.post(url).json(&b).send().await.unwrap();
-            assert!(r.status().is_success());
-        }
-    };
-    admin("/_sandbox/tally/encoding", json!({"encoding": "utf-16"})).await;
-    admin(
-        "/_sandbox/tally/companies",
-        json!({"open": ["R&D India", "Demo Company"]}),
-    )
-    .await;
+    fleet
+        .sandbox_post(
+            &format!("{tally}/_sandbox/tally/encoding"),
+            json!({"encoding": "utf-16"}),
+        )
+        .await;
+    fleet
+        .sandbox_post(
+            &format!("{tally}/_sandbox/tally/companies"),
+            json!({"open": ["R&D India", "Demo Company"]}),
+        )
+        .await;
     let (status, t) = fleet
         .call(
             Method::POST,

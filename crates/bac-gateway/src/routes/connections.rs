@@ -146,10 +146,13 @@ pub(crate) fn integration_client(
         .ok_or_else(|| ApiError::internal(format!("no channel for {}", kind.key())))
 }
 
-fn config_value(c: &Connection) -> Value {
+/// A connection's settings as JSON: a `Struct` carries numbers as doubles, a port is an
+/// integer again (`wkt::integral`).
+pub(crate) fn config_value(c: &Connection) -> Value {
     c.config
         .as_ref()
         .and_then(|s| serde_json::to_value(s).ok())
+        .map(bac_runtime::wkt::integral)
         .unwrap_or_else(|| json!({}))
 }
 

@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::connections::{
-    create_connection, delete_connection, integration_client, update_connection, ConfigChange,
-    ConnectionChange,
+    config_value, create_connection, delete_connection, integration_client, update_connection,
+    ConfigChange, ConnectionChange,
 };
 use crate::{
     audit::Origin,
@@ -87,20 +87,17 @@ async fn find(
 fn view(c: &Connection) -> Value {
     let mut out = Map::new();
     out.insert("connection_id".into(), json!(c.id));
-    if let Some(Value::Object(m)) = c.config.as_ref().and_then(|s| serde_json::to_value(s).ok()) {
-        // a Struct's numbers are doubles: a port is shown as the integer it is
-        out.extend(m.into_iter().map(|(k, v)| match v.as_f64() {
-            Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => (k, json!(n as i64)),
-            _ => (k, v),
-        }));
+    if let Value::Object(m) = config_value(c) {
+        out.extend(m);
     }
-    let time = |t: &Option<pbjson_types::Timestamp>| {
-        t.as_ref()
-            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    };
-    out.insert("created_at".into(), json!(time(&c.created_at)));
-    out.insert("updated_at".into(), json!(time(&c.updated_at)));
+    out.insert(
+        "created_at".into(),
+        json!(c.created_at.as_ref().map(bac_runtime::wkt::rfc3339)),
+    );
+    out.insert(
+        "updated_at".into(),
+        json!(c.updated_at.as_ref().map(bac_runtime::wkt::rfc3339)),
+    );
     Value::Object(out)
 }
 
@@ -208,14 +205,9 @@ async fn refuse_twice(
     let existing = configurations(state, principal).await?;
     let same = |c: &&Connection| {
         Some(c.id.as_str()) != except
-            && c.config
-                .as_ref()
-                .and_then(|s| serde_json::to_value(s).ok())
-                .is_some_and(|v| {
-                    v["company_name_in_tally"]
-                        .as_str()
-                        .is_some_and(|n| n.trim().to_lowercase() == wanted)
-                })
+            && config_value(c)["company_name_in_tally"]
+                .as_str()
+                .is_some_and(|n| n.trim().to_lowercase() == wanted)
     };
     if let Some(c) = existing.iter().find(same) {
         return Err(ApiError::new(
@@ -319,11 +311,7 @@ pub async fn test_connection(
     authz::require(&state.db, &principal, "tally", Action::Configure).await?;
     // what is not given comes from the stored configuration, when there is one
     let stored = match find(&state, &principal, &which).await {
-        Ok(c) => c
-            .config
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(Value::Null),
+        Ok(c) => config_value(&c),
         // nothing stored: the body is all there is
         Err(e) if e.error_code == "NOT_CONNECTED" => Value::Null,
         Err(e) => return Err(e),

@@ -95,11 +95,7 @@ impl Sender {
         opts: SenderOptions,
     ) -> Self {
         // no retries inside one attempt: the schedule above is the retry
-        let policy = RetryPolicy {
-            max_retries: 0,
-            deadline: timeout,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy::single_attempt(timeout);
         Sender {
             inner: Arc::new(Inner {
                 db,
