@@ -176,6 +176,13 @@ pub trait Connector: Send + Sync + 'static {
         None
     }
 
+    /// The sync frequency a connection's own settings ask for (Tally's configuration has
+    /// `sync_frequency` and `auto_sync_enabled`): given to every entity of the connection
+    /// each time its settings are saved. `None`: the entities' own sync settings decide.
+    fn sync_frequency(&self, _rec: &ConnectionRecord) -> Option<String> {
+        None
+    }
+
     /// OAuth integrations: how a connection's user grants access (the kit serves
     /// `BeginAuthorization` and `CompleteAuthorization` with it). None: not OAuth.
     fn oauth(&self) -> Option<&dyn oauth::OAuthFlow> {

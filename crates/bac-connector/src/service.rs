@@ -86,6 +86,29 @@ impl<C: Connector> IntegrationApi<C> {
     }
 
     /// A connection changed or went: the connector's caches and every cached status.
+    /// Gives every entity the frequency the connection's settings ask for, if they do.
+    async fn schedule(
+        &self,
+        rec: &bac_runtime::connections::ConnectionRecord,
+    ) -> Result<(), ServiceError> {
+        let Some(frequency) = self.connector.sync_frequency(rec) else {
+            return Ok(());
+        };
+        for entity in self.engine.entities() {
+            self.engine
+                .update_settings(
+                    &rec.tenant_id,
+                    &rec.id,
+                    entity,
+                    Some(&frequency),
+                    None,
+                    None,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn forget(&self, id: &str) {
         self.connector.forget(id).await;
         self.calls.forget_statuses();
@@ -285,6 +308,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             .create(&ctx.tenant_id, &req.id, &name, config, secrets)
             .await?;
         self.forget(&rec.id).await;
+        self.schedule(&rec).await?;
         Ok(Response::new(rec.to_proto(C::KEY)))
     }
 
@@ -359,6 +383,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             )
             .await?;
         self.forget(&rec.id).await;
+        self.schedule(&rec).await?;
         Ok(Response::new(UpdateConnectionResponse {
             connection: Some(rec.to_proto(C::KEY)),
             changed_secret_fields: changed,

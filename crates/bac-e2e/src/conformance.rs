@@ -530,7 +530,7 @@ pub async fn takeover_after_kill<U: Upstream>(fleet: &mut Fleet, up: &U) {
         async move {
             db.query_one(
                 &format!(
-                    "SELECT status, attempts, records_created FROM {key}.sync_runs WHERE id = $1"
+                    "SELECT status, attempts, records_created, coalesce(error, '') FROM {key}.sync_runs WHERE id = $1"
                 ),
                 &[&run_id],
             )
@@ -540,19 +540,20 @@ pub async fn takeover_after_kill<U: Upstream>(fleet: &mut Fleet, up: &U) {
                     r.get::<_, String>(0),
                     r.get::<_, i32>(1),
                     r.get::<_, i64>(2),
+                    r.get::<_, String>(3),
                 )
             })
             .expect("the run")
         }
     };
     let ended = wait_until(Duration::from_secs(180), || async {
-        let (status, _, _) = state().await;
+        let (status, _, _, _) = state().await;
         status != "running" && status != "queued"
     })
     .await;
     assert!(ended, "the takeover did not finish");
-    let (status, attempts, created) = state().await;
-    assert_eq!(status, "succeeded");
+    let (status, attempts, created, error) = state().await;
+    assert_eq!(status, "succeeded", "{error}");
     assert_eq!(attempts, 2, "taken over once");
     assert_eq!(
         created, total,

@@ -69,3 +69,10 @@ pub mod messaging {
         include!(concat!(env!("OUT_DIR"), "/bac.messaging.v1.serde.rs"));
     }
 }
+/// `bac.tally.v1`: ledgers, vouchers and stock items of a Tally company.
+pub mod tally {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/bac.tally.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/bac.tally.v1.serde.rs"));
+    }
+}

@@ -342,7 +342,74 @@ pub(crate) async fn write_in(
     Ok((canonical, op))
 }
 
+/// Which mirror rows [`SyncEngine::mirror_page`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorQuery<'a> {
+    /// Rows whose `remote_id` sorts after this one (the previous page's last).
+    pub after: &'a str,
+    pub limit: i64,
+    /// A top-level field equal to a text.
+    pub equals: Option<(&'a str, &'a str)>,
+    /// A top-level text field within bounds (ISO dates compare as text).
+    pub range: Option<(&'a str, Option<&'a str>, Option<&'a str>)>,
+}
+
+/// One mirror row as listed: its id, canonical data and when the fleet last wrote it.
+#[derive(Debug, Clone)]
+pub struct MirrorRow {
+    pub remote_id: String,
+    pub data: Value,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
 impl SyncEngine {
+    /// A page of an entity's mirror (the records as last synced or written), in `remote_id`
+    /// order: what a domain API lists when its upstream may be out of reach (Tally on an
+    /// office computer that is off).
+    pub async fn mirror_page(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        entity: &str,
+        q: &MirrorQuery<'_>,
+    ) -> Result<Vec<MirrorRow>, ServiceError> {
+        let client = self.inner.db.get().await.map_err(|e| self.db_err(e))?;
+        let (eq_key, eq_value) = q.equals.map_or(("", None), |(k, v)| (k, Some(v)));
+        let (range_key, from, to) = q.range.map_or(("", None, None), |(k, f, t)| (k, f, t));
+        let rows = client
+            .query(
+                "SELECT remote_id, data, updated_at FROM sync_records
+                 WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND NOT deleted
+                   AND remote_id > $4
+                   AND ($6::text IS NULL OR data->>$5 = $6)
+                   AND ($8::text IS NULL OR data->>$7 >= $8)
+                   AND ($9::text IS NULL OR data->>$7 <= $9)
+                 ORDER BY remote_id LIMIT $10",
+                &[
+                    &tenant,
+                    &connection_id,
+                    &entity,
+                    &q.after,
+                    &eq_key,
+                    &eq_value,
+                    &range_key,
+                    &from,
+                    &to,
+                    &q.limit,
+                ],
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| MirrorRow {
+                remote_id: r.get(0),
+                data: r.get(1),
+                updated_at: r.get(2),
+            })
+            .collect())
+    }
+
     /// The mirror row of one record: (canonical data, hash, remote version), unless deleted.
     pub async fn mirrored(
         &self,

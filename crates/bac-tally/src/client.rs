@@ -9,7 +9,8 @@ use bac_runtime::{
     upstream::{RetryPolicy, UpstreamClient, UpstreamError, UpstreamRequest},
     ErrorCode, ServiceError,
 };
-use quick_xml::{events::Event, Reader};
+
+use crate::xml;
 
 /// What the document says when Tally cannot be reached.
 pub const UNREACHABLE: &str = "Failed to connect to Tally server";
@@ -19,7 +20,7 @@ pub const UNREACHABLE_SUGGESTION: &str = "Check if Tally server is running on sp
 pub const LIST_OF_COMPANIES: &str = "<ENVELOPE>\
 <HEADER><VERSION>1</VERSION><TALLYREQUEST>Export</TALLYREQUEST><TYPE>Collection</TYPE><ID>List of Companies</ID></HEADER>\
 <BODY><DESC><STATICVARIABLES><SVEXPORTFORMAT>$$SysName:XML</SVEXPORTFORMAT></STATICVARIABLES>\
-<TDL><TDLMESSAGE><COLLECTION NAME=\"List of Companies\" ISMODIFY=\"No\"><TYPE>Company</TYPE><FETCH>NAME, GUID, STARTINGFROM</FETCH></COLLECTION></TDLMESSAGE></TDL>\
+<TDL><TDLMESSAGE><COLLECTION NAME=\"List of Companies\" ISMODIFY=\"No\"><TYPE>Company</TYPE><FETCH>NAME, GUID, STARTINGFROM, ALTMSTID, ALTVCHID</FETCH></COLLECTION></TDLMESSAGE></TDL>\
 </DESC></BODY></ENVELOPE>";
 
 /// A company open in Tally.
@@ -27,6 +28,9 @@ pub const LIST_OF_COMPANIES: &str = "<ENVELOPE>\
 pub struct Company {
     pub name: String,
     pub guid: String,
+    /// The last ALTERID given to a master (`$AltMstId`), and to a voucher (`$AltVchId`).
+    pub alt_mst_id: i64,
+    pub alt_vch_id: i64,
 }
 
 /// Posts envelopes to Tally servers.
@@ -63,14 +67,15 @@ impl TallyClient {
         port: u16,
         envelope: &str,
         operation: &str,
+        idempotent: bool,
     ) -> Result<String, ServiceError> {
         let req = UpstreamRequest {
             method: http::Method::POST,
             url: format!("http://{host}:{port}/"),
             headers: vec![("content-type".into(), "text/xml; charset=utf-8".into())],
             body: Some(envelope.as_bytes().to_vec()),
-            // an export changes nothing: safe to send again
-            idempotent: true,
+            // an export changes nothing and is safe to send again; an import is not
+            idempotent,
             operation: operation.into(),
             quota: None,
         };
@@ -118,9 +123,34 @@ impl TallyClient {
     /// The companies the Tally server at `host:port` has open.
     pub async fn companies(&self, host: &str, port: u16) -> Result<Vec<Company>, ServiceError> {
         let text = self
-            .post(host, port, LIST_OF_COMPANIES, "list_of_companies")
+            .post(host, port, LIST_OF_COMPANIES, "list_of_companies", true)
             .await?;
         parse_companies(&text)
+    }
+
+    /// An export of a collection ([`xml::export_collection`]).
+    pub async fn export(
+        &self,
+        host: &str,
+        port: u16,
+        envelope: &str,
+        operation: &str,
+    ) -> Result<xml::Collection, ServiceError> {
+        let text = self.post(host, port, envelope, operation, true).await?;
+        xml::parse_collection(&text)
+    }
+
+    /// An import ([`xml::import`]): Tally's counts and line errors. Sent once: whether a lost
+    /// answer's import happened is for the caller to find out (by the GUID it gave).
+    pub async fn import(
+        &self,
+        host: &str,
+        port: u16,
+        envelope: &str,
+        operation: &str,
+    ) -> Result<xml::ImportResult, ServiceError> {
+        let text = self.post(host, port, envelope, operation, false).await?;
+        xml::parse_import(&text)
     }
 }
 
@@ -160,116 +190,32 @@ pub fn decode(body: &[u8], charset: &str) -> Result<String, ServiceError> {
     }
 }
 
-/// The `<COMPANY>` elements of a collection export. A field's text is everything inside it:
-/// quick-xml hands `R&amp;D` over as text, an entity reference and text again. An envelope
-/// with `<LINEERROR>` or `<STATUS>0</STATUS>` is Tally refusing, said with Tally's words.
+/// The `<COMPANY>` elements of a collection export (the typed envelope of [`crate::xml`]);
+/// an envelope with `<LINEERROR>` or `<STATUS>0</STATUS>` is Tally refusing, said with
+/// Tally's words.
 pub fn parse_companies(text: &str) -> Result<Vec<Company>, ServiceError> {
-    let bad = |why: String| {
-        ServiceError::new(
-            "tally",
-            ErrorCode::UpstreamRejected,
-            format!("Tally's answer is not the company list it was asked for: {why}"),
-        )
-    };
-    let mut reader = Reader::from_str(text);
-    let mut out = Vec::new();
-    let mut current: Option<Company> = None;
-    let mut path: Vec<String> = Vec::new();
-    let mut buf = String::new();
-    let mut saw_envelope = false;
-    let mut line_error = String::new();
-    let mut status = String::new();
-    let attr_name = |e: &quick_xml::events::BytesStart<'_>| {
-        e.try_get_attribute("NAME")
-            .ok()
-            .flatten()
-            .and_then(|a| a.unescape_value().ok())
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    loop {
-        match reader.read_event().map_err(|e| bad(e.to_string()))? {
-            Event::Start(e) => {
-                let name = String::from_utf8_lossy(e.name().as_ref()).to_ascii_uppercase();
-                saw_envelope |= name == "ENVELOPE";
-                if name == "COMPANY" {
-                    current = Some(Company {
-                        name: attr_name(&e),
-                        guid: String::new(),
-                    });
-                }
-                path.push(name);
-                buf.clear();
-            }
-            Event::Empty(e) if e.name().as_ref().eq_ignore_ascii_case(b"COMPANY") => {
-                let name = attr_name(&e);
-                if !name.is_empty() {
-                    out.push(Company {
-                        name,
-                        guid: String::new(),
-                    });
-                }
-            }
-            Event::Text(t) => buf.push_str(&t.decode().map_err(|e| bad(e.to_string()))?),
-            Event::CData(t) => buf.push_str(&String::from_utf8_lossy(&t)),
-            Event::GeneralRef(r) => {
-                let name = r.decode().map_err(|e| bad(e.to_string()))?;
-                let resolved = match quick_xml::escape::resolve_predefined_entity(&name) {
-                    Some(s) => s.to_string(),
-                    None => match r.resolve_char_ref() {
-                        Ok(Some(c)) => c.to_string(),
-                        _ => format!("&{name};"),
-                    },
-                };
-                buf.push_str(&resolved);
-            }
-            Event::End(_) => {
-                let name = path.pop().unwrap_or_default();
-                let value = buf.trim().to_string();
-                match name.as_str() {
-                    "LINEERROR" => line_error = value,
-                    "STATUS" if path.last().is_some_and(|p| p == "HEADER") => status = value,
-                    "NAME" => {
-                        if let Some(c) = current.as_mut().filter(|c| c.name.is_empty()) {
-                            c.name = value;
-                        }
-                    }
-                    "GUID" => {
-                        if let Some(c) = current.as_mut() {
-                            c.guid = value;
-                        }
-                    }
-                    "COMPANY" => {
-                        if let Some(c) = current.take().filter(|c| !c.name.is_empty()) {
-                            out.push(c);
-                        }
-                    }
-                    _ => {}
-                }
-                buf.clear();
-            }
-            Event::Eof => break,
-            _ => {}
+    let collection = xml::parse_collection(text).map_err(|e| {
+        if e.message.starts_with("Tally's answer is not") {
+            ServiceError::new(
+                "tally",
+                ErrorCode::UpstreamRejected,
+                "Tally's answer is not the company list it was asked for",
+            )
+        } else {
+            e
         }
-    }
-    if !line_error.is_empty() || status == "0" {
-        return Err(ServiceError::new(
-            "tally",
-            ErrorCode::UpstreamRejected,
-            format!(
-                "Tally refused the request: {}",
-                if line_error.is_empty() {
-                    "status 0"
-                } else {
-                    &line_error
-                }
-            ),
-        ));
-    }
-    if !saw_envelope {
-        return Err(bad("no ENVELOPE".into()));
-    }
-    Ok(out)
+    })?;
+    Ok(collection
+        .companies
+        .iter()
+        .map(|c| Company {
+            name: c.name(),
+            guid: c.guid.trimmed().to_string(),
+            alt_mst_id: c.alt_mst_id.number().unwrap_or(0),
+            alt_vch_id: c.alt_vch_id.number().unwrap_or(0),
+        })
+        .filter(|c| !c.name.is_empty())
+        .collect())
 }
 
 #[cfg(test)]
@@ -286,10 +232,14 @@ mod tests {
             Company {
                 name: "R&D India".into(),
                 guid: "g-1".into(),
+                alt_mst_id: 0,
+                alt_vch_id: 0,
             },
             Company {
                 name: "Demo Company".into(),
                 guid: "g-2".into(),
+                alt_mst_id: 0,
+                alt_vch_id: 0,
             },
         ];
         assert_eq!(parse_companies(xml).unwrap(), want);
@@ -314,9 +264,10 @@ mod tests {
         );
         assert!(decode(&bare_le[..bare_le.len() - 1], "utf-16").is_err());
         // no NAME attribute: the name is the element's whole text, entities and all
-        let no_attr = "<ENVELOPE><COLLECTION><COMPANY><NAME>R&amp;D &#38; Sons</NAME><GUID>g</GUID></COMPANY><COMPANY NAME=\"Solo\"/></COLLECTION></ENVELOPE>";
+        let no_attr = "<ENVELOPE><BODY><DATA><COLLECTION><COMPANY><NAME>R&amp;D &#38; Sons</NAME><GUID>g</GUID><ALTVCHID TYPE=\"Number\"> 42</ALTVCHID></COMPANY><COMPANY NAME=\"Solo\"/></COLLECTION></DATA></BODY></ENVELOPE>";
         let got = parse_companies(no_attr).unwrap();
         assert_eq!(got[0].name, "R&D & Sons");
+        assert_eq!(got[0].alt_vch_id, 42);
         assert_eq!(got[1].name, "Solo");
         let refused = "<ENVELOPE><HEADER><VERSION>1</VERSION><STATUS>0</STATUS></HEADER><BODY><DATA><LINEERROR>Could not find Company 'X'</LINEERROR></DATA></BODY></ENVELOPE>";
         assert!(parse_companies(refused)

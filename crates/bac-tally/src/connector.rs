@@ -105,7 +105,7 @@ pub fn same_company(a: &str, b: &str) -> bool {
 }
 
 /// Where a connection's Tally is.
-fn server(rec: &ConnectionRecord) -> (String, u16) {
+pub(crate) fn server(rec: &ConnectionRecord) -> (String, u16) {
     let port = rec.config["tally_server_port"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
@@ -183,6 +183,20 @@ impl Connector for TallyConnector {
                 if names.len() == 1 { "y" } else { "ies" }
             ),
             server_version: String::new(),
+        })
+    }
+
+    /// The configuration's `sync_frequency` when `auto_sync_enabled` (and `is_enabled`);
+    /// otherwise syncs run when asked for.
+    fn sync_frequency(&self, rec: &ConnectionRecord) -> Option<String> {
+        let on = |k: &str| rec.config[k].as_bool().unwrap_or(false);
+        Some(if on("auto_sync_enabled") && on("is_enabled") {
+            rec.config["sync_frequency"]
+                .as_str()
+                .unwrap_or("manual")
+                .to_string()
+        } else {
+            "manual".to_string()
         })
     }
 

@@ -1,29 +1,52 @@
 //! `bac-tally` connects tenants to TallyPrime / Tally.ERP 9, which runs in the customer's
-//! office and speaks XML over HTTP (port 9000). Today: connections on the connector kit (the
-//! configuration the integration-management document describes, one per company) and the
-//! real connection test ([`connector`]: the companies Tally has open), through [`client`]
-//! (envelopes, UTF-8 and UTF-16 answers, the document's error when Tally cannot be reached).
-//! Ledgers, vouchers, the sync and the office agent are the next parts of issue 17
-//! (docs/tally.md).
+//! office and speaks XML over HTTP (port 9000). [`connector`]: connections on the connector kit
+//! (the configuration the integration-management document describes, one per company; the
+//! test lists the companies Tally has open). [`client`]: how an envelope reaches Tally (UTF-8
+//! and UTF-16 answers, the document's error when Tally cannot be reached). [`xml`]: Tally's
+//! envelopes as types. [`transform`]: where a Tally voucher becomes the record of its event.
+//! [`sync`]: the synced entities (`ALTERID` windows, deletions, writes). [`api`]:
+//! `bac.tally.v1`. The office agent is the next part of issue 17 (docs/tally.md).
+pub mod api;
 pub mod client;
 pub mod connector;
+pub mod sync;
+pub mod transform;
+pub mod xml;
 
 use std::sync::Arc;
 
-use bac_proto::integration::v1::integration_service_server::IntegrationServiceServer;
+use bac_proto::{
+    integration::v1::integration_service_server::IntegrationServiceServer,
+    tally::v1::tally_service_server::TallyServiceServer,
+};
 use bac_runtime::{connections, Config, Running, Runtime, ServiceKind, ServiceSpec};
 use tonic::service::Routes;
+
+/// Inbound create/update/delete commands of two-way sync (ledgers and vouchers).
+pub const COMMANDS_TOPIC: &str = "bac.tally.commands.v1";
+
+/// Every topic bac-tally publishes to (declared at start).
+pub fn topics() -> Vec<String> {
+    let mut t: Vec<String> = sync::ENTITIES
+        .iter()
+        .map(|e| bac_runtime::events::topic("tally", e.entity))
+        .collect();
+    t.push(bac_sync::SYNC_RUN_TOPIC.into());
+    t.push(bac_sync::CONFLICT_TOPIC.into());
+    t.push(COMMANDS_TOPIC.into());
+    t.push(bac_connector::tokens::AUDIT_TOPIC.to_string());
+    t
+}
 
 pub fn spec() -> ServiceSpec {
     ServiceSpec {
         kind: ServiceKind::Tally,
         migrations: bac_connector::MIGRATIONS,
-        topics: vec![
-            bac_sync::SYNC_RUN_TOPIC.into(),
-            bac_sync::CONFLICT_TOPIC.into(),
-            bac_connector::tokens::AUDIT_TOPIC.to_string(),
+        topics: topics(),
+        grpc_services: vec![
+            "bac.integration.v1.IntegrationService",
+            "bac.tally.v1.TallyService",
         ],
-        grpc_services: vec!["bac.integration.v1.IntegrationService"],
     }
 }
 
@@ -33,14 +56,15 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
     let rt = Runtime::start(config, spec()).await?;
     let store = connections::ConnectionStore::new(rt.db.clone(), rt.vault.clone(), "tally");
     let calls = bac_connector::Calls::new(rt.db.clone(), "tally", "Tally");
-    // no entity syncs yet: the kit's status, runs and settings still read the engine
     let engine = bac_sync::SyncEngine::new(
         rt.db.clone(),
         "tally",
         store.clone(),
-        Vec::new(),
+        sync::adapters(&client),
         bac_sync::SyncOptions::from_env("tally"),
     );
+    engine.spawn(Some(rt.config.kafka.clone()), rt.shutdown.child_token());
+    let domain = api::TallyApi::new(store.clone(), engine.clone());
     let integration = bac_connector::IntegrationApi::new(
         Arc::new(connector::TallyConnector::new(client)),
         rt.db.clone(),
@@ -48,9 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
         engine,
         calls,
     );
-    rt.launch(
-        Routes::new(IntegrationServiceServer::new(integration)),
-        None,
-    )
-    .await
+    let routes = Routes::new(IntegrationServiceServer::new(integration))
+        .add_service(TallyServiceServer::new(domain));
+    rt.launch(routes, None).await
 }

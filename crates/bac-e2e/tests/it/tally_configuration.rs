@@ -129,7 +129,7 @@ async fn the_documents_tally_routes_configure_and_test_a_tally_server() {
     assert_eq!(status, 200, "{t}");
     let said = t["message"].as_str().unwrap();
     assert!(
-        said.contains("2 companies open (R&D India, Demo Company)"),
+        said.contains("2 companies open (Demo Company, R&D India)"),
         "{t}"
     );
     // a company Tally does not have open
