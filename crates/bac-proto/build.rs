@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bac/google_workspace/v1/google_workspace.proto",
         "bac/messaging/v1/messaging.proto",
         "bac/tally/v1/tally.proto",
+        "bac/tally/v1/agent.proto",
     ]
     .map(|f| root.join(f));
     let out = PathBuf::from(env::var("OUT_DIR")?);

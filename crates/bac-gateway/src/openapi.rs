@@ -327,6 +327,7 @@ impl Modify for Security {
         crate::routes::tally::create_configuration,
         crate::routes::tally::update_configuration,
         crate::routes::tally::delete_configuration,
+        crate::routes::tally::issue_agent_key,
         crate::routes::sync::trigger,
         crate::routes::sync::runs,
         crate::routes::sync::settings,

@@ -136,6 +136,10 @@ pub fn router() -> Router<Arc<AppState>> {
             post(tally::test_connection),
         )
         .route(
+            "/api/v1/integrations/tally/agent-key",
+            post(tally::issue_agent_key),
+        )
+        .route(
             "/api/v1/integrations/tally/configuration",
             get(tally::get_configuration)
                 .post(tally::create_configuration)

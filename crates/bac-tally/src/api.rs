@@ -17,10 +17,17 @@ use bac_sync::mirror::{MirrorQuery, MirrorRow};
 use serde_json::{json, Value};
 use tonic::{Request, Response, Status};
 
+use crate::{
+    agent::{via_agent, Agents},
+    queue::{Queue, Queued},
+};
+
 #[derive(Clone)]
 pub struct TallyApi {
     connections: ConnectionStore,
     engine: bac_sync::SyncEngine,
+    agents: Agents,
+    queue: Queue,
 }
 
 fn bad(msg: impl Into<String>) -> ServiceError {
@@ -118,7 +125,25 @@ pub fn voucher(id: &str, d: &Value, conn: &str, at: chrono::DateTime<chrono::Utc
         alter_id: d["alter_id"].as_i64().unwrap_or(0),
         connection_id: conn.to_string(),
         synced_at: Some(timestamp(at)),
+        status: "posted".into(),
+        error: String::new(),
+        intent_id: String::new(),
     }
+}
+
+/// A voucher waiting for the agent (or posted or refused since), as the API shows it.
+fn queued_voucher(q: &Queued, conn: &str) -> Voucher {
+    let mut v = voucher(
+        q.voucher_id.as_deref().unwrap_or(""),
+        &q.voucher,
+        conn,
+        q.created_at,
+    );
+    v.synced_at = None;
+    v.status.clone_from(&q.status);
+    v.error = q.error.clone().unwrap_or_default();
+    v.intent_id.clone_from(&q.intent_id);
+    v
 }
 
 /// A voucher of the API as the record the adapter imports (Tally's checks are Tally's).
@@ -165,10 +190,17 @@ fn valid_date(name: &str, d: &str) -> Result<(), ServiceError> {
 }
 
 impl TallyApi {
-    pub fn new(connections: ConnectionStore, engine: bac_sync::SyncEngine) -> Self {
+    pub fn new(
+        connections: ConnectionStore,
+        engine: bac_sync::SyncEngine,
+        agents: Agents,
+        queue: Queue,
+    ) -> Self {
         TallyApi {
             connections,
             engine,
+            agents,
+            queue,
         }
     }
 
@@ -271,6 +303,17 @@ impl TallyService for TallyApi {
             .connections
             .resolve(&ctx.tenant_id, &req.connection_id)
             .await?;
+        if via_agent(&rec) {
+            // the same key queued before: that voucher, unless it has been posted since
+            if let Some(q) = self.queue.get(&rec, &intent).await? {
+                if q.status != "posted" {
+                    return Ok(Response::new(queued_voucher(&q, &rec.id)));
+                }
+            } else if !self.agents.state(&rec.id).await?.is_some_and(|s| s.online) {
+                let q = self.queue.put(&rec, &intent, &values).await?;
+                return Ok(Response::new(queued_voucher(&q, &rec.id)));
+            }
+        }
         let created = self
             .engine
             .create(&rec, "voucher", &values, &intent)
@@ -283,6 +326,31 @@ impl TallyService for TallyApi {
             &rec.id,
             chrono::Utc::now(),
         )))
+    }
+
+    async fn list_queued_vouchers(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<ListVouchersResponse>, Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let (limit, after) = paging(req.page_size, &req.page_token)?;
+        let rec = self
+            .connections
+            .resolve(&ctx.tenant_id, &req.connection_id)
+            .await?;
+        let rows = self.queue.list(&rec, &after, limit).await?;
+        Ok(Response::new(ListVouchersResponse {
+            vouchers: rows
+                .iter()
+                .map(|(_, q)| queued_voucher(q, &rec.id))
+                .collect(),
+            next_page_token: if rows.len() as i64 == limit {
+                rows.last().map(|(id, _)| id.clone()).unwrap_or_default()
+            } else {
+                String::new()
+            },
+        }))
     }
 
     async fn list_stock_items(

@@ -10,7 +10,11 @@ use bac_runtime::{
     ErrorCode, ServiceError,
 };
 
-use crate::xml;
+use crate::{
+    agent::{via_agent, Agents},
+    xml,
+};
+use bac_runtime::connections::ConnectionRecord;
 
 /// What the document says when Tally cannot be reached.
 pub const UNREACHABLE: &str = "Failed to connect to Tally server";
@@ -33,10 +37,13 @@ pub struct Company {
     pub alt_vch_id: i64,
 }
 
-/// Posts envelopes to Tally servers.
+/// Posts envelopes to Tally servers: straight to one the fleet can reach, or through the
+/// configuration's agent ([`crate::agent`]).
 #[derive(Clone)]
 pub struct TallyClient {
     http: UpstreamClient,
+    agents: Option<Agents>,
+    timeout: Duration,
 }
 
 fn unreachable(detail: &str) -> ServiceError {
@@ -53,7 +60,57 @@ impl TallyClient {
         };
         TallyClient {
             http: UpstreamClient::new("tally", None, policy, egress),
+            agents: None,
+            timeout,
         }
+    }
+
+    pub fn agents(&self) -> Option<&Agents> {
+        self.agents.as_ref()
+    }
+
+    /// Reaches configurations in agent mode through `agents`.
+    pub fn with_agents(mut self, agents: Agents) -> Self {
+        self.agents = Some(agents);
+        self
+    }
+
+    /// Posts `envelope` to the configuration's Tally, directly or through its agent; the
+    /// answer as text.
+    pub async fn post_to(
+        &self,
+        rec: &ConnectionRecord,
+        envelope: &str,
+        operation: &str,
+        idempotent: bool,
+    ) -> Result<String, ServiceError> {
+        if !via_agent(rec) {
+            let (host, port) = crate::connector::server(rec);
+            return self
+                .post(&host, port, envelope, operation, idempotent)
+                .await;
+        }
+        let agents = self.agents.as_ref().ok_or_else(|| {
+            ServiceError::new("tally", ErrorCode::NotImplemented, "no agent registry here")
+        })?;
+        if rec.id.is_empty() {
+            return Err(ServiceError::new(
+                "tally",
+                ErrorCode::InvalidRequest,
+                "settings in agent mode are tested once saved: the agent serves a saved configuration",
+            ));
+        }
+        let resp = agents
+            .send(rec, envelope.as_bytes(), operation, self.timeout)
+            .await?;
+        if resp.status == 0 {
+            return Err(unreachable(&format!("through the agent: {}", resp.error)));
+        }
+        answer(
+            u16::try_from(resp.status).unwrap_or(0),
+            &resp.content_type,
+            &resp.body,
+        )
     }
 
     pub fn egress(&self) -> &bac_runtime::upstream::egress::EgressPolicy {
@@ -92,38 +149,18 @@ impl TallyClient {
                 format!("the Tally server did not answer: {other}"),
             ),
         })?;
-        if !resp.status.is_success() {
-            return Err(ServiceError::new(
-                "tally",
-                ErrorCode::UpstreamUnavailable,
-                format!("the Tally server answered HTTP {}", resp.status.as_u16()),
-            ));
-        }
-        let charset = resp
+        let content_type = resp
             .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.split(';')
-                    .find_map(|p| p.trim().strip_prefix("charset="))
-                    .map(|c| c.trim_matches('"').to_ascii_lowercase())
-            })
             .unwrap_or_default();
-        let text = decode(&resp.body, &charset)?;
-        if text.contains("Unknown Request, cannot be processed") {
-            return Err(ServiceError::new(
-                "tally",
-                ErrorCode::UpstreamRejected,
-                "Tally did not understand the request (Unknown Request, cannot be processed)",
-            ));
-        }
-        Ok(text)
+        answer(resp.status.as_u16(), content_type, &resp.body)
     }
 
-    /// The companies the Tally server at `host:port` has open.
-    pub async fn companies(&self, host: &str, port: u16) -> Result<Vec<Company>, ServiceError> {
+    /// The companies the configuration's Tally has open.
+    pub async fn companies(&self, rec: &ConnectionRecord) -> Result<Vec<Company>, ServiceError> {
         let text = self
-            .post(host, port, LIST_OF_COMPANIES, "list_of_companies", true)
+            .post_to(rec, LIST_OF_COMPANIES, "list_of_companies", true)
             .await?;
         parse_companies(&text)
     }
@@ -131,12 +168,11 @@ impl TallyClient {
     /// An export of a collection ([`xml::export_collection`]).
     pub async fn export(
         &self,
-        host: &str,
-        port: u16,
+        rec: &ConnectionRecord,
         envelope: &str,
         operation: &str,
     ) -> Result<xml::Collection, ServiceError> {
-        let text = self.post(host, port, envelope, operation, true).await?;
+        let text = self.post_to(rec, envelope, operation, true).await?;
         xml::parse_collection(&text)
     }
 
@@ -144,14 +180,39 @@ impl TallyClient {
     /// answer's import happened is for the caller to find out (by the GUID it gave).
     pub async fn import(
         &self,
-        host: &str,
-        port: u16,
+        rec: &ConnectionRecord,
         envelope: &str,
         operation: &str,
     ) -> Result<xml::ImportResult, ServiceError> {
-        let text = self.post(host, port, envelope, operation, false).await?;
+        let text = self.post_to(rec, envelope, operation, false).await?;
         xml::parse_import(&text)
     }
+}
+
+/// Tally's HTTP answer as text, or Tally refusing: a status other than 2xx, an answer that
+/// is not text, `Unknown Request, cannot be processed`.
+fn answer(status: u16, content_type: &str, body: &[u8]) -> Result<String, ServiceError> {
+    if !(200..300).contains(&status) {
+        return Err(ServiceError::new(
+            "tally",
+            ErrorCode::UpstreamUnavailable,
+            format!("the Tally server answered HTTP {status}"),
+        ));
+    }
+    let charset = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("charset="))
+        .map(|c| c.trim_matches('"').to_ascii_lowercase())
+        .unwrap_or_default();
+    let text = decode(body, &charset)?;
+    if text.contains("Unknown Request, cannot be processed") {
+        return Err(ServiceError::new(
+            "tally",
+            ErrorCode::UpstreamRejected,
+            "Tally did not understand the request (Unknown Request, cannot be processed)",
+        ));
+    }
+    Ok(text)
 }
 
 /// Tally's bytes as text: UTF-16 (by its byte-order mark, the content type's charset, or the

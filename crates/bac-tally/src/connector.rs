@@ -18,7 +18,12 @@ const SETTINGS: &[&str] = &[
     "is_enabled",
     "sync_frequency",
     "auto_sync_enabled",
+    "connection_mode",
 ];
+
+/// How the fleet reaches Tally: `direct` (HTTP to `tally_server_host:tally_server_port`) or
+/// `agent` (through `bac-tally-agent`, which runs beside Tally and dials out).
+pub const MODES: &[&str] = &["direct", "agent"];
 
 /// How often a configuration asks to be synced.
 pub const FREQUENCIES: &[&str] = &["manual", "hourly", "daily", "weekly"];
@@ -84,6 +89,17 @@ pub fn validate_settings(config: &Value) -> Result<Value, ServiceError> {
             Some(_) => return Err(bad(format!("config.{key} must be true or false"))),
         }
     }
+    match obj.get("connection_mode") {
+        None => {
+            obj.insert("connection_mode".into(), Value::from("direct"));
+        }
+        Some(Value::String(m)) if MODES.contains(&m.as_str()) => {}
+        Some(_) => {
+            return Err(bad(
+                "config.connection_mode must be \"direct\" (the fleet reaches Tally's port) or \"agent\" (bac-tally-agent runs beside Tally)",
+            ))
+        }
+    }
     match obj.get("sync_frequency") {
         None => {
             obj.insert("sync_frequency".into(), Value::from("manual"));
@@ -146,8 +162,12 @@ impl Connector for TallyConnector {
         validate_settings(&rec.config).is_ok()
     }
 
-    /// Where the configuration leads must be an address the egress policy allows.
+    /// Where the configuration leads must be an address the egress policy allows (in agent
+    /// mode the fleet does not connect: the agent does, from the office).
     async fn admit(&self, settings: &Value) -> Result<(), ServiceError> {
+        if settings["connection_mode"].as_str() == Some("agent") {
+            return Ok(());
+        }
         let host = settings["tally_server_host"].as_str().unwrap_or("");
         let port = settings["tally_server_port"].as_u64().unwrap_or(9000);
         let Ok(url) = url::Url::parse(&format!("http://{host}:{port}/")) else {
@@ -160,7 +180,12 @@ impl Connector for TallyConnector {
 
     async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
         let (host, port) = server(rec);
-        let companies = self.client.companies(&host, port).await?;
+        let companies = self.client.companies(rec).await?;
+        let (host, port) = if crate::agent::via_agent(rec) {
+            (format!("{host} (through the agent)"), port)
+        } else {
+            (host, port)
+        };
         let wanted = rec.setting("company_name_in_tally");
         let names: Vec<&str> = companies.iter().map(|c| c.name.as_str()).collect();
         let listed = if names.is_empty() {
@@ -200,6 +225,27 @@ impl Connector for TallyConnector {
         })
     }
 
+    /// A configuration in agent mode whose agent is not connected: the status says so.
+    async fn advice(&self, rec: &ConnectionRecord) -> Option<String> {
+        if !crate::agent::via_agent(rec) {
+            return None;
+        }
+        match self.client.agents()?.state(&rec.id).await {
+            Ok(Some(s)) if s.online => None,
+            Ok(Some(s)) => Some(format!(
+                "the Tally agent of '{}' is offline (last seen {} on {}): start bac-tally-agent beside Tally",
+                rec.setting("company_name_in_tally"),
+                s.last_seen_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                if s.hostname.is_empty() { "an unnamed computer" } else { &s.hostname }
+            )),
+            Ok(None) => Some(format!(
+                "the Tally agent of '{}' has never connected: issue its key (POST /api/v1/integrations/tally/agent-key) and start bac-tally-agent beside Tally",
+                rec.setting("company_name_in_tally")
+            )),
+            Err(_) => None,
+        }
+    }
+
     fn webhook_entity(&self, _name: &str) -> Option<&'static str> {
         None
     }
@@ -225,7 +271,9 @@ mod tests {
         let body = json!({"tally_server_host": "localhost", "tally_server_port": 9000,
             "company_name_in_tally": "Demo Company", "is_enabled": true,
             "sync_frequency": "manual", "auto_sync_enabled": false});
-        assert_eq!(validate_settings(&body).unwrap(), body);
+        let mut stored = body.clone();
+        stored["connection_mode"] = json!("direct");
+        assert_eq!(validate_settings(&body).unwrap(), stored);
         let short = validate_settings(
             &json!({"tally_server_host": "10.0.0.5", "company_name_in_tally": "Acme"}),
         )
@@ -239,6 +287,7 @@ mod tests {
             json!({"tally_server_host": "h", "company_name_in_tally": "A", "sync_frequency": "often"}),
             json!({"tally_server_host": "h", "company_name_in_tally": "A", "is_enabled": "yes"}),
             json!({"tally_server_host": "h", "company_name_in_tally": "A", "password": "x"}),
+            json!({"tally_server_host": "h", "company_name_in_tally": "A", "connection_mode": "vpn"}),
         ] {
             assert!(validate_settings(&bad).is_err(), "{bad}");
         }

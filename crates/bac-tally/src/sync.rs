@@ -274,7 +274,6 @@ impl TallyAdapter {
         fetch: &[&str],
         filter: Option<&str>,
     ) -> Result<Collection, ServiceError> {
-        let (host, port) = server(conn);
         let envelope = xml::export_collection(
             Some(conn.setting("company_name_in_tally")),
             self.spec.object_type,
@@ -284,8 +283,7 @@ impl TallyAdapter {
         );
         self.client
             .export(
-                &host,
-                port,
+                conn,
                 &envelope,
                 &format!("sync/{}/export", self.spec.entity),
             )
@@ -296,7 +294,7 @@ impl TallyAdapter {
     async fn last_alter_id(&self, conn: &ConnectionRecord) -> Result<i64, ServiceError> {
         let (host, port) = server(conn);
         let wanted = conn.setting("company_name_in_tally");
-        let companies = self.client.companies(&host, port).await?;
+        let companies = self.client.companies(conn).await?;
         let company = companies
             .iter()
             .find(|c| same_company(&c.name, wanted))
@@ -337,7 +335,6 @@ impl TallyAdapter {
         message: TallyMessage,
         op: &str,
     ) -> Result<xml::ImportResult, SyncError> {
-        let (host, port) = server(conn);
         let report = if message.voucher.is_some() {
             "Vouchers"
         } else {
@@ -346,12 +343,7 @@ impl TallyAdapter {
         let envelope = xml::import(conn.setting("company_name_in_tally"), report, message);
         let result = self
             .client
-            .import(
-                &host,
-                port,
-                &envelope,
-                &format!("sync/{}/{op}", self.spec.entity),
-            )
+            .import(conn, &envelope, &format!("sync/{}/{op}", self.spec.entity))
             .await
             .map_err(SyncError::from_service)?;
         if let Some(e) = xml::line_error(&result.line_errors) {

@@ -48,6 +48,7 @@ mod retention;
 mod runtime;
 mod secrets;
 mod sync_engine;
+mod tally_agent;
 mod tally_configuration;
 mod tally_sync;
 mod tokens;

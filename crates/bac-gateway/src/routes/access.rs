@@ -421,7 +421,7 @@ fn key_json(r: &tokio_postgres::Row) -> Value {
 const KEY_COLUMNS: &str =
     "id, prefix, name, user_id, created_at, expires_at, revoked_at, last_used_at, replaced_by";
 
-async fn insert_key(
+pub(crate) async fn insert_key(
     tx: &bac_runtime::db::Transaction<'_>,
     tenant: &str,
     user: &str,

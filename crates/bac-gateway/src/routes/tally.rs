@@ -263,6 +263,84 @@ pub async fn delete_configuration(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(operation_id = "tally_issue_agent_key", post, path = "/api/v1/integrations/tally/agent-key", tag = "tally",
+    summary = "Issue the key bac-tally-agent dials the fleet with (shown once; the previous one stops working)",
+    description = "The key belongs to a user of the tenant made for this configuration's agent (`tally-agent+<connection_id>@agents.invalid`), with a View grant on Tally: it may open the agent's stream and read Tally's data, nothing else. Issuing a new key revokes the configuration's previous agent keys.",
+    params(Which),
+    responses((status = 201, description = "{connection_id, key, key_id, user_id}"), crate::openapi::CommonErrors))]
+pub async fn issue_agent_key(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Query(which): Query<Which>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let config = find(&state, &principal, &which).await?;
+    let email = format!(
+        "tally-agent+{}@agents.invalid",
+        config.id.to_ascii_lowercase()
+    );
+    let mut c = state.db.get().await.map_err(ApiError::internal)?;
+    let tx = c.transaction().await.map_err(ApiError::internal)?;
+    let user: String = tx
+        .query_one(
+            "INSERT INTO users (id, tenant_id, email, role) VALUES ($1, $2, $3, 'user')
+             ON CONFLICT (tenant_id, email) DO UPDATE SET disabled_at = NULL
+             RETURNING id",
+            &[
+                &format!("usr_{}", uuid::Uuid::now_v7().simple()),
+                &principal.tenant_id,
+                &email,
+            ],
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .get(0);
+    tx.execute(
+        "INSERT INTO grants (id, tenant_id, user_id, integration, permission_type, granted_by)
+         VALUES ($1, $2, $3, 'tally', 'view', $4)
+         ON CONFLICT (tenant_id, user_id, integration, permission_type) DO NOTHING",
+        &[
+            &format!("grt_{}", uuid::Uuid::now_v7().simple()),
+            &principal.tenant_id,
+            &user,
+            &principal.user_id,
+        ],
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let revoked = tx
+        .execute(
+            "UPDATE api_keys SET revoked_at = now()
+             WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            &[&principal.tenant_id, &user],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let (key_id, key) = super::access::insert_key(
+        &tx,
+        &principal.tenant_id,
+        &user,
+        &format!("bac-tally-agent for {}", config.id),
+        None,
+    )
+    .await?;
+    let change = crate::audit::Change {
+        action: "tally.agent_key.issued",
+        target_type: "connection",
+        target_id: &config.id,
+        diff: json!({"user_id": user, "key_id": key_id, "revoked_keys": revoked}),
+    };
+    crate::audit::record(&tx, &principal, &origin, change).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"connection_id": config.id, "key": key["key"], "key_id": key_id,
+                    "user_id": user}),
+        ),
+    ))
+}
+
 /// The document's test body: a server and a company to try before (or instead of) the
 /// stored configuration.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

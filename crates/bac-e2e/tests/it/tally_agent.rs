@@ -1,0 +1,342 @@
+//! `bac-tally-agent` (issue 17): the agent runs beside the Tally sandbox, dials the gateway's
+//! gRPC port with its key and serves a configuration in agent mode. 20,000 vouchers sync
+//! through it while it is killed and started again; a voucher created while it is offline
+//! waits, visible as queued, and is posted once when it is back.
+use std::time::Duration;
+
+use bac_e2e::{conformance, wait_until, Fleet, FleetOptions};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+struct Office {
+    tally: String,
+    fleet: Fleet,
+    conn: String,
+    key: String,
+}
+
+async fn office() -> Office {
+    let (addr, _) = bac_sandbox_tally::spawn_tally(
+        bac_sandbox_tally::TallySandboxConfig::default(),
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let fleet = Fleet::start_opts(FleetOptions {
+        tally: true,
+        ..Default::default()
+    })
+    .await;
+    // in agent mode the host and port are Tally's as the agent sees it
+    let (status, created) = fleet
+        .call(
+            Method::POST,
+            "/api/v1/integrations/tally/configuration",
+            Some(
+                json!({"tally_server_host": "localhost", "tally_server_port": 9000,
+                "company_name_in_tally": "Demo Company", "connection_mode": "agent"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, issued) = fleet
+        .call(Method::POST, "/api/v1/integrations/tally/agent-key", None)
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    Office {
+        tally: format!("http://{addr}"),
+        conn: created["connection_id"].as_str().unwrap().to_string(),
+        key: issued["key"].as_str().unwrap().to_string(),
+        fleet,
+    }
+}
+
+impl Office {
+    /// Starts an agent for the configuration, as the office runs it; stopped by the token.
+    fn agent(&self) -> CancellationToken {
+        let cfg = bac_tally_agent::AgentConfig {
+            fleet_url: format!("http://{}", self.fleet.gateway.grpc_addr),
+            key: self.key.clone(),
+            connection_id: self.conn.clone(),
+            tally_url: self.tally.clone(),
+            tally_timeout: Duration::from_secs(30),
+            concurrency: 2,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        };
+        let stop = CancellationToken::new();
+        tokio::spawn(bac_tally_agent::run(cfg, stop.clone()));
+        stop
+    }
+
+    async fn test(&self) -> (u16, Value) {
+        self.fleet
+            .call(
+                Method::POST,
+                "/api/v1/integrations/tally/test-connection",
+                None,
+            )
+            .await
+    }
+
+    async fn online(&self) -> bool {
+        wait_until(Duration::from_secs(30), || async {
+            self.test().await.0 == 200
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_thousand_vouchers_sync_through_the_agent_killed_midway() {
+    let office = office().await;
+    let fleet = &office.fleet;
+    let (status, e) = office.test().await;
+    assert_eq!(status, 503, "no agent yet: {e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("agent of this configuration is offline"),
+        "{e}"
+    );
+    fleet
+        .sandbox_post(
+            &format!("{}/_sandbox/tally/vouchers", office.tally),
+            json!({"count": 20000, "date": "20261205"}),
+        )
+        .await;
+    let total = fleet
+        .sandbox_get(&format!("{}/_sandbox/tally/stats", office.tally))
+        .await["vouchers"]
+        .as_i64()
+        .unwrap();
+    let first = office.agent();
+    assert!(office.online().await, "the agent joined");
+    let (_, t) = office.test().await;
+    assert!(
+        t["message"].as_str().unwrap().contains("through the agent"),
+        "{t}"
+    );
+
+    let (status, started) = fleet
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/connections/{}/sync", office.conn),
+            Some(json!({"entity": "voucher", "mode": "full"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let run_id = started["sync_run_id"].as_str().unwrap().to_string();
+    let seen = || async {
+        let (_, runs) = fleet
+            .call(
+                Method::GET,
+                &format!("/api/v1/integrations/connections/{}/sync-runs", office.conn),
+                None,
+            )
+            .await;
+        runs["runs"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["id"] == run_id.as_str()).cloned())
+            .and_then(|r| r["records_seen"].as_i64())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || async { seen().await >= 4000 }).await,
+        "the run made progress through the agent"
+    );
+    // the office's computer drops the agent in the middle; it is started again
+    first.cancel();
+    let at_kill = seen().await;
+    assert!(at_kill < total, "killed too late ({at_kill} of {total})");
+    let _second = office.agent();
+    let run = conformance::wait_run(fleet, &office.conn, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        conformance::counts(&run),
+        (total as u64, 0, 0),
+        "every voucher once: {run}"
+    );
+    let got = conformance::events(fleet, "bac.tally.voucher.v1", |r| r.len() as i64 >= total).await;
+    let subjects: std::collections::HashSet<&str> = got
+        .iter()
+        .map(|r| r.headers["ce_subject"].as_str())
+        .collect();
+    assert_eq!(subjects.len() as i64, total, "every voucher's event");
+    assert_eq!(got.len() as i64, total, "no voucher twice");
+    let stats = fleet
+        .sandbox_get(&format!("{}/_sandbox/tally/stats", office.tally))
+        .await;
+    assert_eq!(stats["vouchers"], total, "{stats}");
+    assert_eq!(stats["imported_created"], 0, "nothing posted: {stats}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_voucher_made_while_the_agent_is_offline_waits_and_posts_once() {
+    let office = office().await;
+    let fleet = &office.fleet;
+    let body = json!({"date": "2026-12-05", "voucher_type": "Receipt", "narration": "Paid at the counter",
+        "ledger_entries": [{"ledger_name": "Cash", "amount": 300, "side": "debit"},
+                           {"ledger_name": "Acme Traders", "amount": 300, "side": "credit"}]});
+    let post = |key: &'static str| {
+        let body = body.clone();
+        async move {
+            let r = fleet
+                .http
+                .post(format!("{}/api/v1/tally/vouchers", fleet.api))
+                .bearer_auth(&fleet.key)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // the configuration's status says the agent is missing
+    let (status, st) = fleet
+        .call(Method::GET, "/api/v1/integrations/tally/status", None)
+        .await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["status"], "warning", "{st}");
+    assert!(
+        st["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has never connected"),
+        "{st}"
+    );
+    let (status, queued) = post("counter-1").await;
+    assert_eq!(status, 201, "{queued}");
+    assert_eq!(queued["status"], "queued", "{queued}");
+    assert_eq!(queued["id"], "", "no GUID before Tally has it");
+    assert_eq!(queued["intent_id"], "counter-1");
+    let (_, again) = post("counter-1").await;
+    assert_eq!(
+        again["status"], "queued",
+        "the same voucher, still waiting: {again}"
+    );
+    let (_, list) = fleet
+        .call(Method::GET, "/api/v1/tally/vouchers/queued", None)
+        .await;
+    assert_eq!(list["vouchers"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["vouchers"][0]["status"], "queued");
+    let stats = || async {
+        fleet
+            .sandbox_get(&format!("{}/_sandbox/tally/stats", office.tally))
+            .await
+    };
+    assert_eq!(stats().await["imported_created"], 0);
+
+    let _agent = office.agent();
+    let posted = wait_until(Duration::from_secs(60), || async {
+        let (_, list) = fleet
+            .call(Method::GET, "/api/v1/tally/vouchers/queued", None)
+            .await;
+        list["vouchers"][0]["status"] == "posted"
+    })
+    .await;
+    assert!(
+        posted,
+        "the queued voucher was posted when the agent came back"
+    );
+    assert_eq!(stats().await["imported_created"], 1, "posted once");
+    let (status, now) = post("counter-1").await;
+    assert_eq!(status, 201, "{now}");
+    assert_eq!(now["status"], "posted", "{now}");
+    assert!(now["id"].as_str().unwrap().starts_with("bac-"), "{now}");
+    assert_eq!(
+        stats().await["imported_created"],
+        1,
+        "still once: {}",
+        stats().await
+    );
+    // with the agent there, a voucher goes to Tally at once
+    let (status, direct) = post("counter-2").await;
+    assert_eq!(status, 201, "{direct}");
+    assert_eq!(direct["status"], "posted", "{direct}");
+    assert_eq!(stats().await["imported_created"], 2);
+
+    // the agent key opens the stream and reads Tally's data, nothing more
+    let (status, e) = fleet
+        .call_as(&office.key, Method::GET, "/api/v1/tally/ledgers", None)
+        .await;
+    assert_eq!(status, 200, "{e}");
+    let (status, e) = fleet
+        .call_as(
+            &office.key,
+            Method::DELETE,
+            "/api/v1/integrations/tally/configuration",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{e}");
+    // a new key ends the old one
+    let (status, _) = fleet
+        .call(Method::POST, "/api/v1/integrations/tally/agent-key", None)
+        .await;
+    assert_eq!(status, 201);
+    let (status, e) = fleet
+        .call_as(&office.key, Method::GET, "/api/v1/tally/ledgers", None)
+        .await;
+    assert_eq!(status, 401, "{e}");
+}
+
+/// The agent's stream lives on one replica; another replica, asked for a voucher, reaches the
+/// agent through the one that holds the stream (the registry names it).
+#[tokio::test(flavor = "multi_thread")]
+async fn another_replica_reaches_the_agent_through_the_one_holding_its_stream() {
+    use bac_proto::tally::v1::{
+        tally_service_client::TallyServiceClient, CreateVoucherRequest, LedgerEntry, Voucher,
+    };
+    let office = office().await;
+    let fleet = &office.fleet;
+    let _agent = office.agent();
+    assert!(
+        office.online().await,
+        "the agent joined (the gateway's replica)"
+    );
+    // a second replica of bac-tally, which the gateway does not know
+    let other = bac_tally::run(fleet.infra.config(bac_runtime::ServiceKind::Tally))
+        .await
+        .unwrap();
+    let mut client = TallyServiceClient::connect(format!("http://{}", other.grpc_addr))
+        .await
+        .unwrap();
+    let ctx = bac_runtime::RequestContext {
+        tenant_id: fleet.tenant.clone(),
+        principal: "test".into(),
+        request_id: "relay-1".into(),
+        traceparent: None,
+    };
+    let entry = |ledger: &str, side: &str| LedgerEntry {
+        ledger_name: ledger.into(),
+        amount: 42.0,
+        side: side.into(),
+    };
+    let made = client
+        .create_voucher(ctx.request(CreateVoucherRequest {
+            connection_id: office.conn.clone(),
+            voucher: Some(Voucher {
+                date: "2026-12-05".into(),
+                voucher_type: "Journal".into(),
+                narration: "through the other replica".into(),
+                ledger_entries: vec![entry("Rent", "debit"), entry("Cash", "credit")],
+                ..Voucher::default()
+            }),
+            intent_id: "relay-1".into(),
+        }))
+        .await
+        .expect("relayed to the replica with the stream")
+        .into_inner();
+    assert_eq!(made.status, "posted", "{made:?}");
+    assert!(made.id.starts_with("bac-"), "{made:?}");
+    let stats = fleet
+        .sandbox_get(&format!("{}/_sandbox/tally/stats", office.tally))
+        .await;
+    assert_eq!(stats["imported_created"], 1, "{stats}");
+    other.stop().await.unwrap();
+}
