@@ -122,6 +122,12 @@ def _provider_sandbox(url_var, addr_var, name):
 
 
 @pytest.fixture(scope="session")
+def tally_url():
+    """The Tally sandbox, TallyPrime's XML server (``BAC_SANDBOX_TALLY_URL``)."""
+    yield from _provider_sandbox("BAC_SANDBOX_TALLY_URL", "BAC_SANDBOX_TALLY_ADDR", "tally")
+
+
+@pytest.fixture(scope="session")
 def zoho_url():
     """The Zoho sandbox (data centres under ``/<dc>/``; ``BAC_SANDBOX_ZOHO_URL``)."""
     yield from _provider_sandbox("BAC_SANDBOX_ZOHO_URL", "BAC_SANDBOX_ZOHO_ADDR", "zoho")

@@ -43,6 +43,8 @@ pub struct Header {
     pub kind: Option<T>,
     #[serde(rename = "ID")]
     pub id: Option<T>,
+    #[serde(rename = "SUBTYPE")]
+    pub subtype: Option<T>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +97,9 @@ pub struct CollectionDef {
     pub kind: Option<T>,
     #[serde(rename = "FETCH", default)]
     pub fetch: Vec<T>,
+    /// `NATIVEMETHOD`s name fields to fetch as well.
+    #[serde(rename = "NATIVEMETHOD", default)]
+    pub native: Vec<T>,
     #[serde(rename = "FILTER", default)]
     pub filter: Vec<T>,
     #[serde(rename = "FILTERS", default)]
@@ -243,6 +248,9 @@ impl Envelope {
     }
     pub fn id(&self) -> String {
         t(&self.header.id)
+    }
+    pub fn subtype(&self) -> String {
+        t(&self.header.subtype)
     }
     pub fn vars(&self) -> Option<&Vars> {
         self.body
@@ -589,6 +597,7 @@ pub fn export(
     let fetch: Vec<String> = def
         .fetch
         .iter()
+        .chain(&def.native)
         .flat_map(|f| {
             f.text
                 .split(',')
@@ -650,6 +659,53 @@ pub fn export(
     }
     out.push_str("   </COLLECTION>\r\n");
     out.push_str(ENVELOPE_END);
+    out
+}
+
+/// One object (`TYPE Object`, `SUBTYPE Ledger`, `ID` its name) with all its fields.
+pub fn object(books: &Books, kind: Kind, name: &str) -> String {
+    let Some(i) = books.find_master(kind, name) else {
+        return refusal(&format!("{} '{name}' does not exist!", kind.label()));
+    };
+    let fetch: Vec<String> = kind.fields().iter().map(|f| f.to_string()).collect();
+    let mut out = String::from(ENVELOPE_START);
+    out.push_str("   <TALLYMESSAGE>\r\n");
+    out.push_str(&object_xml(
+        &books.objects[i],
+        &fetch,
+        &books.closing_balances(),
+    ));
+    out.push_str("   </TALLYMESSAGE>\r\n");
+    out.push_str(ENVELOPE_END);
+    out
+}
+
+/// A report of vouchers (`Day Book`, `Voucher Register`) exported as data: the vouchers of
+/// the period in the import format (`IMPORTDATA/REQUESTDATA/TALLYMESSAGE`), so that they can
+/// be imported again.
+pub fn voucher_report(books: &Books, period: (String, String), today: &str) -> String {
+    let (from, to) = match period {
+        (f, t) if !f.is_empty() && !t.is_empty() => (f, t),
+        _ => financial_year(today),
+    };
+    let fetch: Vec<String> = Kind::Voucher
+        .fields()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let mut out = String::from(
+        "<ENVELOPE>\r\n <HEADER>\r\n  <TALLYREQUEST>Import Data</TALLYREQUEST>\r\n </HEADER>\r\n <BODY>\r\n  <IMPORTDATA>\r\n   <REQUESTDESC>\r\n    <REPORTNAME>Vouchers</REPORTNAME>\r\n   </REQUESTDESC>\r\n   <REQUESTDATA>\r\n",
+    );
+    for o in books.objects.iter().filter(|o| {
+        o.kind == Kind::Voucher
+            && o.field("DATE") >= from.as_str()
+            && o.field("DATE") <= to.as_str()
+    }) {
+        out.push_str("    <TALLYMESSAGE xmlns:UDF=\"TallyUDF\">\r\n");
+        out.push_str(&object_xml(o, &fetch, &BTreeMap::new()));
+        out.push_str("    </TALLYMESSAGE>\r\n");
+    }
+    out.push_str("   </REQUESTDATA>\r\n  </IMPORTDATA>\r\n </BODY>\r\n</ENVELOPE>\r\n");
     out
 }
 

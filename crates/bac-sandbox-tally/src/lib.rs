@@ -10,6 +10,8 @@
 //!   `FETCH` names a field the object does not have, as Tally does).
 //! - `Import Data` (and TallyPrime's `Import`/`Data`) of vouchers and ledgers: Create, Alter,
 //!   Cancel, Delete, checked as Tally checks them and refused with its line errors.
+//! - `Export` of an `Object` (`SUBTYPE Ledger`, `ID` its name) and of the `Day Book` /
+//!   `Voucher Register` reports as data (the period's vouchers in the import format).
 //! - anything else: `<RESPONSE>Unknown Request, cannot be processed</RESPONSE>`.
 //!
 //! Answers are UTF-8, or UTF-16 (little-endian, with a byte-order mark) when the request
@@ -185,6 +187,24 @@ fn answer(t: &Tally, text: &str) -> String {
         let named = e.company();
         return match company(&mut s.books, &named) {
             Ok(books) => envelope::export(books, kind, def, &formulae, e.period(), &today()),
+            Err(msg) => envelope::refusal(&msg),
+        };
+    }
+    if request == "export" && e.kind().eq_ignore_ascii_case("object") {
+        let Some(kind) = Kind::parse(&e.subtype()) else {
+            return envelope::refusal(&format!("Unknown object type '{}'", e.subtype()));
+        };
+        return match company(&mut s.books, &e.company()) {
+            Ok(books) => envelope::object(books, kind, &e.id()),
+            Err(msg) => envelope::refusal(&msg),
+        };
+    }
+    if request == "export"
+        && e.kind().eq_ignore_ascii_case("data")
+        && ["day book", "voucher register"].contains(&e.id().to_ascii_lowercase().as_str())
+    {
+        return match company(&mut s.books, &e.company()) {
+            Ok(books) => envelope::voucher_report(books, e.period(), &today()),
             Err(msg) => envelope::refusal(&msg),
         };
     }

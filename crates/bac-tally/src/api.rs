@@ -320,12 +320,9 @@ impl TallyService for TallyApi {
             .await
             .map_err(|e| e.service_error().clone())?;
         tracing::info!(voucher = %created.id, connection = %rec.id, "voucher imported into Tally");
-        Ok(Response::new(voucher(
-            &created.id,
-            &created.raw,
-            &rec.id,
-            chrono::Utc::now(),
-        )))
+        let mut made = voucher(&created.id, &created.raw, &rec.id, chrono::Utc::now());
+        made.intent_id = intent;
+        Ok(Response::new(made))
     }
 
     async fn list_queued_vouchers(

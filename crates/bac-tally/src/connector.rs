@@ -181,10 +181,10 @@ impl Connector for TallyConnector {
     async fn check(&self, rec: &ConnectionRecord) -> Result<Checked, ServiceError> {
         let (host, port) = server(rec);
         let companies = self.client.companies(rec).await?;
-        let (host, port) = if crate::agent::via_agent(rec) {
-            (format!("{host} (through the agent)"), port)
+        let at = if crate::agent::via_agent(rec) {
+            format!("{host}:{port} (through the agent)")
         } else {
-            (host, port)
+            format!("{host}:{port}")
         };
         let wanted = rec.setting("company_name_in_tally");
         let names: Vec<&str> = companies.iter().map(|c| c.name.as_str()).collect();
@@ -197,13 +197,13 @@ impl Connector for TallyConnector {
             return Err(ServiceError::new(
                 "tally",
                 ErrorCode::UpstreamRejected,
-                format!("Tally at {host}:{port} has {listed} open; '{wanted}' is not among them"),
+                format!("Tally at {at} has {listed} open; '{wanted}' is not among them"),
             )
             .suggest("Open the company in Tally, or set company_name_in_tally to its name as Tally shows it"));
         }
         Ok(Checked {
             message: format!(
-                "Tally at {host}:{port} has {} compan{} open ({listed}); '{wanted}' is among them",
+                "Tally at {at} has {} compan{} open ({listed}); '{wanted}' is among them",
                 names.len(),
                 if names.len() == 1 { "y" } else { "ies" }
             ),
