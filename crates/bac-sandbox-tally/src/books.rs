@@ -268,7 +268,10 @@ pub fn parse_amount(s: &str) -> Option<Units> {
     {
         return None;
     }
-    let u = w.parse::<i64>().unwrap_or(0) * 10_000 + format!("{f:0<4}").parse::<i64>().ok()?;
+    let whole: i64 = if w.is_empty() { 0 } else { w.parse().ok()? };
+    let u = whole
+        .checked_mul(10_000)?
+        .checked_add(format!("{f:0<4}").parse::<i64>().ok()?)?;
     Some(if neg { -u } else { u })
 }
 

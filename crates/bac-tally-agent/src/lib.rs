@@ -2,25 +2,40 @@
 //! (the gateway's gRPC port, its agent key as bearer), opens one long-lived stream
 //! (`bac.tally.v1.TallyAgentService/Join`) for its configuration, and posts every XML
 //! envelope the fleet sends down it to the local Tally, answering with what Tally answered.
-//! Nothing listens at the office. A stream that ends or cannot be opened is opened again
+//! Nothing listens at the office. `https://` URLs are TLS (the web's roots, plus
+//! `BAC_AGENT_CA_FILE`). A stream that ends or cannot be opened is opened again
 //! with backoff (1 s doubling to a minute, with jitter), for ever, until the agent is stopped.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bac_proto::tally::v1::{
     agent_message, fleet_message, tally_agent_service_client::TallyAgentServiceClient, AgentHello,
     AgentMessage, AgentRequest, AgentResponse, Ping,
 };
-use tokio::sync::{mpsc, Semaphore};
+use hyper_util::rt::TokioIo;
+use tokio::{
+    net::TcpStream,
+    sync::{mpsc, Semaphore},
+};
+use tokio_rustls::{
+    rustls::{
+        self,
+        pki_types::{pem::PemObject, CertificateDer, ServerName},
+    },
+    TlsConnector,
+};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 
 /// What the agent needs, from `BAC_AGENT_*` variables.
 #[derive(Clone)]
 pub struct AgentConfig {
-    /// The gateway's gRPC URL (`https://grpc.bac.example.com` in production).
+    /// The gateway's gRPC URL (`https://grpc.bac.example.com` in production: TLS, the
+    /// server's certificate checked against the web's roots and `ca_file`).
     pub fleet_url: String,
-    /// The agent key (an API key of the tenant with write access to Tally).
+    /// Further trusted certificates (PEM), for a fleet behind a private CA.
+    pub ca_file: Option<String>,
+    /// The agent key (`POST /api/v1/integrations/tally/agent-key`).
     pub key: String,
     /// The Tally configuration it serves (`con_...`).
     pub connection_id: String,
@@ -41,13 +56,15 @@ impl std::fmt::Debug for AgentConfig {
             .field("key", &"<redacted>")
             .field("connection_id", &self.connection_id)
             .field("tally_url", &self.tally_url)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
 
 impl AgentConfig {
     /// `BAC_AGENT_FLEET_URL`, `BAC_AGENT_KEY`, `BAC_AGENT_CONNECTION_ID`, `BAC_AGENT_TALLY_URL`
-    /// (default `http://127.0.0.1:9000`), `BAC_AGENT_TALLY_TIMEOUT_MS` (60000).
+    /// (default `http://127.0.0.1:9000`), `BAC_AGENT_TALLY_TIMEOUT_MS` (60000),
+    /// `BAC_AGENT_CA_FILE` (optional).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<AgentConfig> {
         let need = |k: &str| {
             get(k)
@@ -63,6 +80,7 @@ impl AgentConfig {
             fleet_url,
             key: need("BAC_AGENT_KEY")?,
             connection_id,
+            ca_file: get("BAC_AGENT_CA_FILE").filter(|v| !v.trim().is_empty()),
             tally_url: get("BAC_AGENT_TALLY_URL").unwrap_or_else(|| "http://127.0.0.1:9000".into()),
             tally_timeout: Duration::from_millis(
                 get("BAC_AGENT_TALLY_TIMEOUT_MS")
@@ -91,7 +109,10 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         };
         match result {
             Ok(()) => tracing::info!("the fleet ended the stream; reconnecting"),
-            Err(e) => tracing::warn!(error = %e, "the stream to the fleet failed; reconnecting"),
+            // the whole chain: tonic's "transport error" says nothing without its cause
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the stream to the fleet failed; reconnecting")
+            }
         }
         if welcomed.is_cancelled() {
             backoff = cfg.min_backoff;
@@ -112,15 +133,11 @@ async fn session(
     http: &reqwest::Client,
     welcomed: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let channel = Endpoint::from_shared(cfg.fleet_url.clone())?
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_keepalive(Some(Duration::from_secs(30)))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .connect()
-        .await?;
-    let mut client = TallyAgentServiceClient::new(channel);
+    let channel = channel(cfg).await?;
+    // a window of vouchers in UTF-16 can be large
+    let mut client = TallyAgentServiceClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
     let (tx, rx) = mpsc::channel::<AgentMessage>(64);
     tx.send(AgentMessage {
         kind: Some(agent_message::Kind::Hello(AgentHello {
@@ -169,6 +186,65 @@ async fn session(
         }
     }
     Ok(())
+}
+
+/// The connection to the fleet: HTTP/2 in the clear for `http://`, over TLS (ALPN `h2`, the
+/// certificate checked for the URL's host) for `https://`.
+async fn channel(cfg: &AgentConfig) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(cfg.fleet_url.clone())?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    if !cfg.fleet_url.starts_with("https://") {
+        return Ok(endpoint.connect().await?);
+    }
+    let connector = TlsConnector::from(Arc::new(tls_config(cfg.ca_file.as_deref())?));
+    let dial = tower::service_fn(move |uri: http::Uri| {
+        let connector = connector.clone();
+        async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| std::io::Error::other("the fleet URL has no host"))?
+                .trim_matches(|c| c == '[' || c == ']')
+                .to_string();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let name = ServerName::try_from(host)
+                .map_err(|e| std::io::Error::other(format!("the fleet URL's host: {e}")))?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok::<_, std::io::Error>(TokioIo::new(tls))
+        }
+    });
+    Ok(endpoint.connect_with_connector(dial).await?)
+}
+
+/// The web's roots, and the certificates of `ca_file`; HTTP/2 only.
+fn tls_config(ca_file: Option<&str>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("BAC_AGENT_CA_FILE {path}: {e}"))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.map_err(|e| anyhow::anyhow!("BAC_AGENT_CA_FILE {path}: {e}"))?)?;
+            added += 1;
+        }
+        if added == 0 {
+            anyhow::bail!("BAC_AGENT_CA_FILE {path} holds no certificate");
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
 }
 
 /// Posts one envelope to Tally; Tally's answer as it came, or why Tally was not reached.

@@ -28,10 +28,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status, Streaming};
 
-/// How often the fleet pings an agent and renews its registry row.
+/// How often the fleet pings an agent (its pong renews the registry row).
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A registry row older than this is a stream that is gone (its replica died).
 pub const STALE_SECS: i64 = 45;
+
+/// The user the gateway makes for a configuration's agent (its key's user): only it may join
+/// that configuration's stream.
+pub fn agent_user(connection_id: &str) -> String {
+    format!("usr_agent_{connection_id}")
+}
+
+/// Largest message on the agent's stream and the relay: a window of vouchers in UTF-16.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// Whether a configuration reaches Tally through an agent.
 pub fn via_agent(rec: &ConnectionRecord) -> bool {
@@ -64,9 +73,23 @@ struct Session {
     id: String,
     tx: mpsc::Sender<Result<FleetMessage, Status>>,
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<AgentResponse>>>>,
+    /// When the agent last answered a ping (unix seconds): a stream whose agent stopped
+    /// answering is ended, whatever TCP still believes.
+    last_pong: std::sync::atomic::AtomicI64,
+}
+
+fn no_answer(timeout: Duration) -> ServiceError {
+    err(
+        ErrorCode::ConnectionTimeout,
+        format!(
+            "the Tally agent did not answer within {} ms",
+            timeout.as_millis()
+        ),
+    )
 }
 
 impl Session {
+    /// Sends a request down the stream and waits for its answer, both within `timeout`.
     async fn call(
         &self,
         req: AgentRequest,
@@ -78,39 +101,39 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), tx);
-        let sent = self
-            .tx
-            .send(Ok(FleetMessage {
-                kind: Some(fleet_message::Kind::Request(req)),
-            }))
-            .await;
-        let forget = || {
+        let exchange = async {
+            self.tx
+                .send(Ok(FleetMessage {
+                    kind: Some(fleet_message::Kind::Request(req)),
+                }))
+                .await
+                .map_err(|_| offline(None))?;
+            rx.await.map_err(|_| {
+                err(
+                    ErrorCode::UpstreamUnavailable,
+                    "the Tally agent disconnected before it answered",
+                )
+            })
+        };
+        let answer = tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| Err(no_answer(timeout)));
+        if answer.is_err() {
             self.pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
-        };
-        if sent.is_err() {
-            forget();
-            return Err(offline(None));
         }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(_)) => Err(err(
-                ErrorCode::UpstreamUnavailable,
-                "the Tally agent disconnected before it answered",
-            )),
-            Err(_) => {
-                forget();
-                Err(err(
-                    ErrorCode::ConnectionTimeout,
-                    format!(
-                        "the Tally agent did not answer within {} ms",
-                        timeout.as_millis()
-                    ),
-                ))
-            }
-        }
+        answer
+    }
+
+    fn pong(&self) {
+        self.last_pong
+            .store(Utc::now().timestamp(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> i64 {
+        Utc::now().timestamp() - self.last_pong.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -140,9 +163,7 @@ pub struct Agents {
     inner: Arc<Inner>,
 }
 
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("tally", format!("postgres: {e}"))
-}
+use crate::db_err;
 
 impl Agents {
     pub fn new(db: Pool, store: ConnectionStore, advertise: String) -> Agents {
@@ -206,9 +227,6 @@ impl Agents {
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
             operation: operation.to_string(),
         };
-        if let Some(s) = self.local(&rec.id) {
-            return s.call(req, timeout).await;
-        }
         let client = self.inner.db.get().await.map_err(db_err)?;
         let row = client
             .query_opt(
@@ -227,6 +245,11 @@ impl Agents {
             (row.get(0), row.get(1), row.get(2), row.get(3));
         if !online {
             return Err(offline(Some(seen)));
+        }
+        // here, and still the stream the registry names (the agent may have joined another
+        // replica since)
+        if let Some(s) = self.local(&rec.id).filter(|s| s.id == session_id) {
+            return s.call(req, timeout).await;
         }
         let mut relay = self.relay(&url)?;
         let ctx = RequestContext {
@@ -269,7 +292,9 @@ impl Agents {
             .map_err(|e| ServiceError::internal("tally", format!("replica address {url}: {e}")))?
             .connect_timeout(Duration::from_secs(3))
             .connect_lazy();
-        let client = TallyRelayServiceClient::new(channel);
+        let client = TallyRelayServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
         relays.insert(url.to_string(), client.clone());
         Ok(client)
     }
@@ -317,17 +342,27 @@ impl Agents {
         }
     }
 
-    async fn ended(&self, connection_id: &str, session: &str) {
+    async fn ended(&self, connection_id: &str, session: &Session) {
         {
             let mut sessions = self
                 .inner
                 .sessions
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if sessions.get(connection_id).is_some_and(|s| s.id == session) {
+            if sessions
+                .get(connection_id)
+                .is_some_and(|s| s.id == session.id)
+            {
                 sessions.remove(connection_id);
             }
         }
+        // the requests it had are answered now: the agent is gone
+        session
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let session = session.id.as_str();
         if let Ok(client) = self.inner.db.get().await {
             let _ = client
                 .execute(
@@ -379,6 +414,12 @@ impl TallyAgentService for Agents {
             .store
             .get(&ctx.tenant_id, &hello.connection_id)
             .await?;
+        if ctx.principal != format!("user:{}", agent_user(&rec.id)) {
+            return Err(Status::permission_denied(format!(
+                "only the agent key of Tally configuration {} joins its stream (POST /api/v1/integrations/tally/agent-key)",
+                rec.id
+            )));
+        }
         if !via_agent(&rec) {
             return Err(Status::failed_precondition(format!(
                 "Tally configuration {} is not in agent mode: set its connection_mode to \"agent\"",
@@ -399,27 +440,36 @@ impl TallyAgentService for Agents {
             id: session_id.clone(),
             tx: tx.clone(),
             pending: Arc::default(),
+            last_pong: Utc::now().timestamp().into(),
         });
         self.register(&rec, &session_id, &hello).await?;
-        self.inner
+        let replaced = self
+            .inner
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(rec.id.clone(), session.clone());
+        if let Some(old) = replaced {
+            // one stream per configuration: the earlier one ends
+            let _ = old.tx.try_send(Err(Status::aborted(
+                "another agent joined for this configuration",
+            )));
+        }
         tracing::info!(connection = %rec.id, tenant = %rec.tenant_id, session = %session_id,
             hostname = %clip(&hello.hostname, 200), "Tally agent connected");
         self.inner.connected.send_modify(|n| *n += 1);
         // the agent's answers
         let agents = self.clone();
-        let (conn, sid) = (rec.id.clone(), session_id.clone());
-        let pending = session.pending.clone();
+        let conn = rec.id.clone();
+        let reader = session.clone();
         let replies = tx.clone();
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
                     Ok(Some(AgentMessage { kind: Some(kind) })) => match kind {
                         agent_message::Kind::Response(r) => {
-                            let waiting = pending
+                            let waiting = reader
+                                .pending
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
                                 .remove(&r.request_id);
@@ -434,32 +484,41 @@ impl TallyAgentService for Agents {
                                 }))
                                 .await;
                         }
-                        agent_message::Kind::Pong(_) => agents.touch(&conn, &sid).await,
+                        agent_message::Kind::Pong(_) => {
+                            reader.pong();
+                            agents.touch(&conn, &reader.id).await;
+                        }
                         agent_message::Kind::Hello(_) => {}
                     },
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
                 }
             }
-            agents.ended(&conn, &sid).await;
+            agents.ended(&conn, &reader).await;
         });
-        // the fleet's heartbeat: a ping, and the registry row renewed
+        // the fleet's heartbeat: a ping; the registry row is renewed by the agent's pong, and
+        // an agent that stops answering is ended
         let agents = self.clone();
-        let (conn, sid) = (rec.id.clone(), session_id);
+        let conn = rec.id.clone();
         tokio::spawn(async move {
             let mut nonce = 0;
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
+                if agents.local(&conn).is_none_or(|s| s.id != session.id) {
+                    break;
+                }
+                if session.silent_for() > 3 * HEARTBEAT.as_secs() as i64 {
+                    tracing::warn!(connection = %conn, "the Tally agent stopped answering pings");
+                    let _ = tx.try_send(Err(Status::unavailable("the agent stopped answering")));
+                    agents.ended(&conn, &session).await;
+                    break;
+                }
                 nonce += 1;
                 let ping = FleetMessage {
                     kind: Some(fleet_message::Kind::Ping(Ping { nonce })),
                 };
-                if tx.send(Ok(ping)).await.is_err()
-                    || agents.local(&conn).is_none_or(|s| s.id != sid)
-                {
-                    break;
-                }
-                agents.touch(&conn, &sid).await;
+                // a full stream is not waited on: the silence check decides
+                let _ = tokio::time::timeout(HEARTBEAT, tx.send(Ok(ping))).await;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -204,6 +204,28 @@ impl TallyApi {
         }
     }
 
+    /// A voucher as the fleet's copy has it.
+    async fn mirrored_voucher(
+        &self,
+        rec: &ConnectionRecord,
+        guid: &str,
+    ) -> Result<Option<Voucher>, ServiceError> {
+        let scope = bac_sync::mirror::Scope {
+            tenant: &rec.tenant_id,
+            connection_id: &rec.id,
+            entity: "voucher",
+        };
+        Ok(self
+            .engine
+            .mirrored(&scope, guid)
+            .await?
+            .map(|(data, _, _)| {
+                let mut v = voucher(guid, &data, &rec.id, chrono::Utc::now());
+                v.synced_at = None;
+                v
+            }))
+    }
+
     async fn page(
         &self,
         ctx: &RequestContext,
@@ -304,7 +326,14 @@ impl TallyService for TallyApi {
             .resolve(&ctx.tenant_id, &req.connection_id)
             .await?;
         if via_agent(&rec) {
-            // the same key queued before: that voucher, unless it has been posted since
+            // the same key before: the voucher it made (from the fleet's copy, so the answer
+            // does not need the agent), or the one still waiting
+            let guid = crate::sync::intent_guid(&rec.id, &intent);
+            if let Some(made) = self.mirrored_voucher(&rec, &guid).await? {
+                let mut v = made;
+                v.intent_id = intent;
+                return Ok(Response::new(v));
+            }
             if let Some(q) = self.queue.get(&rec, &intent).await? {
                 if q.status != "posted" {
                     return Ok(Response::new(queued_voucher(&q, &rec.id)));

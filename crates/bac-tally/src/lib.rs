@@ -28,6 +28,11 @@ use bac_proto::{
 use bac_runtime::{connections, db::Migration, Config, Running, Runtime, ServiceKind, ServiceSpec};
 use tonic::service::Routes;
 
+/// Our own storage failed: an internal error (retried where the caller retries).
+pub(crate) fn db_err(e: impl std::fmt::Display) -> bac_runtime::ServiceError {
+    bac_runtime::ServiceError::internal("tally", format!("postgres: {e}"))
+}
+
 /// The kit's tables, then Tally's own (the agents' registry, the voucher queue).
 pub fn migrations() -> &'static [Migration] {
     static ALL: OnceLock<Vec<Migration>> = OnceLock::new();
@@ -123,7 +128,15 @@ pub async fn run(config: Config) -> anyhow::Result<Running> {
     );
     let routes = Routes::new(IntegrationServiceServer::new(integration))
         .add_service(TallyServiceServer::new(domain))
-        .add_service(TallyAgentServiceServer::new(agents.clone()))
-        .add_service(TallyRelayServiceServer::new(agents));
+        .add_service(
+            TallyAgentServiceServer::new(agents.clone())
+                .max_decoding_message_size(agent::MAX_MESSAGE)
+                .max_encoding_message_size(agent::MAX_MESSAGE),
+        )
+        .add_service(
+            TallyRelayServiceServer::new(agents)
+                .max_decoding_message_size(agent::MAX_MESSAGE)
+                .max_encoding_message_size(agent::MAX_MESSAGE),
+        );
     rt.launch(routes, None).await
 }

@@ -16,9 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agents;
 
-fn db_err(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::internal("tally", format!("postgres: {e}"))
-}
+use crate::db_err;
 
 /// One queued voucher as listed.
 #[derive(Debug, Clone)]
@@ -116,8 +114,9 @@ impl Queue {
         Ok(rows.iter().map(|r| (r.get(6), queued(r))).collect())
     }
 
-    /// Posts what waits for connections whose agent is here, each time an agent connects
-    /// and every few seconds (an agent connected to another replica is reached through it).
+    /// Posts what waits for configurations whose agent is online, each time an agent joins
+    /// this replica and every few seconds (an agent on another replica is reached through it;
+    /// two replicas draining one configuration post each voucher once, by its intent).
     pub fn spawn(self, shutdown: CancellationToken) {
         let mut connected = self.agents.connections();
         tokio::spawn(async move {
@@ -160,10 +159,35 @@ impl Queue {
             }
             let rec = match self.store.get(&tenant, &connection).await {
                 Ok(r) => r,
-                Err(_) => continue, // deleted meanwhile
+                Err(e) if e.code == bac_runtime::ErrorCode::NotFound => {
+                    self.orphaned(&connection).await?;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(connection = %connection, error = %e, "queued vouchers wait");
+                    continue;
+                }
             };
-            self.drain(&rec).await?;
+            // one configuration's trouble does not hold up the others
+            if let Err(e) = self.drain(&rec).await {
+                tracing::warn!(connection = %connection, error = %e, "queued vouchers wait");
+            }
         }
+        Ok(())
+    }
+
+    /// The configuration was deleted: what waited for it will not be posted.
+    async fn orphaned(&self, connection: &str) -> Result<(), ServiceError> {
+        let client = self.db.get().await.map_err(db_err)?;
+        client
+            .execute(
+                "UPDATE tally_queued_vouchers
+                 SET status = 'failed', error = 'the Tally configuration was deleted'
+                 WHERE connection_id = $1 AND status = 'queued'",
+                &[&connection],
+            )
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 

@@ -205,7 +205,7 @@ pub fn all_dates() -> (NaiveDate, NaiveDate) {
 }
 
 /// ALTERIDs listed at once when looking for deletions.
-const ID_WINDOW: i64 = 5000;
+const ID_WINDOW: i64 = 2000;
 
 /// A window never grows past this many ids per record asked for.
 const MAX_WINDOW_FACTOR: i64 = 16;
@@ -306,11 +306,22 @@ impl TallyAdapter {
                 )
                 .suggest("Open the company in Tally")
             })?;
-        Ok(if self.spec.voucher {
+        let last = if self.spec.voucher {
             company.alt_vch_id
         } else {
             company.alt_mst_id
-        })
+        };
+        if last > 0 {
+            return Ok(last);
+        }
+        // a Tally that does not say (or a company without such objects): the largest ALTERID
+        // of the objects themselves
+        let all = self.export(conn, &["ALTERID"], None).await?;
+        Ok((self.spec.read)(&all)
+            .iter()
+            .filter_map(|v| v["alter_id"].as_i64())
+            .max()
+            .unwrap_or(0))
     }
 
     async fn by_guid(
@@ -493,7 +504,10 @@ impl EntityAdapter for TallyAdapter {
             .filter(|r| !r.id.is_empty())
             .collect();
         pos.after = to;
-        pos.window = if (records.len() as i64) < window / 4 {
+        // sparse windows grow, dense ones shrink back: an answer stays near a page
+        pos.window = if records.len() as i64 > page {
+            (window / 2).max(page)
+        } else if (records.len() as i64) < window / 4 {
             window * 2
         } else {
             window
@@ -509,33 +523,45 @@ impl EntityAdapter for TallyAdapter {
     /// Every GUID Tally lists now, read in ALTERID windows so that no answer holds more than
     /// [`ID_WINDOW`] objects (a voucher comes with its entries, whatever is fetched).
     async fn remote_ids(&self, conn: &ConnectionRecord) -> Result<Option<Vec<String>>, SyncError> {
-        let upto = self
-            .last_alter_id(conn)
-            .await
-            .map_err(SyncError::from_service)?;
+        let last = |conn| async move {
+            self.last_alter_id(conn)
+                .await
+                .map_err(SyncError::from_service)
+        };
+        let mut upto = last(conn).await?;
         let mut ids = Vec::new();
         let mut after = 0;
-        while after < upto {
-            let to = (after + ID_WINDOW).min(upto);
-            let window = self
-                .export(
-                    conn,
-                    &["GUID"],
-                    Some(&format!("$AlterID > {after} AND $AlterID <= {to}")),
-                )
-                .await
-                .map_err(SyncError::from_service)?;
-            let guid = |t: &xml::Text| t.trimmed().to_string();
-            match self.spec.entity {
-                "group" => ids.extend(window.groups.iter().map(|o| guid(&o.guid))),
-                "ledger" => ids.extend(window.ledgers.iter().map(|o| guid(&o.guid))),
-                "cost_centre" => ids.extend(window.cost_centres.iter().map(|o| guid(&o.guid))),
-                "stock_item" => ids.extend(window.stock_items.iter().map(|o| guid(&o.guid))),
-                _ => ids.extend(window.vouchers.iter().map(|o| guid(&o.guid))),
+        // an object altered while the windows are read moves past `upto`: read on until the
+        // company's last ALTERID stands still, so that no live object is taken for deleted
+        for _ in 0..10 {
+            while after < upto {
+                let to = (after + ID_WINDOW).min(upto);
+                let window = self
+                    .export(
+                        conn,
+                        &["GUID", "ALTERID"],
+                        Some(&format!("$AlterID > {after} AND $AlterID <= {to}")),
+                    )
+                    .await
+                    .map_err(SyncError::from_service)?;
+                ids.extend(
+                    (self.spec.read)(&window)
+                        .into_iter()
+                        .filter_map(|v| v["id"].as_str().map(str::to_string)),
+                );
+                after = to;
             }
-            after = to;
+            let now = last(conn).await?;
+            if now <= upto {
+                return Ok(Some(ids));
+            }
+            upto = now;
         }
-        Ok(Some(ids))
+        Err(SyncError::Transient(ServiceError::new(
+            "tally",
+            ErrorCode::UpstreamUnavailable,
+            "Tally kept changing while its objects were listed; deletions are looked for next run",
+        )))
     }
 
     async fn fetch(

@@ -115,14 +115,19 @@ pub fn amount_value(units: i64) -> serde_json::Value {
     serde_json::json!(units as f64 / 10_000.0)
 }
 
-/// A JSON number as ten-thousandths (`None` for more than four decimals or not a number).
+/// A JSON number as ten-thousandths (`None` for more than four decimals or not a number),
+/// read from its decimal text: `1099910.11` is exact, not `1099910.1100000001`.
 pub fn amount_units(v: &serde_json::Value) -> Option<i64> {
-    let f = v.as_f64()?;
-    let units = (f * 10_000.0).round();
-    if !f.is_finite() || (f * 10_000.0 - units).abs() > 1e-6 || units.abs() > 9.0e15 {
-        return None;
+    let n = v.as_number()?;
+    let text = n.to_string();
+    if text.contains(['e', 'E']) {
+        // 1e3 and the like: whole amounts or tiny fractions
+        let f = n.as_f64()?;
+        let units = (f * 10_000.0).round();
+        return (f.is_finite() && (f * 10_000.0 - units).abs() < 1e-6 && units.abs() < 9.0e15)
+            .then_some(units as i64);
     }
-    Some(units as i64)
+    parse_amount(&text)
 }
 
 /// A quantity as Tally writes it (`10 Nos`, ` 2.5 kg`): the number and its unit.
@@ -850,6 +855,11 @@ mod tests {
         assert_eq!(tally_amount(12_345), "1.2345");
         assert_eq!(amount_units(&serde_json::json!(1180.5)), Some(11_805_000));
         assert_eq!(amount_units(&serde_json::json!(0.00001)), None);
+        assert_eq!(
+            amount_units(&serde_json::json!(1099910.11)),
+            Some(10_999_101_100)
+        );
+        assert_eq!(amount_units(&serde_json::json!(42)), Some(420_000));
         assert_eq!(parse_quantity(" 10 Nos"), (Some(10.0), "Nos".into()));
         assert_eq!(parse_rate("100.00/Nos"), Some(1_000_000));
     }

@@ -59,6 +59,7 @@ impl Office {
             fleet_url: format!("http://{}", self.fleet.gateway.grpc_addr),
             key: self.key.clone(),
             connection_id: self.conn.clone(),
+            ca_file: None,
             tally_url: self.tally.clone(),
             tally_timeout: Duration::from_secs(30),
             concurrency: 2,
@@ -274,8 +275,22 @@ async fn a_voucher_made_while_the_agent_is_offline_waits_and_posts_once() {
         )
         .await;
     assert_eq!(status, 403, "{e}");
+    // only the configuration's agent key joins its stream: not even a super admin's key
+    let refused = join_with(fleet, &fleet.key, &office.conn).await;
+    assert_eq!(refused, tonic::Code::PermissionDenied);
+    // only a super admin issues agent keys
+    let (_, admin_key) = fleet.user_with_key("admin").await;
+    let (status, e) = fleet
+        .call_as(
+            &admin_key,
+            Method::POST,
+            "/api/v1/integrations/tally/agent-key",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{e}");
     // a new key ends the old one
-    let (status, _) = fleet
+    let (status, fresh) = fleet
         .call(Method::POST, "/api/v1/integrations/tally/agent-key", None)
         .await;
     assert_eq!(status, 201);
@@ -283,6 +298,48 @@ async fn a_voucher_made_while_the_agent_is_offline_waits_and_posts_once() {
         .call_as(&office.key, Method::GET, "/api/v1/tally/ledgers", None)
         .await;
     assert_eq!(status, 401, "{e}");
+    // and deleting the configuration ends its agent's key
+    let fresh = fresh["key"].as_str().unwrap().to_string();
+    let (status, _) = fleet
+        .call(
+            Method::DELETE,
+            "/api/v1/integrations/tally/configuration",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, e) = fleet
+        .call_as(&fresh, Method::GET, "/api/v1/tally/ledgers", None)
+        .await;
+    assert_eq!(status, 401, "{e}");
+}
+
+/// Opens the agent's stream with `key` for `conn` through the gateway; the status it ends with.
+async fn join_with(fleet: &Fleet, key: &str, conn: &str) -> tonic::Code {
+    use bac_proto::tally::v1::{
+        agent_message, tally_agent_service_client::TallyAgentServiceClient, AgentHello,
+        AgentMessage,
+    };
+    let mut client =
+        TallyAgentServiceClient::connect(format!("http://{}", fleet.gateway.grpc_addr))
+            .await
+            .unwrap();
+    let hello = AgentMessage {
+        kind: Some(agent_message::Kind::Hello(AgentHello {
+            connection_id: conn.to_string(),
+            ..AgentHello::default()
+        })),
+    };
+    let mut req = tonic::Request::new(tokio_stream::iter(vec![hello]));
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    match client.join(req).await {
+        Ok(mut stream) => match stream.get_mut().message().await {
+            Ok(_) => tonic::Code::Ok,
+            Err(s) => s.code(),
+        },
+        Err(s) => s.code(),
+    }
 }
 
 /// The agent's stream lives on one replica; another replica, asked for a voucher, reaches the
@@ -339,4 +396,75 @@ async fn another_replica_reaches_the_agent_through_the_one_holding_its_stream() 
         .await;
     assert_eq!(stats["imported_created"], 1, "{stats}");
     other.stop().await.unwrap();
+}
+
+/// A TLS front for the gateway's gRPC port (as an ingress terminates TLS in production), with
+/// the test certificate for localhost (`crates/bac-e2e/certs`).
+async fn tls_front(target: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::{
+        self,
+        pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("localhost.crt"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("localhost.key")).unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if let Ok(mut up) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// In production the agent reaches the fleet over TLS: an `https://` URL, the server's
+/// certificate checked (here against the test CA given as `BAC_AGENT_CA_FILE`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_joins_over_tls() {
+    let office = office().await;
+    let front = tls_front(office.fleet.gateway.grpc_addr).await;
+    let cfg = bac_tally_agent::AgentConfig {
+        fleet_url: format!("https://localhost:{}", front.port()),
+        key: office.key.clone(),
+        connection_id: office.conn.clone(),
+        ca_file: Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("certs/ca.crt")
+                .display()
+                .to_string(),
+        ),
+        tally_url: office.tally.clone(),
+        tally_timeout: Duration::from_secs(30),
+        concurrency: 2,
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(bac_tally_agent::run(cfg, stop.clone()));
+    assert!(office.online().await, "the agent joined over TLS");
+    stop.cancel();
 }

@@ -24,7 +24,7 @@ use super::connections::{
 };
 use crate::{
     audit::Origin,
-    auth::Principal,
+    auth::{Principal, Role},
     authz::{self, Action},
     error::ApiError,
     routes::ApiJson,
@@ -260,12 +260,28 @@ pub async fn delete_configuration(
 ) -> Result<StatusCode, ApiError> {
     let current = find(&state, &principal, &which).await?;
     delete_connection(&state, &principal, &origin, &current.id).await?;
+    // its agent's keys end with it
+    let c = state.db.get().await.map_err(ApiError::internal)?;
+    let agent = format!("usr_agent_{}", current.id);
+    c.execute(
+        "UPDATE api_keys SET revoked_at = now()
+         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        &[&principal.tenant_id, &agent],
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    c.execute(
+        "UPDATE users SET disabled_at = now() WHERE tenant_id = $1 AND id = $2",
+        &[&principal.tenant_id, &agent],
+    )
+    .await
+    .map_err(ApiError::internal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(operation_id = "tally_issue_agent_key", post, path = "/api/v1/integrations/tally/agent-key", tag = "tally",
     summary = "Issue the key bac-tally-agent dials the fleet with (shown once; the previous one stops working)",
-    description = "The key belongs to a user of the tenant made for this configuration's agent (`tally-agent+<connection_id>@agents.invalid`), with a View grant on Tally: it may open the agent's stream and read Tally's data, nothing else. Issuing a new key revokes the configuration's previous agent keys.",
+    description = "Super admin. The key belongs to a user of the tenant made for this configuration's agent (`usr_agent_<connection_id>`, `tally-agent+<connection_id>@agents.invalid`) with a View grant on Tally: only it may open this configuration's agent stream, and it reads the tenant's Tally data. Issuing a new key revokes the configuration's previous agent keys; deleting the configuration revokes them and disables the user.",
     params(Which),
     responses((status = 201, description = "{connection_id, key, key_id, user_id}"), crate::openapi::CommonErrors))]
 pub async fn issue_agent_key(
@@ -274,6 +290,8 @@ pub async fn issue_agent_key(
     origin: Origin,
     Query(which): Query<Which>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // a user and a key that outlive the caller: what only a super admin makes
+    principal.require(Role::SuperAdmin, "issuing a Tally agent key")?;
     let config = find(&state, &principal, &which).await?;
     let email = format!(
         "tally-agent+{}@agents.invalid",
@@ -281,20 +299,15 @@ pub async fn issue_agent_key(
     );
     let mut c = state.db.get().await.map_err(ApiError::internal)?;
     let tx = c.transaction().await.map_err(ApiError::internal)?;
-    let user: String = tx
-        .query_one(
-            "INSERT INTO users (id, tenant_id, email, role) VALUES ($1, $2, $3, 'user')
-             ON CONFLICT (tenant_id, email) DO UPDATE SET disabled_at = NULL
-             RETURNING id",
-            &[
-                &format!("usr_{}", uuid::Uuid::now_v7().simple()),
-                &principal.tenant_id,
-                &email,
-            ],
-        )
-        .await
-        .map_err(ApiError::internal)?
-        .get(0);
+    // the user bac-tally lets join this configuration's stream, and no other
+    let user = format!("usr_agent_{}", config.id);
+    tx.execute(
+        "INSERT INTO users (id, tenant_id, email, role) VALUES ($1, $2, $3, 'user')
+         ON CONFLICT (id) DO UPDATE SET disabled_at = NULL, role = 'user'",
+        &[&user, &principal.tenant_id, &email],
+    )
+    .await
+    .map_err(ApiError::internal)?;
     tx.execute(
         "INSERT INTO grants (id, tenant_id, user_id, integration, permission_type, granted_by)
          VALUES ($1, $2, $3, 'tally', 'view', $4)
