@@ -226,6 +226,31 @@ impl TallyApi {
             }))
     }
 
+    /// A page of masters of `entity` for a list request, and the next page's token.
+    async fn masters(
+        &self,
+        request: Request<ListRequest>,
+        entity: &str,
+    ) -> Result<(ConnectionRecord, Vec<MirrorRow>, String), Status> {
+        let ctx = ctx(&request)?;
+        let req = request.into_inner();
+        let (limit, after) = paging(req.page_size, &req.page_token)?;
+        let (rec, rows) = self
+            .page(
+                &ctx,
+                &req.connection_id,
+                entity,
+                MirrorQuery {
+                    after: &after,
+                    limit,
+                    ..MirrorQuery::default()
+                },
+            )
+            .await?;
+        let next = next_token(&rows, limit);
+        Ok((rec, rows, next))
+    }
+
     async fn page(
         &self,
         ctx: &RequestContext,
@@ -251,24 +276,10 @@ impl TallyService for TallyApi {
         &self,
         request: Request<ListRequest>,
     ) -> Result<Response<ListLedgersResponse>, Status> {
-        let ctx = ctx(&request)?;
-        let req = request.into_inner();
-        let (limit, after) = paging(req.page_size, &req.page_token)?;
-        let (rec, rows) = self
-            .page(
-                &ctx,
-                &req.connection_id,
-                "ledger",
-                MirrorQuery {
-                    after: &after,
-                    limit,
-                    ..MirrorQuery::default()
-                },
-            )
-            .await?;
+        let (rec, rows, next_page_token) = self.masters(request, "ledger").await?;
         Ok(Response::new(ListLedgersResponse {
             ledgers: rows.iter().map(|r| ledger(r, &rec.id)).collect(),
-            next_page_token: next_token(&rows, limit),
+            next_page_token,
         }))
     }
 
@@ -383,24 +394,10 @@ impl TallyService for TallyApi {
         &self,
         request: Request<ListRequest>,
     ) -> Result<Response<ListStockItemsResponse>, Status> {
-        let ctx = ctx(&request)?;
-        let req = request.into_inner();
-        let (limit, after) = paging(req.page_size, &req.page_token)?;
-        let (rec, rows) = self
-            .page(
-                &ctx,
-                &req.connection_id,
-                "stock_item",
-                MirrorQuery {
-                    after: &after,
-                    limit,
-                    ..MirrorQuery::default()
-                },
-            )
-            .await?;
+        let (rec, rows, next_page_token) = self.masters(request, "stock_item").await?;
         Ok(Response::new(ListStockItemsResponse {
             stock_items: rows.iter().map(|r| stock_item(r, &rec.id)).collect(),
-            next_page_token: next_token(&rows, limit),
+            next_page_token,
         }))
     }
 }
