@@ -86,16 +86,16 @@ impl<C: Connector> IntegrationApi<C> {
     }
 
     /// A connection changed or went: the connector's caches and every cached status.
-    /// Gives every entity the frequency the connection's settings ask for, if they do.
-    async fn schedule(
-        &self,
-        rec: &bac_runtime::connections::ConnectionRecord,
-    ) -> Result<(), ServiceError> {
+    /// Gives every entity the frequency the connection's settings ask for, if they do. The
+    /// connection is saved already: a failure here is logged, not the caller's error (its next
+    /// save gives the frequency again).
+    async fn schedule(&self, rec: &bac_runtime::connections::ConnectionRecord) {
         let Some(frequency) = self.connector.sync_frequency(rec) else {
-            return Ok(());
+            return;
         };
         for entity in self.engine.entities() {
-            self.engine
+            if let Err(e) = self
+                .engine
                 .update_settings(
                     &rec.tenant_id,
                     &rec.id,
@@ -104,9 +104,12 @@ impl<C: Connector> IntegrationApi<C> {
                     None,
                     None,
                 )
-                .await?;
+                .await
+            {
+                tracing::warn!(connection = %rec.id, entity, error = %e,
+                    "the connection's sync frequency was not applied");
+            }
         }
-        Ok(())
     }
 
     async fn forget(&self, id: &str) {
@@ -308,7 +311,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             .create(&ctx.tenant_id, &req.id, &name, config, secrets)
             .await?;
         self.forget(&rec.id).await;
-        self.schedule(&rec).await?;
+        self.schedule(&rec).await;
         Ok(Response::new(rec.to_proto(C::KEY)))
     }
 
@@ -383,7 +386,7 @@ impl<C: Connector> IntegrationService for IntegrationApi<C> {
             )
             .await?;
         self.forget(&rec.id).await;
-        self.schedule(&rec).await?;
+        self.schedule(&rec).await;
         Ok(Response::new(UpdateConnectionResponse {
             connection: Some(rec.to_proto(C::KEY)),
             changed_secret_fields: changed,

@@ -184,6 +184,11 @@ impl Agents {
         self.inner.connected.subscribe()
     }
 
+    /// Whether this replica holds the configuration's agent stream.
+    pub fn holds(&self, connection_id: &str) -> bool {
+        self.local(connection_id).is_some()
+    }
+
     fn local(&self, connection_id: &str) -> Option<Arc<Session>> {
         self.inner
             .sessions

@@ -114,9 +114,9 @@ impl Queue {
         Ok(rows.iter().map(|r| (r.get(6), queued(r))).collect())
     }
 
-    /// Posts what waits for configurations whose agent is online, each time an agent joins
-    /// this replica and every few seconds (an agent on another replica is reached through it;
-    /// two replicas draining one configuration post each voucher once, by its intent).
+    /// Posts what waits for configurations whose agent's stream this replica holds, each time
+    /// an agent joins here and every few seconds (should two replicas drain one configuration
+    /// during a handover, each voucher is still posted once, by its intent).
     pub fn spawn(self, shutdown: CancellationToken) {
         let mut connected = self.agents.connections();
         tokio::spawn(async move {
@@ -149,12 +149,8 @@ impl Queue {
                 .collect()
         };
         for (tenant, connection) in waiting {
-            if !self
-                .agents
-                .state(&connection)
-                .await?
-                .is_some_and(|s| s.online)
-            {
+            // the replica holding the agent's stream posts its queue
+            if !self.agents.holds(&connection) {
                 continue;
             }
             let rec = match self.store.get(&tenant, &connection).await {
