@@ -28,8 +28,18 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status, Streaming};
 
-/// How often the fleet pings an agent (its pong renews the registry row).
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How often the fleet pings an agent, whose pong renews the registry row
+/// (`BAC_TALLY_AGENT_HEARTBEAT_MS`, default 10 s); an agent silent for three is gone.
+pub fn heartbeat() -> Duration {
+    static EVERY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *EVERY.get_or_init(|| {
+        std::env::var("BAC_TALLY_AGENT_HEARTBEAT_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms >= 50)
+            .map_or(Duration::from_secs(10), Duration::from_millis)
+    })
+}
 /// A registry row older than this is a stream that is gone (its replica died).
 pub const STALE_SECS: i64 = 45;
 
@@ -73,7 +83,7 @@ struct Session {
     id: String,
     tx: mpsc::Sender<Result<FleetMessage, Status>>,
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<AgentResponse>>>>,
-    /// When the agent last answered a ping (unix seconds): a stream whose agent stopped
+    /// When the agent last answered a ping (unix milliseconds): a stream whose agent stopped
     /// answering is ended, whatever TCP still believes.
     last_pong: std::sync::atomic::AtomicI64,
 }
@@ -128,12 +138,15 @@ impl Session {
     }
 
     fn pong(&self) {
-        self.last_pong
-            .store(Utc::now().timestamp(), std::sync::atomic::Ordering::Relaxed);
+        self.last_pong.store(
+            Utc::now().timestamp_millis(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
+    /// Milliseconds since the agent last answered.
     fn silent_for(&self) -> i64 {
-        Utc::now().timestamp() - self.last_pong.load(std::sync::atomic::Ordering::Relaxed)
+        Utc::now().timestamp_millis() - self.last_pong.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -445,7 +458,7 @@ impl TallyAgentService for Agents {
             id: session_id.clone(),
             tx: tx.clone(),
             pending: Arc::default(),
-            last_pong: Utc::now().timestamp().into(),
+            last_pong: Utc::now().timestamp_millis().into(),
         });
         self.register(&rec, &session_id, &hello).await?;
         let replaced = self
@@ -508,11 +521,11 @@ impl TallyAgentService for Agents {
         tokio::spawn(async move {
             let mut nonce = 0;
             loop {
-                tokio::time::sleep(HEARTBEAT).await;
+                tokio::time::sleep(heartbeat()).await;
                 if agents.local(&conn).is_none_or(|s| s.id != session.id) {
                     break;
                 }
-                if session.silent_for() > 3 * HEARTBEAT.as_secs() as i64 {
+                if session.silent_for() > 3 * heartbeat().as_millis() as i64 {
                     tracing::warn!(connection = %conn, "the Tally agent stopped answering pings");
                     let _ = tx.try_send(Err(Status::unavailable("the agent stopped answering")));
                     agents.ended(&conn, &session).await;
@@ -523,7 +536,7 @@ impl TallyAgentService for Agents {
                     kind: Some(fleet_message::Kind::Ping(Ping { nonce })),
                 };
                 // a full stream is not waited on: the silence check decides
-                let _ = tokio::time::timeout(HEARTBEAT, tx.send(Ok(ping))).await;
+                let _ = tokio::time::timeout(heartbeat(), tx.send(Ok(ping))).await;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

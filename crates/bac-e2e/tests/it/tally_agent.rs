@@ -468,3 +468,70 @@ async fn the_agent_joins_over_tls() {
     assert!(office.online().await, "the agent joined over TLS");
     stop.cancel();
 }
+
+/// An agent that stops answering (a laptop asleep, a NAT that dropped the connection while TCP
+/// still believes in it) is ended after three unanswered pings, and the configuration's status
+/// says it is offline. (Before, each ping sent renewed its registry row: it stayed online.)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_that_stops_answering_is_taken_for_offline() {
+    use bac_proto::tally::v1::{
+        agent_message, tally_agent_service_client::TallyAgentServiceClient, AgentHello,
+        AgentMessage,
+    };
+    // this test's process only (nextest runs each test in its own)
+    std::env::set_var("BAC_TALLY_AGENT_HEARTBEAT_MS", "200");
+    let office = office().await;
+    let fleet = &office.fleet;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(AgentMessage {
+        kind: Some(agent_message::Kind::Hello(AgentHello {
+            connection_id: office.conn.clone(),
+            ..AgentHello::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut client =
+        TallyAgentServiceClient::connect(format!("http://{}", fleet.gateway.grpc_addr))
+            .await
+            .unwrap();
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", office.key).parse().unwrap(),
+    );
+    let mut stream = client.join(req).await.unwrap().into_inner();
+    assert!(stream.message().await.unwrap().is_some(), "welcomed");
+    // it answers no ping from here on; its request stream stays open (`tx` lives)
+    let db = bac_e2e::connect(&fleet.infra.database_url).await;
+    let gone = wait_until(Duration::from_secs(60), || async {
+        db.query_one(
+            "SELECT disconnected_at IS NOT NULL FROM tally.tally_agents WHERE connection_id = $1",
+            &[&office.conn],
+        )
+        .await
+        .map(|r| r.get::<_, bool>(0))
+        .unwrap_or(false)
+    })
+    .await;
+    assert!(gone, "the silent agent was ended");
+    let ended = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue, // pings
+            Ok(None) => break tonic::Code::Ok,
+            Err(s) => break s.code(),
+        }
+    };
+    assert_eq!(ended, tonic::Code::Unavailable);
+    let offline = wait_until(Duration::from_secs(30), || async {
+        let (_, st) = fleet
+            .call(Method::GET, "/api/v1/integrations/tally/status", None)
+            .await;
+        st["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("is offline"))
+    })
+    .await;
+    assert!(offline, "the status says the agent is offline");
+    drop(tx);
+}
