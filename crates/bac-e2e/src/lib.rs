@@ -598,7 +598,7 @@ pub struct FleetOptions {
     pub google_push: Option<bac_connector::channels::KeeperTimes>,
     /// Also start bac-messaging with these settings.
     pub messaging: Option<bac_messaging::MessagingSettings>,
-    /// Also start bac-tally.
+    /// Also start the Tally sandbox (TallyPrime's XML server) and bac-tally.
     pub tally: bool,
 }
 
@@ -619,6 +619,8 @@ pub struct Fleet {
     pub google: Option<(String, Running)>,
     /// bac-messaging, with [`FleetOptions::messaging`].
     pub messaging: Option<Running>,
+    /// The Tally sandbox's address, with [`FleetOptions::tally`].
+    pub tally_addr: Option<std::net::SocketAddr>,
     pub gateway: Running,
     pub api: String,
     pub key: String,
@@ -641,6 +643,20 @@ impl Fleet {
     }
 
     /// The fleet as `opts` says.
+    /// A fleet with the Tally sandbox and bac-tally.
+    pub async fn with_tally() -> Fleet {
+        Fleet::start_opts(FleetOptions {
+            tally: true,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The Tally sandbox's base URL (a fleet started with [`FleetOptions::tally`]).
+    pub fn tally_url(&self) -> String {
+        format!("http://{}", self.tally_addr.expect("a fleet with tally"))
+    }
+
     pub async fn start_opts(opts: FleetOptions) -> Fleet {
         let sandbox_cfg = opts.sandbox;
         let kafka = Tansu::start();
@@ -761,6 +777,18 @@ impl Fleet {
             }
             None => None,
         };
+        let tally_addr = match opts.tally {
+            true => Some(
+                bac_sandbox_tally::spawn_tally(
+                    bac_sandbox_tally::TallySandboxConfig::default(),
+                    (sandbox_ip, 0).into(),
+                )
+                .await
+                .unwrap()
+                .0,
+            ),
+            false => None,
+        };
         if opts.tally {
             let running = bac_tally::run(infra.config(ServiceKind::Tally))
                 .await
@@ -800,6 +828,7 @@ impl Fleet {
             zoho,
             google,
             messaging,
+            tally_addr,
             gateway,
             key,
             tenant,

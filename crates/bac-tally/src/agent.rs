@@ -154,6 +154,9 @@ impl Session {
 #[derive(Debug, Clone)]
 pub struct AgentState {
     pub online: bool,
+    /// The stream the registry names, and the replica holding it.
+    pub session_id: String,
+    pub replica_url: String,
     pub hostname: String,
     pub agent_version: String,
     pub last_seen_at: DateTime<Utc>,
@@ -217,7 +220,8 @@ impl Agents {
         let row = client
             .query_opt(
                 "SELECT hostname, agent_version, last_seen_at,
-                        disconnected_at IS NULL AND last_seen_at > now() - make_interval(secs => $2)
+                        disconnected_at IS NULL AND last_seen_at > now() - make_interval(secs => $2),
+                        session_id, replica_url
                  FROM tally_agents WHERE connection_id = $1",
                 &[&connection_id, &(STALE_SECS as f64)],
             )
@@ -228,6 +232,8 @@ impl Agents {
             agent_version: r.get(1),
             last_seen_at: r.get(2),
             online: r.get(3),
+            session_id: r.get(4),
+            replica_url: r.get(5),
         }))
     }
 
@@ -245,31 +251,25 @@ impl Agents {
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
             operation: operation.to_string(),
         };
-        let client = self.inner.db.get().await.map_err(db_err)?;
-        let row = client
-            .query_opt(
-                "SELECT session_id, replica_url, last_seen_at,
-                        disconnected_at IS NULL AND last_seen_at > now() - make_interval(secs => $2)
-                 FROM tally_agents WHERE connection_id = $1",
-                &[&rec.id, &(STALE_SECS as f64)],
-            )
-            .await
-            .map_err(db_err)?;
-        drop(client);
-        let Some(row) = row else {
+        let Some(AgentState {
+            online,
+            last_seen_at,
+            session_id,
+            replica_url,
+            ..
+        }) = self.state(&rec.id).await?
+        else {
             return Err(offline(None));
         };
-        let (session_id, url, seen, online): (String, String, DateTime<Utc>, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
         if !online {
-            return Err(offline(Some(seen)));
+            return Err(offline(Some(last_seen_at)));
         }
         // here, and still the stream the registry names (the agent may have joined another
         // replica since)
         if let Some(s) = self.local(&rec.id).filter(|s| s.id == session_id) {
             return s.call(req, timeout).await;
         }
-        let mut relay = self.relay(&url)?;
+        let mut relay = self.relay(&replica_url)?;
         let ctx = RequestContext {
             tenant_id: rec.tenant_id.clone(),
             principal: "service:tally".into(),
@@ -284,13 +284,7 @@ impl Agents {
         call.set_timeout(timeout + Duration::from_secs(2));
         match relay.relay(call).await {
             Ok(resp) => Ok(resp.into_inner()),
-            Err(s) if s.code() == tonic::Code::DeadlineExceeded => Err(err(
-                ErrorCode::ConnectionTimeout,
-                format!(
-                    "the Tally agent did not answer within {} ms",
-                    timeout.as_millis()
-                ),
-            )),
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded => Err(no_answer(timeout)),
             Err(s) => Err(err(
                 ErrorCode::UpstreamUnavailable,
                 format!("the Tally agent could not be reached: {}", s.message()),

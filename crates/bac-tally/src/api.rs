@@ -174,11 +174,11 @@ fn paging(size: u32, token: &str) -> Result<(i64, String), ServiceError> {
     Ok((i64::from(size), token.to_string()))
 }
 
-fn next_token(rows: &[MirrorRow], size: i64) -> String {
-    if rows.len() as i64 == size {
-        rows.last().map(|r| r.remote_id.clone()).unwrap_or_default()
-    } else {
-        String::new()
+/// The next page's token: the last key of a full page (empty after the last page).
+fn next_token<T>(rows: &[T], size: i64, key: impl Fn(&T) -> &str) -> String {
+    match rows.last() {
+        Some(last) if rows.len() as i64 == size => key(last).to_string(),
+        _ => String::new(),
     }
 }
 
@@ -247,7 +247,7 @@ impl TallyApi {
                 },
             )
             .await?;
-        let next = next_token(&rows, limit);
+        let next = next_token(&rows, limit, |r| &r.remote_id);
         Ok((rec, rows, next))
     }
 
@@ -317,7 +317,7 @@ impl TallyService for TallyApi {
                 .iter()
                 .map(|r| voucher(&r.remote_id, &r.data, &rec.id, r.updated_at))
                 .collect(),
-            next_page_token: next_token(&rows, limit),
+            next_page_token: next_token(&rows, limit, |r| &r.remote_id),
         }))
     }
 
@@ -382,11 +382,7 @@ impl TallyService for TallyApi {
                 .iter()
                 .map(|(_, q)| queued_voucher(q, &rec.id))
                 .collect(),
-            next_page_token: if rows.len() as i64 == limit {
-                rows.last().map(|(id, _)| id.clone()).unwrap_or_default()
-            } else {
-                String::new()
-            },
+            next_page_token: next_token(&rows, limit, |(id, _)| id),
         }))
     }
 

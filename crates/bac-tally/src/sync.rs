@@ -397,41 +397,49 @@ impl TallyAdapter {
         })
     }
 
+    /// The object as Tally has it now; `missing` when Tally has none with that GUID.
+    async fn existing(
+        &self,
+        conn: &ConnectionRecord,
+        guid: &str,
+        missing: ServiceError,
+    ) -> Result<RemoteRecord, SyncError> {
+        let found = self
+            .by_guid(conn, guid)
+            .await
+            .map_err(SyncError::from_service)?;
+        found.ok_or_else(|| SyncError::from_service(missing))
+    }
+
+    /// What Tally imported, read back (it may lag: worth asking again).
     async fn read_back(
         &self,
         conn: &ConnectionRecord,
         guid: &str,
     ) -> Result<RemoteRecord, SyncError> {
-        self.by_guid(conn, guid)
-            .await
-            .map_err(SyncError::from_service)?
-            .ok_or_else(|| {
-                SyncError::Transient(ServiceError::new(
-                    "tally",
-                    ErrorCode::UpstreamUnavailable,
-                    format!(
-                        "Tally took the {} but does not list it under GUID {guid} yet",
-                        self.spec.entity
-                    ),
-                ))
-            })
+        let lagging = ServiceError::new(
+            "tally",
+            ErrorCode::UpstreamUnavailable,
+            format!(
+                "Tally took the {} but does not list it under GUID {guid} yet",
+                self.spec.entity
+            ),
+        );
+        self.existing(conn, guid, lagging).await
     }
 
+    /// The object an alteration is about (none: the caller named one Tally does not have).
     async fn current(
         &self,
         conn: &ConnectionRecord,
         guid: &str,
     ) -> Result<RemoteRecord, SyncError> {
-        self.by_guid(conn, guid)
-            .await
-            .map_err(SyncError::from_service)?
-            .ok_or_else(|| {
-                SyncError::Permanent(ServiceError::new(
-                    "tally",
-                    ErrorCode::NotFound,
-                    format!("Tally has no {} {guid}", self.spec.entity),
-                ))
-            })
+        let unknown = ServiceError::new(
+            "tally",
+            ErrorCode::NotFound,
+            format!("Tally has no {} {guid}", self.spec.entity),
+        );
+        self.existing(conn, guid, unknown).await
     }
 }
 

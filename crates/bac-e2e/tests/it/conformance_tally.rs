@@ -4,34 +4,15 @@
 //! expire: `webhook_ingest` and `credentials_expire_mid_run` do not apply (the fleet asks
 //! Tally; its XML server has no login).
 use async_trait::async_trait;
-use bac_e2e::{conformance, Fleet, FleetOptions};
+use bac_e2e::{conformance, Fleet};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-struct Tally {
-    url: String,
-    port: u16,
-}
+/// The Tally sandbox of the fleet (`Fleet::tally_url`), as an office uses it.
+struct Tally;
 
 async fn fleet() -> (Fleet, Tally) {
-    let (addr, _) = bac_sandbox_tally::spawn_tally(
-        bac_sandbox_tally::TallySandboxConfig::default(),
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
-    let fleet = Fleet::start_opts(FleetOptions {
-        tally: true,
-        ..Default::default()
-    })
-    .await;
-    (
-        fleet,
-        Tally {
-            url: format!("http://{addr}"),
-            port: addr.port(),
-        },
-    )
+    (Fleet::with_tally().await, Tally)
 }
 
 impl Tally {
@@ -42,9 +23,10 @@ impl Tally {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = fleet
-            .http
-            .request(method, format!("{}/_sandbox/tally/{path}", self.url));
+        let mut req = fleet.http.request(
+            method,
+            format!("{}/_sandbox/tally/{path}", fleet.tally_url()),
+        );
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -80,7 +62,7 @@ impl conformance::Upstream for Tally {
                 Method::POST,
                 "/api/v1/integrations/tally/configuration",
                 Some(
-                    json!({"tally_server_host": "127.0.0.1", "tally_server_port": self.port,
+                    json!({"tally_server_host": "127.0.0.1", "tally_server_port": fleet.tally_addr.unwrap().port(),
                     "company_name_in_tally": "Demo Company"}),
                 ),
             )

@@ -4,30 +4,19 @@
 //! waits, visible as queued, and is posted once when it is back.
 use std::time::Duration;
 
-use bac_e2e::{conformance, wait_until, Fleet, FleetOptions};
+use bac_e2e::{conformance, wait_until, Fleet};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 struct Office {
-    tally: String,
     fleet: Fleet,
     conn: String,
     key: String,
 }
 
 async fn office() -> Office {
-    let (addr, _) = bac_sandbox_tally::spawn_tally(
-        bac_sandbox_tally::TallySandboxConfig::default(),
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
-    let fleet = Fleet::start_opts(FleetOptions {
-        tally: true,
-        ..Default::default()
-    })
-    .await;
+    let fleet = Fleet::with_tally().await;
     // in agent mode the host and port are Tally's as the agent sees it
     let (status, created) = fleet
         .call(
@@ -45,7 +34,6 @@ async fn office() -> Office {
         .await;
     assert_eq!(status, 201, "{issued}");
     Office {
-        tally: format!("http://{addr}"),
         conn: created["connection_id"].as_str().unwrap().to_string(),
         key: issued["key"].as_str().unwrap().to_string(),
         fleet,
@@ -60,7 +48,7 @@ impl Office {
             key: self.key.clone(),
             connection_id: self.conn.clone(),
             ca_file: None,
-            tally_url: self.tally.clone(),
+            tally_url: self.fleet.tally_url(),
             tally_timeout: Duration::from_secs(30),
             concurrency: 2,
             min_backoff: Duration::from_millis(100),
@@ -104,12 +92,15 @@ async fn twenty_thousand_vouchers_sync_through_the_agent_killed_midway() {
     );
     fleet
         .sandbox_post(
-            &format!("{}/_sandbox/tally/vouchers", office.tally),
+            &format!("{}/_sandbox/tally/vouchers", office.fleet.tally_url()),
             json!({"count": 20000, "date": "20261205"}),
         )
         .await;
     let total = fleet
-        .sandbox_get(&format!("{}/_sandbox/tally/stats", office.tally))
+        .sandbox_get(&format!(
+            "{}/_sandbox/tally/stats",
+            office.fleet.tally_url()
+        ))
         .await["vouchers"]
         .as_i64()
         .unwrap();
@@ -168,7 +159,10 @@ async fn twenty_thousand_vouchers_sync_through_the_agent_killed_midway() {
     assert_eq!(subjects.len() as i64, total, "every voucher's event");
     assert_eq!(got.len() as i64, total, "no voucher twice");
     let stats = fleet
-        .sandbox_get(&format!("{}/_sandbox/tally/stats", office.tally))
+        .sandbox_get(&format!(
+            "{}/_sandbox/tally/stats",
+            office.fleet.tally_url()
+        ))
         .await;
     assert_eq!(stats["vouchers"], total, "{stats}");
     assert_eq!(stats["imported_created"], 0, "nothing posted: {stats}");
@@ -227,7 +221,10 @@ async fn a_voucher_made_while_the_agent_is_offline_waits_and_posts_once() {
     assert_eq!(list["vouchers"][0]["status"], "queued");
     let stats = || async {
         fleet
-            .sandbox_get(&format!("{}/_sandbox/tally/stats", office.tally))
+            .sandbox_get(&format!(
+                "{}/_sandbox/tally/stats",
+                office.fleet.tally_url()
+            ))
             .await
     };
     assert_eq!(stats().await["imported_created"], 0);
@@ -392,7 +389,10 @@ async fn another_replica_reaches_the_agent_through_the_one_holding_its_stream() 
     assert_eq!(made.status, "posted", "{made:?}");
     assert!(made.id.starts_with("bac-"), "{made:?}");
     let stats = fleet
-        .sandbox_get(&format!("{}/_sandbox/tally/stats", office.tally))
+        .sandbox_get(&format!(
+            "{}/_sandbox/tally/stats",
+            office.fleet.tally_url()
+        ))
         .await;
     assert_eq!(stats["imported_created"], 1, "{stats}");
     other.stop().await.unwrap();
@@ -457,7 +457,7 @@ async fn the_agent_joins_over_tls() {
                 .display()
                 .to_string(),
         ),
-        tally_url: office.tally.clone(),
+        tally_url: office.fleet.tally_url(),
         tally_timeout: Duration::from_secs(30),
         concurrency: 2,
         min_backoff: Duration::from_millis(100),

@@ -2,7 +2,7 @@
 //! configuration body round-trips through POST, GET, PUT and DELETE; the test asks Tally which
 //! companies it has open (UTF-8 or UTF-16 answers) and says whether the configured one is
 //! among them; a server that cannot be reached answers the document's error.
-use bac_e2e::{free_port, Fleet, FleetOptions};
+use bac_e2e::{free_port, Fleet};
 use reqwest::Method;
 use serde_json::json;
 
@@ -11,18 +11,8 @@ const TEST: &str = "/api/v1/integrations/tally/test-connection";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_documents_tally_routes_configure_and_test_a_tally_server() {
-    let (addr, _) = bac_sandbox_tally::spawn_tally(
-        bac_sandbox_tally::TallySandboxConfig::default(),
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
-    let tally = format!("http://{addr}");
-    let fleet = Fleet::start_opts(FleetOptions {
-        tally: true,
-        ..Default::default()
-    })
-    .await;
+    let fleet = Fleet::with_tally().await;
+    let (tally, addr) = (fleet.tally_url(), fleet.tally_addr.unwrap());
 
     let (status, none) = fleet.call(Method::GET, CONFIG, None).await;
     assert_eq!(status, 404, "{none}");

@@ -3,7 +3,7 @@
 //! and the lists of `/api/v1/tally`; a voucher posted through the API is imported once, even
 //! when the request is repeated or Tally's answer is lost; Tally's line errors reach the caller
 //! in Tally's words; a UTF-16 Tally syncs the same.
-use bac_e2e::{conformance, Fleet, FleetOptions};
+use bac_e2e::{conformance, Fleet};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -32,18 +32,8 @@ fn sale(narration: &str, debit_ledger: &str, debit: f64, credit: f64) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tally_company_syncs_and_a_voucher_posts_once() {
-    let (addr, _) = bac_sandbox_tally::spawn_tally(
-        bac_sandbox_tally::TallySandboxConfig::default(),
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
-    let tally = format!("http://{addr}");
-    let fleet = Fleet::start_opts(FleetOptions {
-        tally: true,
-        ..Default::default()
-    })
-    .await;
+    let fleet = Fleet::with_tally().await;
+    let (tally, addr) = (fleet.tally_url(), fleet.tally_addr.unwrap());
     let (status, created) = fleet
         .call(
             Method::POST,
